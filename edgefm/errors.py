@@ -1,0 +1,58 @@
+"""One small error hierarchy. Every user-facing failure is an ``EdgefmError``.
+
+Each error carries a one-paragraph message naming the file or option and what to
+do. The CLI maps ``exit_code`` to the process exit status in one place; library
+code never raises click exceptions.
+"""
+
+from __future__ import annotations
+
+
+class EdgefmError(Exception):
+    """Base class: a failure the user can act on (exit status 1)."""
+
+    exit_code = 1
+
+
+class UsageError(EdgefmError):
+    """A bad option value or combination (exit status 2, like click's usage errors)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A config value out of range; the message names the CLI flag."""
+
+
+class DatasetError(EdgefmError):
+    """Dataset missing, truncated, malformed, or failing its checksum."""
+
+
+class ManifestError(EdgefmError):
+    """Artifacts directory without a usable manifest.json."""
+
+
+class ModelFileError(EdgefmError):
+    """A model file that is missing, truncated, corrupt or of a foreign format."""
+
+
+class ExportError(EdgefmError):
+    """A converter failed."""
+
+
+class ParityError(EdgefmError):
+    """An exported model does not match the TensorFlow reference."""
+
+
+class RuntimeUnavailableError(EdgefmError):
+    """A runtime (library, compiler, shared object) is not installed."""
+
+
+class ImageError(EdgefmError):
+    """An image file that cannot be read or used."""
+
+
+class TrainingInterrupted(EdgefmError):
+    """Training stopped by SIGINT/SIGTERM after saving the last complete epoch."""
+
+    exit_code = 130
