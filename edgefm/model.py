@@ -13,10 +13,15 @@ Serving contract (what every exporter and runtime relies on): the
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from edgefm.config import CLASS_NAMES, IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, ModelKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgefm.manifest import Artifact
 
 SERVING_SIGNATURE = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name=INPUT_NAME)
 
@@ -117,3 +122,32 @@ def save_model(model: Classifier, directory: str) -> None:
         directory,
         signatures={"serving_default": model.serve, "labels": model.labels},
     )
+
+
+def write_savedmodel(model: Classifier, root: Path) -> Artifact:
+    """Save ``model`` atomically to ``root/saved_model`` and describe it for the manifest."""
+    from edgefm.config import OUTPUT_NAMES, SAVEDMODEL_DIRNAME
+    from edgefm.fileio import atomic_directory
+    from edgefm.manifest import Artifact, TensorSpec, tool_versions
+
+    target = Path(root) / SAVEDMODEL_DIRNAME
+    with atomic_directory(target) as staging:
+        save_model(model, str(staging))
+    batch: list[int | None] = [None]
+    return Artifact.describe(
+        Path(root),
+        target,
+        format="savedmodel",
+        quantization="none",
+        inputs=[TensorSpec(INPUT_NAME, "float32", batch + list(IMAGE_SHAPE))],
+        outputs=[TensorSpec(n, "float32", batch + [NUM_CLASSES]) for n in OUTPUT_NAMES],
+        created=_now(),
+        tools=tool_versions("tensorflow-cpu", "tensorflow"),
+        extra={"signatures": ["serving_default", "labels"], "parameters": model.parameter_count},
+    )
+
+
+def _now() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny synthetic IDX files and a tiny SavedModel with its manifest.
+
+Unit tests use these (fast, made here); integration tests use the real dataset
+(``real_data`` skips nowhere: it fails loudly if the dataset is missing, because
+`make test` installs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgefm import data as ds
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_idx_dir(directory: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> dict[str, str]:
+    """Write four synthetic IDX .gz files whose classes are separable; return their sha256."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    sums = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        rng.shuffle(labels)
+        images = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+        for i, lbl in enumerate(labels):  # a bright bar whose row encodes the class
+            images[i, 2 + 2 * lbl : 4 + 2 * lbl, 4:24] = 230
+        img_stem, lbl_stem = ds.FILES[split]
+        for stem, arr in ((img_stem, images), (lbl_stem, labels)):
+            ds.write_idx(directory / (stem + ".gz"), arr)
+            header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+            sums[stem] = hashlib.sha256(header + arr.tobytes()).hexdigest()
+    return sums
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    d = tmp_path / "fmnist"
+    return d, make_idx_dir(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    d = tmp_path_factory.mktemp("fmnist")
+    return d, make_idx_dir(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts dir with an untrained 8-unit MLP SavedModel and its manifest (session-wide: copy before mutating)."""
+    from edgefm.config import CLASS_NAMES
+    from edgefm.manifest import Manifest, tool_versions
+    from edgefm.model import MLP, write_savedmodel
+
+    root = tmp_path_factory.mktemp("artifacts")
+    model = MLP(hidden_units=8, seed=0)
+    manifest = Manifest(model="mlp", labels=list(CLASS_NAMES), versions=tool_versions("tensorflow-cpu"))
+    manifest.artifacts["savedmodel"] = write_savedmodel(model, root)
+    manifest.save(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real Fashion-MNIST directory; `make test` installs it, so absence is a failure."""
+    try:
+        return ds.locate(None)
+    except ds.DatasetError as e:
+        pytest.fail(f"real dataset required for integration tests: {e}")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real `edgefm` entry point in a subprocess (for exit status and stderr)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "edgefm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+    )
