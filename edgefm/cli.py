@@ -153,6 +153,54 @@ def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int) -> Non
     click.echo(f"Fashion-MNIST verified in {out}")
 
 
+# -- train (STUB: replace this whole section) --
+@cli.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def train_cmd() -> None:
+    """Train the classifier on Fashion-MNIST and write the SavedModel."""
+    _fail("`edgefm train` is not built yet.", 2)
+# -- end train --
+
+
+# -- export (STUB: replace this whole section) --
+@cli.command("export", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def export_cmd() -> None:
+    """Convert the SavedModel to TFLite and ONNX."""
+    _fail("`edgefm export` is not built yet.", 2)
+# -- end export --
+
+
+# -- verify (STUB: replace this whole section) --
+@cli.command("verify", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def verify_cmd() -> None:
+    """Check every exported model against TensorFlow in its own runtime."""
+    _fail("`edgefm verify` is not built yet.", 2)
+# -- end verify --
+
+
+# -- predict (STUB: replace this whole section) --
+@cli.command("predict", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def predict_cmd() -> None:
+    """Classify image files with any artifact."""
+    _fail("`edgefm predict` is not built yet.", 2)
+# -- end predict --
+
+
+# -- benchmark (STUB: replace this whole section) --
+@cli.command("benchmark", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def benchmark_cmd() -> None:
+    """Latency, throughput, size and memory per runtime."""
+    _fail("`edgefm benchmark` is not built yet.", 2)
+# -- end benchmark --
+
+
+# -- inspect (STUB: replace this whole section) --
+@cli.command("inspect", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def inspect_cmd() -> None:
+    """Inputs, outputs, operators and metadata of an artifact."""
+    _fail("`edgefm inspect` is not built yet.", 2)
+# -- end inspect --
+
+
 def main() -> None:
     cli(prog_name="edgefm")
 
