@@ -1,0 +1,325 @@
+"""``export(manifest, cfg) -> manifest``: every requested variant, converted, described, committed.
+
+Order of work, so that a failure leaves the previous artifacts and manifest.json
+untouched:
+
+1. plan the variants (ConfigError for impossible requests), check the SavedModel
+   (recorded in the manifest, unchanged on disk, has the serving signature with
+   the edgefm contract) and load the calibration samples: fail before converting;
+2. convert every variant *in memory*, embed metadata, check each file loads in
+   its runtime; a converter exception becomes an ``ExportError`` quoting the
+   converter's own output;
+3. only then write each file atomically and save the manifest once.
+
+``export`` therefore both writes the files and saves ``manifest.json`` (the two
+must never disagree); it returns the new manifest and leaves the one passed in
+unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.config import (
+    IMAGE_SHAPE,
+    INPUT_NAME,
+    INPUT_SCALING,
+    NUM_CLASSES,
+    OUTPUT_NAMES,
+    ExportConfig,
+    ExportFormat,
+)
+from edgefm.errors import EdgefmError, ExportError, ManifestError, ModelFileError
+from edgefm.fileio import atomic_write_bytes, sha256_tree
+from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version
+from edgefm.metadata import embed_onnx_metadata, metadata_entries
+from export import to_onnx, to_tflite
+from export.calibration import calibration_samples
+from export.quiet import CapturedOutput, import_tensorflow, quiet_native_output
+from export.summary import summary_table
+from export.variants import Variant, plan, skipped
+
+SAVEDMODEL_KEY = "savedmodel"
+SIGNATURE_KEY = "serving_default"
+# Characters of a converter's exception and captured log quoted in an ExportError.
+ERROR_QUOTE_CHARS = 600
+TOOL_DISTRIBUTIONS: dict[ExportFormat, tuple[str, ...]] = {
+    ExportFormat.TFLITE: ("ai-edge-litert",),
+    ExportFormat.ONNX: ("tf2onnx", "onnx", "onnxruntime"),
+}
+
+
+@dataclass
+class Converted:
+    """One variant, converted and described, not yet on disk."""
+
+    variant: Variant
+    data: bytes
+    artifact: Artifact
+
+
+@dataclass
+class ExportResult:
+    manifest: Manifest
+    exported: list[str]
+    skipped: list[str]  # "onnx/float16"-style requests that have no variant
+    table: str
+    manifest_path: Path
+
+
+# -- checks before converting ------------------------------------------------------------
+
+
+def source_savedmodel(manifest: Manifest, root: Path) -> tuple[Path, Artifact]:
+    """The SavedModel the manifest records, checked on disk: exists, unchanged, serving signature."""
+    root = Path(root)
+    if SAVEDMODEL_KEY not in manifest.artifacts:
+        raise ManifestError(
+            f"The manifest in {root} records no SavedModel (no {SAVEDMODEL_KEY!r} artifact). "
+            f"Run `edgefm train --artifacts {root}` first."
+        )
+    recorded = manifest.artifacts[SAVEDMODEL_KEY]
+    path = root / recorded.path
+    if not (path / "saved_model.pb").is_file():
+        raise ModelFileError(
+            f"No SavedModel at {path} (no saved_model.pb), although {Manifest.path_in(root)} records one. "
+            f"Run `edgefm train --artifacts {root}` to write it again."
+        )
+    actual = sha256_tree(path)
+    if actual != recorded.sha256:
+        raise ManifestError(
+            f"The SavedModel at {path} changed since {Manifest.path_in(root)} was written (sha256 {actual[:12]}..., "
+            f"recorded {recorded.sha256[:12]}...). Run `edgefm train --artifacts {root}` again so the manifest "
+            "describes the model you export."
+        )
+    _check_signature(path)
+    return path, recorded
+
+
+def _check_signature(path: Path) -> None:
+    with quiet_native_output():
+        tf = import_tensorflow()
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as e:  # TF raises many types for a corrupt SavedModel
+            raise ModelFileError(
+                f"TensorFlow cannot load the SavedModel {path} ({type(e).__name__}: {_first_line(e)}). "
+                "Run `edgefm train` to write it again."
+            ) from e
+    if SIGNATURE_KEY not in loaded.signatures:
+        found = ", ".join(loaded.signatures) or "none"
+        raise ModelFileError(
+            f"The SavedModel {path} has no {SIGNATURE_KEY!r} signature (found: {found}); the exporters convert "
+            "that signature. Re-create it with `edgefm train` (edgefm.model.write_savedmodel)."
+        )
+    fn = loaded.signatures[SIGNATURE_KEY]
+    _, kwargs = fn.structured_input_signature
+    problems = []
+    spec = kwargs.get(INPUT_NAME)
+    want_in = [None, *IMAGE_SHAPE]
+    if set(kwargs) != {INPUT_NAME} or spec is None:
+        problems.append(f"inputs {sorted(kwargs)} (expected [{INPUT_NAME!r}])")
+    elif spec.dtype.name != "float32" or spec.shape.as_list() != want_in:
+        problems.append(f"input {INPUT_NAME!r} is {spec.dtype.name} {spec.shape.as_list()} (expected float32 {want_in})")
+    outs = fn.structured_outputs
+    if not isinstance(outs, dict) or set(outs) != set(OUTPUT_NAMES):
+        got = sorted(outs) if isinstance(outs, dict) else type(outs).__name__
+        problems.append(f"outputs {got} (expected {list(OUTPUT_NAMES)})")
+    elif any(o.shape.as_list()[-1:] != [NUM_CLASSES] for o in outs.values()):
+        problems.append(f"outputs {[o.shape.as_list() for o in outs.values()]} (expected [None, {NUM_CLASSES}])")
+    if problems:
+        raise ModelFileError(
+            f"The SavedModel {path}'s {SIGNATURE_KEY!r} signature does not follow edgefm's serving contract: "
+            f"{'; '.join(problems)}. Re-create it with `edgefm train`."
+        )
+
+
+# -- conversion --------------------------------------------------------------------------
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:ERROR_QUOTE_CHARS]
+
+
+@contextlib.contextmanager
+def converter_step(what: str) -> Iterator[CapturedOutput]:
+    """Run a conversion quietly; wrap a third-party failure in an ExportError that quotes it."""
+    captured = CapturedOutput()
+    try:
+        with quiet_native_output() as captured:
+            yield captured
+    except EdgefmError:
+        raise
+    except Exception as e:
+        log = captured.tail(ERROR_QUOTE_CHARS)
+        raise ExportError(
+            f"{what} failed: {type(e).__name__}: {_first_line(e)}"
+            + (f" Converter output (last lines): {log}" if log else "")
+            + " Nothing was written: the previous artifacts and manifest.json are unchanged. Check that the "
+            "SavedModel uses operators the target supports, or export the other variants with --format/--quantize."
+        ) from e
+
+
+def _tools(fmt: ExportFormat) -> dict[str, str]:
+    tf = import_tensorflow()
+    out = {"tensorflow": tf.__version__, "edgefm": edgefm_version()}
+    for dist in TOOL_DISTRIBUTIONS[fmt]:
+        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
+            out[dist] = importlib_metadata.version(dist)
+    return out
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def embedded_metadata(manifest: Manifest, variant: Variant, source_sha256: str, int8_io: bool) -> dict[str, Any]:
+    """What travels inside the file (see edgefm.metadata.read_metadata)."""
+    return {
+        "edgefm_version": edgefm_version(),
+        "model": manifest.model,
+        "labels": list(manifest.labels),
+        "input_scaling": INPUT_SCALING,
+        "input_name": INPUT_NAME,
+        "output_names": list(OUTPUT_NAMES),
+        "source_savedmodel_sha256": source_sha256,
+        "format": variant.format.value,
+        "quantization": variant.quantization.value,
+        "variant": variant.name,
+        "int8_io": int8_io,
+    }
+
+
+def _describe(
+    variant: Variant, data: bytes, specs: tuple[list[TensorSpec], list[TensorSpec]], seconds: float, extra: dict[str, Any]
+) -> Artifact:
+    return Artifact(
+        path=variant.filename,
+        format=variant.format.value,
+        quantization=variant.quantization.value,
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+        inputs=specs[0],
+        outputs=specs[1],
+        created=_now(),
+        tools=_tools(variant.format),
+        extra={**extra, "seconds": round(seconds, 3)},
+    )
+
+
+def _convert_tflite(
+    variant: Variant, saved_model: Path, manifest: Manifest, source_sha: str, cfg: ExportConfig,
+    calibration: np.ndarray | None,
+) -> Converted:
+    int8_io = cfg.int8_io and variant.needs_calibration
+    t0 = time.perf_counter()
+    with converter_step(f"TFLite conversion of {saved_model} to {variant.name}"):
+        raw = to_tflite.convert_tflite(
+            saved_model, variant.quantization, calibration=calibration if variant.needs_calibration else None,
+            int8_io=int8_io,
+        )
+        entries = metadata_entries(embedded_metadata(manifest, variant, source_sha, int8_io))
+        data = to_tflite.with_metadata(raw, entries)
+        specs = to_tflite.tflite_io_specs(data)
+    extra: dict[str, Any] = {"signature": SIGNATURE_KEY, "int8_io": int8_io, "source_savedmodel_sha256": source_sha}
+    if variant.needs_calibration and calibration is not None:
+        extra["calibration_samples"] = int(len(calibration))
+        extra["calibration_seed"] = cfg.seed
+    return Converted(variant, data, _describe(variant, data, specs, time.perf_counter() - t0, extra))
+
+
+def _convert_onnx(
+    variants: list[Variant], saved_model: Path, manifest: Manifest, source_sha: str, cfg: ExportConfig,
+    calibration: np.ndarray | None,
+) -> list[Converted]:
+    """The float32 graph once, then each requested ONNX variant from it."""
+    import onnx
+
+    out: list[Converted] = []
+    t0 = time.perf_counter()
+    with converter_step(f"ONNX conversion of {saved_model} (tf2onnx, opset {cfg.opset})"):
+        float_model = to_onnx.convert_onnx(saved_model, cfg.opset)
+    float_seconds = time.perf_counter() - t0
+    for variant in variants:
+        t1 = time.perf_counter()
+        extra: dict[str, Any] = {"opset": cfg.opset, "source_savedmodel_sha256": source_sha}
+        with converter_step(f"ONNX export of {variant.name}"):
+            if variant.needs_calibration:
+                assert calibration is not None
+                model = to_onnx.quantize_onnx_int8(float_model, calibration)
+                extra.update(
+                    calibration_samples=int(len(calibration)), calibration_seed=cfg.seed,
+                    quant_format=to_onnx.ONNX_INT8_RECIPE.quant_format, per_channel=to_onnx.ONNX_INT8_RECIPE.per_channel,
+                )
+            else:
+                model = onnx.ModelProto()
+                model.CopyFrom(float_model)
+            embed_onnx_metadata(model, metadata_entries(embedded_metadata(manifest, variant, source_sha, False)))
+            data = model.SerializeToString()
+            to_onnx.check_onnx(data)
+            specs = to_onnx.onnx_io_specs(model)
+        seconds = time.perf_counter() - t1 + (float_seconds if not out else 0.0)
+        out.append(Converted(variant, data, _describe(variant, data, specs, seconds, extra)))
+    return out
+
+
+def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
+    """Every planned variant converted in memory; nothing is written."""
+    variants = plan(cfg)
+    saved_model, recorded = source_savedmodel(manifest, cfg.artifacts)
+    calibration = None
+    if any(v.needs_calibration for v in variants):
+        calibration = calibration_samples(cfg.calibration_samples, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
+    converted: list[Converted] = []
+    for v in variants:
+        if v.format is ExportFormat.TFLITE:
+            converted.append(_convert_tflite(v, saved_model, manifest, recorded.sha256, cfg, calibration))
+    onnx_variants = [v for v in variants if v.format is ExportFormat.ONNX]
+    if onnx_variants:
+        converted += _convert_onnx(onnx_variants, saved_model, manifest, recorded.sha256, cfg, calibration)
+    return converted
+
+
+# -- public API --------------------------------------------------------------------------
+
+
+def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
+    """Convert the manifest's SavedModel to every variant ``cfg`` asks for; return the new manifest.
+
+    Writes the files atomically and saves ``manifest.json`` once, after every
+    conversion succeeded. ``manifest`` itself is not modified.
+    """
+    converted = convert_all(manifest, cfg)
+    updated = copy.deepcopy(manifest)
+    for c in converted:
+        atomic_write_bytes(cfg.artifacts / c.variant.filename, c.data)
+        updated.artifacts[c.variant.name] = c.artifact
+    for fmt in dict.fromkeys(c.variant.format for c in converted):
+        updated.versions.update(_tools(fmt))
+    updated.save(cfg.artifacts)
+    return updated
+
+
+def run_export(cfg: ExportConfig) -> ExportResult:
+    """What ``edgefm export`` does: load the manifest, export, describe the result."""
+    names = [v.name for v in plan(cfg)]  # option errors before touching the disk
+    manifest = export(Manifest.load(cfg.artifacts), cfg)
+    return ExportResult(
+        manifest=manifest,
+        exported=names,
+        skipped=[f"{f.value}/{q.value}" for f, q in skipped(cfg)],
+        table=summary_table(manifest, names),
+        manifest_path=Manifest.path_in(cfg.artifacts),
+    )

@@ -1,0 +1,42 @@
+"""The table ``edgefm export`` prints: one row per exported file, sizes relative to float32 TFLite."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgefm.manifest import Manifest
+from export.variants import SIZE_REFERENCES
+
+
+def human_bytes(n: int) -> str:
+    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+def size_reference(manifest: Manifest) -> str | None:
+    """The artifact sizes are compared with: float32 TFLite, else float32 ONNX."""
+    return next((name for name in SIZE_REFERENCES if name in manifest.artifacts), None)
+
+
+def summary_table(manifest: Manifest, names: Sequence[str]) -> str:
+    """A plain-text table of the artifacts ``names`` (file, size, size ratio, conversion seconds)."""
+    ref = size_reference(manifest)
+    ref_bytes = manifest.artifacts[ref].bytes if ref else None
+    header = ("artifact", "file", "quantization", "size", f"x {ref}" if ref else "x ref", "seconds")
+    rows = [header]
+    for name in names:
+        a = manifest.artifact(name)
+        ratio = f"{a.bytes / ref_bytes:.2f}" if ref_bytes else "-"
+        seconds = a.extra.get("seconds")
+        rows.append((name, a.path, a.quantization, human_bytes(a.bytes), ratio,
+                     f"{seconds:.2f}" if isinstance(seconds, (int, float)) else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    right = {3, 4, 5}  # numbers right-aligned
+    lines = [
+        "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""SavedModel -> .tflite bytes (float32, float16, dynamic-range int8, full-integer int8).
+
+``TFLiteConverter.from_saved_model(..., signature_keys=["serving_default"])``
+keeps the serving signature in the file, so the input is still called ``images``,
+the outputs ``logits`` and ``probabilities``, and the batch stays dynamic
+(``shape_signature`` [-1, 28, 28]).
+
+Call these inside ``export.quiet.quiet_native_output()``: the converter prints
+from C++.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.config import OUTPUT_NAMES, Quantization
+from edgefm.errors import ExportError
+from edgefm.manifest import TensorSpec
+from edgefm.metadata import embed_tflite_metadata
+from export.calibration import tflite_representative_dataset
+from export.quiet import import_tensorflow
+
+SIGNATURE_KEY = "serving_default"
+# Inputs for the "same outputs after embedding metadata" check.
+PROBE_BATCH, PROBE_SEED = 8, 1234
+
+
+@dataclass(frozen=True)
+class TFLiteRecipe:
+    """Converter settings for one quantization mode."""
+
+    optimize: bool  # converter.optimizations = [Optimize.DEFAULT]
+    supported_types: tuple[str, ...] = ()  # e.g. ("float16",): weights stored in that type
+    integer_only: bool = False  # full-integer: int8 kernels only, calibrated activations
+
+
+TFLITE_RECIPES: dict[Quantization, TFLiteRecipe] = {
+    Quantization.NONE: TFLiteRecipe(optimize=False),
+    Quantization.FLOAT16: TFLiteRecipe(optimize=True, supported_types=("float16",)),
+    Quantization.DYNAMIC: TFLiteRecipe(optimize=True),
+    Quantization.INT8: TFLiteRecipe(optimize=True, integer_only=True),
+}
+
+
+def convert_tflite(
+    saved_model: Path,
+    quantization: Quantization,
+    *,
+    calibration: np.ndarray | None = None,
+    int8_io: bool = False,
+) -> bytes:
+    """Convert the SavedModel's serving signature; converter exceptions propagate unwrapped."""
+    tf = import_tensorflow()
+    recipe = TFLITE_RECIPES[quantization]
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE_KEY])
+    if recipe.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if recipe.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(t) for t in recipe.supported_types]
+    if recipe.integer_only:
+        if calibration is None or len(calibration) == 0:
+            raise ExportError("Full-integer TFLite quantization needs calibration samples; none were given.")
+        converter.representative_dataset = lambda: tflite_representative_dataset(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+def _interpreter(model: bytes) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=model)
+
+
+def _spec(name: str, d: Mapping[str, Any]) -> TensorSpec:
+    scale, zero_point = d.get("quantization", (0.0, 0))
+    quantized = bool(scale) and np.dtype(d["dtype"]) != np.float32
+    return TensorSpec(
+        name=name,
+        dtype=np.dtype(d["dtype"]).name,
+        shape=[None if int(s) < 0 else int(s) for s in d["shape_signature"]],
+        scale=float(scale) if quantized else None,
+        zero_point=int(zero_point) if quantized else None,
+    )
+
+
+def _output_order(name: str) -> tuple[int, str]:
+    return (OUTPUT_NAMES.index(name) if name in OUTPUT_NAMES else len(OUTPUT_NAMES), name)
+
+
+def tflite_io_specs(model: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input and output specs of the serving signature as stored (raw int8 dtype and scale for int8 I/O)."""
+    runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
+    ins = [_spec(k, d) for k, d in sorted(runner.get_input_details().items())]
+    outs = [_spec(k, d) for k, d in sorted(runner.get_output_details().items(), key=lambda kv: _output_order(kv[0]))]
+    return ins, outs
+
+
+def run_tflite_raw(model: bytes, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the serving signature on raw (already quantized, if int8) inputs."""
+    runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
+    return {k: np.array(v) for k, v in runner(**feeds).items()}
+
+
+def probe_feeds(model: bytes) -> dict[str, np.ndarray]:
+    """A fixed batch in each input's stored dtype (quantized for int8 inputs)."""
+    runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
+    rng = np.random.default_rng(PROBE_SEED)
+    feeds = {}
+    for name, d in runner.get_input_details().items():
+        shape = [PROBE_BATCH if int(s) < 0 else int(s) for s in d["shape_signature"]]
+        x = rng.random(shape, dtype=np.float32)
+        spec = _spec(name, d)
+        if spec.scale is not None:
+            info = np.iinfo(d["dtype"])
+            x = np.clip(np.round(x / spec.scale) + spec.zero_point, info.min, info.max)
+        feeds[name] = x.astype(d["dtype"])
+    return feeds
+
+
+def with_metadata(model: bytes, entries: Mapping[str, bytes]) -> bytes:
+    """Embed metadata and prove LiteRT still loads the file and computes bit-identical outputs."""
+    out = embed_tflite_metadata(model, entries)
+    feeds = probe_feeds(model)
+    before, after = run_tflite_raw(model, feeds), run_tflite_raw(out, feeds)
+    if before.keys() != after.keys() or not all(np.array_equal(before[k], after[k]) for k in before):
+        raise ExportError(
+            "Embedding metadata changed the TFLite model's outputs; the file was not written. "
+            "This is a bug in edgefm.metadata: please report it."
+        )
+    return out

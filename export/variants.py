@@ -1,0 +1,73 @@
+"""Which files ``edgefm export`` can produce: one registry, as data.
+
+Each variant has a stable manifest name (``tflite_int8``), a file name, a
+format and a quantization mode. The CLI's choices, the plan for one run and the
+summary all read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgefm.config import ExportConfig, ExportFormat, Quantization
+from edgefm.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # manifest key
+    format: ExportFormat
+    quantization: Quantization
+    filename: str
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.quantization is Quantization.INT8
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("tflite_float32", ExportFormat.TFLITE, Quantization.NONE, "model_float32.tflite"),
+    Variant("tflite_float16", ExportFormat.TFLITE, Quantization.FLOAT16, "model_float16.tflite"),
+    Variant("tflite_dynamic", ExportFormat.TFLITE, Quantization.DYNAMIC, "model_dynamic.tflite"),
+    Variant("tflite_int8", ExportFormat.TFLITE, Quantization.INT8, "model_int8.tflite"),
+    Variant("onnx_float32", ExportFormat.ONNX, Quantization.NONE, "model.onnx"),
+    Variant("onnx_int8", ExportFormat.ONNX, Quantization.INT8, "model_int8.onnx"),
+)
+BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
+# Sizes in the summary are relative to this variant (the first one present).
+SIZE_REFERENCES: tuple[str, ...] = ("tflite_float32", "onnx_float32")
+
+
+def supported_quantizations(fmt: ExportFormat) -> list[Quantization]:
+    return [v.quantization for v in VARIANTS if v.format is fmt]
+
+
+def plan(cfg: ExportConfig) -> list[Variant]:
+    """The variants one run produces, in registry order.
+
+    ``--format all`` with a quantization one format lacks (ONNX has no float16 or
+    dynamic variant) simply skips it there; a request that yields nothing at all,
+    or ``--int8-io`` without an int8 TFLite variant, is a ConfigError.
+    """
+    formats, quants = set(cfg.formats), set(cfg.quantizations)
+    chosen = [v for v in VARIANTS if v.format in formats and v.quantization in quants]
+    if not chosen:
+        fmt = cfg.formats[0]
+        ok = ", ".join(q.value for q in supported_quantizations(fmt))
+        raise ConfigError(
+            f"--format {cfg.format} --quantize {cfg.quantize}: there is no such variant. "
+            f"{fmt.value} export supports --quantize {ok} (or all); use --format tflite for float16 "
+            "and dynamic-range models."
+        )
+    if cfg.int8_io and not any(v.format is ExportFormat.TFLITE and v.needs_calibration for v in chosen):
+        raise ConfigError(
+            "--int8-io applies to the full-integer TFLite model: combine it with --format tflite|all "
+            "and --quantize int8|all."
+        )
+    return chosen
+
+
+def skipped(cfg: ExportConfig) -> list[tuple[ExportFormat, Quantization]]:
+    """Requested (format, quantization) pairs that have no variant (e.g. onnx + float16)."""
+    have = {(v.format, v.quantization) for v in VARIANTS}
+    return [(f, q) for f in cfg.formats for q in cfg.quantizations if (f, q) not in have]
