@@ -169,11 +169,64 @@ def export_cmd() -> None:
 # -- end export --
 
 
-# -- verify (STUB: replace this whole section) --
-@cli.command("verify", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def verify_cmd() -> None:
-    """Check every exported model against TensorFlow in its own runtime."""
-    _fail("`edgefm verify` is not built yet.", 2)
+# -- verify --
+@cli.command("verify")
+@_ARTIFACTS
+@click.option("--samples", type=int, default=None, metavar="N",
+              help="Verify on the first N test images (default: the whole test split, 10,000).")
+@click.option("--batch-size", type=int, default=1000, show_default=True, help="Inputs per runtime call.")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Check only this artifact (manifest name; repeatable or comma-separated).")
+@click.option("--atol", "atol", multiple=True, metavar="NAME=VALUE",
+              help="Bound on the max abs logit error of artifact NAME (repeatable), e.g. tflite_float16=0.05.")
+@click.option("--min-top1", "min_top1", multiple=True, metavar="NAME=VALUE",
+              help="Minimum top-1 agreement with TF of artifact NAME, a fraction (repeatable), e.g. tflite_int8=0.95.")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the JSON report (default: ARTIFACTS/verify-report.json).")
+@click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the table as an HTML page here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
+@_DATA_DIR
+@_NO_VERIFY
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
+def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
+               min_top1: tuple[str, ...], report: Path | None, html: Path | None, as_json: bool, native: bool,
+               data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+    """Check every exported model against TensorFlow in its own runtime.
+
+    Runs the SavedModel in TensorFlow (the reference) and every .tflite/.onnx
+    artifact of the manifest in LiteRT / ONNX Runtime on the held-out test split,
+    then checks per artifact: checksum, NaN/Inf, max and mean abs logit error,
+    cosine (mean per sample), top-1 agreement, accuracy drop, batch-1 invariance
+    and that probabilities sum to 1, each against a per-variant bound. Writes
+    verify-report.json. Exit status 0 when every check passes, 1 otherwise.
+
+    \b
+    Examples:
+      edgefm verify
+      edgefm verify --only tflite_int8 --min-top1 tflite_int8=0.95
+      edgefm verify --samples 1000 --atol tflite_float16=0.05 --json
+    """
+    from edgefm.config import CheckConfig, parse_name_values
+    from edgefm.errors import ParityError
+    from edgefm.manifest import Manifest
+    from runtime_check.check import check
+
+    cfg = CheckConfig(
+        artifacts=artifacts, samples=samples, batch_size=batch_size,
+        only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
+        atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
+        report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify, quiet=quiet,
+    )
+    progress = None if quiet else (lambda msg: click.echo(msg, err=True))
+    result = check(Manifest.load(cfg.artifacts), cfg, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif not quiet:
+        click.echo(result.table())
+    if not result.passed:
+        raise ParityError(result.summary())
 # -- end verify --
 
 

@@ -1,0 +1,102 @@
+"""Default parity tolerances, per variant, as data.
+
+Keyed by ``(format, quantization)``; ``"*"`` as the format matches any format, so a
+future ONNX float16 or int8 export gets the same bounds as its TFLite twin.
+Per-artifact overrides come from ``--atol NAME=VALUE`` (the logit max-abs bound)
+and ``--min-top1 NAME=VALUE``.
+
+Where the numbers come from: five real Fashion-MNIST models (the reference MLP,
+784-20-10, trained 5 epochs with seeds 0-3, and the CNN trained 2 epochs), each
+exported to every variant and run on the full 10,000-image test split. Worst case
+measured over those runs, then the bound chosen:
+
+=================  ============  ============  ==========  ========  ==========
+variant            max |dlogit|  mean |dlogit|  top-1 agr.  acc. chg  bound max
+=================  ============  ============  ==========  ========  ==========
+float32 (TFLite)   1.8e-5        1.5e-6        100%        0         1e-4
+float32 (ONNX)     1.6e-5        9.6e-7        100%        0         1e-4
+float16            6.7e-3        9.3e-4        99.97%      +0.01 pt  3e-2
+dynamic range      0.10          1.5e-2        99.75%      -0.09 pt  0.5
+int8 (full)        7.6           4.5e-2        99.01%      -0.28 pt  (info)
+=================  ============  ============  ==========  ========  ==========
+
+Quantized int8 logits can differ from TF by several units where the calibration
+range clips them, so int8 is judged by top-1 agreement, accuracy drop, the mean
+error and cosine, and its max logit error is only reported. Batch-1 versus
+large-batch outputs were bit-identical in every runtime; the int8 probabilities
+(an int8 tensor with scale 1/256) sum to 1 within 0.012.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from edgefm.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Bounds for one variant. ``None`` makes a metric informational (reported, never failing)."""
+
+    max_abs: float | None  # logits, max over all elements
+    mean_abs: float | None  # logits, mean over all elements
+    min_cosine: float  # mean over samples of the per-sample cosine of the logits
+    min_top1: float  # fraction of samples whose argmax matches TF's
+    max_accuracy_drop: float  # TF accuracy minus candidate accuracy (fraction)
+    batch_invariance: float  # max |logits(batch 1) - logits(large batch)|
+    probability_sum: float  # max |sum(probabilities) - 1|
+
+
+FLOAT32 = Tolerance(
+    max_abs=1e-4, mean_abs=1e-5, min_cosine=0.99999, min_top1=1.0,
+    max_accuracy_drop=0.001, batch_invariance=1e-5, probability_sum=1e-5,
+)
+FLOAT16 = Tolerance(
+    max_abs=3e-2, mean_abs=5e-3, min_cosine=0.9999, min_top1=0.999,
+    max_accuracy_drop=0.005, batch_invariance=1e-3, probability_sum=1e-4,
+)
+DYNAMIC = Tolerance(
+    max_abs=0.5, mean_abs=5e-2, min_cosine=0.999, min_top1=0.98,
+    max_accuracy_drop=0.015, batch_invariance=1e-2, probability_sum=1e-4,
+)
+INT8 = Tolerance(
+    max_abs=None, mean_abs=0.25, min_cosine=0.999, min_top1=0.97,
+    max_accuracy_drop=0.015, batch_invariance=0.5, probability_sum=0.03,
+)
+
+DEFAULT_TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    ("*", "none"): FLOAT32,
+    ("*", "float16"): FLOAT16,
+    ("*", "dynamic"): DYNAMIC,
+    ("*", "int8"): INT8,
+}
+
+
+def default_tolerance(fmt: str, quantization: str, table: Mapping[tuple[str, str], Tolerance] = DEFAULT_TOLERANCES) -> Tolerance:
+    """The bounds for ``(format, quantization)``: an exact entry first, then the any-format one."""
+    for key in ((fmt, quantization), ("*", quantization)):
+        if key in table:
+            return table[key]
+    known = ", ".join(sorted({q for _, q in table}))
+    raise UsageError(
+        f"No parity tolerance for {fmt} artifacts quantized as {quantization!r} (known quantizations: "
+        f"{known}). Re-export with a supported --quantize, or add an entry to runtime_check/tolerances.py."
+    )
+
+
+def tolerance_for(
+    name: str,
+    fmt: str,
+    quantization: str,
+    *,
+    atol: Mapping[str, float] | None = None,
+    min_top1: Mapping[str, float] | None = None,
+) -> Tolerance:
+    """Default bounds for the variant, with the per-artifact ``--atol`` / ``--min-top1`` overrides."""
+    tol = default_tolerance(fmt, quantization)
+    if atol and name in atol:
+        tol = replace(tol, max_abs=float(atol[name]))
+    if min_top1 and name in min_top1:
+        tol = replace(tol, min_top1=float(min_top1[name]))
+    return tol
