@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from edgefm.config import (
     DEFAULT_ARTIFACTS,
     DEFAULT_OPSET,
     ExportFormat,
+    LRSchedule,
     ModelKind,
     Quantization,
 )
@@ -45,7 +45,8 @@ _NO_VERIFY = click.option(
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo("error: " + textwrap.fill(message, width=100, subsequent_indent="       "), err=True)
+    # One paragraph on one line: the terminal wraps it, and grep still finds it.
+    click.echo("error: " + " ".join(message.split()), err=True)
     sys.exit(code)
 
 
@@ -153,19 +154,101 @@ def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int) -> Non
     click.echo(f"Fashion-MNIST verified in {out}")
 
 
-# -- train (STUB: replace this whole section) --
-@cli.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def train_cmd() -> None:
-    """Train the classifier on Fashion-MNIST and write the SavedModel."""
-    _fail("`edgefm train` is not built yet.", 2)
+# -- train --
+@cli.command("train")
+@click.option("--model", type=click.Choice(ModelKind.choices()), default=ModelKind.MLP.value, show_default=True,
+              help="mlp: the reference 784-20-10 network; cnn: a tiny convnet (~90% accuracy).")
+@click.option("--epochs", type=int, default=None, help="Epochs in total [default: mlp 5, cnn 10].")
+@click.option("--batch-size", type=int, default=None, help="Batch size [default: 64].")
+@click.option("--learning-rate", type=float, default=None, help="SGD learning rate [default: 0.1].")
+@click.option("--lr-schedule", type=click.Choice(LRSchedule.choices()), default=None,
+              help="Learning-rate schedule per epoch [default: mlp constant, cnn cosine].")
+@click.option("--hidden-units", type=int, default=None, help="Width of the hidden dense layer [default: mlp 20, cnn 32].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights and metrics.")
+@_DATA_DIR
+@_NO_VERIFY
+@_ARTIFACTS
+@click.option("--eager", is_flag=True, help="Run the same train step eagerly (debugging; much slower).")
+@click.option("--resume", is_flag=True, help="Continue from the last completed epoch's checkpoint up to --epochs.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def train_cmd(model: str, epochs: int | None, batch_size: int | None, learning_rate: float | None,
+              lr_schedule: str | None, hidden_units: int | None, seed: int, data_dir: Path | None, no_verify: bool, artifacts: Path,
+              eager: bool, resume: bool, quiet: bool) -> None:
+    """Train the classifier on Fashion-MNIST and write the SavedModel.
+
+    Graph mode (tf.function) with GradientTape; evaluates on the test split and writes
+    ARTIFACTS/saved_model, manifest.json, training_curves.png and per-epoch checkpoints.
+
+    \b
+    Examples:
+      edgefm train
+      edgefm train --model cnn --artifacts artifacts-cnn
+      edgefm train --epochs 10 --resume
+    """
+    from edgefm.config import TrainConfig
+    from edgefm.train import train
+
+    cfg = TrainConfig(
+        model=ModelKind.parse(model, "--model"), epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, hidden_units=hidden_units, seed=seed, data_dir=data_dir,
+        artifacts=artifacts, eager=eager, resume=resume, quiet=quiet, verify_data=not no_verify,
+    )
+    result = train(cfg)
+    t = result.manifest.training
+    click.echo(f"test accuracy {100 * t['test_accuracy']:.2f}%  test loss {t['test_loss']:.4f}  "
+               f"-> {artifacts / 'manifest.json'}")
+
+
 # -- end train --
 
 
-# -- export (STUB: replace this whole section) --
-@cli.command("export", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def export_cmd() -> None:
-    """Convert the SavedModel to TFLite and ONNX."""
-    _fail("`edgefm export` is not built yet.", 2)
+# -- export --
+@cli.command("export")
+@_ARTIFACTS
+@click.option("--format", "fmt", type=click.Choice(ExportFormat.choices()), default=ExportFormat.ALL.value,
+              show_default=True, help="Which converters to run.")
+@click.option("--quantize", type=click.Choice(Quantization.choices()), default=Quantization.ALL.value,
+              show_default=True,
+              help="none: float32; float16: float16 weights; dynamic: int8 weights; int8: full-integer, "
+                   "calibrated on training images; all: every one. ONNX has none and int8 only.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (13-18).")
+@click.option("--calibration-samples", type=int, default=500, show_default=True,
+              help="Training images for int8 calibration (seeded draw).")
+@click.option("--int8-io", is_flag=True,
+              help="int8 TFLite takes and returns int8 tensors (integer-only accelerators); default float I/O.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the calibration draw.")
+@_DATA_DIR
+@_NO_VERIFY
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the summary table.")
+def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration_samples: int, int8_io: bool,
+               seed: int, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+    """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
+
+    Writes model_float32/float16/dynamic/int8.tflite, model.onnx and model_int8.onnx
+    (as requested) and records each in manifest.json. Files and manifest are written
+    only after every conversion succeeded. With no options every variant is exported.
+
+    \b
+    Examples:
+      edgefm export
+      edgefm export --format tflite --quantize int8 --int8-io
+      edgefm export --format onnx --quantize none --opset 13
+    """
+    from edgefm.config import ExportConfig
+    from export.pipeline import run_export
+
+    cfg = ExportConfig(
+        artifacts=artifacts, format=ExportFormat.parse(fmt, "--format"),
+        quantize=Quantization.parse(quantize, "--quantize"), opset=opset,
+        calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
+        verify_data=not no_verify, quiet=quiet,
+    )
+    result = run_export(cfg)
+    if not quiet:
+        click.echo(result.table)
+        if result.skipped:
+            click.echo(f"(no variant for {', '.join(result.skipped)}: ONNX export supports none and int8)")
+        click.echo(f"-> {result.manifest_path}")
 # -- end export --
 
 
@@ -230,27 +313,98 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
 # -- end verify --
 
 
-# -- predict (STUB: replace this whole section) --
-@cli.command("predict", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def predict_cmd() -> None:
-    """Classify image files with any artifact."""
-    _fail("`edgefm predict` is not built yet.", 2)
+# -- predict --
+@cli.command("predict")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="SavedModel directory, .tflite or .onnx (default: the artifacts' float32 .tflite).")
+@_ARTIFACTS
+@click.option("--top-k", type=int, default=1, show_default=True, help="How many classes to show per image.")
+@click.option("--invert/--no-invert", default=None,
+              help="Force inverting the image (or not). Default: invert when the background is light.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image (JSON lines).")
+def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, top_k: int,
+                invert: bool | None, as_json: bool) -> None:
+    """Classify image files (PNG, JPEG, BMP; any size) with any artifact.
+
+    Images are made 28x28 grayscale (aspect kept, centred) and, when their background
+    is light, inverted: Fashion-MNIST items are light on black.
+
+    \b
+    Examples:
+      edgefm predict shoe.png
+      edgefm predict a.png b.jpg --model artifacts/model.onnx --top-k 3 --json
+    """
+    from runtime_check.predict import PredictConfig, predict
+
+    result = predict(PredictConfig(images=images, model=model, artifacts=artifacts, top_k=top_k, invert=invert))
+    if as_json:
+        for p in result.predictions:
+            click.echo(json.dumps({**p.to_dict(), "model": str(result.model), "runtime": result.runtime}))
+        return
+    click.echo(f"model: {result.model} ({result.runtime}; class names from {result.labels_source})")
+    for p in result.predictions:
+        note = "  (light background: inverted)" if p.inverted else ""
+        if len(p.top) == 1:
+            click.echo(f"{p.image}: {p.best.name} {p.best.probability:.1%}{note}")
+            continue
+        click.echo(f"{p.image}:{note}")
+        for c in p.top:
+            click.echo(f"  {c.name:12s} {c.probability:7.1%}")
 # -- end predict --
 
 
-# -- benchmark (STUB: replace this whole section) --
-@cli.command("benchmark", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def benchmark_cmd() -> None:
-    """Latency, throughput, size and memory per runtime."""
-    _fail("`edgefm benchmark` is not built yet.", 2)
+# -- benchmark --
+@cli.command("benchmark")
+@_ARTIFACTS
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Benchmark only this SavedModel/.tflite/.onnx (with the artifacts' SavedModel as the baseline).")
+@click.option("--batch-sizes", default="1,32,256", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--threads", type=int, default=None, help="Threads per runtime (default: the runtime's own choice).")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls per batch size.")
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed calls per batch size.")
+@_DATA_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: str, threads: int | None, warmup: int,
+                  runs: int, data_dir: Path | None, as_json: bool) -> None:
+    """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
+
+    Each model runs in a fresh process; the TensorFlow SavedModel is the baseline, and
+    every row shows its speed-up (p50) and size relative to it.
+
+    \b
+    Examples:
+      edgefm benchmark
+      edgefm benchmark --batch-sizes 1,64 --threads 1 --runs 200 --json
+    """
+    from runtime_check.benchmark import BenchmarkConfig, benchmark, format_table
+
+    config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
+                             warmup=warmup, runs=runs, data_dir=data_dir)
+    report = benchmark(config)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))
+    report.raise_for_failures()
 # -- end benchmark --
 
 
-# -- inspect (STUB: replace this whole section) --
-@cli.command("inspect", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def inspect_cmd() -> None:
-    """Inputs, outputs, operators and metadata of an artifact."""
-    _fail("`edgefm inspect` is not built yet.", 2)
+# -- inspect --
+@cli.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_cmd(path: Path, as_json: bool) -> None:
+    """Format, size, sha256, inputs/outputs, operators and embedded metadata of an artifact.
+
+    PATH is a SavedModel directory, a .tflite or a .onnx file.
+
+    \b
+    Examples:
+      edgefm inspect artifacts/model_int8.tflite
+      edgefm inspect artifacts/model.onnx --json
+    """
+    from runtime_check.inspect_model import format_report, inspect_model
+
+    report = inspect_model(path)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
 # -- end inspect --
 
 

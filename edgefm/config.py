@@ -59,6 +59,11 @@ class _Choice(str, enum.Enum):
         return self.value
 
 
+class LRSchedule(_Choice):
+    CONSTANT = "constant"
+    COSINE = "cosine"  # per epoch: lr * (1 + cos(pi * epoch / epochs)) / 2
+
+
 class ModelKind(_Choice):
     MLP = "mlp"
     CNN = "cnn"
@@ -83,13 +88,14 @@ class ModelDefaults:
     epochs: int
     batch_size: int
     learning_rate: float
+    lr_schedule: LRSchedule = LRSchedule.CONSTANT
 
 
-# The MLP defaults are the reference's; the CNN's were measured to reach >= 90%
-# test accuracy in about a minute on 2 cores.
+# The MLP defaults are the reference's. The CNN's were measured: constant lr 0.05
+# or 0.1 oscillated around 89-90% test accuracy; a cosine decay settles above 90%.
 MODEL_DEFAULTS: dict[ModelKind, ModelDefaults] = {
     ModelKind.MLP: ModelDefaults(epochs=5, batch_size=64, learning_rate=0.1),
-    ModelKind.CNN: ModelDefaults(epochs=8, batch_size=64, learning_rate=0.05),
+    ModelKind.CNN: ModelDefaults(epochs=10, batch_size=64, learning_rate=0.1, lr_schedule=LRSchedule.COSINE),
 }
 DEFAULT_HIDDEN_UNITS = {ModelKind.MLP: 20, ModelKind.CNN: 32}
 
@@ -118,6 +124,7 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
+    lr_schedule: LRSchedule | None = None
     hidden_units: int | None = None
     seed: int = 0
     data_dir: Path | None = None
@@ -139,6 +146,8 @@ class TrainConfig:
         set_(self, "batch_size", _positive_int(d.batch_size if self.batch_size is None else self.batch_size, "--batch-size"))
         lr = d.learning_rate if self.learning_rate is None else self.learning_rate
         set_(self, "learning_rate", _positive_float(lr, "--learning-rate"))
+        sched = d.lr_schedule if self.lr_schedule is None else LRSchedule.parse(self.lr_schedule, "--lr-schedule")
+        set_(self, "lr_schedule", sched)
         hu = DEFAULT_HIDDEN_UNITS[model] if self.hidden_units is None else self.hidden_units
         set_(self, "hidden_units", _positive_int(hu, "--hidden-units"))
         set_(self, "steps_per_call", _positive_int(self.steps_per_call, "steps_per_call"))
