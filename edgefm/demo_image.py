@@ -31,7 +31,12 @@ def default_index(labels: np.ndarray, class_name: str = DEFAULT_CLASS) -> int:
 
 
 def write_demo_image(
-    out: Path, index: int | None = None, *, scale: int = DEFAULT_SCALE, data_dir: Path | None = None
+    out: Path,
+    index: int | None = None,
+    *,
+    scale: int = DEFAULT_SCALE,
+    data_dir: Path | None = None,
+    verify: bool = True,
 ) -> tuple[int, str]:
     """Write test image ``index`` to ``out`` (atomically); return (index, true class name)."""
     from PIL import Image
@@ -41,7 +46,7 @@ def write_demo_image(
 
     if scale < 1:
         raise UsageError(f"--scale must be a positive integer, got {scale}.")
-    split = ds.load_split("test", data_dir)
+    split = ds.load_split("test", data_dir, verify=verify)
     if index is None:
         index = default_index(split.labels)
     if not 0 <= index < len(split):
