@@ -1,0 +1,285 @@
+"""The native runners behind edgefm's one runtime interface.
+
+``NativeLiteRTRuntime`` runs a .tflite file and ``NativeOnnxRuntime`` an .onnx
+file in the C runners of this package (built by :mod:`runtime_check.native.build`).
+Every call is a separate process started with an *empty* environment, so what
+runs is the C runtime library alone: no Python, no LD_LIBRARY_PATH. Tensors travel
+as .npy files in a temporary directory.
+
+Inputs and outputs are logical, as for the Python runtimes: float32 images in,
+float32 logits/probabilities out. For int8-I/O .tflite models the *runner*
+quantizes the float32 input and dequantizes the outputs with each tensor's own
+scale and zero point, in float32 exactly as ``LiteRTRuntime`` does in NumPy, so
+both give identical numbers.
+
+A crash of the runtime (a signal) or a hang (timeout) is reported as an
+``EdgefmError`` that names the signal or the time limit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from edgefm.errors import (
+    EdgefmError,
+    ModelFileError,
+    ParityError,
+    RuntimeUnavailableError,
+    UsageError,
+)
+from edgefm.manifest import TensorSpec
+from runtime_check.native.build import NativeRunner, build_runner
+from runtime_check.runtimes import Runtime
+
+#: Seconds one runner process may take (load + all batches) before it is killed.
+DEFAULT_TIMEOUT_S = 300.0
+
+#: Runner exit status -> (error type, what failed). Kept in step with runner_common.h.
+EXIT_CODES: dict[int, tuple[type[EdgefmError], str]] = {
+    2: (UsageError, "rejected its command line"),
+    3: (RuntimeUnavailableError, "could not use the runtime library"),
+    4: (ModelFileError, "could not load the model"),
+    5: (UsageError, "could not read an input file"),
+    6: (UsageError, "was given an input that does not fit the model"),
+    7: (ModelFileError, "failed while running the model"),
+    8: (EdgefmError, "could not write an output file"),
+    9: (ParityError, "found outputs that differ from the expected ones"),
+}
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """What the runner measured itself (no process start-up): load, and one batch."""
+
+    open_ms: float
+    run_ms: float
+    min_run_ms: float
+    batches: int
+
+
+def _runner_message(stderr: str) -> str:
+    """The runner's own error line plus the runtime's ERROR lines; INFO/WARNING chatter dropped."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    own = [ln.split("error: ", 1)[1] for ln in lines if ": error: " in ln]
+    runtime = [ln for ln in lines if ln.startswith("ERROR")]
+    picked = runtime[-3:] + own[-1:]
+    return " / ".join(picked) if picked else (lines[-1] if lines else "no message")
+
+
+def run_process(cmd: list[str], *, timeout: float, what: str, subject: Path) -> subprocess.CompletedProcess[str]:
+    """Run a runner with an empty environment; turn a signal, a timeout or an error exit into an EdgefmError."""
+    try:
+        proc = subprocess.run(
+            cmd,
+            env={},
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ModelFileError(
+            f"The native runner did not finish {what} {subject} within {timeout:g} s and was stopped. The "
+            "runtime may hang on this file: re-export it with `edgefm export`, or allow more time (timeout=)."
+        ) from e
+    except OSError as e:
+        raise RuntimeUnavailableError(
+            f"Cannot start the native runner {cmd[0]} ({e}). Delete the cache directory that holds it to rebuild."
+        ) from e
+    if proc.returncode < 0:
+        try:
+            sig = signal.Signals(-proc.returncode).name
+        except ValueError:
+            sig = f"signal {-proc.returncode}"
+        raise ModelFileError(
+            f"The native runtime crashed {what} {subject} (killed by {sig}): the file is corrupt or truncated, "
+            f"or the runtime cannot handle it. Re-export it with `edgefm export`. Runtime said: "
+            f"{_runner_message(proc.stderr)}"
+        )
+    if proc.returncode != 0:
+        error, failed = EXIT_CODES.get(proc.returncode, (EdgefmError, "failed"))
+        raise error(
+            f"The native runner {failed} ({what} {subject}, exit status {proc.returncode}): "
+            f"{_runner_message(proc.stderr)}"
+        )
+    return proc
+
+
+def _fields(stdout: str, tag: str) -> list[list[str]]:
+    return [ln.split("\t")[1:] for ln in stdout.splitlines() if ln.startswith(tag + "\t")]
+
+
+def parse_info(stdout: str) -> tuple[list[TensorSpec], list[TensorSpec], str]:
+    """Raw specs (stored dtype, scale, zero point) and the runtime version from ``runner info``."""
+    specs: dict[str, list[TensorSpec]] = {"input": [], "output": []}
+    for tag in specs:
+        for name, dtype, dims, scale, zp in _fields(stdout, tag):
+            shape: list[int | None] = [None if int(d) < 0 else int(d) for d in dims.split(",") if d]
+            quant = scale != "-"
+            specs[tag].append(
+                TensorSpec(name, dtype, shape, float(scale) if quant else None, int(zp) if quant else None)
+            )
+    runtime = _fields(stdout, "runtime")
+    version = runtime[0][1] if runtime and len(runtime[0]) > 1 else "unknown"
+    return specs["input"], specs["output"], version
+
+
+def parse_timing(stdout: str) -> RunTiming | None:
+    rows = _fields(stdout, "timing")
+    if not rows:
+        return None
+    kv = dict(item.split("=", 1) for item in rows[0] if "=" in item)
+    return RunTiming(float(kv["open_ms"]), float(kv["run_ms"]), float(kv["min_run_ms"]), int(kv["batches"]))
+
+
+def _logical(spec: TensorSpec) -> TensorSpec:
+    """What callers see: quantized int8/uint8 tensors are float32, like LiteRTRuntime's."""
+    dtype = "float32" if spec.scale is not None else spec.dtype
+    return TensorSpec(spec.name, dtype, list(spec.shape))
+
+
+class NativeRuntime(Runtime):
+    """A model run by a C runner in a fresh, environment-less process per call."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        library: Path | None = None,
+        cache: Path | None = None,
+        cc: str | None = None,
+    ) -> None:
+        super().__init__(path, threads=threads)
+        self.timeout = timeout
+        self._library = library
+        self._cache = cache
+        self._cc = cc
+        self.runner: NativeRunner | None = None
+        self.last_timing: RunTiming | None = None
+        self._raw_in: list[TensorSpec] = []
+        self._raw_out: list[TensorSpec] = []
+        self._runtime_version = "unknown"
+
+    def _activate_impl(self) -> None:
+        from runtime_check.validate import validate_model_file
+
+        validate_model_file(self.path)  # a malformed file is rejected before C++ code sees it
+        self.runner = build_runner(self.kind, lib=self._library, cc=self._cc, cache=self._cache)
+        proc = run_process(
+            self.runner.command("info", self._model_arg()), timeout=self.timeout, what="loading", subject=self.path
+        )
+        self._raw_in, self._raw_out, self._runtime_version = parse_info(proc.stdout)
+
+    def _model_arg(self) -> Path:
+        return Path(os.path.abspath(self.path))
+
+    def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        return [_logical(s) for s in self._raw_in], [_logical(s) for s in self._raw_out]
+
+    def raw_specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """Specs as stored in the file (int8 with scale and zero point for int8 I/O)."""
+        self._require_active()
+        return list(self._raw_in), list(self._raw_out)
+
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        return self._run(feeds, batch_size=None)
+
+    def infer_batched(self, feeds: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+        """Like the base class (chunks of ``batch_size``, concatenated), but in one runner process."""
+        self._require_active()
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}.")
+        checked = self._check_feeds(feeds)
+        return {k: np.asarray(v) for k, v in self._run(checked, batch_size=batch_size).items()}
+
+    def _run(self, feeds: Mapping[str, np.ndarray], batch_size: int | None) -> dict[str, np.ndarray]:
+        assert self.runner is not None
+        with tempfile.TemporaryDirectory(prefix="edgefm-native-") as tmp:
+            args: list[str] = []
+            for i, (name, arr) in enumerate(feeds.items()):
+                file = Path(tmp) / f"input_{i}.npy"
+                np.save(file, np.ascontiguousarray(arr))
+                args += ["--input", f"{name}={file}"]
+            out_dir = Path(tmp) / "out"
+            out_dir.mkdir()
+            args += ["--output-dir", str(out_dir)]
+            if batch_size is not None:
+                args += ["--batch-size", str(batch_size)]
+            if self.threads:
+                args += ["--threads", str(self.threads)]
+            proc = run_process(
+                self.runner.command("run", self._model_arg(), *args),
+                timeout=self.timeout,
+                what="running",
+                subject=self.path,
+            )
+            self.last_timing = parse_timing(proc.stdout)
+            files = {row[0]: row[1] for row in _fields(proc.stdout, "output")}
+            missing = [s.name for s in self._output_specs if s.name not in files]
+            if missing:
+                raise EdgefmError(
+                    f"The native runner wrote no output {', '.join(missing)} for {self.path}; it printed: "
+                    f"{proc.stdout.strip()[-500:]}"
+                )
+            return {s.name: np.load(files[s.name]) for s in self._output_specs}
+
+    def versions(self) -> dict[str, str]:
+        if self.runner is None:
+            return {}
+        return {
+            f"native-{self.kind}": self._runtime_version,
+            f"native-{self.kind}-library": f"{self.runner.library.path} ({self.runner.library.version})",
+            "cc": self.runner.compiler,
+        }
+
+
+class NativeLiteRTRuntime(NativeRuntime):
+    """A .tflite file in LiteRT's C API (libLiteRt.so), CPU accelerator. ``threads`` is not used."""
+
+    name = "native-litert"
+    format = "tflite"
+    kind = "litert"
+
+
+class NativeOnnxRuntime(NativeRuntime):
+    """An .onnx file in ONNX Runtime's C API, CPU execution provider."""
+
+    name = "native-onnxruntime"
+    format = "onnx"
+    kind = "onnxruntime"
+
+
+NATIVE_RUNTIMES: dict[str, type[NativeRuntime]] = {
+    NativeLiteRTRuntime.name: NativeLiteRTRuntime,
+    NativeOnnxRuntime.name: NativeOnnxRuntime,
+}
+
+
+def native_runtime_for(path: Path, *, threads: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> Runtime:
+    """The native runtime for ``path``: a .tflite or an .onnx file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return NativeLiteRTRuntime(path, threads=threads, timeout=timeout)
+    if suffix == ".onnx":
+        return NativeOnnxRuntime(path, threads=threads, timeout=timeout)
+    if not path.exists():
+        raise ModelFileError(f"Model {path} does not exist. Pass a .tflite or an .onnx file.")
+    raise UsageError(
+        f"{path}: the native runners run .tflite (LiteRT) and .onnx (ONNX Runtime) files, not "
+        f"{suffix or '(no extension)'!r}."
+    )
