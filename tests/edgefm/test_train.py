@@ -43,14 +43,15 @@ def _numpy_sgd_step(w1, b1, w2, b2, x, y, lr):
 @pytest.mark.parametrize("eager", [False, True])
 def test_one_step_matches_the_hand_computed_gradient(eager: bool) -> None:
     rng = np.random.default_rng(0)
-    x = rng.random((6, 28, 28), dtype=np.float32)
+    x_u8 = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    x = x_u8.astype(np.float32) / np.float32(255)
     y = np.array([0, 3, 9, 3, 1, 7], dtype=np.int32)
     m = MLP(hidden_units=5, seed=4)
     m.b1.assign(rng.normal(size=5).astype(np.float32) * 0.1)  # make biases matter
     before = [v.numpy().astype(np.float64) for v in (m.w1, m.b1, m.w2, m.b2)]
     expected = _numpy_sgd_step(*before, x, y, lr=0.1)
     run = make_step_runner(m, 0.1, eager=eager)
-    loss_sum, correct = run(tf.constant(x[None]), tf.constant(y[None]))
+    loss_sum, correct = run(tf.constant(x_u8[None]), tf.constant(y[None]))
     for got, want in zip((m.w1, m.b1, m.w2, m.b2), expected):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
     assert 0 <= float(correct) <= 6 and float(loss_sum) > 0
