@@ -132,8 +132,12 @@ def checksum_metric(root: Path, art: Artifact) -> Metric:
     expected = f"sha256 {art.sha256} / {art.bytes} bytes"
     if not path.exists():
         return Metric.check("checksum", "missing", expected, "==", detail=f"{path} does not exist")
-    found = f"sha256 {sha256_tree(path)} / {tree_bytes(path)} bytes"
-    detail = "" if found == expected else f"{path} changed since the manifest was written: {found}, manifest says {expected}"
+    sha, size = sha256_tree(path), tree_bytes(path)
+    found = f"sha256 {sha} / {size} bytes"
+    detail = "" if found == expected else (
+        f"{path} changed since the manifest was written (sha256 {sha[:12]}…, {size} bytes; "
+        f"manifest: {art.sha256[:12]}…, {art.bytes} bytes)"
+    )
     return Metric.check("checksum", found, expected, "==", detail=detail)
 
 

@@ -74,6 +74,8 @@ class Metric:
 
     def describe(self) -> str:
         """``name = value (bound op x)`` for failure lists and error messages."""
+        if isinstance(self.value, str) and self.detail:  # e.g. checksum: the detail says it all
+            return f"{self.name}: {self.detail}"
         text = f"{self.name} = {format_value(self.name, self.value)}"
         if not self.informational:
             text += f" (bound {self.op} {format_value(self.name, self.bound)})"

@@ -168,7 +168,8 @@ class ParityReport:
         esc = html.escape
         head = "".join(f"<th>{esc(h)}</th>" for h in header)
         body = "".join(
-            "<tr>" + "".join(f'<td class="{"fail" if c.startswith("FAIL") else ""}">{esc(c)}</td>' for c in r) + "</tr>"
+            "<tr>" + "".join(f'<td class="fail">{esc(c)}</td>' if c.startswith("FAIL") else f"<td>{esc(c)}</td>" for c in r)
+            + "</tr>"
             for r in rows
         )
         fails = "".join(f"<li>{esc(f)}</li>" for f in self.failures())

@@ -75,6 +75,8 @@ def test_metric_describe_and_json() -> None:
     assert m.describe() == "top1_agreement = 90.00% (bound >= 97.00%)"
     assert C.Metric.check("max_abs_error", 0.0123, 1e-4, "<=").describe() == "max_abs_error = 0.0123 (bound <= 0.0001)"
     assert C.Metric.check("accuracy_drop", 0.02, 0.015, "<=").describe() == "accuracy_drop = 2.00 pt (bound <= 1.50 pt)"
+    changed = C.Metric.check("checksum", "sha256 aa / 3 bytes", "sha256 bb / 3 bytes", "==", detail="m.onnx changed")
+    assert not changed.passed and changed.describe() == "checksum: m.onnx changed"
     assert C.Metric.check("max_abs_error", math.nan, 1e-4, "<=").to_dict() == {
         "value": "nan", "bound": 1e-4, "op": "<=", "passed": False,
     }
