@@ -28,6 +28,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h> /* HUGE_VAL only: no libm needed */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -99,6 +100,49 @@ typedef struct {
 } Backend;
 
 static const char *g_prog = "runner";
+
+/* -- crashes ------------------------------------------------------------------------------ */
+
+/* A C++ runtime may crash on a malformed file (LiteRT reads truncated .tflite files past
+ * their end: SIGBUS). Say so in plain words on stderr, then die by the same signal so a
+ * caller still sees the signal. Only write() is used in the handler (async-signal-safe). */
+static char g_crash_what[1536];
+
+static void put(const char *s) {
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void on_crash(int sig) {
+    const char *name = sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" : sig == SIGFPE ? "SIGFPE"
+                     : sig == SIGILL ? "SIGILL" : "SIGABRT";
+    put(g_prog);
+    put(": error: the runtime crashed (");
+    put(name);
+    put(") ");
+    put(g_crash_what);
+    put(": the file is corrupt or truncated, or the runtime cannot handle it\n");
+    raise(sig); /* SA_RESETHAND: the default action, once the handler returns */
+}
+
+static void set_crash_context(const char *fmt, const char *arg) {
+    snprintf(g_crash_what, sizeof g_crash_what, fmt, arg);
+}
+
+static void install_crash_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sa.sa_flags = (int)SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
 
 static int fail(int rc, const char *fmt, ...) {
     va_list ap;
@@ -795,6 +839,8 @@ static int runner_main(int argc, char **argv, const Backend *be) {
     FILE *mf = fopen(a.model, "rb");
     if (!mf) return fail(RC_MODEL, "cannot open the model %s: %s", a.model, strerror(errno));
     fclose(mf);
+    install_crash_handlers();
+    set_crash_context("while loading the model %s", a.model);
     double t0 = now_ms();
     rc = be->open(a.lib, a.model, a.threads, &mi, err, sizeof err);
     double open_ms = now_ms() - t0;
@@ -813,6 +859,7 @@ static int runner_main(int argc, char **argv, const Backend *be) {
     rc = prepare_inputs(&a, &mi, feeds);
     double run_ms = 0, min_ms = 0;
     int n_batches = 0;
+    set_crash_context("while running the model %s", a.model);
     if (!rc) rc = run_batches(be, &a, &mi, feeds, outs, &run_ms, &min_ms, &n_batches);
     if (!rc)
         printf("timing\topen_ms=%.3f\trun_ms=%.3f\tmin_run_ms=%.3f\tbatches=%d\truns=%d\n", open_ms, run_ms, min_ms, n_batches,
