@@ -250,29 +250,18 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         checksum = checksum_metric(root, art)
         try:
             runtime = runtime_for(path)
-            versions.update(_versions(runtime))
         except EdgefmError as e:
             results.append(ArtifactResult(name, art.format, art.path, art.format, art.quantization, [checksum], str(e)))
             say(f"{name}: FAIL ({e})")
             continue
         result, outputs = check_artifact(name, art, runtime, reference, images, labels, tol, cfg, checksum=checksum)
         results.append(result)
+        versions.update(_versions(runtime))
         say(f"{name}: {runtime.name} {'PASS' if result.passed else 'FAIL'} ({result.timings['total']:.1f} s)")
         if make_native is not None:
-            native_name = f"{name}@native"
-            try:
-                native = make_native(path)
-            except (ImportError, RuntimeUnavailableError):
-                raise
-            except EdgefmError as e:
-                results.append(ArtifactResult(native_name, "native", art.path, art.format, art.quantization, [], str(e)))
-                continue
-            versions.update(_versions(native))
-            nres, _ = check_artifact(native_name, art, native, reference, images, labels, tol, cfg, binding=outputs)
-            if outputs is None and nres.error is None:
-                nres.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
+            nres = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
             results.append(nres)
-            say(f"{native_name}: {native.name} {'PASS' if nres.passed else 'FAIL'} ({nres.timings['total']:.1f} s)")
+            say(f"{nres.name}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
 
     timings["total"] = time.perf_counter() - t_start
     report = ParityReport(
@@ -294,6 +283,31 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     if cfg.html is not None:
         report.write_html(cfg.html)
     return report
+
+
+def _check_native(
+    name: str,
+    art: Artifact,
+    make_native: NativeFactory,
+    reference: Mapping[str, np.ndarray],
+    binding: Mapping[str, np.ndarray] | None,
+    images: np.ndarray,
+    labels: np.ndarray,
+    tol: Tolerance,
+    cfg: CheckConfig,
+    versions: dict[str, str],
+) -> ArtifactResult:
+    """The native C runner on the same file: the same checks against TF, plus an exact match with the binding."""
+    native_name = f"{name}@native"
+    try:
+        native = make_native(Path(cfg.artifacts) / art.path)
+    except EdgefmError as e:
+        return ArtifactResult(native_name, "native", art.path, art.format, art.quantization, [], str(e))
+    result, _ = check_artifact(native_name, art, native, reference, images, labels, tol, cfg, binding=binding)
+    if binding is None and result.error is None:
+        result.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
+    versions.update(_versions(native))
+    return result
 
 
 def _versions(runtime: Runtime) -> dict[str, str]:

@@ -239,23 +239,32 @@ def test_unknown_names_and_sample_count_are_config_errors(exported: Path, cfg_fo
         check(manifest, cfg_for(exported, samples=129, report=exported.parent / "unused.json"))
 
 
-def test_native_without_runners_or_with_them(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
-    """--native: a clear RuntimeUnavailableError while runtime_check.native.runtime is absent, else an exact match."""
+def test_native_unavailable_is_a_clear_error(exported: Path, cfg_for, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """--native when runtime_check.native.runtime cannot be imported: RuntimeUnavailableError, nothing run."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "runtime_check.native.runtime", None)  # makes the import fail
+    cfg = cfg_for(exported, native=True, report=exported.parent / "never.json")
+    with pytest.raises(RuntimeUnavailableError, match="native runners not available"):
+        check(Manifest.load(exported), cfg)
+    assert not (exported.parent / "never.json").exists()
+
+
+def test_native_runs_match_tf_and_their_binding_exactly(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("runtime_check.native.runtime")
     root = _copy(exported, tmp_path)
-    cfg = cfg_for(root, native=True, only=("tflite_float32",), samples=20)
-    try:
-        from runtime_check.native.runtime import native_runtime_for  # noqa: F401
-    except ImportError:
-        with pytest.raises(RuntimeUnavailableError, match="native runners not available"):
-            check(Manifest.load(root), cfg)
-        return
-    try:
-        report = check(Manifest.load(root), cfg)
-    except RuntimeUnavailableError as e:  # runners present but no compiler on this machine
-        pytest.skip(f"native runners cannot be built here: {e}")
-    native = report.result("tflite_float32@native")
-    assert native.metric("binding_max_abs_diff").value == 0.0
-    assert native.passed, report.failures()
+    cfg = cfg_for(root, native=True, only=("tflite_int8", "onnx_float32"), samples=20)
+    report = check(Manifest.load(root), cfg)  # the runners are compiled here: needs a C compiler, as test_native does
+    assert [(a.name, a.runtime) for a in report.artifacts] == [
+        ("tflite_int8", "litert"), ("tflite_int8@native", "native-litert"),
+        ("onnx_float32", "onnxruntime"), ("onnx_float32@native", "native-onnxruntime"),
+    ]
+    for name in ("tflite_int8@native", "onnx_float32@native"):
+        native = report.result(name)
+        assert native.metric("binding_max_abs_diff").value == 0.0, name
+        assert native.metric("top1_agreement").passed, name
+    assert report.passed, report.failures()
+    assert "native-litert" in report.versions and "native-onnxruntime" in report.versions
 
 
 def test_report_is_written_where_asked_and_html(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
