@@ -73,7 +73,10 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
                     # Let the decoder downscale by 1/2..1/8 when the image is far larger than needed.
                     img.draft(img.mode, (IMAGE_SHAPE[1] * 8, IMAGE_SHAPE[0] * 8))
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                try:
+                    img = ImageOps.exif_transpose(img)
+                except Exception:  # a malformed EXIF block: use the pixels as stored
+                    pass
                 gray = _to_gray(img)
     except UnidentifiedImageError as e:
         raise ImageError(
