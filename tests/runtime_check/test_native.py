@@ -112,8 +112,8 @@ def test_build_is_cached_atomic_and_fast(tmp_path: Path) -> None:
     print(f"\nlitert runner: build {first.build_seconds:.3f} s, cache hit {second.build_seconds * 1e3:.2f} ms")
     assert not first.cached and second.cached
     assert second.executable == first.executable and os.access(first.executable, os.X_OK)
-    assert second.build_seconds < 0.5 < first.build_seconds * 100
-    assert first.build_seconds < 20
+    assert second.build_seconds < 0.2 and first.build_seconds > second.build_seconds
+    assert first.build_seconds < 30
     # atomic: nothing but the finished executable is left in the cache
     assert [p.name for p in tmp_path.iterdir()] == [first.executable.name]
 
@@ -212,6 +212,27 @@ def test_runner_under_env_i_writes_every_output(models: Path, runners: dict, tmp
     assert "batches=3" in timing and "runs=2" in timing
     info = _env_i(runners[kind], "info", models / file)
     assert info.returncode == 0 and "input\timages\t" in info.stdout and "output\tlogits\t" in info.stdout
+
+
+def test_running_runner_maps_the_runtime_and_no_python(models: Path, runners: dict, tmp_path: Path) -> None:
+    """/proc/PID/maps of a runner in the middle of its work: libLiteRt.so is there, no Python is."""
+    np.save(tmp_path / "x.npy", _images(256))
+    cmd = runners["litert"].command("run", models / "float32.tflite", "--input", f"images={tmp_path / 'x.npy'}",
+                                    "--output-dir", str(tmp_path), "--repeat", "10000000")
+    proc = subprocess.Popen(cmd, env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        maps = ""
+        deadline = time.monotonic() + 30
+        while "libLiteRt.so" not in maps and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "libLiteRt.so" in maps
+    assert not re.search(r"libpython|\.cpython-", maps)
+    assert environ == b""
 
 
 # -- error paths --------------------------------------------------------------------------------------
