@@ -192,6 +192,12 @@ class TensorFlowRuntime(Runtime):
 
         return {"tensorflow": tf.__version__}
 
+    def labels(self) -> list[str] | None:
+        """Class names from the SavedModel's ``labels`` signature, if it has one."""
+        self._require_active()
+        fn = self._loaded.signatures.get("labels")
+        return None if fn is None else [b.decode("utf-8") for b in fn()["class_names"].numpy()]
+
     def signatures(self) -> dict[str, Any]:
         self._require_active()
         out = {}
@@ -334,6 +340,16 @@ class OnnxRuntime(Runtime):
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         names = [s.name for s in self._output_specs]
         return dict(zip(names, self._session.run(names, feeds)))
+
+    def op_counts(self) -> dict[str, int]:
+        """Operator histogram of the graph (node op_types, most frequent first)."""
+        import collections
+
+        import onnx
+
+        self._require_active()
+        graph = onnx.load(str(self.path), load_external_data=False).graph
+        return dict(collections.Counter(n.op_type for n in graph.node).most_common())
 
     def versions(self) -> dict[str, str]:
         import onnxruntime as ort
