@@ -153,6 +153,26 @@ def _first_line(e: BaseException) -> str:
     return (lines[0] if lines else type(e).__name__)[:ERROR_QUOTE_CHARS]
 
 
+def converter_reason(e: BaseException, log: str = "") -> str:
+    """The converter's own words for a failure: its ``error:`` lines, deduplicated, else the first line.
+
+    MLIR errors come wrapped in long location prefixes (``loc(callsite(fused[...]))``); the text
+    after the last ``error: `` on a line is the part a user can act on.
+    """
+    found: list[str] = []
+    for line in f"{e}\n{log}".splitlines():
+        if "error: " in line:
+            msg = line.rsplit("error: ", 1)[1].strip()
+            if msg.startswith("loc("):  # drop the MLIR location
+                msg = msg.rsplit("): ", 1)[-1].strip()
+            if msg and not msg.endswith(":") and msg not in found:
+                found.append(msg)
+        elif line.strip().startswith("TF Select ops:") and line.strip() not in found:
+            found.append(line.strip())
+    reason = "; ".join(found) if found else _first_line(e)
+    return reason[:ERROR_QUOTE_CHARS]
+
+
 @contextlib.contextmanager
 def converter_step(what: str) -> Iterator[CapturedOutput]:
     """Run a conversion quietly; wrap a third-party failure in an ExportError that quotes it."""
@@ -163,12 +183,11 @@ def converter_step(what: str) -> Iterator[CapturedOutput]:
     except EdgefmError:
         raise
     except Exception as e:
-        log = captured.tail(ERROR_QUOTE_CHARS)
+        reason = converter_reason(e, captured.text).rstrip(". ")
         raise ExportError(
-            f"{what} failed: {type(e).__name__}: {_first_line(e)}"
-            + (f" Converter output (last lines): {log}" if log else "")
-            + " Nothing was written: the previous artifacts and manifest.json are unchanged. Check that the "
-            "SavedModel uses operators the target supports, or export the other variants with --format/--quantize."
+            f"{what} failed ({type(e).__name__}): {reason}. Nothing was written: the previous artifacts "
+            "and manifest.json are unchanged. The SavedModel probably uses an operator this converter or "
+            "runtime does not support; export the other variants with --format/--quantize, or change the model."
         ) from e
 
 

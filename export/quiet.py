@@ -15,12 +15,16 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
 # Python loggers that converters write warnings to (onnxruntime.quantization uses the root logger).
 NOISY_LOGGERS: tuple[str, ...] = ("", "tensorflow", "tf2onnx", "absl", "onnxruntime", "h5py")
+# Python warnings converters raise about their own internals (the int8 calibrator
+# still drives the deprecated tf.lite.Interpreter); nothing a user can act on.
+IGNORED_WARNINGS: tuple[str, ...] = (r".*tf\.lite\.Interpreter is deprecated",)
 CAPTURE_TAIL_CHARS = 2000
 
 
@@ -47,7 +51,9 @@ def quiet_native_output() -> Iterator[CapturedOutput]:
         with contextlib.suppress(Exception):
             stream.flush()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
+        for pattern in IGNORED_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)

@@ -1,0 +1,94 @@
+"""`edgefm export` through the real entry point: exit statuses, stderr, quiet converters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from export_helpers import bucketize_model, copy_artifacts, snapshot, write_manifest_with_model
+
+from conftest import run_cli
+from edgefm.manifest import Manifest
+
+# Lines TensorFlow, the MLIR converter and ONNX Runtime's quantizer print when not silenced.
+CONVERTER_NOISE = ("fully_quantize", "absl::InitializeLog", "oneDNN", "WARNING", "I0000", "W0000", "pre-processing")
+
+
+@pytest.fixture
+def artifacts(tiny_artifacts: Path, tmp_path: Path) -> Path:
+    return copy_artifacts(tiny_artifacts, tmp_path / "artifacts")
+
+
+def _data_args(tiny_data_session: tuple[Path, dict[str, str]]) -> list[str]:
+    return ["--data-dir", str(tiny_data_session[0]), "--no-verify", "--calibration-samples", "32"]
+
+
+def test_export_prints_the_table_and_nothing_from_the_converters(
+    artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]]
+) -> None:
+    res = run_cli("export", "--artifacts", str(artifacts), "--quantize", "int8", *_data_args(tiny_data_session))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:2] == ["artifact", "file"]
+    assert [ln.split()[0] for ln in lines[2:4]] == ["tflite_int8", "onnx_int8"]
+    assert lines[-1] == f"-> {artifacts / 'manifest.json'}"
+    for noise in CONVERTER_NOISE:
+        assert noise not in res.stdout + res.stderr
+    assert res.stderr == ""
+    assert {"tflite_int8", "onnx_int8"} <= set(Manifest.load(artifacts).artifacts)
+
+
+def test_quiet_prints_nothing(artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    from click.testing import CliRunner
+
+    from edgefm.cli import cli
+
+    res = CliRunner().invoke(cli, ["export", "--artifacts", str(artifacts), "--format", "onnx", "--quantize", "none",
+                                   "--quiet", *_data_args(tiny_data_session)])
+    assert res.exit_code == 0, res.output
+    assert res.output == ""
+    assert (artifacts / "model.onnx").is_file() and "onnx_float32" in Manifest.load(artifacts).artifacts
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "tiff"], "Invalid value for '--format'"),
+        (["--quantize", "int4"], "Invalid value for '--quantize'"),
+        (["--opset", "99"], "--opset must be between 13 and 18"),
+        (["--calibration-samples", "0"], "--calibration-samples must be a positive integer"),
+        (["--format", "onnx", "--quantize", "dynamic"], "there is no such variant"),
+        (["--quantize", "none", "--int8-io"], "--int8-io applies to the full-integer TFLite model"),
+    ],
+)
+def test_bad_options_exit_2_without_touching_the_directory(artifacts: Path, args: list[str], message: str) -> None:
+    before = snapshot(artifacts)
+    res = run_cli("export", "--artifacts", str(artifacts), *args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert message in " ".join(res.stderr.split())
+    assert "Traceback" not in res.stderr
+    assert snapshot(artifacts) == before
+
+
+def test_missing_artifacts_directory_exits_1(tmp_path: Path) -> None:
+    res = run_cli("export", "--artifacts", str(tmp_path / "nowhere"))
+    assert res.returncode == 1
+    assert "nowhere does not exist. Run `edgefm train --artifacts" in " ".join(res.stderr.split())
+    assert "Traceback" not in res.stderr
+
+
+def test_converter_failure_exits_1_and_keeps_the_previous_manifest(
+    tmp_path: Path, tiny_data_session: tuple[Path, dict[str, str]]
+) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    write_manifest_with_model(root, bucketize_model())
+    before = snapshot(root)
+    res = run_cli("export", "--artifacts", str(root), "--format", "onnx", "--quantize", "none",
+                  *_data_args(tiny_data_session))
+    assert res.returncode == 1, res.stdout + res.stderr
+    stderr = " ".join(res.stderr.split())
+    assert stderr.startswith("error: ONNX export of onnx_float32 failed (ValidationError): No Op registered for Bucketize")
+    assert "Nothing was written" in stderr and "Traceback" not in res.stderr
+    assert res.stdout == ""
+    assert snapshot(root) == before
