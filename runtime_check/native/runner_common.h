@@ -718,13 +718,13 @@ static bool compare_output(const char *name, const Tensor *got, const Tensor *wa
         }
     }
     if (got->rank == 2 && got->dims[1] > 0) { /* top-1 agreement per row */
-        int64_t cols = got->dims[1];
+        size_t cols = (size_t)got->dims[1];
         rows = (size_t)got->dims[0];
         for (size_t r = 0; r < rows; r++) {
             size_t ag = 0, aw = 0;
-            for (int64_t c = 1; c < cols; c++) {
-                if (g[r * cols + c] > g[r * cols + ag]) ag = (size_t)c;
-                if (w[r * cols + c] > w[r * cols + aw]) aw = (size_t)c;
+            for (size_t c = 1; c < cols; c++) {
+                if (g[r * cols + c] > g[r * cols + ag]) ag = c;
+                if (w[r * cols + c] > w[r * cols + aw]) aw = c;
             }
             top1_same += ag == aw;
         }

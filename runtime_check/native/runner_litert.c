@@ -302,7 +302,7 @@ static LiteRtRankedTensorType ranked_type(DType dtype, int rank, const int64_t *
     LiteRtRankedTensorType rt;
     memset(&rt, 0, sizeof rt);
     rt.element_type = to_element_type(dtype);
-    rt.layout.rank = (unsigned)rank;
+    rt.layout.rank = (unsigned)rank & 0x7fu; /* rank <= MAX_RANK (8) */
     rt.layout.has_strides = false;
     for (int d = 0; d < rank; d++) rt.layout.dimensions[d] = (int32_t)dims[d];
     return rt;
