@@ -141,13 +141,15 @@ class ParityReport:
             "",
             "bounds:",
         ]
+        groups: dict[str, list[str]] = {}  # artifacts with the same bounds share a line
         for a in self.artifacts:
-            bounds = [
+            bounds = ", ".join(
                 f"{m.name} {m.op} {format_value(m.name, m.bound)}"
                 for m in a.metrics
-                if not m.informational and m.name in dict(COLUMNS) and m.name != "checksum"
-            ]
-            lines.append(f"  {a.name}: " + (", ".join(bounds) if bounds else "-"))
+                if not m.informational and m.name in dict(COLUMNS) and m.name not in ("checksum", "nonfinite")
+            )
+            groups.setdefault(bounds or "- (did not run)", []).append(a.name)
+        lines += [f"  {', '.join(names)}: {bounds}" for bounds, names in groups.items()]
         for m in self.reference_metrics:
             if not m.passed:
                 lines.append(f"reference check failed: {m.describe()}")

@@ -112,6 +112,8 @@ def test_cli_good_artifacts_pass_and_write_report(exported: Path, tiny_data_sess
         row = next(line for line in lines if line.startswith(name + " "))
         assert " PASS " in row and "FAIL" not in row
     assert "PASSED: all 6 artifacts match TensorFlow" in res.stdout
+    assert "  tflite_float32, onnx_float32: max_abs_error <= 0.0001, mean_abs_error <= 1e-05," in res.stdout
+    assert "  tflite_int8, onnx_int8: mean_abs_error <= 0.25," in res.stdout  # int8 max error: reported only
     report = json.loads((root / REPORT_NAME).read_text())
     assert report["passed"] is True and set(report["artifacts"]) == set(VARIANTS)
     f32 = report["artifacts"]["tflite_float32"]["metrics"]
