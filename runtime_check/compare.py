@@ -185,18 +185,20 @@ def mean_abs_error(a: np.ndarray, r: np.ndarray) -> float:
     return float(d.mean()) if d.size else 0.0
 
 
-def cosine_similarity(a: np.ndarray, r: np.ndarray, eps: float = 1e-12) -> float:
+def cosine_similarity(a: np.ndarray, r: np.ndarray) -> float:
     """Mean over samples of the per-sample cosine similarity of rows of ``[N, C]`` arrays.
 
     Two all-zero rows count as identical (1.0); a zero row against a non-zero row as 0.
+    Computed in float64, where the product of two float32 norms cannot underflow.
     """
     a64 = np.asarray(a, np.float64).reshape(len(a), -1)
     r64 = np.asarray(r, np.float64).reshape(len(r), -1)
     if not len(a64):
         return 1.0
-    na, nr = np.linalg.norm(a64, axis=1), np.linalg.norm(r64, axis=1)
-    both_zero = (na <= eps) & (nr <= eps)
-    cos = (a64 * r64).sum(axis=1) / np.maximum(na * nr, eps)
+    norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(r64, axis=1)
+    both_zero = ~a64.any(axis=1) & ~r64.any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, (a64 * r64).sum(axis=1) / norms, 0.0)
     cos = np.where(both_zero, 1.0, cos)
     return float(np.clip(cos, -1.0, 1.0).mean())
 

@@ -177,3 +177,26 @@ def test_tolerances_are_data_with_overrides() -> None:
     assert tolerance_for("x", "tflite", "int8", min_top1={"x": 0.95}).min_top1 == 0.95
     with pytest.raises(UsageError, match="No parity tolerance for tflite artifacts quantized as 'int4'"):
         default_tolerance("tflite", "int4")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+_finite = st.floats(-100, 100, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float32, (5, 4), elements=_finite), arrays(np.float32, (5, 4), elements=_finite),
+       st.floats(0.1, 10))
+def test_metric_properties(a: np.ndarray, r: np.ndarray, k: float) -> None:
+    assert C.max_abs_error(a, r) == C.max_abs_error(r, a) >= C.mean_abs_error(a, r) >= 0
+    assert -1.0 <= C.cosine_similarity(a, r) <= 1.0
+    assert C.cosine_similarity(a * np.float32(k), a) == pytest.approx(1.0, abs=1e-6)
+    assert C.top1_agreement(a, a) == 1.0 and 0.0 <= C.top1_agreement(a, r) <= 1.0
+
+
+def test_cosine_of_tiny_rows_is_still_exact() -> None:
+    tiny = np.array([[1e-38, 0.0, 2e-38]], np.float32)
+    assert C.cosine_similarity(tiny * np.float32(10), tiny) == pytest.approx(1.0)
+    assert math.isnan(C.cosine_similarity(np.array([[np.nan, 1.0]]), np.array([[1.0, 1.0]])))
