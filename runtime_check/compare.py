@@ -198,7 +198,7 @@ def cosine_similarity(a: np.ndarray, r: np.ndarray) -> float:
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(r64, axis=1)
     both_zero = ~a64.any(axis=1) & ~r64.any(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(norms > 0, (a64 * r64).sum(axis=1) / norms, 0.0)
+        cos = np.where(norms == 0, 0.0, (a64 * r64).sum(axis=1) / norms)  # NaN stays NaN
     cos = np.where(both_zero, 1.0, cos)
     return float(np.clip(cos, -1.0, 1.0).mean())
 
