@@ -50,21 +50,24 @@ def quiet_native_output() -> Iterator[CapturedOutput]:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    saved = [os.dup(1), os.dup(2)]
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no stdout/stderr descriptors (a daemon): nothing to redirect
+        saved = []
     with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
         for pattern in IGNORED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
+            if saved:
+                os.dup2(sink.fileno(), 1)
+                os.dup2(sink.fileno(), 2)
             yield captured
         finally:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
+            for fd, target in zip(saved, (1, 2)):
+                os.dup2(fd, target)
                 os.close(fd)
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
