@@ -219,9 +219,15 @@ def train_cmd(model: str, epochs: int | None, batch_size: int | None, learning_r
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the calibration draw.")
 @_DATA_DIR
 @_NO_VERIFY
+@click.option("--bundle", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also write a deployable bundle here: model, labels, golden I/O from the test split, "
+                   "the C runner source and check.sh, to re-run the parity check on the device.")
+@click.option("--bundle-artifact", default=None, metavar="NAME",
+              help="Artifact to bundle [default: tflite_float32, else the first exported .tflite].")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the summary table.")
 def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration_samples: int, int8_io: bool,
-               seed: int, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+               seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None, bundle_artifact: str | None,
+               quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
 
     Writes model_float32/float16/dynamic/int8.tflite, model.onnx and model_int8.onnx
@@ -233,6 +239,7 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
       edgefm export
       edgefm export --format tflite --quantize int8 --int8-io
       edgefm export --format onnx --quantize none --opset 13
+      edgefm export --bundle device-check/
     """
     from edgefm.config import ExportConfig
     from export.pipeline import run_export
@@ -249,6 +256,12 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
         if result.skipped:
             click.echo(f"(no variant for {', '.join(result.skipped)}: ONNX export supports none and int8)")
         click.echo(f"-> {result.manifest_path}")
+    if bundle is not None:
+        from runtime_check.native.bundle import default_bundle_artifact, write_bundle
+
+        name = bundle_artifact or default_bundle_artifact(result.manifest)
+        dest = write_bundle(artifacts, result.manifest, name, bundle, data_dir=data_dir, verify_data=not no_verify)
+        click.echo(f"bundle: {dest} ({name}; on the device: ./check.sh /path/to/libLiteRt.so)")
 # -- end export --
 
 

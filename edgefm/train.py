@@ -187,11 +187,10 @@ def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
 
 def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResult:
     """Train, evaluate, save the SavedModel and write ``manifest.json``; return both."""
-    import os
+    from edgefm.quiet import import_tensorflow, quiet_native_output
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
+    with quiet_native_output():  # TensorFlow's C++ start-up log lines
+        tf = import_tensorflow()
     from edgefm.model import build_model, write_savedmodel
 
     reporter = reporter or TrainReporter(quiet=cfg.quiet)

@@ -46,7 +46,7 @@ from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version
 from edgefm.metadata import embed_onnx_metadata, metadata_entries
 from export import to_onnx, to_tflite
 from export.calibration import calibration_samples
-from export.quiet import CapturedOutput, import_tensorflow, quiet_native_output
+from edgefm.quiet import CapturedOutput, import_tensorflow, quiet_native_output
 from export.summary import summary_table
 from export.variants import Variant, plan, skipped
 

@@ -5,7 +5,7 @@ tf2onnx's Python API converts the SavedModel's ``serving_default`` signature
 input/output names become the graph's names: ``images`` -> ``logits``,
 ``probabilities``. The dynamic batch dimension is named ``batch``.
 
-Call these inside ``export.quiet.quiet_native_output()``.
+Call these inside ``edgefm.quiet.quiet_native_output()``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from edgefm.config import OUTPUT_NAMES
 from edgefm.errors import ExportError
 from edgefm.manifest import TensorSpec
 from export.calibration import onnx_calibration_batches
-from export.quiet import import_tensorflow
+from edgefm.quiet import import_tensorflow
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx

@@ -5,7 +5,7 @@ keeps the serving signature in the file, so the input is still called ``images``
 the outputs ``logits`` and ``probabilities``, and the batch stays dynamic
 (``shape_signature`` [-1, 28, 28]).
 
-Call these inside ``export.quiet.quiet_native_output()``: the converter prints
+Call these inside ``edgefm.quiet.quiet_native_output()``: the converter prints
 from C++.
 """
 
@@ -23,7 +23,7 @@ from edgefm.errors import ExportError
 from edgefm.manifest import TensorSpec
 from edgefm.metadata import embed_tflite_metadata
 from export.calibration import tflite_representative_dataset
-from export.quiet import import_tensorflow
+from edgefm.quiet import import_tensorflow
 
 SIGNATURE_KEY = "serving_default"
 # Inputs for the "same outputs after embedding metadata" check.

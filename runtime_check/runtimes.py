@@ -84,6 +84,8 @@ class Runtime(abc.ABC):
     def infer_batched(self, feeds: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
         """``infer`` over the leading dimension in chunks of ``batch_size``, concatenated."""
         n = next(iter(feeds.values())).shape[0]
+        if n == 0:
+            raise UsageError(f"{self.path}: no inputs to run (0 rows).")
         parts: list[dict[str, np.ndarray]] = []
         for start in range(0, n, batch_size):
             parts.append(self.infer({k: v[start : start + batch_size] for k, v in feeds.items()}))
@@ -150,22 +152,31 @@ class TensorFlowRuntime(Runtime):
     signature_key = "serving_default"
 
     def _activate_impl(self) -> None:
-        import tensorflow as tf
+        from edgefm.quiet import import_tensorflow, quiet_native_output
 
         if not (self.path / "saved_model.pb").is_file():
             raise ModelFileError(
                 f"{self.path} is not a SavedModel directory (no saved_model.pb). Pass the directory "
                 "that `edgefm train` wrote (artifacts/saved_model)."
             )
-        if self.threads:
+        with quiet_native_output() as captured:
+            tf = import_tensorflow()
+            if self.threads:
+                try:
+                    tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+                except RuntimeError:
+                    pass  # already initialised in this process
             try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-            except RuntimeError:
-                pass  # already initialised in this process
-        try:
-            self._loaded = tf.saved_model.load(str(self.path))
-        except Exception as e:  # TF raises many types for a corrupt SavedModel
-            raise ModelFileError(f"TensorFlow could not load the SavedModel {self.path}: {e}") from e
+                self._loaded = tf.saved_model.load(str(self.path))
+            except Exception as e:  # TF raises many types for a corrupt SavedModel
+                load_error: Exception | None = e
+            else:
+                load_error = None
+        if load_error is not None:
+            detail = str(load_error).strip().splitlines()[0] if str(load_error).strip() else captured.tail(300)
+            raise ModelFileError(
+                f"TensorFlow could not load the SavedModel {self.path}: {detail}. Re-create it with `edgefm train`."
+            ) from load_error
         if self.signature_key not in self._loaded.signatures:
             raise ModelFileError(
                 f"SavedModel {self.path} has no {self.signature_key!r} signature (found: "
@@ -230,13 +241,17 @@ class LiteRTRuntime(Runtime):
     def _activate_impl(self) -> None:
         from runtime_check.validate import validate_model_file
 
+        from edgefm.quiet import quiet_native_output
+
         validate_model_file(self.path)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as e:
             raise RuntimeUnavailableError("LiteRT is not installed: pip install ai-edge-litert") from e
         try:
-            self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            with quiet_native_output():  # LiteRT prints "INFO: Created ... XNNPACK delegate"
+                self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self._interp.allocate_tensors()
             sigs = self._interp.get_signature_list()
             key = self.signature_key if self.signature_key in sigs else next(iter(sigs))
             runner = self._interp.get_signature_runner(key)

@@ -69,6 +69,18 @@ def _golden_inputs(n: int, data_dir: Path | None, verify: bool) -> np.ndarray:
     return split.scaled()[:n]
 
 
+def default_bundle_artifact(manifest: Manifest) -> str:
+    """What ships by default: the float32 .tflite, else the first .tflite, else the first .onnx."""
+    deployable = manifest.deployable()
+    if "tflite_float32" in deployable:
+        return "tflite_float32"
+    for fmt in ("tflite", "onnx"):
+        for name, art in deployable.items():
+            if art.format == fmt:
+                return name
+    raise ManifestError("No .tflite or .onnx artifact in the manifest to bundle; run `edgefm export` first.")
+
+
 def write_bundle(
     artifacts: Path,
     manifest: Manifest,

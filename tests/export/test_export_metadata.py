@@ -27,7 +27,7 @@ META = {"model": "mlp", "labels": list(CLASS_NAMES), "quantization": "none", "no
 @pytest.fixture(scope="module")
 def raw_tflite(tiny_artifacts: Path) -> bytes:
     """A float32 .tflite straight from the converter: no edgefm metadata yet."""
-    from export.quiet import quiet_native_output
+    from edgefm.quiet import quiet_native_output
     from export.to_tflite import convert_tflite
 
     with quiet_native_output():

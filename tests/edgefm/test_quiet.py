@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from export.quiet import quiet_native_output
+from edgefm.quiet import quiet_native_output
 
 
 def test_native_writes_are_captured_and_descriptors_restored(capfd: pytest.CaptureFixture[str]) -> None:
