@@ -311,12 +311,27 @@ class LiteRTRuntime(Runtime):
         return {"ai-edge-litert": metadata.version("ai-edge-litert")}
 
     def op_counts(self) -> dict[str, int]:
-        """Operator histogram of the model's main subgraph (from the interpreter's op details)."""
+        """Operator histogram of the model's main subgraph, read from the flatbuffer.
+
+        Read from the file, not from the interpreter: after ``allocate_tensors`` the
+        interpreter reports XNNPACK's DELEGATE nodes instead of the model's operators.
+        """
+        import collections
+
+        from ai_edge_litert import schema_py_generated as schema
+
         self._require_active()
-        counts: dict[str, int] = {}
-        for op in self._interp._get_ops_details():
-            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
-        return counts
+        model = schema.Model.GetRootAs(self.path.read_bytes(), 0)
+        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        codes = []
+        for i in range(model.OperatorCodesLength()):
+            oc = model.OperatorCodes(i)
+            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+            custom = oc.CustomCode()
+            codes.append(custom.decode() if custom else names.get(code, f"OP_{code}"))
+        graph = model.Subgraphs(0)
+        counts = collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
+        return dict(counts.most_common())
 
 
 # -- ONNX Runtime ---------------------------------------------------------------------------
