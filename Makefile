@@ -1,11 +1,15 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
+# Every install step lives here: the virtualenv and pip packages, and the Debian
+# packages (the dataset, a C compiler for the native runners, Chromium for the
+# HTML report test), installed only when missing.
+PYTHON    ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
 ARTIFACTS ?= artifacts
-DATA_FILES := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+DATA_DIR  := /usr/share/datasets/fashion-mnist
+export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test bench venv dataset clean
+.PHONY: demo test bench venv dataset compiler browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,32 +22,40 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
+# apt-get install the given Debian packages, with one `apt-get update` first (a
+# fresh machine needs it). Needs root and apt; otherwise say what is missing.
+apt_install = if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && apt-get install -y -q $(1); \
+	else echo "missing: $(1) (install them with your package manager)"; exit 1; fi
+
 # The dataset: Debian's package where apt exists and the files are missing,
 # otherwise the official download into the user cache.
 dataset: venv
-	@if $(BIN)/edgefm data verify --quiet >/dev/null 2>&1; then \
+	@if $(BIN)/edgefm data verify --quiet; then \
 		echo "dataset: present and verified"; \
-	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && [ ! -f $(DATA_FILES) ]; then \
-		export DEBIAN_FRONTEND=noninteractive; \
+	elif [ ! -f $(DATA_DIR)/t10k-labels-idx1-ubyte.gz ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && apt-get install -y -q dataset-fashion-mnist; \
 	else \
 		$(BIN)/edgefm data fetch; \
 	fi
 	$(BIN)/edgefm data verify
 
-# gcc builds the native runners (issue: Python-free runtime check).
+# gcc builds the native (Python-free) runners.
 compiler:
-	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || { \
-		export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q gcc libc6-dev; }
+	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || { $(call apt_install,gcc libc6-dev); }
+
+# Headless Chromium renders the HTML verification report in its test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(call apt_install,chromium chromium-driver); }
 
 demo: dataset compiler
 	$(BIN)/edgefm train --artifacts $(ARTIFACTS)
-	$(BIN)/edgefm export --artifacts $(ARTIFACTS) --format all --quantize all
+	$(BIN)/edgefm export --artifacts $(ARTIFACTS) --format all --quantize all --bundle $(ARTIFACTS)/device-bundle
 	$(BIN)/edgefm verify --artifacts $(ARTIFACTS) --native
 	$(BIN)/python -m edgefm.demo_image $(ARTIFACTS)/demo-sneaker.png
 	$(BIN)/edgefm predict $(ARTIFACTS)/demo-sneaker.png --artifacts $(ARTIFACTS) --top-k 3
 
-test: dataset compiler
+test: dataset compiler browser
 	$(BIN)/python -m pytest -q
 
 bench: dataset compiler
