@@ -7,6 +7,13 @@ and a runtime that crashes on a file takes down only its child. The TensorFlow
 SavedModel is the baseline: every other row shows its p50 speed-up and its size
 relative to it. Inputs are real test images when the dataset is found, else seeded
 random values in [0, 1].
+
+With ``native=True`` every .tflite/.onnx file is measured a second time in its
+native C runner (``runtime_check.native``), named ``NAME@native`` as in
+``edgefm verify --native``. Those runners start one process per ``infer`` call,
+so their latency includes process start-up; the runner's own timing of the run
+alone is kept beside it (``engine_p50_ms``). A runner that cannot be built here
+(no C compiler, no runtime library) is a row marked ``unavailable``, not a failure.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from edgefm.config import DEFAULT_ARTIFACTS, IMAGE_SHAPE
-from edgefm.errors import ConfigError, EdgefmError
+from edgefm.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -37,6 +44,9 @@ BASELINE = "savedmodel"
 CHILD_TIMEOUT_S = 900.0
 # Imported before the timed load (the runtimes import them inside ``activate``).
 _RUNTIME_MODULES = {"savedmodel": "tensorflow", "tflite": "ai_edge_litert.interpreter", "onnx": "onnxruntime"}
+#: ``Target.runtime`` of a model run by its native C runner (process per call).
+NATIVE = "native"
+NATIVE_SUFFIX = "@native"
 
 
 def parse_batch_sizes(text: str, flag: str = "--batch-sizes") -> tuple[int, ...]:
@@ -73,6 +83,7 @@ class BenchmarkConfig:
     runs: int = DEFAULT_RUNS
     data_dir: Path | None = None
     baseline: bool = True
+    native: bool = False  # also each .tflite/.onnx in its native C runner
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -104,6 +115,8 @@ class LatencyStats:
     p99_ms: float
     throughput: float  # images per second, from the mean
     speedup_vs_tf: float | None = None  # TF p50 / this p50 at the same batch size
+    # Native runners only: p50 of the runner's own timing of the run, without process start-up.
+    engine_p50_ms: float | None = None
 
 
 @dataclass
@@ -122,6 +135,7 @@ class BenchmarkResult:
     size_vs_tf: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    unavailable: bool = False  # the runtime cannot run on this machine (``error`` says why)
 
     def at(self, batch_size: int) -> LatencyStats | None:
         return next((s for s in self.latency if s.batch_size == batch_size), None)
@@ -143,7 +157,12 @@ class BenchmarkReport:
 
     @property
     def failures(self) -> list[BenchmarkResult]:
-        return [r for r in self.results if r.error is not None]
+        """Models that could not be measured although their runtime is available."""
+        return [r for r in self.results if r.error is not None and not r.unavailable]
+
+    @property
+    def unavailable(self) -> list[BenchmarkResult]:
+        return [r for r in self.results if r.error is not None and r.unavailable]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -170,6 +189,7 @@ class Target:
     path: Path
     format: str
     quantization: str
+    runtime: str = ""  # "" the format's Python binding; NATIVE its C runner
 
 
 def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
@@ -204,6 +224,11 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
     if not deployable:
         notes.append(f"no exported models in {root}: run `edgefm export --artifacts {root}` to add them.")
     out += [Target(name, root / a.path, a.format, a.quantization) for name, a in deployable.items()]
+    if config.native:
+        out += [
+            Target(name + NATIVE_SUFFIX, root / a.path, a.format, a.quantization, NATIVE)
+            for name, a in deployable.items()
+        ]
     return out, notes
 
 
@@ -240,9 +265,11 @@ def benchmark(config: BenchmarkConfig) -> BenchmarkReport:
                 format=t.format,
                 quantization=t.quantization,
                 bytes=tree_bytes(t.path) if t.path.exists() else 0,
+                runtime=t.runtime,
             )
             spec = {
                 "path": str(t.path),
+                "native": t.runtime == NATIVE,
                 "inputs": str(inputs_path),
                 "batch_sizes": list(config.batch_sizes),
                 "threads": config.threads,
@@ -287,6 +314,7 @@ def _run_child(spec: dict[str, Any], result: BenchmarkResult) -> None:
     elif data is None or "error" in (data or {}):
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         result.error = (data or {}).get("error") or (lines[-1] if lines else f"exit status {proc.returncode}")
+        result.unavailable = bool((data or {}).get("unavailable", False))
     else:
         result.runtime = data["runtime"]
         result.load_ms = data["load_ms"]
@@ -347,38 +375,62 @@ def peak_rss_mb() -> float:
 
 
 def measure(
-    path: Path, inputs: np.ndarray, batch_sizes: Sequence[int], *, threads: int | None, warmup: int, runs: int
+    path: Path,
+    inputs: np.ndarray,
+    batch_sizes: Sequence[int],
+    *,
+    threads: int | None,
+    warmup: int,
+    runs: int,
+    native: bool = False,
 ) -> dict[str, Any]:
-    """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process."""
+    """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process.
+
+    ``native``: run it in its C runner instead of the Python binding. Peak RSS is
+    then ``None``: this process only waits for the runner processes, and their
+    ``ru_maxrss`` would carry this process's peak across fork and exec.
+    """
     from runtime_check.predict import model_feeds
     from runtime_check.runtimes import runtime_for
     from runtime_check.validate import validate_model_file
 
     path = Path(path)
-    runtime = runtime_for(path, threads=threads)
+    if native:
+        from runtime_check.native.runtime import native_runtime_for
+
+        runtime = native_runtime_for(path, threads=threads)
+    else:
+        runtime = runtime_for(path, threads=threads)
     if path.is_file():
         validate_model_file(path)  # the isolated probe runs here, outside the timed load
-    # Import the runtime's library first, so "load" times loading the model, not importing TF.
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_RUNTIME_MODULES.get(runtime.format, "numpy"))
+    if not native:
+        # Import the runtime's library first, so "load" times loading the model, not importing TF.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(_RUNTIME_MODULES.get(runtime.format, "numpy"))
     latency: list[LatencyStats] = []
     with runtime:
         for bs in batch_sizes:
             feeds = model_feeds(np.ascontiguousarray(inputs[:bs]), runtime)
             for _ in range(warmup):
                 runtime.infer(feeds)
-            times = []
+            times, engine = [], []
             for _ in range(runs):
                 t0 = time.perf_counter()
                 runtime.infer(feeds)
                 times.append(time.perf_counter() - t0)
-            latency.append(latency_stats(bs, times))
+                timing = getattr(runtime, "last_timing", None)  # the native runners time the run themselves
+                if timing is not None:
+                    engine.append(timing.run_ms)
+            stats = latency_stats(bs, times)
+            if engine:
+                stats.engine_p50_ms = float(np.percentile(engine, 50))
+            latency.append(stats)
         load_s = runtime.load_seconds or 0.0
         versions = runtime.versions()
     return {
         "runtime": runtime.name,
         "load_ms": load_s * 1e3,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": None if native else peak_rss_mb(),
         "versions": versions,
         "latency": [asdict(s) for s in latency],
     }
@@ -398,9 +450,10 @@ def _child_main(spec_path: str) -> int:
             threads=spec["threads"],
             warmup=spec["warmup"],
             runs=spec["runs"],
+            native=bool(spec.get("native", False)),
         )
     except EdgefmError as e:
-        atomic_write_json(out, {"error": str(e)})
+        atomic_write_json(out, {"error": str(e), "unavailable": isinstance(e, RuntimeUnavailableError)})
         return 1
     atomic_write_json(out, result)
     return 0
@@ -448,6 +501,8 @@ def format_table(report: BenchmarkReport) -> str:
                 f"{bs:>5d}  {r.name:{w}s}  {s.mean_ms:9.3f}  {s.p50_ms:9.3f}  {s.p90_ms:9.3f}  {s.p99_ms:9.3f}  "
                 f"{s.throughput:10,.0f}  {_ratio(s.speedup_vs_tf):>14s}"
             )
+    for r in report.unavailable:
+        lines += ["", f"UNAVAILABLE {r.name} ({r.path}): {r.error}"]
     for r in report.failures:
         lines += ["", f"FAILED {r.name} ({r.path}): {r.error}"]
     lines += [f"note: {n}" for n in report.notes]

@@ -160,3 +160,45 @@ def test_cli_corrupt_model_exits_1_after_the_table(tmp_path: Path) -> None:
     proc = run_cli("benchmark", "--artifacts", str(tmp_path / "none"), "--model", str(bad), "--runs", "1")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "FAILED bad.onnx" in proc.stdout and "could not be benchmarked" in proc.stderr
+
+
+# -- native runners ------------------------------------------------------------------------------
+
+
+def test_native_rows_time_the_c_runners(exported: Path, tmp_path: Path) -> None:
+    """NAME@native rows: the C runner per call, its own run time apart, no peak RSS of the Python waiter."""
+    cfg = BenchmarkConfig(artifacts=exported, batch_sizes=(1, 4), warmup=0, runs=2, data_dir=tmp_path,
+                          baseline=False, native=True)
+    report = benchmark(cfg)
+    assert [r.name for r in report.results] == [
+        "tflite_float32", "onnx_float32", "tflite_float32@native", "onnx_float32@native"
+    ]
+    assert report.failures == [] and report.unavailable == []
+    litert, ort = report.results[2], report.results[3]
+    assert (litert.runtime, ort.runtime) == ("native-litert", "native-onnxruntime")
+    for r in (litert, ort):
+        assert r.peak_rss_mb is None and _positive_finite(r.load_ms)
+        assert r.bytes == report.results[0 if r is litert else 1].bytes
+        for s in r.latency:
+            # The runner's own clock around the run is inside the call, which adds a process start-up.
+            assert _positive_finite(s.engine_p50_ms) and s.engine_p50_ms < s.p50_ms
+    assert all(s.engine_p50_ms is None for r in report.results[:2] for s in r.latency)
+    assert "tflite_float32@native  native-litert" in format_table(report)
+
+
+def test_native_without_a_compiler_is_unavailable_not_failed(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))  # the children inherit it
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached runner to fall back on
+    cfg = BenchmarkConfig(artifacts=exported, batch_sizes=(1,), warmup=0, runs=1, data_dir=tmp_path,
+                          baseline=False, native=True)
+    report = benchmark(cfg)
+    assert report.failures == []
+    assert [r.name for r in report.unavailable] == ["tflite_float32@native", "onnx_float32@native"]
+    for r in report.unavailable:
+        assert r.unavailable and r.latency == [] and "No C compiler found" in (r.error or "")
+    assert all(r.error is None and r.latency for r in report.results[:2])
+    text = format_table(report)
+    assert "UNAVAILABLE tflite_float32@native" in text and "FAILED" not in text
+    report.raise_for_failures()  # an unavailable runtime is not a failure
