@@ -1,0 +1,215 @@
+"""The benchmark suite (`make bench`): one real quick run, checked for completeness and consistency.
+
+Timings are asserted to be positive and finite, and every ratio to equal the
+division of the figures it is made of; never against speed thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.run import TARGETS, check_targets, target_line
+from conftest import REPO
+
+BINDING_ROWS = ["savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"]
+
+
+def run_suite(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL,
+    )
+
+
+def positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("bench") / "results"
+    return run_suite("--quick", "--out", str(out)), out
+
+
+@pytest.fixture(scope="module")
+def result(quick: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, Any]:
+    proc, out = quick
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "bench.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.integration
+def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str], Path], result: dict[str, Any]) -> None:
+    proc, out = quick
+    md = (out / "bench.md").read_text(encoding="utf-8")
+    assert proc.stdout == md
+    assert not list(out.glob(".*.tmp"))  # written atomically: no leftovers
+    for header in (
+        "| stage (defaults, real CLI process) | seconds |",
+        "| training (784-20-10 MLP, batch 64) | median s/epoch | edgefm graph is … faster |",
+        "| model | runtime | quant | b1 p50 ms | b1 p99 ms | b1 img/s | b1 p50 vs TF | b256 p50 ms |",
+        "| artifact | format | quant | bytes | vs float32 TFLite |",
+        "| artifact | runtime | accuracy | change vs TF | top-1 agreement with TF | verify |",
+    ):
+        assert header in md
+    targets = [ln for ln in md.splitlines() if ln.startswith(("- PASS ", "- FAIL "))]
+    assert len(targets) == len(TARGETS)
+    assert "native (process per call)" in md and "Traceback" not in proc.stderr
+    m = result["machine"]
+    assert m["cpu"] in md and f"{m['cores']} cores" in md and f"TensorFlow {m['tensorflow']}" in md
+    assert m["cores"] == os.cpu_count() and m["litert"] == metadata.version("ai-edge-litert")
+    assert m["onnxruntime"] == metadata.version("onnxruntime") and positive(m["ram_gib"])
+
+
+@pytest.mark.integration
+def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
+    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "targets"):
+        assert key in result and "error" not in result[key], key
+    assert result["crashed"] == [] and result["options"]["quick"] is True
+    assert positive(result["total_seconds"])
+
+
+@pytest.mark.integration
+def test_end_to_end(result: dict[str, Any]) -> None:
+    e2e = result["end_to_end"]
+    stages = e2e["stage_seconds"]
+    assert list(stages) == ["train", "export", "verify"] and all(positive(s) for s in stages.values())
+    assert e2e["total_seconds"] >= sum(stages.values()) and e2e["verify_exit_status"] == 0
+
+
+@pytest.mark.integration
+def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None:
+    t = result["training"]
+    med = t["median_epoch_seconds"]
+    for name, epochs in t["epochs"].items():
+        assert epochs and all(positive(s) for s in epochs)
+        assert med[name] == pytest.approx(statistics.median(epochs), rel=1e-12)
+    assert t["speedup_vs_keras_fit"] == pytest.approx(med["keras fit (numpy)"] / med["edgefm graph"], rel=1e-12)
+    assert t["speedup_vs_eager"] == pytest.approx(med["edgefm --eager"] / med["edgefm graph"], rel=1e-12)
+    assert 0 < t["keras_test_accuracy"] <= 1
+
+
+@pytest.mark.integration
+def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
+    inf = result["inference"]
+    rows = {r["name"]: r for r in inf["rows"]}
+    assert [n for n in rows if "@" not in n] == BINDING_ROWS
+    native = [n for n in rows if n.endswith("@native")]
+    assert native == [n + "@native" for n in BINDING_ROWS[1:]]
+    assert inf["batch_sizes"] == [1, 256]
+    tf = rows["savedmodel"]
+    for name, r in rows.items():
+        if name in native and r["status"] == "unavailable":  # no C compiler: said so, not measured
+            assert r["error"] and r["latency"] == {}
+            continue
+        assert r["status"] == "ok", (name, r["error"])
+        assert positive(r["load_ms"])
+        assert (r["peak_rss_mb"] is None) if name in native else positive(r["peak_rss_mb"])
+        assert (r["label"] == "native (process per call)") == (name in native)
+        for b in ("1", "256"):
+            s = r["latency"][b]
+            assert all(positive(s[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput"))
+            assert s["p50_ms"] <= s["p99_ms"]
+            assert s["throughput"] == pytest.approx(int(b) / (s["mean_ms"] / 1e3), rel=1e-9)
+            assert s["speedup_vs_tf"] == pytest.approx(tf["latency"][b]["p50_ms"] / s["p50_ms"], rel=1e-9)
+            assert (s["engine_p50_ms"] is not None) == (name in native)
+    assert {rows[n]["label"] for n in BINDING_ROWS} == {"TF SavedModel", "LiteRT", "ONNX Runtime"}
+
+
+@pytest.mark.integration
+def test_size_is_relative_to_float32_tflite(result: dict[str, Any]) -> None:
+    size = result["size"]
+    rows = {r["name"]: r for r in size["rows"]}
+    assert list(rows) == BINDING_ROWS and size["baseline"] == "tflite_float32"
+    assert size["baseline_bytes"] == rows["tflite_float32"]["bytes"]
+    for r in rows.values():
+        assert positive(r["bytes"]) and r["vs_float32_tflite"] == pytest.approx(r["bytes"] / size["baseline_bytes"])
+    assert rows["tflite_int8"]["bytes"] < rows["tflite_float16"]["bytes"] < rows["tflite_float32"]["bytes"]
+
+
+@pytest.mark.integration
+def test_accuracy_and_its_change_vs_tf(result: dict[str, Any]) -> None:
+    acc = result["accuracy"]
+    rows = {r["name"]: r for r in acc["rows"]}
+    assert list(rows) == BINDING_ROWS and acc["samples"] == 10_000 and acc["verify_passed"] is True
+    ref = rows["savedmodel"]["accuracy"]
+    assert 0.5 < ref <= 1
+    for r in rows.values():
+        assert 0 < r["accuracy"] <= 1 and 0 < r["top1_agreement"] <= 1 and r["passed"]
+        assert r["change_vs_tf"] == pytest.approx(r["accuracy"] - ref, abs=1e-12)
+
+
+@pytest.mark.integration
+def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
+    t = {x["name"]: x for x in result["targets"]}
+    assert len(t) == len(TARGETS)
+    inf = {r["name"]: r for r in result["inference"]["rows"]}
+    size = {r["name"]: r for r in result["size"]["rows"]}
+    expected = [
+        result["training"]["speedup_vs_keras_fit"],
+        inf["tflite_float32"]["latency"]["1"]["speedup_vs_tf"],
+        size["tflite_int8"]["vs_float32_tflite"],
+        size["tflite_float16"]["vs_float32_tflite"],
+    ]
+    for target, value in zip(TARGETS, expected):
+        got = t[target.name]
+        assert got["value"] == pytest.approx(value)
+        ok = value >= target.bound if target.op == ">=" else value <= target.bound
+        assert got["status"] == ("PASS" if ok else "FAIL")
+
+
+# -- without the real run -------------------------------------------------------------------------
+
+
+def test_check_targets_pass_fail_skip_and_goal() -> None:
+    sections = {
+        "training": {"speedup_vs_keras_fit": 12.0},
+        "inference": {"rows": [{"name": "tflite_float32", "latency": {"1": {"speedup_vs_tf": 9.9}}}]},
+        "size": {"rows": [{"name": "tflite_int8", "vs_float32_tflite": 0.35}]},  # no float16 row
+    }
+    t = check_targets(sections)
+    assert [x["status"] for x in t] == ["PASS", "FAIL", "PASS", "SKIP"]
+    assert t[0]["goal_met"] is True
+    assert target_line(t[0]).startswith("PASS edgefm graph 12.0× faster") and "goal 10×: reached" in target_line(t[0])
+    assert target_line(t[1]) == "FAIL LiteRT float32 batch-1 p50 9.9× lower than the TF SavedModel's (target ≥ 10×)"
+    assert target_line(t[3]).startswith("SKIP float16 TFLite size vs float32: not measured")
+
+
+def test_a_crashed_stage_exits_1_and_still_writes_the_report(tmp_path: Path) -> None:
+    empty = tmp_path / "no-dataset"
+    empty.mkdir()
+    out = tmp_path / "results"
+    proc = run_suite("--quick", "--skip-train-speed", "--data-dir", str(empty), "--out", str(out), "--json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "end_to_end: CRASHED: `edgefm train --artifacts" in proc.stderr
+    printed = json.loads(proc.stdout)
+    assert printed == json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert printed["crashed"] == ["end_to_end"] and "exited with status" in printed["end_to_end"]["error"]
+    assert printed["inference"] == {"skipped": "the end-to-end run produced no artifacts"}
+    assert printed["training"] == {"skipped": "--skip-train-speed"}
+    assert {x["status"] for x in printed["targets"]} == {"SKIP"}
+    md = (out / "bench.md").read_text(encoding="utf-8")
+    assert "CRASHED: `edgefm train" in md and "Crashed stages: end_to_end" in md
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "pyproject.toml"], "--out pyproject.toml is a file"),
+        (["--data-dir", "no/such/dir"], "--data-dir no/such/dir is not a directory"),
+        (["--quick", "--runs", "3"], "unrecognized arguments: --runs 3"),
+    ],
+)
+def test_bad_options_exit_2(args: list[str], message: str) -> None:
+    proc = run_suite(*args, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
