@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import sys
 import time
@@ -128,7 +129,7 @@ def parse_idx(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
     if len(data) < header:
         raise DatasetError(f"{source} is truncated inside its header. {_HOW_TO_GET}")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
+    expected = math.prod(dims)  # Python ints: np.prod in int64 wraps for 4 dims of 65536 and more
     payload = len(data) - header
     if payload != expected:
         raise DatasetError(
