@@ -76,8 +76,8 @@ def check_structure(path: Path) -> None:
             raise ModelFileError(f"{path} parses but holds no ONNX graph (no nodes or opset). {_what_to_do(path)}")
         try:
             onnx.checker.check_model(model)
-        except onnx.checker.ValidationError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
+        except Exception as e:  # ValidationError, or e.g. UnicodeDecodeError for a name that is not UTF-8
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelFileError(f"{path} fails the ONNX checker: {first}. {_what_to_do(path)}") from e
     else:
         raise ModelFileError(f"{path}: unsupported model file type {suffix!r} (expected .tflite or .onnx).")
