@@ -170,7 +170,8 @@ def _onnx_entries(path: Path) -> dict[str, bytes]:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
         raise ModelFileError(f"{path} is not a valid ONNX protobuf ({e}). Re-export it with `edgefm export`.") from e
-    return {p.key: p.value.encode("utf-8") for p in model.metadata_props}
+    # proto2 strings are not checked for UTF-8 when parsed: a corrupt one arrives as bytes.
+    return {_name(p.key): p.value if isinstance(p.value, bytes) else p.value.encode("utf-8") for p in model.metadata_props}
 
 
 # -- reading -----------------------------------------------------------------------------
