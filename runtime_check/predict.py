@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgefm.config import CLASS_NAMES, DEFAULT_ARTIFACTS, IMAGE_SHAPE
-from edgefm.errors import ConfigError, ManifestError, ModelFileError, UsageError
+from edgefm.errors import ConfigError, ImageError, ManifestError, ModelFileError, UsageError
 from edgefm.manifest import Manifest
 
 #: the artifact ``predict`` uses when no --model is given
@@ -211,12 +211,28 @@ def top_k(probs: np.ndarray, names: Sequence[str], k: int) -> list[list[ClassSco
     return [[ClassScore(int(i), names[int(i)], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
 
 
+def require_content(prepared: Sequence[Any]) -> None:
+    """Refuse images that are all background once prepared (a 1x1 or one-colour image).
+
+    The model would still return a class for them, confidently and meaninglessly.
+    """
+    blank = [p for p in prepared if not np.any(p.pixels)]
+    if blank:
+        names = ", ".join(f"{p.path} ({p.original_size[0]}x{p.original_size[1]})" for p in blank)
+        raise ImageError(
+            f"Nothing to classify in {names}: once made 28x28 every pixel is background (a one-colour or "
+            "1x1 image, or an item darker than a dark background). Pass a picture of one clothing item on "
+            "a plain background, or force the colours with --invert / --no-invert."
+        )
+
+
 def predict(config: PredictConfig) -> PredictResult:
     """Classify ``config.images`` with the configured model; images are read before the model loads."""
     from edgefm.images import load_images
     from runtime_check.runtimes import runtime_for
 
     prepared = load_images(config.images, config.invert)
+    require_content(prepared)
     model_path, manifest = resolve_model(config.model, config.artifacts)
     runtime = runtime_for(model_path)
     with runtime:
