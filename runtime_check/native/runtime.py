@@ -235,7 +235,10 @@ class NativeRuntime(Runtime):
                     f"The native runner wrote no output {', '.join(missing)} for {self.path}; it printed: "
                     f"{proc.stdout.strip()[-500:]}"
                 )
-            return {s.name: np.load(files[s.name]) for s in self._output_specs}
+            try:  # the runner writes plain .npy: never unpickle what a file says
+                return {s.name: np.load(files[s.name], allow_pickle=False) for s in self._output_specs}
+            except (OSError, ValueError) as e:
+                raise EdgefmError(f"The native runner's output for {self.path} is unreadable ({e}).") from e
 
     def versions(self) -> dict[str, str]:
         if self.runner is None:
