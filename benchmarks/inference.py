@@ -152,8 +152,7 @@ def inference_markdown(section: dict[str, Any]) -> str:
     for r in section["rows"]:
         cells = [r["name"], r["label"], r["quantization"]]
         if r["status"] != "ok":
-            reason = (r["error"] or "").replace("|", "/").splitlines()[0][:120]
-            cells += [f"{r['status']}: {reason}"] + ["-"] * (len(head) - 4)
+            cells += [f"{r['status']} (below)"] + ["-"] * (len(head) - 4)
         else:
             for b in bs:
                 s = r["latency"].get(str(b), {})
@@ -166,6 +165,11 @@ def inference_markdown(section: dict[str, Any]) -> str:
         "each runtime in a fresh process; throughput from the mean latency.",
         *section.get("notes", []),
     ]
+    reasons: dict[str, list[str]] = {}  # one note per distinct reason, naming its rows
+    for r in section["rows"]:
+        if r["status"] != "ok":
+            reasons.setdefault(f"{r['status']}: {' '.join((r['error'] or 'no message').split())}", []).append(r["name"])
+    notes += [f"{', '.join(names)} {reason}" for reason, names in reasons.items()]
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
     engine = [r for r in section["rows"] if r["status"] == "ok" and any(
         r["latency"].get(str(b), {}).get("engine_p50_ms") is not None for b in bs)]

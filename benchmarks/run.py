@@ -106,7 +106,7 @@ def _os_name() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/etc/os-release").read_text(encoding="utf-8").splitlines():
             if line.startswith("PRETTY_NAME="):
-                return f"{line.split('=', 1)[1].strip(chr(34))} (Linux {platform.release()})"
+                return f"{line.split('=', 1)[1].strip(chr(34))}, Linux {platform.release()}"
     return platform.platform()
 
 

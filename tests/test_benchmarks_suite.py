@@ -185,6 +185,32 @@ def test_check_targets_pass_fail_skip_and_goal() -> None:
     assert target_line(t[3]).startswith("SKIP float16 TFLite size vs float32: not measured")
 
 
+def test_unavailable_native_rows_are_said_once_below_the_table() -> None:
+    from benchmarks.inference import inference_markdown
+
+    ok = {"name": "tflite_float32", "label": "LiteRT", "quantization": "none", "status": "ok", "error": None,
+          "load_ms": 1.0, "peak_rss_mb": 50.0,
+          "latency": {"1": {"p50_ms": 0.01, "p99_ms": 0.02, "throughput": 9e4, "speedup_vs_tf": 40.0, "engine_p50_ms": None}}}
+    gone = [{"name": n, "label": "native (process per call)", "quantization": "none", "status": "unavailable",
+             "error": "No C compiler found\n(looked for cc).", "load_ms": None, "peak_rss_mb": None, "latency": {}}
+            for n in ("tflite_float32@native", "onnx_float32@native")]
+    section = {"batch_sizes": [1], "inputs": "random", "warmup": 0, "runs": 1, "rows": [ok, *gone], "notes": []}
+    md = inference_markdown(section)
+    assert "| tflite_float32 | LiteRT | none | 0.010 | 0.020 | 90,000 | 40.0× | 1.0 | 50 |" in md
+    assert md.count("unavailable (below)") == 2 and md.count("No C compiler found") == 1
+    assert "- tflite_float32@native, onnx_float32@native unavailable: No C compiler found (looked for cc)." in md
+
+
+def test_accuracy_from_an_unusable_report_names_the_file(tmp_path: Path) -> None:
+    from benchmarks.inference import accuracy_section
+    from edgefm.errors import EdgefmError
+
+    bad = tmp_path / "verify-report.json"
+    bad.write_text('{"reference": {}}', encoding="utf-8")
+    with pytest.raises(EdgefmError, match=r"cannot read the accuracy from .*verify-report\.json \(KeyError"):
+        accuracy_section(bad)
+
+
 def test_a_crashed_stage_exits_1_and_still_writes_the_report(tmp_path: Path) -> None:
     empty = tmp_path / "no-dataset"
     empty.mkdir()
