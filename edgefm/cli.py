@@ -280,15 +280,17 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to write the JSON report (default: ARTIFACTS/verify-report.json).")
 @click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write the table as an HTML page here.")
+              help="Where to write the self-contained HTML page (default: the JSON report's path with .html, "
+                   "i.e. ARTIFACTS/verify-report.html).")
+@click.option("--no-html", "no_html", is_flag=True, help="Do not write the HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
 @_DATA_DIR
 @_NO_VERIFY
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
-               min_top1: tuple[str, ...], report: Path | None, html: Path | None, as_json: bool, native: bool,
-               data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+               min_top1: tuple[str, ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
+               native: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     Runs the SavedModel in TensorFlow (the reference) and every .tflite/.onnx
@@ -296,18 +298,28 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
     then checks per artifact: checksum, NaN/Inf, max and mean abs logit error,
     cosine (mean per sample), top-1 agreement, accuracy drop, batch-1 invariance
     and that probabilities sum to 1, each against a per-variant bound. Writes
-    verify-report.json. Exit status 0 when every check passes, 1 otherwise.
+    verify-report.json and verify-report.html (one self-contained page: the
+    table, logit-error histograms, confusion matrices, the images where an
+    artifact disagrees with TF, training curves, sizes and latencies).
+    Exit status 0 when every check passes, 1 otherwise.
 
     \b
     Examples:
       edgefm verify
       edgefm verify --only tflite_int8 --min-top1 tflite_int8=0.95
       edgefm verify --samples 1000 --atol tflite_float16=0.05 --json
+      edgefm verify --html /tmp/parity.html
     """
     from edgefm.config import CheckConfig, parse_name_values
-    from edgefm.errors import ParityError
+    from edgefm.errors import ParityError, UsageError
     from edgefm.manifest import Manifest
     from runtime_check.check import check
+    from runtime_check.report import REPORT_NAME, default_html_path
+
+    if html is not None and no_html:
+        raise UsageError("--html and --no-html contradict each other; pass one of them.")
+    if not no_html and html is None:
+        html = default_html_path(report or artifacts / REPORT_NAME)
 
     cfg = CheckConfig(
         artifacts=artifacts, samples=samples, batch_size=batch_size,

@@ -4,13 +4,17 @@
 then each selected .tflite/.onnx artifact in its own runtime on the same inputs
 (the held-out test split by default), computes every parity metric
 (``runtime_check.compare``) against the per-variant bounds
-(``runtime_check.tolerances``), and writes ``verify-report.json``. It collects
+(``runtime_check.tolerances``), and writes ``verify-report.json`` (and, when
+``cfg.html`` is set, the self-contained page of ``runtime_check.html_report``;
+the CLI sets it by default). It collects
 every failure (checksum mismatch, a model that does not load, a metric out of
 bounds) into the report and never stops at the first; the caller decides what a
 failed report means (the CLI exits 1). It prints nothing.
 
 Speed: inputs are fed in large batches, each runtime is activated once and its
-session reused for the batch-1 invariance run.
+session reused for the batch-1 invariance run. Per artifact only a compact
+``ArtifactDetail`` outlives the run (error histogram, confusion matrix, the
+disagreements with TF), never the logits.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.config import INPUT_NAME, CheckConfig
+from edgefm.config import CLASS_NAMES, INPUT_NAME, CheckConfig
 from edgefm.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
 from edgefm.fileio import sha256_tree, tree_bytes
 from edgefm.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from runtime_check.compare import LOGITS, ArtifactResult, Metric, accuracy, compare_exact, compare_outputs, max_abs_error
-from runtime_check.report import REPORT_NAME, ParityReport
+from runtime_check.report import REPORT_NAME, ArtifactDetail, ParityReport, confusion_matrix
 from runtime_check.runtimes import Runtime, TensorFlowRuntime, runtime_for
 from runtime_check.tolerances import Tolerance, tolerance_for
 
@@ -217,6 +221,9 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     }
     make_native = native_factory() if cfg.native else None
     ref_name, ref_art = reference_artifact(manifest, root)
+    json_path = Path(cfg.report or root / REPORT_NAME)
+    if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
+        raise ConfigError(f"--html {cfg.html}: that is also the JSON report's path; give the page another name.")
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -244,6 +251,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **tf_runtime.versions()}
 
     results: list[ArtifactResult] = []
+    details: dict[str, ArtifactDetail] = {}
     for name, art in selected.items():
         path = root / art.path
         tol = tolerances[name]
@@ -256,14 +264,16 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
             continue
         result, outputs = check_artifact(name, art, runtime, reference, images, labels, tol, cfg, checksum=checksum)
         results.append(result)
+        _keep_detail(details, name, outputs, reference, labels, root / art.path)
         versions.update(_versions(runtime))
         say(f"{name}: {runtime.name} {'PASS' if result.passed else 'FAIL'} ({result.timings['total']:.1f} s)")
         if make_native is not None:
-            nres = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
+            nres, noutputs = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
             results.append(nres)
+            _keep_detail(details, nres.name, noutputs, reference, labels, root / art.path)
             say(f"{nres.name}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
 
-    timings["total"] = time.perf_counter() - t_start
+    shown = sorted({int(i) for d in details.values() for i in d.shown})
     report = ParityReport(
         artifacts=results,
         reference={
@@ -271,6 +281,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
             "path": ref_art.path,
             "runtime": tf_runtime.name,
             "sha256": ref_art.sha256,
+            "bytes": _size(root / ref_art.path),
             "accuracy": ref_acc,
             "timings": {k: round(v, 4) for k, v in ref_timings.items()},
         },
@@ -278,11 +289,47 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         versions=versions,
         timings=timings,
         reference_metrics=reference_metrics,
+        details=details,
+        reference_confusion=confusion_matrix(labels, np.argmax(reference[LOGITS], axis=1), reference[LOGITS].shape[1]),
+        class_names=list(manifest.labels) or list(CLASS_NAMES),
+        # back to the dataset's uint8 pixels (x = u / 255 in float32, so rounding is exact)
+        images={i: np.rint(images[i] * 255).astype(np.uint8) for i in shown},
+        training=dict(manifest.training),
+        artifacts_dir=root,
     )
-    report.write(cfg.report or root / REPORT_NAME)
-    if cfg.html is not None:
-        report.write_html(cfg.html)
+    report.path = json_path  # the page names it
+    try:
+        if cfg.html is not None:
+            t0 = time.perf_counter()
+            report.write_html(cfg.html)
+            timings["html"] = time.perf_counter() - t0
+            say(f"html: {cfg.html} ({timings['html']:.1f} s)")
+    finally:  # the JSON report is written even if the page could not be
+        timings["total"] = time.perf_counter() - t_start
+        report.write(json_path)
     return report
+
+
+def _keep_detail(
+    details: dict[str, ArtifactDetail],
+    name: str,
+    outputs: Mapping[str, np.ndarray] | None,
+    reference: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    path: Path,
+) -> None:
+    """Summarise one run's logits for the page (nothing when it produced no comparable logits)."""
+    if outputs is None or LOGITS not in outputs or np.shape(outputs[LOGITS]) != np.shape(reference[LOGITS]):
+        return
+    details[name] = ArtifactDetail.from_logits(outputs[LOGITS], reference[LOGITS], labels, size=_size(path))
+
+
+def _size(path: Path) -> int | None:
+    """Bytes on disk of a file or directory; ``None`` if it is gone."""
+    try:
+        return tree_bytes(path) if path.exists() else None
+    except OSError:
+        return None
 
 
 def _check_native(
@@ -296,18 +343,18 @@ def _check_native(
     tol: Tolerance,
     cfg: CheckConfig,
     versions: dict[str, str],
-) -> ArtifactResult:
+) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
     """The native C runner on the same file: the same checks against TF, plus an exact match with the binding."""
     native_name = f"{name}@native"
     try:
         native = make_native(Path(cfg.artifacts) / art.path)
     except EdgefmError as e:
-        return ArtifactResult(native_name, "native", art.path, art.format, art.quantization, [], str(e))
-    result, _ = check_artifact(native_name, art, native, reference, images, labels, tol, cfg, binding=binding)
+        return ArtifactResult(native_name, "native", art.path, art.format, art.quantization, [], str(e)), None
+    result, outputs = check_artifact(native_name, art, native, reference, images, labels, tol, cfg, binding=binding)
     if binding is None and result.error is None:
         result.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
     versions.update(_versions(native))
-    return result
+    return result, outputs
 
 
 def _versions(runtime: Runtime) -> dict[str, str]:

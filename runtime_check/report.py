@@ -1,23 +1,126 @@
-"""The verification report: one record of every artifact's checks, as JSON and as a table.
+"""The verification report: one record of every artifact's checks, as JSON, a table and a page.
 
 ``ParityReport`` holds the per-artifact results plus what is needed to reproduce
 the run (the reference, the exact input set, the versions of every runtime, the
 timings). It serialises itself to ``verify-report.json`` atomically and renders a
 plain-text table for people; the summary is the one paragraph a failure raises.
+
+For the HTML page (``runtime_check.html_report``) it also keeps, per artifact, an
+``ArtifactDetail``: the few small arrays the metrics summarise (a histogram of
+the logit errors, the confusion matrix, the disagreements with TensorFlow),
+never the logits themselves.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefm.fileio import atomic_write_json, atomic_write_text
+import numpy as np
+
+from edgefm.config import CLASS_NAMES
+from edgefm.fileio import atomic_write_json
 from runtime_check.compare import ArtifactResult, Metric, format_value
 
 REPORT_NAME = "verify-report.json"
 REPORT_SCHEMA_VERSION = 1
+#: disagreeing test images kept per artifact (for the HTML page and the JSON)
+SHOWN_DISAGREEMENTS = 24
+#: bins of the logit-error histogram, linear from 0 to the largest error
+ERROR_BINS = 40
+
+
+def default_html_path(report_path: Path) -> Path:
+    """Where ``edgefm verify`` writes its HTML page unless told: the JSON report's path with ``.html``."""
+    return Path(report_path).with_suffix(".html")
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[C, C]`` counts: row = true label, column = predicted class."""
+    flat = np.asarray(labels, np.int64) * num_classes + np.asarray(predictions, np.int64)
+    return np.bincount(flat, minlength=num_classes * num_classes)[: num_classes * num_classes].reshape(num_classes, num_classes)
+
+
+@dataclass
+class ArtifactDetail:
+    """What one artifact's metrics summarise, small enough to keep for the page and the JSON.
+
+    ``error_counts``/``error_edges``: histogram of ``|candidate - reference|`` over
+    every finite logit (linear bins from 0 to the largest error; one bin
+    ``[0, 0]`` when every logit is identical). ``confusion``: true label x this
+    artifact's top-1. ``disagreements``: how many samples' top-1 differs from
+    TF's; ``shown`` holds up to ``SHOWN_DISAGREEMENTS`` of them (test-set
+    indices), those where TF was most sure first (largest gap between TF's
+    logits of the two classes), with both predictions and the true label.
+    """
+
+    bytes: int | None
+    error_edges: np.ndarray
+    error_counts: np.ndarray
+    confusion: np.ndarray
+    disagreements: int
+    shown: np.ndarray
+    shown_reference: np.ndarray
+    shown_candidate: np.ndarray
+    shown_label: np.ndarray
+
+    @classmethod
+    def from_logits(
+        cls,
+        candidate: np.ndarray,
+        reference: np.ndarray,
+        labels: np.ndarray,
+        *,
+        size: int | None = None,
+        keep: int = SHOWN_DISAGREEMENTS,
+    ) -> ArtifactDetail:
+        """Summarise ``[N, C]`` candidate logits against the reference's (same inputs, same order)."""
+        a = np.asarray(candidate, np.float64)
+        r = np.asarray(reference, np.float64)
+        labels = np.asarray(labels, np.int64)
+        num_classes = r.shape[1]
+        err = np.abs(a - r).ravel()
+        err = err[np.isfinite(err)]
+        hi = float(err.max()) if err.size else 0.0
+        if hi > 0:
+            counts, edges = np.histogram(err, bins=ERROR_BINS, range=(0.0, hi))
+        else:
+            counts, edges = np.array([err.size]), np.array([0.0, 0.0])
+        cand_top, ref_top = a.argmax(axis=1), r.argmax(axis=1)
+        idx = np.flatnonzero(cand_top != ref_top)
+        rows = np.arange(len(r))[idx]
+        gap = r[rows, ref_top[idx]] - r[rows, cand_top[idx]]
+        shown = idx[np.argsort(-gap, kind="stable")[:keep]]
+        return cls(
+            bytes=size,
+            error_edges=edges.astype(np.float64),
+            error_counts=counts.astype(np.int64),
+            confusion=confusion_matrix(labels, cand_top, num_classes),
+            disagreements=int(idx.size),
+            shown=shown,
+            shown_reference=ref_top[shown],
+            shown_candidate=cand_top[shown],
+            shown_label=labels[shown],
+        )
+
+    @property
+    def max_error(self) -> float:
+        return float(self.error_edges[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "error_histogram": {"edges": self.error_edges.tolist(), "counts": self.error_counts.tolist()},
+            "confusion_matrix": self.confusion.tolist(),
+            "disagreements": {
+                "count": self.disagreements,
+                "shown": [
+                    {"index": int(i), "label": int(y), "reference": int(r), "candidate": int(c)}
+                    for i, y, r, c in zip(self.shown, self.shown_label, self.shown_reference, self.shown_candidate)
+                ],
+            },
+        }
 
 #: table columns: (metric name, column header)
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -46,6 +149,14 @@ class ParityReport:
     timings: dict[str, float] = field(default_factory=dict)
     reference_metrics: list[Metric] = field(default_factory=list)
     path: Path | None = None  # where it was written, if it was
+    # -- for the HTML page (not needed for the verdict) --
+    details: dict[str, ArtifactDetail] = field(default_factory=dict)  # by result name
+    reference_confusion: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    images: dict[int, np.ndarray] = field(default_factory=dict)  # uint8 test images of the shown disagreements
+    training: dict[str, Any] = field(default_factory=dict)  # the manifest's training record (curves)
+    artifacts_dir: Path | None = None
+    html_path: Path | None = None  # where the page was written, if it was
 
     @property
     def passed(self) -> bool:
@@ -97,9 +208,13 @@ class ParityReport:
             "reference": {
                 **self.reference,
                 "metrics": {m.name: m.to_dict() for m in self.reference_metrics},
+                **({"confusion_matrix": self.reference_confusion.tolist()} if self.reference_confusion is not None else {}),
             },
             "inputs": self.inputs,
-            "artifacts": {a.name: a.to_dict() for a in self.artifacts},
+            "artifacts": {
+                a.name: {**a.to_dict(), **({"details": self.details[a.name].to_dict()} if a.name in self.details else {})}
+                for a in self.artifacts
+            },
             "failures": self.failures(),
             "versions": self.versions,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -162,34 +277,21 @@ class ParityReport:
             lines += ["", f"PASSED: all {len(self.artifacts)} artifacts match TensorFlow{tail}."]
         if self.path:
             lines.append(f"report: {self.path}")
+        if self.html_path:
+            lines.append(f"html: {self.html_path}")
         return "\n".join(lines)
 
     def to_html(self) -> str:
-        """The same table as a standalone HTML page (failed cells marked)."""
-        header, rows = self.rows()
-        esc = html.escape
-        head = "".join(f"<th>{esc(h)}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f'<td class="fail">{esc(c)}</td>' if c.startswith("FAIL") else f"<td>{esc(c)}</td>" for c in r)
-            + "</tr>"
-            for r in rows
-        )
-        fails = "".join(f"<li>{esc(f)}</li>" for f in self.failures())
-        status = "PASSED" if self.passed else "FAILED"
-        return (
-            "<!doctype html><meta charset=utf-8><title>edgefm verify</title>"
-            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
-            ".fail{color:#b00;font-weight:bold}</style>"
-            f"<h1>edgefm verify: {status}</h1>"
-            f"<p>{esc(str(self.inputs.get('count')))} inputs of the {esc(str(self.inputs.get('split')))} split; "
-            f"reference {esc(str(self.reference.get('path', '')))}</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
-            + (f"<h2>Failures</h2><ul>{fails}</ul>" if fails else "")
-        )
+        """The self-contained HTML page (``runtime_check.html_report.render_html``)."""
+        from runtime_check.html_report import render_html
+
+        return render_html(self)
 
     def write_html(self, path: Path) -> Path:
-        atomic_write_text(Path(path), self.to_html())
-        return Path(path)
+        """Write the HTML page atomically; remember where."""
+        from runtime_check.html_report import write_html
+
+        return write_html(self, path)
 
 
 def _has(a: ArtifactResult, key: str) -> bool:

@@ -125,6 +125,7 @@ def test_cli_good_artifacts_pass_and_write_report(exported: Path, tiny_data_sess
     for key in ("python", "numpy", "tensorflow", "ai-edge-litert", "onnxruntime"):
         assert report["versions"].get(key), key
     assert report["timings"]["total"] > 0
+    assert (root / "verify-report.html").is_file()  # the page is written by default, beside the JSON
 
 
 def test_cli_mutants_fail_naming_artifact_and_metric(
@@ -152,7 +153,8 @@ def test_cli_mutants_fail_naming_artifact_and_metric(
     assert "error: 2 of 6 artifacts do not match TensorFlow" in res.stderr
     assert "onnx_float32 [onnxruntime]: " in res.stderr and "tflite_float32 [litert]: " in res.stderr
     report = json.loads(report_path.read_text())
-    assert not (root / REPORT_NAME).exists()
+    assert not (root / REPORT_NAME).exists() and not (root / "verify-report.html").exists()
+    assert '<tr data-artifact="tflite_float32" data-result="FAIL">' in (tmp_path / "out" / "parity.html").read_text()
     assert report["passed"] is False
     onnx_m = report["artifacts"]["onnx_float32"]["metrics"]
     assert onnx_m["max_abs_error"]["passed"] is False and onnx_m["max_abs_error"]["value"] > 1e-3
@@ -276,8 +278,12 @@ def test_report_is_written_where_asked_and_html(exported: Path, cfg_for, tmp_pat
     assert report.passed and report.path == tmp_path / "r.json"
     assert json.loads((tmp_path / "r.json").read_text())["artifacts"]["onnx_float32"]["passed"] is True
     page = (tmp_path / "r.html").read_text()
-    assert "<td>onnx_float32</td>" in page and "edgefm verify: PASSED" in page
-    assert not (root / REPORT_NAME).exists()
+    assert '<tr data-artifact="onnx_float32" data-result="PASS">' in page and "<title>edgefm verify: PASSED" in page
+    assert report.html_path == tmp_path / "r.html" and report.timings["html"] > 0
+    assert not (root / REPORT_NAME).exists() and not (root / "verify-report.html").exists()
+    with pytest.raises(ConfigError, match=r"--html .*r.json: that is also the JSON report's path"):
+        check(Manifest.load(root), cfg_for(root, only=("onnx_float32",), samples=10, report=tmp_path / "r.json",
+                                           html=tmp_path / "r.json"))
 
 
 # -- the real thing ---------------------------------------------------------------------------
@@ -321,8 +327,9 @@ def test_real_model_every_variant_passes_on_the_full_test_split(real_data: Path,
     manifest.artifacts["savedmodel"] = write_savedmodel(model, root)
     manifest.save(root)
     export(manifest, ExportConfig(artifacts=root, quiet=True))
-    report = check(Manifest.load(root), CheckConfig(artifacts=root))
+    report = check(Manifest.load(root), CheckConfig(artifacts=root, html=root / "verify-report.html"))
     assert report.passed, report.failures()
+    assert report.timings["html"] < 4, report.timings  # ~1 s measured; the page must not slow verify down much
     assert report.inputs["count"] == 10_000
     assert report.reference["accuracy"] > 0.75
     assert {a.name for a in report.artifacts} >= set(VARIANTS)
