@@ -52,7 +52,11 @@ class ImageError(EdgefmError):
     """An image file that cannot be read or used."""
 
 
-class TrainingInterrupted(EdgefmError):
-    """Training stopped by SIGINT/SIGTERM after saving the last complete epoch."""
+class Interrupted(EdgefmError):
+    """Stopped by SIGINT/SIGTERM; the message says what was kept (exit status 130, like a shell)."""
 
     exit_code = 130
+
+
+class TrainingInterrupted(Interrupted):
+    """Training stopped by SIGINT/SIGTERM after saving the last complete epoch."""

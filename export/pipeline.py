@@ -40,8 +40,8 @@ from edgefm.config import (
     ExportConfig,
     ExportFormat,
 )
-from edgefm.errors import EdgefmError, ExportError, ManifestError, ModelFileError
-from edgefm.fileio import atomic_write_bytes, sha256_tree
+from edgefm.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
+from edgefm.fileio import atomic_write_bytes, sha256_tree, signals_deferred
 from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version
 from edgefm.metadata import embed_onnx_metadata, metadata_entries
 from export import to_onnx, to_tflite
@@ -320,14 +320,21 @@ def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
     Writes the files atomically and saves ``manifest.json`` once, after every
     conversion succeeded. ``manifest`` itself is not modified.
     """
-    converted = convert_all(manifest, cfg)
+    try:
+        converted = convert_all(manifest, cfg)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Export interrupted before anything was written: the files and manifest.json in {cfg.artifacts} "
+            "are as they were. Run `edgefm export` again to convert."
+        ) from None
     updated = copy.deepcopy(manifest)
-    for c in converted:
-        atomic_write_bytes(cfg.artifacts / c.variant.filename, c.data)
-        updated.artifacts[c.variant.name] = c.artifact
     for fmt in dict.fromkeys(c.variant.format for c in converted):
         updated.versions.update(_tools(fmt))
-    updated.save(cfg.artifacts)
+    with signals_deferred():  # every file and the manifest that describes them, or none of it
+        for c in converted:
+            atomic_write_bytes(cfg.artifacts / c.variant.filename, c.data)
+            updated.artifacts[c.variant.name] = c.artifact
+        updated.save(cfg.artifacts)
     return updated
 
 
