@@ -389,9 +389,11 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls per batch size.")
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed calls per batch size.")
 @_DATA_DIR
+@click.option("--native", is_flag=True,
+              help="Also time each .tflite/.onnx in its native C runner (one process per call).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: str, threads: int | None, warmup: int,
-                  runs: int, data_dir: Path | None, as_json: bool) -> None:
+                  runs: int, data_dir: Path | None, native: bool, as_json: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
 
     Each model runs in a fresh process; the TensorFlow SavedModel is the baseline, and
@@ -405,7 +407,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: str, threads
     from runtime_check.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
-                             warmup=warmup, runs=runs, data_dir=data_dir)
+                             warmup=warmup, runs=runs, data_dir=data_dir, native=native)
     report = benchmark(config)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))
     report.raise_for_failures()
