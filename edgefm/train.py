@@ -189,13 +189,14 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     """Train, evaluate, save the SavedModel and write ``manifest.json``; return both."""
     from edgefm.quiet import import_tensorflow, quiet_native_output
 
+    # The dataset first: a missing or corrupt file is reported before seconds of TensorFlow import.
+    train_split = ds.load_split("train", cfg.data_dir, verify=cfg.verify_data)
+    test_split = ds.load_split("test", cfg.data_dir, verify=cfg.verify_data)
     with quiet_native_output():  # TensorFlow's C++ start-up log lines
         tf = import_tensorflow()
     from edgefm.model import build_model, write_savedmodel
 
     reporter = reporter or TrainReporter(quiet=cfg.quiet)
-    train_split = ds.load_split("train", cfg.data_dir, verify=cfg.verify_data)
-    test_split = ds.load_split("test", cfg.data_dir, verify=cfg.verify_data)
     root = cfg.artifacts
     root.mkdir(parents=True, exist_ok=True)
     ckpt_dir = root / CHECKPOINT_DIRNAME
