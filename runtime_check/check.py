@@ -252,8 +252,11 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
 
     results: list[ArtifactResult] = []
     details: dict[str, ArtifactDetail] = {}
+    sizes: dict[str, int] = {}
     for name, art in selected.items():
         path = root / art.path
+        if (size := _size(path)) is not None:
+            sizes[name] = size
         tol = tolerances[name]
         checksum = checksum_metric(root, art)
         try:
@@ -264,13 +267,13 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
             continue
         result, outputs = check_artifact(name, art, runtime, reference, images, labels, tol, cfg, checksum=checksum)
         results.append(result)
-        _keep_detail(details, name, outputs, reference, labels, root / art.path)
+        _keep_detail(details, name, outputs, reference, labels)
         versions.update(_versions(runtime))
         say(f"{name}: {runtime.name} {'PASS' if result.passed else 'FAIL'} ({result.timings['total']:.1f} s)")
         if make_native is not None:
             nres, noutputs = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
             results.append(nres)
-            _keep_detail(details, nres.name, noutputs, reference, labels, root / art.path)
+            _keep_detail(details, nres.name, noutputs, reference, labels)
             say(f"{nres.name}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
 
     shown = sorted({int(i) for d in details.values() for i in d.shown})
@@ -290,6 +293,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         timings=timings,
         reference_metrics=reference_metrics,
         details=details,
+        sizes=sizes,
         reference_confusion=confusion_matrix(labels, np.argmax(reference[LOGITS], axis=1), reference[LOGITS].shape[1]),
         class_names=list(manifest.labels) or list(CLASS_NAMES),
         # back to the dataset's uint8 pixels (x = u / 255 in float32, so rounding is exact)
@@ -316,12 +320,11 @@ def _keep_detail(
     outputs: Mapping[str, np.ndarray] | None,
     reference: Mapping[str, np.ndarray],
     labels: np.ndarray,
-    path: Path,
 ) -> None:
     """Summarise one run's logits for the page (nothing when it produced no comparable logits)."""
     if outputs is None or LOGITS not in outputs or np.shape(outputs[LOGITS]) != np.shape(reference[LOGITS]):
         return
-    details[name] = ArtifactDetail.from_logits(outputs[LOGITS], reference[LOGITS], labels, size=_size(path))
+    details[name] = ArtifactDetail.from_logits(outputs[LOGITS], reference[LOGITS], labels)
 
 
 def _size(path: Path) -> int | None:

@@ -63,14 +63,16 @@ h3{margin:1.2em 0 .3em} .muted{color:#586069} code{font-size:90%;background:#f3f
 .banner{display:inline-block;padding:2px 12px;border-radius:4px;color:#fff;font-weight:700}
 .banner.pass,.badge.pass{background:#2da44e} .banner.fail,.badge.fail{background:#cf222e}
 .badge{color:#fff;font-size:12px;font-weight:700;padding:1px 7px;border-radius:3px;vertical-align:middle}
-table.checks{border-collapse:collapse;font-size:13px;margin:.4em 0;width:100%}
-table.checks th,table.checks td{border:1px solid #d0d7de;padding:3px 6px;text-align:right;vertical-align:top}
+table.checks{border-collapse:collapse;font-size:12.5px;margin:.4em 0;width:100%}
+.scroll{overflow-x:auto}
+table.checks th,table.checks td{border:1px solid #d0d7de;padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}
+table.checks thead th:first-child{text-align:left}
 table.checks th{background:#f6f8fa;font-weight:600} table.checks th[scope=row]{text-align:left;white-space:nowrap}
 table.checks td.res{text-align:center;font-weight:700}
 table.checks td.pass.res{color:#1a7f37} td.fail{background:#ffebe9;color:#a40e26;font-weight:700}
 table.checks td .b{display:block;font-size:11px;font-weight:400;color:#57606a;white-space:nowrap}
-table.checks td.info{color:#57606a} tr.error td{text-align:left;color:#a40e26;background:#fff8f7}
-ul.failures li{color:#a40e26;margin:.2em 0}
+table.checks td.info{color:#57606a} table.checks tr.reference{background:#f6f8fa} tr.error td{text-align:left;color:#a40e26;background:#fff8f7;white-space:normal}
+ul.failures li{color:#a40e26;margin:.2em 0} p.fail{color:#a40e26}
 .charts img{max-width:100%;height:auto;display:block}
 .row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start} .hist{width:480px}
 table.cm caption{text-align:left;font-size:12px;padding-bottom:4px}
@@ -181,7 +183,20 @@ def _checks_table(report: ParityReport) -> str:
     esc = html.escape
     cols = _columns(report.artifacts)
     head = "".join(f'<th scope="col">{esc(h)}</th>' for _, h in cols)
-    rows = []
+    # The reference first: its own checks (checksum, batch invariance) and the accuracy the others are held to.
+    ref = report.reference
+    ref_metrics = {m.name: m for m in report.reference_metrics}
+    if isinstance(ref.get("accuracy"), float):
+        ref_metrics.setdefault("accuracy", Metric.check("accuracy", ref["accuracy"], None, "info"))
+    ref_ok = all(m.passed for m in report.reference_metrics)
+    rows = [
+        f'<tr class="reference" data-reference="{esc(str(ref.get("name", "")))}"><th scope="row">'
+        f'{esc(str(ref.get("name", "reference")))} <span class="muted">(reference)</span></th>'
+        f'<td>{esc(str(ref.get("runtime", "tensorflow")))}</td>'
+        f'<td class="res {"pass" if ref_ok else "fail"}">{"REF" if ref_ok else "FAIL"}</td>'
+        + "".join(_metric_cell(ref_metrics.get(k), False) if k in ref_metrics else '<td class="info"></td>' for k, _ in cols)
+        + "</tr>"
+    ]
     for a in report.artifacts:
         by = {m.name: m for m in a.metrics}
         res = "PASS" if a.passed else "FAIL"
@@ -194,8 +209,8 @@ def _checks_table(report: ParityReport) -> str:
         if a.error:
             rows.append(f'<tr class="error"><td colspan="{len(cols) + 3}">{esc(a.name)} could not run: {esc(a.error)}</td></tr>')
     return (
-        '<table class="checks" id="checks"><thead><tr><th scope="col">artifact</th><th scope="col">runtime</th>'
-        f'<th scope="col">result</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<div class="scroll"><table class="checks" id="checks"><thead><tr><th scope="col">artifact</th><th scope="col">runtime</th>'
+        f'<th scope="col">result</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
         '<p class="muted">Each cell: the measured value, and under it the bound it is held to; cells without a '
         "bound are informational. Accuracy drop = reference accuracy − artifact accuracy.</p>"
     )
@@ -263,15 +278,14 @@ def _size_latency_figure(report: ParityReport) -> Figure:
         sizes.append((ref_name, report.reference["bytes"], True))
     seen: set[str] = set()
     for a in report.artifacts:
-        d = report.details.get(a.name)
-        if d is not None and d.bytes is not None and a.path not in seen:
+        if a.name in report.sizes and a.path not in seen:  # a native run shares its file with the binding's
             seen.add(a.path)
-            sizes.append((a.name, d.bytes, False))
+            sizes.append((a.name, report.sizes[a.name], False))
     n, n1 = report.inputs.get("count"), report.inputs.get("invariance_samples")
     lat = [(ref_name, report.reference.get("timings", {}), True)] + [(a.name, a.timings, False) for a in report.artifacts]
 
     rows = max(len(sizes), len(lat), 1)
-    fig = _figure(12, 0.9 + 0.32 * rows)
+    fig = _figure(12, 1.15 + 0.32 * rows)
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"wspace": 0.55})
     y = np.arange(len(sizes))
     kb = [s / 1024 for _, s, _ in sizes]
@@ -301,10 +315,12 @@ def _size_latency_figure(report: ParityReport) -> Figure:
     ax2.set_xlim(0, max(big + one, default=1) * 4 or 1)
     ax2.set_xlabel("µs per image (log scale)")
     ax2.set_title("latency measured during verify", fontsize=10)
-    ax2.legend(fontsize=8, loc="lower right")
+    # Below the axes, where no bar can run into it.
+    fig.legend(*ax2.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.78, 0.0), ncols=2,
+               fontsize=8, frameon=False)
     for ax in (ax1, ax2):
         ax.grid(axis="x", alpha=0.3)
-    fig.subplots_adjust(left=0.13, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.55 / fig.get_figheight())
+    fig.subplots_adjust(left=0.13, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.8 / fig.get_figheight())
     return fig
 
 

@@ -55,7 +55,6 @@ class ArtifactDetail:
     logits of the two classes), with both predictions and the true label.
     """
 
-    bytes: int | None
     error_edges: np.ndarray
     error_counts: np.ndarray
     confusion: np.ndarray
@@ -72,7 +71,6 @@ class ArtifactDetail:
         reference: np.ndarray,
         labels: np.ndarray,
         *,
-        size: int | None = None,
         keep: int = SHOWN_DISAGREEMENTS,
     ) -> ArtifactDetail:
         """Summarise ``[N, C]`` candidate logits against the reference's (same inputs, same order)."""
@@ -93,7 +91,6 @@ class ArtifactDetail:
         gap = r[rows, ref_top[idx]] - r[rows, cand_top[idx]]
         shown = idx[np.argsort(-gap, kind="stable")[:keep]]
         return cls(
-            bytes=size,
             error_edges=edges.astype(np.float64),
             error_counts=counts.astype(np.int64),
             confusion=confusion_matrix(labels, cand_top, num_classes),
@@ -110,7 +107,6 @@ class ArtifactDetail:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "bytes": self.bytes,
             "error_histogram": {"edges": self.error_edges.tolist(), "counts": self.error_counts.tolist()},
             "confusion_matrix": self.confusion.tolist(),
             "disagreements": {
@@ -151,6 +147,7 @@ class ParityReport:
     path: Path | None = None  # where it was written, if it was
     # -- for the HTML page (not needed for the verdict) --
     details: dict[str, ArtifactDetail] = field(default_factory=dict)  # by result name
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, by result name
     reference_confusion: np.ndarray | None = None
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
     images: dict[int, np.ndarray] = field(default_factory=dict)  # uint8 test images of the shown disagreements
@@ -212,7 +209,11 @@ class ParityReport:
             },
             "inputs": self.inputs,
             "artifacts": {
-                a.name: {**a.to_dict(), **({"details": self.details[a.name].to_dict()} if a.name in self.details else {})}
+                a.name: {
+                    **a.to_dict(),
+                    **({"bytes": self.sizes[a.name]} if a.name in self.sizes else {}),
+                    **({"details": self.details[a.name].to_dict()} if a.name in self.details else {}),
+                }
                 for a in self.artifacts
             },
             "failures": self.failures(),

@@ -210,7 +210,7 @@ def test_json_keeps_compact_details_not_logits(verified: tuple[ParityReport, Pat
         top1 = data["artifacts"][name]["metrics"]["top1_agreement"]["value"]
         assert d["disagreements"]["count"] == round((1 - top1) * n)
         assert len(d["disagreements"]["shown"]) == min(d["disagreements"]["count"], SHOWN_DISAGREEMENTS)
-        assert d["bytes"] == (report.artifacts_dir / data["artifacts"][name]["path"]).stat().st_size
+        assert data["artifacts"][name]["bytes"] == (report.artifacts_dir / data["artifacts"][name]["path"]).stat().st_size
     assert np.array(data["reference"]["confusion_matrix"]).sum() == n
     shown = data["artifacts"][MUTANT]["details"]["disagreements"]["shown"]
     assert all(s["reference"] != s["candidate"] for s in shown)
@@ -253,7 +253,7 @@ def _hand_report(tmp_path: Path, **kw: object) -> ParityReport:
                         metrics=[Metric.check("max_abs_error", 0.0, 1e-4, "<=")], timings={"infer": 0.01, "batch1": 0.02})
     broken = ArtifactResult("onnx_int8", "onnxruntime", "model_int8.onnx", error="ONNX Runtime could not load <model_int8.onnx>")
     logits = np.eye(4, 10, dtype=np.float32)
-    detail = ArtifactDetail.from_logits(logits, logits, np.arange(4), size=1234)
+    detail = ArtifactDetail.from_logits(logits, logits, np.arange(4))
     return ParityReport([ok, broken], {"path": "saved_model", "accuracy": 1.0, "bytes": 5000},
                         {"count": 4, "split": "test", "batch_size": 1000, "invariance_samples": 4}, {"numpy": "2"},
                         details={"tflite_float32": detail}, artifacts_dir=tmp_path, **kw)
@@ -281,7 +281,7 @@ def test_detail_from_logits() -> None:
     cand[1] = [0.0, 2.0, 2.5]  # disagrees, TF's gap 2.0
     cand[3] = [5.0, 9.0, 0.0]  # disagrees, TF's gap 5.0: shown first
     cand[2, 0] = np.nan  # not in the histogram; NumPy's argmax picks the NaN: a disagreement, TF's gap 1.0
-    d = ArtifactDetail.from_logits(cand, ref, np.array([0, 1, 2, 0]), size=10, keep=1)
+    d = ArtifactDetail.from_logits(cand, ref, np.array([0, 1, 2, 0]), keep=1)
     assert d.disagreements == 3 and d.shown.tolist() == [3]
     assert d.shown_reference.tolist() == [0] and d.shown_candidate.tolist() == [1] and d.shown_label.tolist() == [0]
     assert d.error_counts.sum() == 11 and d.max_error == 9.0
