@@ -31,6 +31,8 @@ class Runtime(abc.ABC):
     name: ClassVar[str] = "runtime"
     #: the artifact format this runtime executes
     format: ClassVar[str] = ""
+    #: the command that writes this runtime's files (named in "does not exist" messages)
+    made_by: ClassVar[str] = "edgefm export"
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         self.path = Path(path)
@@ -45,7 +47,7 @@ class Runtime(abc.ABC):
         if self.active:
             return self
         if not self.path.exists():
-            raise ModelFileError(f"Model {self.path} does not exist. Check the path, or run `edgefm export`.")
+            raise ModelFileError(f"Model {self.path} does not exist. Check the path, or run `{self.made_by}`.")
         t0 = time.perf_counter()
         self._activate_impl()
         self.load_seconds = time.perf_counter() - t0
@@ -149,6 +151,7 @@ class TensorFlowRuntime(Runtime):
 
     name = "tensorflow"
     format = "savedmodel"
+    made_by = "edgefm train"
     signature_key = "serving_default"
 
     def _activate_impl(self) -> None:
@@ -174,6 +177,7 @@ class TensorFlowRuntime(Runtime):
                 load_error = None
         if load_error is not None:
             detail = str(load_error).strip().splitlines()[0] if str(load_error).strip() else captured.tail(300)
+            detail = detail.rstrip(". ")
             raise ModelFileError(
                 f"TensorFlow could not load the SavedModel {self.path}: {detail}. Re-create it with `edgefm train`."
             ) from load_error
