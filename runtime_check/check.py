@@ -223,7 +223,10 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     ref_name, ref_art = reference_artifact(manifest, root)
     json_path = Path(cfg.report or root / REPORT_NAME)
     if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
-        raise ConfigError(f"--html {cfg.html}: that is also the JSON report's path; give the page another name.")
+        raise ConfigError(
+            f"The HTML page {cfg.html} would overwrite the JSON report of the same name; pass --html with "
+            "another path (or --no-html)."
+        )
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgefm.errors import ConfigError
 from edgefm.fileio import atomic_write_text
 from runtime_check.compare import ArtifactResult, Metric, format_value
 from runtime_check.report import COLUMNS, ArtifactDetail, ParityReport
@@ -107,7 +108,13 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src
 def write_html(report: ParityReport, path: Path) -> Path:
     """Render ``report`` and write it to ``path`` atomically; the report remembers where."""
     path = Path(path)
-    atomic_write_text(path, render_html(report))
+    page = render_html(report)
+    try:
+        atomic_write_text(path, page)
+    except OSError as e:
+        raise ConfigError(
+            f"Cannot write the HTML report {path}: {e.strerror or e}. Pass --html with a writable path, or --no-html."
+        ) from e
     report.html_path = path
     return path
 

@@ -281,7 +281,7 @@ def test_report_is_written_where_asked_and_html(exported: Path, cfg_for, tmp_pat
     assert '<tr data-artifact="onnx_float32" data-result="PASS">' in page and "<title>edgefm verify: PASSED" in page
     assert report.html_path == tmp_path / "r.html" and report.timings["html"] > 0
     assert not (root / REPORT_NAME).exists() and not (root / "verify-report.html").exists()
-    with pytest.raises(ConfigError, match=r"--html .*r.json: that is also the JSON report's path"):
+    with pytest.raises(ConfigError, match=r"The HTML page .*r.json would overwrite the JSON report"):
         check(Manifest.load(root), cfg_for(root, only=("onnx_float32",), samples=10, report=tmp_path / "r.json",
                                            html=tmp_path / "r.json"))
 

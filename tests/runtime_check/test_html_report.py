@@ -289,3 +289,17 @@ def test_detail_from_logits() -> None:
     assert ArtifactDetail.from_logits(cand, ref, np.zeros(4, int)).shown.tolist() == [3, 1, 2]  # most sure first
     same = ArtifactDetail.from_logits(ref, ref, np.zeros(4, int))
     assert same.error_edges.tolist() == [0.0, 0.0] and same.error_counts.tolist() == [12] and same.disagreements == 0
+
+
+def test_unwritable_page_is_a_clear_error_and_the_json_is_still_written(
+    verified: tuple[ParityReport, Path], tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from edgefm.errors import ConfigError
+
+    report, _ = verified
+    (tmp_path / "file").write_text("not a directory")
+    cfg = CheckConfig(artifacts=report.artifacts_dir, data_dir=tiny_data_session[0], verify_data=False,
+                      only=("onnx_float32",), samples=10, report=tmp_path / "r.json", html=tmp_path / "file" / "page.html")
+    with pytest.raises(ConfigError, match=r"Cannot write the HTML report .*file/page.html: File exists\. Pass --html with a writable path"):
+        check(Manifest.load(report.artifacts_dir), cfg)
+    assert json.loads((tmp_path / "r.json").read_text())["artifacts"]["onnx_float32"]["passed"] is True
