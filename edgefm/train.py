@@ -25,7 +25,7 @@ import numpy as np
 
 from edgefm import data as ds
 from edgefm.config import CHECKPOINT_DIRNAME, CLASS_NAMES, NUM_CLASSES, LRSchedule, TrainConfig
-from edgefm.errors import ConfigError, TrainingInterrupted
+from edgefm.errors import ConfigError, ModelFileError, TrainingInterrupted
 from edgefm.fileio import atomic_output_path, atomic_write_json
 from edgefm.manifest import Manifest, edgefm_version, tool_versions
 from edgefm.progress import TrainReporter
@@ -333,16 +333,25 @@ def _restore(ckpt: Any, manager: Any, ckpt_dir: Path, state: dict[str, Any]) -> 
         )
     try:
         saved = json.loads((ckpt_dir / STATE_NAME).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON {type(saved).__name__}, not an object")
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigError(f"--resume: {ckpt_dir / STATE_NAME} is missing or unreadable ({e}); train without --resume.") from e
     mismatched = {k: (saved.get(k), v) for k, v in state.items() if saved.get(k) != v}
     if mismatched:
         detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in mismatched.items())
         raise ConfigError(f"--resume: the checkpoint in {ckpt_dir} was trained with other options ({detail}). "
                           "Resume with the same options, or train without --resume.")
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    done = int(ckpt.completed_epochs.numpy())
-    return [EpochStats(**h) for h in saved.get("history", [])][:done]
+    try:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        done = int(ckpt.completed_epochs.numpy())
+        return [EpochStats(**h) for h in saved.get("history", [])][:done]
+    except Exception as e:  # TF raises OpError, IndexError, AssertionError... for a truncated or foreign checkpoint
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelFileError(
+            f"--resume: the checkpoint {manager.latest_checkpoint} in {ckpt_dir} cannot be restored "
+            f"({type(e).__name__}: {reason}); it is truncated or corrupt. Delete {ckpt_dir} and train without --resume."
+        ) from e
 
 
 def plot_curves(history: list[EpochStats], path: Path) -> None:
