@@ -111,7 +111,7 @@ class Manifest:
             )
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # too deeply nested
             raise ManifestError(
                 f"{path} is not valid JSON ({e}). Delete it and re-run `edgefm train` (and export) "
                 "to rebuild the artifacts directory."
