@@ -204,7 +204,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     if METADATA_KEY in entries:
         try:
             loaded = json.loads(entries[METADATA_KEY].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deep
             raise ModelFileError(
                 f"{path}: its {METADATA_KEY!r} metadata entry is not valid JSON ({e}). Re-export it with `edgefm export`."
             ) from e
