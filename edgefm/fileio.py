@@ -103,17 +103,28 @@ def atomic_directory(path: Path) -> Iterator[Path]:
 def signals_deferred(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     """Hold ``signals`` until the block ends, so several atomic writes land together or not at all.
 
-    The signals are blocked for this thread, not lost: one that arrives inside the
-    block is delivered as the block exits (SIGINT then raises KeyboardInterrupt).
+    A signal that arrives inside the block is recorded, then raised again once the
+    old handlers are back (SIGINT then raises KeyboardInterrupt, SIGTERM ends the
+    process as it would have). Handlers, not a signal mask: with other threads
+    running (TensorFlow's), the kernel hands a signal to any thread that does not
+    block it. Outside the main thread Python cannot set handlers; the block runs as is.
     """
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    pending: list[int] = []
+    old: dict[int, Any] = {}
+    try:
+        for sig in signals:
+            old[sig] = signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    except ValueError:  # not the main thread
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        old.clear()
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
 
 
 def sha256_file(path: Path) -> str:
