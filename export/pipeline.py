@@ -22,6 +22,7 @@ import contextlib
 import copy
 import datetime as dt
 import hashlib
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -314,19 +315,48 @@ def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
 # -- public API --------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def interrupts_noted() -> Iterator[list[str]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt here, and are remembered in the yielded list.
+
+    Remembered because a library can turn the KeyboardInterrupt into another error:
+    a signal that lands while an extension module is being imported (LiteRT's, when
+    the first .tflite is checked) surfaces as ``ImportError: initialization failed``,
+    which must not read as a converter failure. Main thread only; elsewhere a no-op.
+    """
+    seen: list[str] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        seen.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    old: dict[int, Any] = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handle)
+    try:
+        yield seen
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
 def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
     """Convert the manifest's SavedModel to every variant ``cfg`` asks for; return the new manifest.
 
     Writes the files atomically and saves ``manifest.json`` once, after every
     conversion succeeded. ``manifest`` itself is not modified.
     """
-    try:
-        converted = convert_all(manifest, cfg)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"Export interrupted before anything was written: the files and manifest.json in {cfg.artifacts} "
-            "are as they were. Run `edgefm export` again to convert."
-        ) from None
+    with interrupts_noted() as seen:
+        try:
+            converted = convert_all(manifest, cfg)
+        except (KeyboardInterrupt, EdgefmError) as e:
+            if not (seen or isinstance(e, KeyboardInterrupt)):
+                raise
+            raise Interrupted(
+                f"Export interrupted ({seen[0] if seen else 'SIGINT'}) before anything was written: the files and "
+                f"manifest.json in {cfg.artifacts} are as they were. Run `edgefm export` again to convert."
+            ) from None
     updated = copy.deepcopy(manifest)
     for fmt in dict.fromkeys(c.variant.format for c in converted):
         updated.versions.update(_tools(fmt))
