@@ -500,7 +500,7 @@ def test_sigint_during_export_leaves_previous_artifacts_intact(exported: Path, d
             proc.kill()
             proc.wait()
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    assert_fails_cleanly(done, 130, "Export interrupted before anything was written", str(root))
+    assert_fails_cleanly(done, 130, "Export interrupted (SIGINT) before anything was written", str(root))
     assert snapshot(root) == before
     assert not [p.name for p in root.rglob(".*") if ".tmp" in p.name]
 
