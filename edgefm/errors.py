@@ -7,6 +7,8 @@ code never raises click exceptions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class EdgefmError(Exception):
     """Base class: a failure the user can act on (exit status 1)."""
@@ -46,6 +48,24 @@ class ParityError(EdgefmError):
 
 class RuntimeUnavailableError(EdgefmError):
     """A runtime (library, compiler, shared object) is not installed."""
+
+
+class OutputError(EdgefmError, OSError):
+    """A file or directory edgefm must write cannot be (missing parent, not a directory, permission, full disk).
+
+    Also an ``OSError`` with the cause's errno and strerror, so code that already
+    handles write failures keeps handling them.
+    """
+
+    def __init__(self, path: Path | str, cause: OSError) -> None:
+        OSError.__init__(self, cause.errno, cause.strerror or str(cause), str(path))
+        self.message = (
+            f"Cannot write {path}: {cause.strerror or cause}. Check that {Path(path).parent} is a writable "
+            "directory with free space, or pass another path."
+        )
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ImageError(EdgefmError):
