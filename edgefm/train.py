@@ -26,7 +26,7 @@ import numpy as np
 from edgefm import data as ds
 from edgefm.config import CHECKPOINT_DIRNAME, CLASS_NAMES, NUM_CLASSES, LRSchedule, TrainConfig
 from edgefm.errors import ConfigError, ModelFileError, TrainingInterrupted
-from edgefm.fileio import atomic_output_path, atomic_write_json
+from edgefm.fileio import atomic_output_path, atomic_write_json, ensure_directory
 from edgefm.manifest import Manifest, edgefm_version, tool_versions
 from edgefm.progress import TrainReporter
 
@@ -192,13 +192,12 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     # The dataset first: a missing or corrupt file is reported before seconds of TensorFlow import.
     train_split = ds.load_split("train", cfg.data_dir, verify=cfg.verify_data)
     test_split = ds.load_split("test", cfg.data_dir, verify=cfg.verify_data)
+    root = ensure_directory(cfg.artifacts)
     with quiet_native_output():  # TensorFlow's C++ start-up log lines
         tf = import_tensorflow()
     from edgefm.model import build_model, write_savedmodel
 
     reporter = reporter or TrainReporter(quiet=cfg.quiet)
-    root = cfg.artifacts
-    root.mkdir(parents=True, exist_ok=True)
     ckpt_dir = root / CHECKPOINT_DIRNAME
 
     model = build_model(cfg.model, cfg.hidden_units, cfg.seed)
