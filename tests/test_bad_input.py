@@ -523,3 +523,37 @@ def test_signals_are_held_while_export_commits() -> None:
             time.sleep(0.05)  # a signal that was not held would interrupt here
             reached_end = True
     assert reached_end
+
+
+# -- outputs that cannot be written -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["train", "verify-report"])
+def test_unwritable_output_path(exported: Path, data_dir: Path, tmp_path: Path, command: str) -> None:
+    """An output path under a regular file: the path is named, exit 1, nothing half-written."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    target = blocker / ("run" if command == "train" else "report.json")
+    args = {
+        "train": ["train", "--epochs", "1", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(target), "-q"],
+        "verify-report": ["verify", "--artifacts", str(exported), "--data-dir", str(data_dir), "--no-verify",
+                          "--samples", "8", "--report", str(target)],
+    }[command]
+    proc = run_cli(*args)
+    assert_fails_cleanly(proc, 1, f"Cannot write {target}", "writable directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_atomic_writes_raise_an_output_error_that_is_still_an_oserror(tmp_path: Path) -> None:
+    from edgefm.errors import EdgefmError, OutputError
+    from edgefm.fileio import atomic_directory, atomic_output_path, atomic_write_bytes
+
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    for write in (lambda p: atomic_write_bytes(p, b"data"), lambda p: atomic_output_path(p).__enter__(),
+                  lambda p: atomic_directory(p).__enter__()):
+        with pytest.raises(OutputError, match=rf"Cannot write {re.escape(str(blocker / 'out'))}: (File exists|Not a dir)") as info:
+            write(blocker / "out")
+        assert isinstance(info.value, OSError) and isinstance(info.value, EdgefmError)
+        assert info.value.strerror in str(info.value) and info.value.exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
