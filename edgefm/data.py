@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgefm.errors import DatasetError
-from edgefm.fileio import atomic_write_bytes
+from edgefm.fileio import atomic_write_bytes, ensure_directory
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -287,8 +287,7 @@ def fetch(
     backoff; a partial download is resumed. A file that is already present and
     verifies is not downloaded again. Files that fail their checksum are deleted.
     """
-    dest = Path(dest) if dest is not None else cache_dir()
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = ensure_directory(Path(dest) if dest is not None else cache_dir())
     expected = checksums or SHA256
     for stem in ALL_FILES:
         target = dest / (stem + ".gz")
