@@ -561,3 +561,67 @@ def test_atomic_writes_raise_an_output_error_that_is_still_an_oserror(tmp_path: 
         assert isinstance(info.value, OSError) and isinstance(info.value, EdgefmError)
         assert info.value.strerror in str(info.value) and info.value.exit_code == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# -- resuming from a corrupt checkpoint -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts dir after one finished epoch (trained in this process: TensorFlow is loaded already)."""
+    from edgefm.config import TrainConfig
+    from edgefm.train import train
+
+    root = tmp_path_factory.mktemp("resume") / "run"
+    train(TrainConfig(epochs=1, batch_size=64, hidden_units=8, data_dir=data_dir, verify_data=False, quiet=True,
+                      artifacts=root))
+    return root
+
+
+def _break_checkpoint(root: Path, kind: str) -> None:
+    ckpt = root / "checkpoints"
+    if kind == "truncated-data":
+        data = next(ckpt.glob("ckpt-1.data-*"))
+        data.write_bytes(data.read_bytes()[:1000])
+    elif kind == "garbage-index":
+        (ckpt / "ckpt-1.index").write_bytes(b"\x00" * 100)
+    elif kind == "state-not-an-object":
+        (ckpt / "state.json").write_text("[1, 2]\n")
+    elif kind == "state-invalid-json":
+        (ckpt / "state.json").write_text('{"model": ')
+
+
+RESUME_CASES = {
+    "truncated-data": ("ModelFileError", "cannot be restored", "it is truncated or corrupt"),
+    "garbage-index": ("ModelFileError", "cannot be restored", "it is truncated or corrupt"),
+    "state-not-an-object": ("ConfigError", "state.json is missing or unreadable (a JSON list, not an object)", "train without --resume"),
+    "state-invalid-json": ("ConfigError", "state.json is missing or unreadable", "train without --resume"),
+}
+
+
+@pytest.mark.parametrize("kind", list(RESUME_CASES))
+def test_resume_from_a_corrupt_checkpoint(one_epoch_run: Path, data_dir: Path, tmp_path: Path, kind: str) -> None:
+    from edgefm import errors
+    from edgefm.config import TrainConfig
+    from edgefm.train import train
+
+    root = tmp_path / "run"
+    shutil.copytree(one_epoch_run, root)
+    _break_checkpoint(root, kind)
+    before = snapshot(root)
+    error, *needles = RESUME_CASES[kind]
+    cfg = TrainConfig(epochs=2, batch_size=64, hidden_units=8, data_dir=data_dir, verify_data=False, quiet=True,
+                      artifacts=root, resume=True)
+    with pytest.raises(getattr(errors, error)) as info:
+        train(cfg)
+    assert str(root / "checkpoints") in str(info.value) and all(n in str(info.value) for n in needles)
+    assert snapshot(root) == before  # the finished run's manifest and files are left as they were
+
+
+def test_resume_from_a_truncated_checkpoint_through_the_cli(one_epoch_run: Path, data_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(one_epoch_run, root)
+    _break_checkpoint(root, "truncated-data")
+    proc = run_cli("train", "--epochs", "2", "--hidden-units", "8", "--data-dir", str(data_dir), "--no-verify",
+                   "--artifacts", str(root), "--resume", "-q")
+    assert_fails_cleanly(proc, 1, "--resume: the checkpoint", str(root / "checkpoints"), "train without --resume")
