@@ -136,7 +136,10 @@ def parse_idx(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
             f"{source} declares shape {dims} ({expected} bytes of data) but holds {payload}: "
             f"it is truncated or padded. {_HOW_TO_GET}"
         )
-    return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(dims)
+    try:
+        return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(dims)
+    except ValueError as e:  # e.g. (0, 0, 2**31, 2**31): no data, yet a shape NumPy cannot describe
+        raise DatasetError(f"{source} declares shape {dims}, which NumPy cannot hold ({e}). {_HOW_TO_GET}") from e
 
 
 @dataclass(frozen=True)
