@@ -73,7 +73,7 @@ def test_parse_idx_any_declared_shape_with_any_body(ndim: int, dims: list[int], 
     try:
         out = parse_idx(data)
     except DatasetError as e:
-        assert "truncated or padded" in str(e)
+        assert "truncated or padded" in str(e) or "which NumPy cannot hold" in str(e)
     else:
         assert out.shape == tuple(dims[:ndim]) and out.size == len(body)
 
@@ -82,6 +82,13 @@ def test_parse_idx_huge_declared_shape_that_wraps_int64_is_a_dataset_error() -> 
     """65536**4 == 2**64: the int64 product wrapped to 0 and an empty body passed the size check."""
     data = bytes([0, 0, 8, 4]) + (65536).to_bytes(4, "big") * 4
     with pytest.raises(DatasetError, match=r"declares shape \(65536, 65536, 65536, 65536\)"):
+        parse_idx(data)
+
+
+def test_parse_idx_empty_body_with_a_shape_numpy_cannot_hold_is_a_dataset_error() -> None:
+    """Zero elements (a zero dimension) beside dimensions whose product overflows: reshape raised ValueError."""
+    data = bytes([0, 0, 8, 4]) + b"".join(d.to_bytes(4, "big") for d in (0, 0, 0xB6000000, 0xB40B40B5))
+    with pytest.raises(DatasetError, match=r"declares shape \(0, 0, 3053453312, 3020636341\), which NumPy cannot hold"):
         parse_idx(data)
 
 
