@@ -91,7 +91,7 @@ def mutants(good: bytes, count: int, seed: int) -> Iterator[tuple[str, bytes]]:
 
 def test_fuzz_idx_parser_random_bytes(record_property: Callable[[str, object], None]) -> None:
     """Hypothesis: arbitrary bytes and arbitrary headers give an array or a DatasetError."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
 
     from edgefm.data import parse_idx
@@ -113,8 +113,8 @@ def test_fuzz_idx_parser_random_bytes(record_property: Callable[[str, object], N
             header = header[: draw(st.integers(0, len(header)))]
         return header + draw(st.binary(min_size=max(size, 0), max_size=max(size, 0)))
 
-    @settings(max_examples=IDX_CASES // 2, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @seed(SEED)
+    @settings(max_examples=IDX_CASES // 2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.binary(max_size=128) | idx_like())
     def one(data: bytes) -> None:
         try:
