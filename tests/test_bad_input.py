@@ -270,7 +270,7 @@ def test_savedmodel_missing_or_empty(savedmodel_variant: Callable[[str], Path], 
     assert "edgefm train" in message or "Pass a SavedModel directory" in message  # what to do
 
 
-@pytest.mark.parametrize("command", ["predict", "inspect", "export"])
+@pytest.mark.parametrize("command", ["predict", "inspect", "export", "verify"])
 def test_savedmodel_without_serving_signature(savedmodel_variant: Callable[[str], Path], image: Path, data_dir: Path,
                                               command: str) -> None:
     root = savedmodel_variant("no-signature")
@@ -279,6 +279,7 @@ def test_savedmodel_without_serving_signature(savedmodel_variant: Callable[[str]
         "predict": ["predict", str(image), "--model", str(sm)],
         "inspect": ["inspect", str(sm)],
         "export": ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none"],
+        "verify": ["verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8"],
     }[command]
     proc = run_cli(*args)
     assert_fails_cleanly(proc, 1, str(sm), "no 'serving_default' signature (found: other)", "edgefm train")
