@@ -62,6 +62,8 @@ class EdgefmGroup(click.Group):
             _fail("interrupted.", 130)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except OSError as e:  # an unwrapped file-system failure: name the file, no traceback
+            _fail(f"{e.filename or 'a file'}: {e.strerror or e}. Check the path and its permissions.", 1)
         except Exception as e:  # a bug in edgefm or an unwrapped library failure
             if os.environ.get("EDGEFM_DEBUG"):
                 raise

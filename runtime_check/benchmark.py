@@ -442,7 +442,7 @@ def _child_main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     out = Path(spec["out"])
     try:
-        inputs = np.load(spec["inputs"])
+        inputs = np.load(spec["inputs"], allow_pickle=False)
         result = measure(
             Path(spec["path"]),
             inputs,
