@@ -166,16 +166,21 @@ def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int) -> Non
 @click.option("--lr-schedule", type=click.Choice(LRSchedule.choices()), default=None,
               help="Learning-rate schedule per epoch [default: mlp constant, cnn cosine].")
 @click.option("--hidden-units", type=int, default=None, help="Width of the hidden dense layer [default: mlp 20, cnn 32].")
+@click.option("--threads", type=int, default=None,
+              help="TensorFlow threads [default: mlp 1 (faster for its tiny ops), cnn all cores].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights and metrics.")
 @_DATA_DIR
 @_NO_VERIFY
 @_ARTIFACTS
 @click.option("--eager", is_flag=True, help="Run the same train step eagerly (debugging; much slower).")
+@click.option("--jit/--no-jit", default=None,
+              help="Compile the training loop with XLA [default: on for mlp (0.11 vs 0.15 s/epoch, same "
+                   "weights), off for cnn (XLA's CPU convolutions are ~30x slower)].")
 @click.option("--resume", is_flag=True, help="Continue from the last completed epoch's checkpoint up to --epochs.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def train_cmd(model: str, epochs: int | None, batch_size: int | None, learning_rate: float | None,
-              lr_schedule: str | None, hidden_units: int | None, seed: int, data_dir: Path | None, no_verify: bool, artifacts: Path,
-              eager: bool, resume: bool, quiet: bool) -> None:
+              lr_schedule: str | None, hidden_units: int | None, threads: int | None, seed: int, data_dir: Path | None, no_verify: bool, artifacts: Path,
+              eager: bool, jit: bool | None, resume: bool, quiet: bool) -> None:
     """Train the classifier on Fashion-MNIST and write the SavedModel.
 
     Graph mode (tf.function) with GradientTape; evaluates on the test split and writes
@@ -192,8 +197,8 @@ def train_cmd(model: str, epochs: int | None, batch_size: int | None, learning_r
 
     cfg = TrainConfig(
         model=ModelKind.parse(model, "--model"), epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, lr_schedule=lr_schedule, hidden_units=hidden_units, seed=seed, data_dir=data_dir,
-        artifacts=artifacts, eager=eager, resume=resume, quiet=quiet, verify_data=not no_verify,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, hidden_units=hidden_units, threads=threads, seed=seed, data_dir=data_dir,
+        artifacts=artifacts, eager=eager, jit=jit, resume=resume, quiet=quiet, verify_data=not no_verify,
     )
     result = train(cfg)
     t = result.manifest.training

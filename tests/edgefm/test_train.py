@@ -132,6 +132,16 @@ def test_resume_continues_to_the_same_weights(tmp_path: Path, tiny_data) -> None
         np.testing.assert_allclose(x, y, atol=1e-6)
 
 
+def test_xla_and_plain_graph_train_the_same_weights(tmp_path: Path, tiny_data) -> None:
+    data, _ = tiny_data
+    jit = train(_cfg(tmp_path, data, "jit", jit=True)).manifest.training
+    plain = train(_cfg(tmp_path, data, "plain", jit=False)).manifest.training
+    assert jit["jit_compile"] is True and plain["jit_compile"] is False
+    for x, y in zip(_weights(tmp_path / "jit"), _weights(tmp_path / "plain")):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+    assert jit["test_loss"] == pytest.approx(plain["test_loss"], abs=1e-5)
+
+
 def test_resume_refuses_other_options_and_missing_checkpoint(tmp_path: Path, tiny_data) -> None:
     data, _ = tiny_data
     with pytest.raises(ConfigError, match="--resume: no checkpoint"):
