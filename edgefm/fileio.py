@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,34 +122,6 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-@contextlib.contextmanager
-def signals_deferred(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """Hold ``signals`` until the block ends, so several atomic writes land together or not at all.
-
-    A signal that arrives inside the block is recorded, then raised again once the
-    old handlers are back (SIGINT then raises KeyboardInterrupt, SIGTERM ends the
-    process as it would have). Handlers, not a signal mask: with other threads
-    running (TensorFlow's), the kernel hands a signal to any thread that does not
-    block it. Outside the main thread Python cannot set handlers; the block runs as is.
-    """
-    pending: list[int] = []
-    old: dict[int, Any] = {}
-    try:
-        for sig in signals:
-            old[sig] = signal.signal(sig, lambda signum, _frame: pending.append(signum))
-    except ValueError:  # not the main thread
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        old.clear()
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        for sig in dict.fromkeys(pending):
-            signal.raise_signal(sig)
 
 
 def sha256_file(path: Path) -> str:

@@ -13,12 +13,10 @@ loop compiled by XLA, a whole epoch per call; the CNN on all cores without XLA.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from edgefm import data as ds
 from edgefm.config import CHECKPOINT_DIRNAME, CLASS_NAMES, NUM_CLASSES, LRSchedule, TrainConfig
 from edgefm.errors import ConfigError, ModelFileError, TrainingInterrupted
 from edgefm.fileio import atomic_output_path, atomic_write_json, ensure_directory
+from edgefm.interrupts import interrupts_noted, signals_deferred
 from edgefm.manifest import Manifest, edgefm_version, tool_versions
 from edgefm.progress import TrainReporter
 
@@ -50,50 +49,6 @@ class EpochStats:
 class TrainResult:
     manifest: Manifest
     history: list[EpochStats] = field(default_factory=list)
-
-
-class _Stop(Exception):
-    """Raised when SIGINT/SIGTERM arrives, outside a critical section."""
-
-
-class _StopSignals:
-    """Turn SIGINT and SIGTERM into ``_Stop``, deferred while an epoch is being committed.
-
-    The checkpoint and its ``state.json`` are written as one step: a signal that
-    arrives in between is held until both are on disk, so they never disagree.
-    """
-
-    def __init__(self) -> None:
-        self.pending: str | None = None
-        self.critical = False
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.pending = signal.Signals(signum).name
-        if not self.critical:
-            raise _Stop(self.pending)
-
-    def __enter__(self) -> _StopSignals:
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self._old.clear()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        self.critical = True
-        try:
-            yield
-        finally:
-            self.critical = False
-        if self.pending:
-            raise _Stop(self.pending)
 
 
 def make_step_runner(model: Any, learning_rate: Any, eager: bool, jit: bool = False) -> Callable[..., Any]:
@@ -234,8 +189,8 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     chunk = steps if cfg.jit else max(1, min(cfg.steps_per_call, steps))
 
     reporter.start(cfg, n_params=model.parameter_count, start_epoch=start_epoch)
-    try:
-        with _StopSignals() as stop:
+    with interrupts_noted() as seen:
+        try:
             for epoch in range(start_epoch, cfg.epochs):
                 t0 = time.perf_counter()
                 lr_var.assign(learning_rate_at(cfg, epoch))
@@ -266,20 +221,20 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
                     test_accuracy=float(np.mean(preds.numpy() == y_test_np)),
                     seconds=seconds,
                 )
-                with stop.deferred():
+                with signals_deferred():  # the checkpoint and its state.json, or neither
                     history.append(stats)
                     epoch_var.assign(epoch + 1)
                     manager.save(checkpoint_number=epoch + 1)
                     atomic_write_json(ckpt_dir / STATE_NAME, {**state, "history": [vars(h) for h in history]})
                 reporter.epoch_end(stats, steps + (1 if rest else 0))
-    except (KeyboardInterrupt, _Stop) as e:
-        done_epochs = int(epoch_var.numpy())
-        how = str(e) if isinstance(e, _Stop) else "SIGINT"
-        raise TrainingInterrupted(
-            f"Training stopped by {how} during epoch {done_epochs + 1}; the checkpoint of epoch "
-            f"{done_epochs} is kept in {ckpt_dir} and no manifest claims a finished run. Run "
-            f"`edgefm train --resume --artifacts {root}` (same options) to finish it."
-        ) from None
+        except KeyboardInterrupt:
+            done_epochs = int(epoch_var.numpy())
+            how = seen[0] if seen else "SIGINT"
+            raise TrainingInterrupted(
+                f"Training stopped by {how} during epoch {done_epochs + 1}; the checkpoint of epoch "
+                f"{done_epochs} is kept in {ckpt_dir} and no manifest claims a finished run. Run "
+                f"`edgefm train --resume --artifacts {root}` (same options) to finish it."
+            ) from None
 
     # Save, then measure what the *saved* model scores: that is what the manifest reports.
     saved = write_savedmodel(model, root)

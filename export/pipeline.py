@@ -22,7 +22,6 @@ import contextlib
 import copy
 import datetime as dt
 import hashlib
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +41,8 @@ from edgefm.config import (
     ExportFormat,
 )
 from edgefm.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
-from edgefm.fileio import atomic_write_bytes, sha256_tree, signals_deferred
+from edgefm.fileio import atomic_write_bytes, sha256_tree
+from edgefm.interrupts import interrupts_noted, signals_deferred
 from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version
 from edgefm.metadata import embed_onnx_metadata, metadata_entries
 from export import to_onnx, to_tflite
@@ -313,32 +313,6 @@ def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
 
 
 # -- public API --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def interrupts_noted() -> Iterator[list[str]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt here, and are remembered in the yielded list.
-
-    Remembered because a library can turn the KeyboardInterrupt into another error:
-    a signal that lands while an extension module is being imported (LiteRT's, when
-    the first .tflite is checked) surfaces as ``ImportError: initialization failed``,
-    which must not read as a converter failure. Main thread only; elsewhere a no-op.
-    """
-    seen: list[str] = []
-
-    def handle(signum: int, _frame: object) -> None:
-        seen.append(signal.Signals(signum).name)
-        raise KeyboardInterrupt
-
-    old: dict[int, Any] = {}
-    with contextlib.suppress(ValueError):  # not the main thread
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handle)
-    try:
-        yield seen
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:

@@ -519,7 +519,7 @@ def test_no_temporary_files_left_behind(exported: Path) -> None:
 
 def test_signals_are_held_while_export_commits() -> None:
     """The commit step of export (files, then manifest.json) defers SIGINT until it is done."""
-    from edgefm.fileio import signals_deferred
+    from edgefm.interrupts import signals_deferred
 
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
