@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from edgefm import data as ds
-from edgefm.config import CHECKPOINT_DIRNAME, CLASS_NAMES, NUM_CLASSES, LRSchedule, TrainConfig
+from edgefm.config import CHECKPOINT_DIRNAME, CLASS_NAMES, LRSchedule, TrainConfig
 from edgefm.errors import ConfigError, ModelFileError, TrainingInterrupted
 from edgefm.fileio import atomic_output_path, atomic_write_json, ensure_directory
 from edgefm.interrupts import interrupts_noted, signals_deferred
 from edgefm.manifest import Manifest, edgefm_version, tool_versions
+from edgefm.metrics import confusion_matrix
 from edgefm.progress import TrainReporter
 
 CURVES_NAME = "training_curves.png"
@@ -125,10 +126,6 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Any:
 
     keys = tf.random.stateless_uniform([n], seed=(seed, 1000 + epoch))
     return tf.argsort(keys)
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, k: int = NUM_CLASSES) -> np.ndarray:
-    return np.bincount(labels.astype(np.int64) * k + predictions.astype(np.int64), minlength=k * k).reshape(k, k)
 
 
 def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from edgefm.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavai
 from edgefm.fileio import sha256_tree, tree_bytes
 from edgefm.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from runtime_check.compare import LOGITS, ArtifactResult, Metric, accuracy, compare_exact, compare_outputs, max_abs_error
-from runtime_check.report import REPORT_NAME, ArtifactDetail, ParityReport, confusion_matrix
+from edgefm.metrics import confusion_matrix
+from runtime_check.report import REPORT_NAME, ArtifactDetail, ParityReport
 from runtime_check.runtimes import Runtime, TensorFlowRuntime, runtime_for
 from runtime_check.tolerances import Tolerance, tolerance_for
 

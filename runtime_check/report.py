@@ -21,6 +21,7 @@ import numpy as np
 
 from edgefm.config import CLASS_NAMES
 from edgefm.fileio import atomic_write_json
+from edgefm.metrics import confusion_matrix
 from runtime_check.compare import ArtifactResult, Metric, format_value
 
 REPORT_NAME = "verify-report.json"
@@ -34,12 +35,6 @@ ERROR_BINS = 40
 def default_html_path(report_path: Path) -> Path:
     """Where ``edgefm verify`` writes its HTML page unless told: the JSON report's path with ``.html``."""
     return Path(report_path).with_suffix(".html")
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """``[C, C]`` counts: row = true label, column = predicted class."""
-    flat = np.asarray(labels, np.int64) * num_classes + np.asarray(predictions, np.int64)
-    return np.bincount(flat, minlength=num_classes * num_classes)[: num_classes * num_classes].reshape(num_classes, num_classes)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from edgefm.config import TrainConfig
 from edgefm.errors import ConfigError
 from edgefm.manifest import Manifest
 from edgefm.model import MLP
-from edgefm.train import confusion_matrix, epoch_permutation, make_step_runner, train
+from edgefm.metrics import confusion_matrix
+from edgefm.train import epoch_permutation, make_step_runner, train
 
 from conftest import REPO
 
@@ -66,7 +67,7 @@ def test_epoch_permutation_is_seeded_per_epoch() -> None:
 
 
 def test_confusion_matrix_counts() -> None:
-    cm = confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), k=3)
+    cm = confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
 
 
