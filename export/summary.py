@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edgefm.fileio import human_bytes
 from edgefm.manifest import Manifest
 from export.variants import SIZE_REFERENCES
-
-
-def human_bytes(n: int) -> str:
-    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"
 
 
 def size_reference(manifest: Manifest) -> str | None:

@@ -36,6 +36,7 @@ import numpy as np
 
 from edgefm.config import DEFAULT_ARTIFACTS, IMAGE_SHAPE
 from edgefm.errors import ConfigError, EdgefmError, RuntimeUnavailableError
+from edgefm.fileio import human_bytes
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -472,8 +473,6 @@ def _num(x: float | None, fmt: str = ".1f") -> str:
 
 def format_table(report: BenchmarkReport) -> str:
     """Two tables: per model (size, load, memory) and per batch size (latency, speed-up vs TF)."""
-    from runtime_check.inspect_model import human_bytes
-
     ok = [r for r in report.results if r.error is None]
     w = max([len(r.name) for r in report.results] + [8])
     lines = [

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefm.fileio import sha256_tree, tree_bytes
+from edgefm.fileio import human_bytes, sha256_tree, tree_bytes
 from edgefm.manifest import TensorSpec
 
 
@@ -173,12 +173,3 @@ def format_report(report: ModelReport) -> str:
                 ", ".join(map(str, value)) if isinstance(value, list) else str(value))
             lines.append(f"  {key}: {text}")
     return "\n".join(lines)
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
