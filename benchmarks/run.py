@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import math
 import os
 import platform
@@ -44,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import inference  # noqa: E402 - after the TF log level
 from edgefm.errors import EdgefmError  # noqa: E402
+from edgefm.manifest import utc_now  # noqa: E402
 
 SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("bench-results")
@@ -128,7 +128,7 @@ def machine() -> dict[str, Any]:
         "litert": versions.get("ai-edge-litert"),
         "onnxruntime": versions.get("onnxruntime"),
         "numpy": versions.get("numpy"),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 

@@ -171,6 +171,13 @@ def tool_versions(*packages: str) -> dict[str, str]:
     return out
 
 
+def utc_now() -> str:
+    """The time stamps of manifests, artifacts and reports: UTC, ISO 8601, to the second."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def edgefm_version() -> str:
     from importlib import metadata
 

@@ -128,7 +128,7 @@ def write_savedmodel(model: Classifier, root: Path) -> Artifact:
     """Save ``model`` atomically to ``root/saved_model`` and describe it for the manifest."""
     from edgefm.config import OUTPUT_NAMES, SAVEDMODEL_DIRNAME
     from edgefm.fileio import atomic_directory
-    from edgefm.manifest import Artifact, TensorSpec, tool_versions
+    from edgefm.manifest import Artifact, TensorSpec, tool_versions, utc_now
 
     target = Path(root) / SAVEDMODEL_DIRNAME
     with atomic_directory(target) as staging:
@@ -141,13 +141,7 @@ def write_savedmodel(model: Classifier, root: Path) -> Artifact:
         quantization="none",
         inputs=[TensorSpec(INPUT_NAME, "float32", batch + list(IMAGE_SHAPE))],
         outputs=[TensorSpec(n, "float32", batch + [NUM_CLASSES]) for n in OUTPUT_NAMES],
-        created=_now(),
+        created=utc_now(),
         tools=tool_versions("tensorflow-cpu", "tensorflow"),
         extra={"signatures": ["serving_default", "labels"], "parameters": model.parameter_count},
     )
-
-
-def _now() -> str:
-    import datetime as _dt
-
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

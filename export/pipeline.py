@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime as dt
 import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,7 @@ from edgefm.config import (
 from edgefm.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
 from edgefm.fileio import atomic_write_bytes, sha256_tree
 from edgefm.interrupts import interrupts_noted, signals_deferred
-from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version
+from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.metadata import embed_onnx_metadata, metadata_entries
 from export import to_onnx, to_tflite
 from export.calibration import calibration_samples
@@ -194,15 +192,7 @@ def converter_step(what: str) -> Iterator[CapturedOutput]:
 
 def _tools(fmt: ExportFormat) -> dict[str, str]:
     tf = import_tensorflow()
-    out = {"tensorflow": tf.__version__, "edgefm": edgefm_version()}
-    for dist in TOOL_DISTRIBUTIONS[fmt]:
-        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
-            out[dist] = importlib_metadata.version(dist)
-    return out
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return {"tensorflow": tf.__version__, "edgefm": edgefm_version(), **tool_versions(*TOOL_DISTRIBUTIONS[fmt])}
 
 
 def embedded_metadata(manifest: Manifest, variant: Variant, source_sha256: str, int8_io: bool) -> dict[str, Any]:
@@ -233,7 +223,7 @@ def _describe(
         bytes=len(data),
         inputs=specs[0],
         outputs=specs[1],
-        created=_now(),
+        created=utc_now(),
         tools=_tools(variant.format),
         extra={**extra, "seconds": round(seconds, 3)},
     )

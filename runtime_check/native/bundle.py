@@ -23,7 +23,6 @@ import json
 import shlex
 import shutil
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from edgefm.errors import ManifestError, ModelFileError, UsageError
 from edgefm.fileio import atomic_directory, sha256_file
-from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version
+from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version, utc_now
 from runtime_check.native.build import COMMON_HEADER, LIBRARY_ENV, SOURCES
 
 BUNDLE_SCHEMA_VERSION = 1
@@ -157,7 +156,7 @@ def write_bundle(
         (stage / "check.sh").chmod(0o755)
         meta = {
             "bundle_schema_version": BUNDLE_SCHEMA_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "edgefm": edgefm_version(),
             "artifact": artifact_name,
             "format": art.format,
