@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgefm.config import MANIFEST_NAME
 from edgefm.errors import ManifestError
 from edgefm.fileio import atomic_write_json, sha256_tree, tree_bytes
@@ -38,6 +40,36 @@ class TensorSpec:
             scale=d.get("scale"),
             zero_point=d.get("zero_point"),
         )
+
+    @classmethod
+    def from_litert(cls, name: str, details: dict[str, Any]) -> TensorSpec:
+        """A tensor as a LiteRT interpreter describes it (signature runner details), as stored.
+
+        Integer tensors with a scale are quantized: they get ``scale`` and ``zero_point``.
+        """
+        dtype = np.dtype(details["dtype"])
+        scale, zero_point = details.get("quantization", (0.0, 0))
+        quantized = bool(scale) and dtype.kind in "iu"
+        return cls(
+            name=name,
+            dtype=dtype.name,
+            shape=[None if int(s) < 0 else int(s) for s in details["shape_signature"]],
+            scale=float(scale) if quantized else None,
+            zero_point=int(zero_point) if quantized else None,
+        )
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """float32 values to this tensor's integer dtype: round half to even, shift, clip (LiteRT's rule)."""
+        info = np.iinfo(self.dtype)
+        return np.clip(np.round(x / self.scale) + self.zero_point, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, y: np.ndarray) -> np.ndarray:
+        """This tensor's integers back to float32 values."""
+        return (y.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
 
 @dataclass

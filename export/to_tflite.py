@@ -79,18 +79,6 @@ def _interpreter(model: bytes) -> Any:
     return Interpreter(model_content=model)
 
 
-def _spec(name: str, d: Mapping[str, Any]) -> TensorSpec:
-    scale, zero_point = d.get("quantization", (0.0, 0))
-    quantized = bool(scale) and np.dtype(d["dtype"]) != np.float32
-    return TensorSpec(
-        name=name,
-        dtype=np.dtype(d["dtype"]).name,
-        shape=[None if int(s) < 0 else int(s) for s in d["shape_signature"]],
-        scale=float(scale) if quantized else None,
-        zero_point=int(zero_point) if quantized else None,
-    )
-
-
 def _output_order(name: str) -> tuple[int, str]:
     return (OUTPUT_NAMES.index(name) if name in OUTPUT_NAMES else len(OUTPUT_NAMES), name)
 
@@ -98,8 +86,8 @@ def _output_order(name: str) -> tuple[int, str]:
 def tflite_io_specs(model: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Input and output specs of the serving signature as stored (raw int8 dtype and scale for int8 I/O)."""
     runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
-    ins = [_spec(k, d) for k, d in sorted(runner.get_input_details().items())]
-    outs = [_spec(k, d) for k, d in sorted(runner.get_output_details().items(), key=lambda kv: _output_order(kv[0]))]
+    ins = [TensorSpec.from_litert(k, d) for k, d in sorted(runner.get_input_details().items())]
+    outs = [TensorSpec.from_litert(k, d) for k, d in sorted(runner.get_output_details().items(), key=lambda kv: _output_order(kv[0]))]
     return ins, outs
 
 
@@ -117,11 +105,8 @@ def probe_feeds(model: bytes) -> dict[str, np.ndarray]:
     for name, d in runner.get_input_details().items():
         shape = [PROBE_BATCH if int(s) < 0 else int(s) for s in d["shape_signature"]]
         x = rng.random(shape, dtype=np.float32)
-        spec = _spec(name, d)
-        if spec.scale is not None:
-            info = np.iinfo(d["dtype"])
-            x = np.clip(np.round(x / spec.scale) + spec.zero_point, info.min, info.max)
-        feeds[name] = x.astype(d["dtype"])
+        spec = TensorSpec.from_litert(name, d)
+        feeds[name] = spec.quantize(x) if spec.quantized else x.astype(spec.dtype)
     return feeds
 
 

@@ -230,11 +230,6 @@ class TensorFlowRuntime(Runtime):
 # -- LiteRT -------------------------------------------------------------------------------
 
 
-def _quant(details: Mapping[str, Any]) -> tuple[float | None, int | None]:
-    scale, zp = details.get("quantization", (0.0, 0))
-    return (float(scale), int(zp)) if scale else (None, None)
-
-
 class LiteRTRuntime(Runtime):
     """A .tflite file in ``ai_edge_litert.interpreter.Interpreter`` (the maintained TFLite)."""
 
@@ -261,29 +256,23 @@ class LiteRTRuntime(Runtime):
             runner = self._interp.get_signature_runner(key)
             self._in = runner.get_input_details()
             self._out = runner.get_output_details()
+            self._raw_in = {k: TensorSpec.from_litert(k, d) for k, d in self._in.items()}
+            self._raw_out = {k: TensorSpec.from_litert(k, d) for k, d in self._out.items()}
         except (ValueError, RuntimeError, StopIteration) as e:
             raise ModelFileError(f"LiteRT could not load {self.path}: {e}") from e
         self._batch: int | None = None
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        def logical(name: str, d: Mapping[str, Any]) -> TensorSpec:
-            # int8 I/O is hidden behind float32: callers always feed and get floats.
-            return TensorSpec(name, "float32", _shape(d["shape_signature"]))
+        # int8 I/O is hidden behind float32: callers always feed and get floats.
+        def logical(specs: dict[str, TensorSpec]) -> list[TensorSpec]:
+            return [TensorSpec(s.name, "float32", s.shape) for s in specs.values()]
 
-        return (
-            [logical(k, d) for k, d in self._in.items()],
-            [logical(k, d) for k, d in self._out.items()],
-        )
+        return logical(self._raw_in), logical(self._raw_out)
 
     def raw_specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         """Specs as stored in the file (dtype int8 and scale/zero-point for int8 I/O)."""
         self._require_active()
-
-        def raw(name: str, d: Mapping[str, Any]) -> TensorSpec:
-            scale, zp = _quant(d)
-            return TensorSpec(name, np.dtype(d["dtype"]).name, _shape(d["shape_signature"]), scale, zp)
-
-        return [raw(k, d) for k, d in self._in.items()], [raw(k, d) for k, d in self._out.items()]
+        return list(self._raw_in.values()), list(self._raw_out.values())
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         batch = next(iter(feeds.values())).shape[0]
@@ -293,20 +282,14 @@ class LiteRTRuntime(Runtime):
             self._interp.allocate_tensors()
             self._batch = batch
         for name, d in self._in.items():
-            x = feeds[name]
-            scale, zp = _quant(d)
-            if scale is not None and np.dtype(d["dtype"]) != np.float32:
-                info = np.iinfo(d["dtype"])
-                x = np.clip(np.round(x / scale) + zp, info.min, info.max).astype(d["dtype"])
-            self._interp.set_tensor(d["index"], x)
+            spec = self._raw_in[name]
+            self._interp.set_tensor(d["index"], spec.quantize(feeds[name]) if spec.quantized else feeds[name])
         self._interp.invoke()
         out = {}
         for name, d in self._out.items():
             y = self._interp.get_tensor(d["index"])
-            scale, zp = _quant(d)
-            if scale is not None and y.dtype != np.float32:
-                y = (y.astype(np.float32) - zp) * np.float32(scale)
-            out[name] = y.copy()
+            spec = self._raw_out[name]
+            out[name] = spec.dequantize(y) if spec.quantized else y.copy()
         return out
 
     def versions(self) -> dict[str, str]:
