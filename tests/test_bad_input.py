@@ -249,21 +249,26 @@ def savedmodel_variant(exported: Path, no_signature_savedmodel: Path, tmp_path: 
     return make
 
 
+def _savedmodel_command(command: str, root: Path, image: Path, data_dir: Path) -> list[str]:
+    """Arguments that make ``command`` load ``root/saved_model``."""
+    sm = str(root / "saved_model")
+    return {
+        "predict": ["predict", str(image), "--model", sm],
+        "inspect": ["inspect", sm],
+        "export": ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none"],
+        "verify": ["verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8"],
+        "benchmark": ["benchmark", "--artifacts", str(root), "--model", sm, "--runs", "1", "--warmup", "0",
+                      "--batch-sizes", "1"],
+    }[command]
+
+
 @pytest.mark.parametrize("kind", ["missing", "empty"])
 @pytest.mark.parametrize("command", ["predict", "inspect", "export", "verify", "benchmark"])
 def test_savedmodel_missing_or_empty(savedmodel_variant: Callable[[str], Path], image: Path, data_dir: Path,
                                      kind: str, command: str) -> None:
     root = savedmodel_variant(kind)
     sm = root / "saved_model"
-    args = {
-        "predict": ["predict", str(image), "--model", str(sm)],
-        "inspect": ["inspect", str(sm)],
-        "export": ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none"],
-        "verify": ["verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8"],
-        "benchmark": ["benchmark", "--artifacts", str(root), "--model", str(sm), "--runs", "1", "--warmup", "0",
-                      "--batch-sizes", "1"],
-    }[command]
-    proc = run_cli(*args)
+    proc = run_cli(*_savedmodel_command(command, root, image, data_dir))
     # export looks for saved_model.pb itself; the runtimes first check that the path exists
     needle = "does not exist" if kind == "missing" and command != "export" else "no saved_model.pb"
     message = assert_fails_cleanly(proc, 1, str(sm), needle)
@@ -275,13 +280,7 @@ def test_savedmodel_without_serving_signature(savedmodel_variant: Callable[[str]
                                               command: str) -> None:
     root = savedmodel_variant("no-signature")
     sm = root / "saved_model"
-    args = {
-        "predict": ["predict", str(image), "--model", str(sm)],
-        "inspect": ["inspect", str(sm)],
-        "export": ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none"],
-        "verify": ["verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8"],
-    }[command]
-    proc = run_cli(*args)
+    proc = run_cli(*_savedmodel_command(command, root, image, data_dir))
     assert_fails_cleanly(proc, 1, str(sm), "no 'serving_default' signature (found: other)", "edgefm train")
 
 
