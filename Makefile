@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts
 DATA_DIR  := /usr/share/datasets/fashion-mnist
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test bench venv dataset compiler browser clean
+.PHONY: demo test bench venv dataset compiler browser emulator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,11 @@ venv: $(VENV)/.installed
 
 # apt-get install the given Debian packages, with one `apt-get update` first (a
 # fresh machine needs it). Needs root and apt; otherwise say what is missing.
+# A fresh machine often runs unattended upgrades at boot: wait up to 10 minutes
+# for their dpkg/apt locks instead of failing at once (apt >= 1.9.11).
+APT       := apt-get -q -o DPkg::Lock::Timeout=600
 apt_install = if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && apt-get install -y -q $(1); \
+		$(APT) update && $(APT) install -y $(1); \
 	else echo "missing: $(1) (install them with your package manager)"; exit 1; fi
 
 # The dataset: Debian's package where apt exists and the files are missing,
@@ -34,7 +37,7 @@ dataset: venv
 	@if $(BIN)/edgefm data verify --quiet; then \
 		echo "dataset: present and verified"; \
 	elif [ ! -f $(DATA_DIR)/t10k-labels-idx1-ubyte.gz ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && apt-get install -y -q dataset-fashion-mnist; \
+		$(APT) update && $(APT) install -y dataset-fashion-mnist; \
 	else \
 		$(BIN)/edgefm data fetch; \
 	fi
@@ -43,6 +46,11 @@ dataset: venv
 # gcc builds the native (Python-free) runners.
 compiler:
 	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || { $(call apt_install,gcc libc6-dev); }
+
+# qemu user-mode emulation runs the native runners on another CPU: an x86 CPU
+# without VNNI (-cpu Haswell), whose int8 kernels differ from most hosts'.
+emulator:
+	@command -v qemu-x86_64-static >/dev/null 2>&1 || { $(call apt_install,qemu-user-static); }
 
 # Headless Chromium renders the HTML verification report in its test.
 browser:
@@ -55,7 +63,7 @@ demo: dataset compiler
 	$(BIN)/python -m edgefm.demo_image $(ARTIFACTS)/demo-sneaker.png
 	$(BIN)/edgefm predict $(ARTIFACTS)/demo-sneaker.png --artifacts $(ARTIFACTS) --top-k 3
 
-test: dataset compiler browser
+test: dataset compiler browser emulator
 	$(BIN)/python -m pytest -q
 
 bench: dataset compiler

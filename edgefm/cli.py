@@ -44,6 +44,26 @@ _NO_VERIFY = click.option(
 )
 
 
+class BoundOverride(click.ParamType):
+    """``NAME.METRIC=VALUE`` -> ``(NAME, METRIC, VALUE)``; VALUE ``info`` (or ``none``) makes the metric informational."""
+
+    name = "NAME.METRIC=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str, float | None]:
+        if isinstance(value, tuple):
+            return value
+        target, sep, raw = str(value).partition("=")
+        name, dot, metric = target.rpartition(".")
+        if not sep or not dot or not name or not metric or not raw:
+            self.fail(f"expected NAME.METRIC=VALUE (e.g. --bound onnx_int8.cosine=0.998), got {value!r}.", param, ctx)
+        if raw.strip().lower() in ("info", "none"):
+            return name, metric, None
+        try:
+            return name, metric, float(raw)
+        except ValueError:
+            self.fail(f"{value!r}: the bound {raw!r} is not a number (or 'info').", param, ctx)
+
+
 def _fail(message: str, code: int) -> None:
     # One paragraph on one line: the terminal wraps it, and grep still finds it.
     click.echo("error: " + " ".join(message.split()), err=True)
@@ -284,6 +304,9 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
               help="Bound on the max abs logit error of artifact NAME (repeatable), e.g. tflite_float16=0.05.")
 @click.option("--min-top1", "min_top1", multiple=True, metavar="NAME=VALUE",
               help="Minimum top-1 agreement with TF of artifact NAME, a fraction (repeatable), e.g. tflite_int8=0.95.")
+@click.option("--bound", "bounds", multiple=True, type=BoundOverride(),
+              help="Bound of any metric of artifact NAME (repeatable), e.g. onnx_int8.cosine=0.998 or "
+                   "tflite_int8.mean_abs_error=0.3; VALUE 'info' reports the metric without judging it.")
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to write the JSON report (default: ARTIFACTS/verify-report.json).")
 @click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -296,7 +319,7 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
 @_NO_VERIFY
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
-               min_top1: tuple[str, ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
+               min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
                native: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
@@ -315,6 +338,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
       edgefm verify
       edgefm verify --only tflite_int8 --min-top1 tflite_int8=0.95
       edgefm verify --samples 1000 --atol tflite_float16=0.05 --json
+      edgefm verify --bound onnx_int8.cosine=0.998 --bound onnx_int8.mean_abs_error=0.3
       edgefm verify --html /tmp/parity.html
     """
     from edgefm.config import CheckConfig, parse_name_values
@@ -332,6 +356,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         artifacts=artifacts, samples=samples, batch_size=batch_size,
         only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
         atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
+        bounds=_group_bounds(bounds),
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify, quiet=quiet,
     )
     progress = None if quiet else (lambda msg: click.echo(msg, err=True))
@@ -342,6 +367,13 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         click.echo(result.table())
     if not result.passed:
         raise ParityError(result.summary())
+
+
+def _group_bounds(bounds: tuple[tuple[str, str, float | None], ...]) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for name, metric, value in bounds:
+        out.setdefault(name, {})[metric] = value
+    return out
 # -- end verify --
 
 

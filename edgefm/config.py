@@ -240,6 +240,8 @@ class CheckConfig:
     only: tuple[str, ...] = ()
     atol: dict[str, float] = field(default_factory=dict)
     min_top1: dict[str, float] = field(default_factory=dict)
+    #: artifact name -> metric -> bound (``--bound NAME.METRIC=VALUE``); None makes the metric informational
+    bounds: dict[str, dict[str, float | None]] = field(default_factory=dict)
     report: Path | None = None
     html: Path | None = None
     native: bool = False
@@ -260,6 +262,11 @@ class CheckConfig:
             f = _positive_float(v, f"--min-top1 {name}")
             if f > 1:
                 raise ConfigError(f"--min-top1 {name}={v}: a fraction between 0 and 1 is expected (e.g. 0.99).")
+        from runtime_check.tolerances import check_bound
+
+        for name, per_metric in self.bounds.items():
+            for metric, v in per_metric.items():
+                check_bound(name, metric, v)
         set_(self, "only", tuple(self.only))
         for attr in ("report", "html", "data_dir"):
             v = getattr(self, attr)

@@ -30,6 +30,7 @@ import numpy as np
 from edgefm.config import CLASS_NAMES, INPUT_NAME, CheckConfig
 from edgefm.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
 from edgefm.fileio import sha256_tree, tree_bytes
+from edgefm.hostinfo import host_cpu
 from edgefm.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from runtime_check.compare import LOGITS, ArtifactResult, Metric, accuracy, compare_exact, compare_outputs, max_abs_error
 from edgefm.metrics import confusion_matrix
@@ -50,7 +51,7 @@ VERSIONED = ("numpy", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "onnxrun
 def select_artifacts(manifest: Manifest, cfg: CheckConfig) -> dict[str, Artifact]:
     """The deployable artifacts to check: all of them, or those named by ``--only``.
 
-    Unknown names in ``--only``, ``--atol`` or ``--min-top1`` are usage errors that
+    Unknown names in ``--only``, ``--atol``, ``--min-top1`` or ``--bound`` are usage errors that
     list the known names, so a typo never silently checks nothing.
     """
     deployable = manifest.deployable()
@@ -60,7 +61,8 @@ def select_artifacts(manifest: Manifest, cfg: CheckConfig) -> dict[str, Artifact
             f"`edgefm export --artifacts {cfg.artifacts}` first."
         )
     known = ", ".join(deployable)
-    for flag, names in (("--only", cfg.only), ("--atol", tuple(cfg.atol)), ("--min-top1", tuple(cfg.min_top1))):
+    for flag, names in (("--only", cfg.only), ("--atol", tuple(cfg.atol)), ("--min-top1", tuple(cfg.min_top1)),
+                        ("--bound", tuple(cfg.bounds))):
         unknown = [n for n in names if n not in deployable]
         if unknown:
             raise UsageError(
@@ -218,7 +220,8 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     root = Path(cfg.artifacts)
     selected = select_artifacts(manifest, cfg)
     tolerances = {
-        n: tolerance_for(n, a.format, a.quantization, atol=cfg.atol, min_top1=cfg.min_top1) for n, a in selected.items()
+        n: tolerance_for(n, a.format, a.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds)
+        for n, a in selected.items()
     }
     make_native = native_factory() if cfg.native else None
     ref_name, ref_art = reference_artifact(manifest, root)
@@ -296,6 +299,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         versions=versions,
         timings=timings,
         reference_metrics=reference_metrics,
+        host=host_cpu(),
         details=details,
         sizes=sizes,
         reference_confusion=confusion_matrix(labels, np.argmax(reference[LOGITS], axis=1), reference[LOGITS].shape[1]),

@@ -263,18 +263,19 @@ def compare_outputs(
         return metrics
 
     a, r = candidate[LOGITS], reference[LOGITS]
-    metrics.append(Metric.check("max_abs_error", max_abs_error(a, r), tol.max_abs, "<="))
-    metrics.append(Metric.check("mean_abs_error", mean_abs_error(a, r), tol.mean_abs, "<="))
-    metrics.append(Metric.check("cosine", cosine_similarity(a, r), tol.min_cosine, ">="))
-    metrics.append(Metric.check("top1_agreement", top1_agreement(a, r), tol.min_top1, ">="))
+    bounded = lambda name, value, op: Metric.check(name, value, tol.bound(name), op)  # noqa: E731
+    metrics.append(bounded("max_abs_error", max_abs_error(a, r), "<="))
+    metrics.append(bounded("mean_abs_error", mean_abs_error(a, r), "<="))
+    metrics.append(bounded("cosine", cosine_similarity(a, r), ">="))
+    metrics.append(bounded("top1_agreement", top1_agreement(a, r), ">="))
     acc, ref_acc = accuracy(a, labels), accuracy(r, labels)
     metrics.append(Metric.check("accuracy", acc, None, INFO))
-    metrics.append(Metric.check("accuracy_drop", ref_acc - acc, tol.max_accuracy_drop, "<="))
+    metrics.append(bounded("accuracy_drop", ref_acc - acc, "<="))
     if PROBABILITIES in candidate:
-        metrics.append(Metric.check("probability_sum", probability_sum_error(candidate[PROBABILITIES]), tol.probability_sum, "<="))
+        metrics.append(bounded("probability_sum", probability_sum_error(candidate[PROBABILITIES]), "<="))
     if batch1 is not None and LOGITS in batch1:
         b = batch1[LOGITS]
-        metrics.append(Metric.check("batch_invariance", max_abs_error(b, a[: len(b)]), tol.batch_invariance, "<="))
+        metrics.append(bounded("batch_invariance", max_abs_error(b, a[: len(b)]), "<="))
     return metrics
 
 

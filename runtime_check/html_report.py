@@ -522,9 +522,10 @@ def _upscaled_png(image: np.ndarray) -> bytes:
 
 def _versions(report: ParityReport) -> str:
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in sorted(report.versions.items()))
+    host = {f"cpu {k}": " ".join(v) if isinstance(v, list) else v for k, v in report.host.items()}
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in [*host.items(), *sorted(report.versions.items())])
     timings = "".join(f"<tr><td>{esc(k)}</td><td>{v:.2f} s</td></tr>" for k, v in report.timings.items() if isinstance(v, (int, float)))
     return (
-        "<details><summary>versions and timings</summary><div class=\"row\">"
+        "<details><summary>host, versions and timings</summary><div class=\"row\">"
         f'<table class="kv">{rows}</table><table class="kv">{timings}</table></div></details>'
     )

@@ -23,6 +23,7 @@ from edgefm.config import CLASS_NAMES
 from edgefm.fileio import atomic_write_json
 from edgefm.metrics import confusion_matrix
 from runtime_check.compare import ArtifactResult, Metric, format_value
+from runtime_check.tolerances import loosen_hint
 
 REPORT_NAME = "verify-report.json"
 REPORT_SCHEMA_VERSION = 1
@@ -139,6 +140,8 @@ class ParityReport:
     versions: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     reference_metrics: list[Metric] = field(default_factory=list)
+    #: the CPU the runtimes ran on (edgefm.hostinfo.host_cpu): model, features, int8 kernel path
+    host: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # where it was written, if it was
     # -- for the HTML page (not needed for the verdict) --
     details: dict[str, ArtifactDetail] = field(default_factory=dict)  # by result name
@@ -185,11 +188,15 @@ class ParityReport:
         if ref_bad:
             parts.insert(0, "the reference SavedModel: " + "; ".join(ref_bad))
         where = f" Full report: {self.path}." if self.path else ""
+        hints = list(dict.fromkeys(h for a in failed for m in a.failures if (h := loosen_hint(a.name, m.name))))
+        loosen = (
+            ", if the difference is expected for that variant, loosen the bounds that failed: " + " ".join(hints)
+            if hints else ""
+        )
         return (
             f"{len(failed)} of {len(self.artifacts)} artifacts do not match TensorFlow on "
             f"{self.inputs.get('count')} {self.inputs.get('split', '')} inputs: " + " | ".join(parts) + "."
-            f"{where} Re-export the failing artifacts (`edgefm export`), or, if the difference is "
-            "expected for that variant, loosen its bound with --atol NAME=VALUE or --min-top1 NAME=VALUE."
+            f"{where} Re-export the failing artifacts (`edgefm export`){' or' if hints else ''}{loosen}."
         )
 
     # -- JSON ---------------------------------------------------------------------
@@ -212,6 +219,7 @@ class ParityReport:
                 for a in self.artifacts
             },
             "failures": self.failures(),
+            "host": self.host,
             "versions": self.versions,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -245,6 +253,7 @@ class ParityReport:
             f"(accuracy {format_value('accuracy', self.reference.get('accuracy'))})",
             f"inputs: {self.inputs.get('count')} images of the {self.inputs.get('split')} split "
             f"from index {self.inputs.get('first_index', 0)} (sha256 {str(self.inputs.get('sha256', ''))[:12]}…)",
+            *([host_line(self.host)] if self.host else []),
             "",
             fmt(header),
             fmt(["-" * w for w in widths]),
@@ -305,3 +314,10 @@ def _cell(a: ArtifactResult, key: str) -> str:
                 return value
             return ("ok " if m.passed else "FAIL ") + value
     return "error" if a.error else "-"
+
+
+def host_line(host: dict[str, Any]) -> str:
+    """``host: AMD EPYC (x86_64: avx2 avx512vnni …); int8 kernels: …`` for the table and the page."""
+    features = " ".join(host.get("features", [])) or "no known features"
+    return (f"host: {host.get('model', 'unknown')} ({host.get('machine', '?')}: {features}); "
+            f"int8 kernels: {host.get('int8_kernels', 'unknown')}")

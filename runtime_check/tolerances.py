@@ -2,8 +2,11 @@
 
 Keyed by ``(format, quantization)``; ``"*"`` as the format matches any format, so a
 future ONNX float16 or int8 export gets the same bounds as its TFLite twin.
-Per-artifact overrides come from ``--atol NAME=VALUE`` (the logit max-abs bound)
-and ``--min-top1 NAME=VALUE``.
+Every bounded metric can be overridden per artifact with one option,
+``--bound NAME.METRIC=VALUE`` (``VALUE`` ``info`` makes it informational);
+``--atol NAME=VALUE`` and ``--min-top1 NAME=VALUE`` are its short forms for
+``max_abs_error`` and ``top1_agreement``. ``BOUNDED_METRICS`` is the one registry
+of which metric each bound belongs to.
 
 Where the numbers come from: six real Fashion-MNIST models (the reference MLP,
 784-20-10, trained 5 epochs with seeds 0-3 and by ``edgefm train``, and the CNN
@@ -31,10 +34,35 @@ large-batch outputs were bit-identical in every runtime; the int8 probabilities
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from edgefm.errors import UsageError
+from edgefm.errors import ConfigError, UsageError
+
+
+@dataclass(frozen=True)
+class BoundedMetric:
+    """A metric that has a bound: the Tolerance field that holds it, and the values that make sense."""
+
+    field: str
+    low: float  # smallest bound that can be asked for
+    high: float  # largest
+
+
+#: metric name (as in reports) -> where its bound lives. Metrics not listed here
+#: (checksum, outputs, output_shapes, nonfinite, binding_max_abs_diff) are exact and cannot be loosened.
+BOUNDED_METRICS: dict[str, BoundedMetric] = {
+    "max_abs_error": BoundedMetric("max_abs", 0.0, math.inf),
+    "mean_abs_error": BoundedMetric("mean_abs", 0.0, math.inf),
+    "cosine": BoundedMetric("min_cosine", -1.0, 1.0),
+    "top1_agreement": BoundedMetric("min_top1", 0.0, 1.0),
+    "accuracy_drop": BoundedMetric("max_accuracy_drop", -1.0, 1.0),
+    "batch_invariance": BoundedMetric("batch_invariance", 0.0, math.inf),
+    "probability_sum": BoundedMetric("probability_sum", 0.0, math.inf),
+}
+#: how the CLI spells the per-metric override (named in failure messages)
+BOUND_OPTION = "--bound"
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,14 @@ class Tolerance:
     max_accuracy_drop: float  # TF accuracy minus candidate accuracy (fraction)
     batch_invariance: float  # max |logits(batch 1) - logits(large batch)|
     probability_sum: float  # max |sum(probabilities) - 1|
+
+    def bound(self, metric: str) -> float | None:
+        """The bound of ``metric`` (a name of ``BOUNDED_METRICS``); ``None``: informational."""
+        return getattr(self, BOUNDED_METRICS[metric].field)
+
+    def with_bounds(self, overrides: Mapping[str, float | None]) -> Tolerance:
+        """A copy with the bounds of the named metrics replaced."""
+        return replace(self, **{BOUNDED_METRICS[m].field: v for m, v in overrides.items()})
 
 
 FLOAT32 = Tolerance(
@@ -94,11 +130,42 @@ def tolerance_for(
     *,
     atol: Mapping[str, float] | None = None,
     min_top1: Mapping[str, float] | None = None,
+    bounds: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> Tolerance:
-    """Default bounds for the variant, with the per-artifact ``--atol`` / ``--min-top1`` overrides."""
+    """Default bounds for the variant, with the per-artifact overrides.
+
+    ``bounds`` maps artifact name -> metric -> bound (``--bound``); ``atol`` and
+    ``min_top1`` (``--atol``, ``--min-top1``) are applied first, so ``--bound`` wins.
+    """
     tol = default_tolerance(fmt, quantization)
     if atol and name in atol:
         tol = replace(tol, max_abs=float(atol[name]))
     if min_top1 and name in min_top1:
         tol = replace(tol, min_top1=float(min_top1[name]))
+    if bounds and name in bounds:
+        tol = tol.with_bounds(bounds[name])
     return tol
+
+
+def check_bound(name: str, metric: str, value: float | None) -> None:
+    """A ``--bound NAME.METRIC=VALUE`` that names a known metric with a value in its range, else a ConfigError."""
+    where = f"{BOUND_OPTION} {name}.{metric}"
+    if metric not in BOUNDED_METRICS:
+        raise ConfigError(
+            f"{where}: {metric!r} has no bound to set; metrics with bounds are "
+            f"{', '.join(BOUNDED_METRICS)} (checksum, outputs, NaN/Inf and the native runner's exact match "
+            "with its binding cannot be loosened)."
+        )
+    if value is None:
+        return
+    spec = BOUNDED_METRICS[metric]
+    if not (math.isfinite(value) and spec.low <= value <= spec.high):
+        high = "" if math.isinf(spec.high) else f" and at most {spec.high:g}"
+        raise ConfigError(f"{where}={value}: the bound must be a number of at least {spec.low:g}{high}.")
+
+
+def loosen_hint(artifact: str, metric: str) -> str | None:
+    """The option that would move ``metric``'s bound for ``artifact`` (``name@native`` shares ``name``'s)."""
+    if metric not in BOUNDED_METRICS:
+        return None
+    return f"{BOUND_OPTION} {artifact.split('@', 1)[0]}.{metric}=VALUE"

@@ -38,6 +38,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 
 enum {
     RC_OK = 0,
@@ -607,8 +612,43 @@ static void output_path(char *buf, size_t len, const char *dir, const char *name
     snprintf(buf, len, "%s/%s.npy", dir, safe);
 }
 
+/*
+ * "cpu<TAB>ARCH<TAB>feature..." : the instruction-set features the runtimes choose
+ * their kernels by, as this process sees them. Asked of the CPU itself (cpuid,
+ * the auxiliary vector), not of /proc/cpuinfo, so under qemu user-mode emulation
+ * it names the emulated CPU (qemu shows the guest the host's /proc/cpuinfo).
+ * Names match edgefm/hostinfo.py.
+ */
+static void print_cpu(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a = 0, b = 0, c = 0, d = 0, a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    printf("cpu\tx86_64");
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        if (b & (1u << 5)) printf("\tavx2");
+        if (b & (1u << 16)) printf("\tavx512f");
+        if (b & (1u << 30)) printf("\tavx512bw");
+        if (c & (1u << 11)) printf("\tavx512vnni");
+        if (d & (1u << 25)) printf("\tamx-int8");
+        if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 4))) printf("\tavxvnni");
+    }
+    printf("\n");
+#elif defined(__aarch64__)
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    printf("cpu\taarch64");
+    if (hw & (1ul << 1)) printf("\tneon");
+    if (hw & (1ul << 20)) printf("\tdotprod");
+    if (hw2 & (1ul << 13)) printf("\ti8mm");
+    if (hw & (1ul << 22)) printf("\tsve");
+    if (hw2 & (1ul << 1)) printf("\tsve2");
+    printf("\n");
+#else
+    printf("cpu\tunknown\n");
+#endif
+}
+
 static void print_info(const ModelInfo *mi, const Backend *be) {
     printf("runtime\t%s\t%s\n", be->runtime, mi->runtime_version[0] ? mi->runtime_version : "unknown");
+    print_cpu();
     for (int k = 0; k < 2; k++) {
         int n = k ? mi->n_outputs : mi->n_inputs;
         const TensorInfo *ts = k ? mi->outputs : mi->inputs;

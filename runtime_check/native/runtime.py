@@ -134,6 +134,17 @@ def parse_info(stdout: str) -> tuple[list[TensorSpec], list[TensorSpec], str]:
     return specs["input"], specs["output"], version
 
 
+def parse_cpu(stdout: str) -> dict[str, object]:
+    """The CPU the runner ran on, as it sees it: ``{"machine", "features", "int8_kernels"}``."""
+    from edgefm.hostinfo import int8_kernel_path
+
+    rows = _fields(stdout, "cpu")
+    if not rows or not rows[0]:
+        return {}
+    machine, features = rows[0][0], rows[0][1:]
+    return {"machine": machine, "features": features, "int8_kernels": int8_kernel_path(machine, features)}
+
+
 def parse_timing(stdout: str) -> RunTiming | None:
     rows = _fields(stdout, "timing")
     if not rows:
@@ -162,9 +173,13 @@ class NativeRuntime(Runtime):
         library: Path | None = None,
         cache: Path | None = None,
         cc: str | None = None,
+        launcher: tuple[str, ...] = (),
     ) -> None:
         super().__init__(path, threads=threads)
         self.timeout = timeout
+        #: argv prefix the runner is started under, e.g. ("qemu-x86_64-static", "-cpu", "Haswell")
+        #: to run it on an emulated CPU whose kernels differ from the host's
+        self.launcher = tuple(launcher)
         self._library = library
         self._cache = cache
         self._cc = cc
@@ -173,6 +188,8 @@ class NativeRuntime(Runtime):
         self._raw_in: list[TensorSpec] = []
         self._raw_out: list[TensorSpec] = []
         self._runtime_version = "unknown"
+        #: the CPU as the runner saw it at load (under an emulator: the emulated one)
+        self.cpu: dict[str, object] = {}
 
     def _activate_impl(self) -> None:
         from runtime_check.validate import validate_model_file
@@ -180,9 +197,11 @@ class NativeRuntime(Runtime):
         validate_model_file(self.path)  # a malformed file is rejected before C++ code sees it
         self.runner = build_runner(self.kind, lib=self._library, cc=self._cc, cache=self._cache)
         proc = run_process(
-            self.runner.command("info", self._model_arg()), timeout=self.timeout, what="loading", subject=self.path
+            [*self.launcher, *self.runner.command("info", self._model_arg())],
+            timeout=self.timeout, what="loading", subject=self.path,
         )
         self._raw_in, self._raw_out, self._runtime_version = parse_info(proc.stdout)
+        self.cpu = parse_cpu(proc.stdout)
 
     def _model_arg(self) -> Path:
         return Path(os.path.abspath(self.path))
@@ -222,7 +241,7 @@ class NativeRuntime(Runtime):
             if self.threads:
                 args += ["--threads", str(self.threads)]
             proc = run_process(
-                self.runner.command("run", self._model_arg(), *args),
+                [*self.launcher, *self.runner.command("run", self._model_arg(), *args)],
                 timeout=self.timeout,
                 what="running",
                 subject=self.path,
@@ -244,7 +263,10 @@ class NativeRuntime(Runtime):
         if self.runner is None:
             return {}
         return {
+            **({f"native-{self.kind}-launcher": " ".join(self.launcher)} if self.launcher else {}),
             f"native-{self.kind}": self._runtime_version,
+            **({f"native-{self.kind}-cpu": " ".join(map(str, [self.cpu["machine"], *self.cpu["features"]]))}  # type: ignore[list-item]
+               if self.cpu else {}),
             f"native-{self.kind}-library": f"{self.runner.library.path} ({self.runner.library.version})",
             "cc": self.runner.compiler,
         }
