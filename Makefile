@@ -60,7 +60,7 @@ demo: dataset compiler
 	$(BIN)/edgefm train --artifacts $(ARTIFACTS)
 	$(BIN)/edgefm export --artifacts $(ARTIFACTS) --format all --quantize all --bundle $(ARTIFACTS)/device-bundle
 	$(BIN)/edgefm verify --artifacts $(ARTIFACTS) --native
-	$(BIN)/python -m edgefm.demo_image $(ARTIFACTS)/demo-sneaker.png
+	$(BIN)/python -m edgefm.data.demo_image $(ARTIFACTS)/demo-sneaker.png
 	$(BIN)/edgefm predict $(ARTIFACTS)/demo-sneaker.png --artifacts $(ARTIFACTS) --top-k 3
 
 test: dataset compiler browser emulator

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from edgefm.errors import EdgefmError
+from edgefm.core.errors import EdgefmError
 
 #: The batch sizes the suite reports: one image, and a batch of 256.
 BATCH_SIZES: tuple[int, ...] = (1, 256)
@@ -30,7 +30,7 @@ def inference_section(
     artifacts: Path, *, runs: int, warmup: int, data_dir: Path | None, native: bool = True
 ) -> dict[str, Any]:
     """Latency p50/p99 and throughput at batch 1 and 256 of every artifact in every runtime."""
-    from runtime_check.benchmark import NATIVE, BenchmarkConfig, benchmark
+    from runtime_check.tools.benchmark import NATIVE, BenchmarkConfig, benchmark
 
     config = BenchmarkConfig(
         artifacts=artifacts, batch_sizes=BATCH_SIZES, warmup=warmup, runs=runs, data_dir=data_dir, native=native
@@ -76,7 +76,7 @@ def inference_section(
 
 def size_section(artifacts: Path) -> dict[str, Any]:
     """Bytes of every artifact of the manifest, and the ratio to the float32 TFLite file."""
-    from edgefm.manifest import Manifest
+    from edgefm.core.manifest import Manifest
 
     manifest = Manifest.load(artifacts)
     if SIZE_BASELINE not in manifest.artifacts:

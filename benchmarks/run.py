@@ -42,8 +42,8 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import inference  # noqa: E402 - after the TF log level
-from edgefm.errors import EdgefmError  # noqa: E402
-from edgefm.manifest import utc_now  # noqa: E402
+from edgefm.core.errors import EdgefmError  # noqa: E402
+from edgefm.core.manifest import utc_now  # noqa: E402
 
 SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("bench-results")
@@ -112,7 +112,7 @@ def _os_name() -> str:
 
 def machine() -> dict[str, Any]:
     """CPU, cores, RAM, OS, tool versions, date and load: where and when the figures were measured."""
-    from edgefm.manifest import tool_versions
+    from edgefm.core.manifest import tool_versions
 
     mem_kb = _proc_field("/proc/meminfo", "MemTotal")
     versions = tool_versions("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "onnxruntime", "numpy")
@@ -320,7 +320,7 @@ def _stage(result: dict[str, Any], key: str, fn: Callable[[], dict[str, Any]]) -
 
 def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, data_dir: Path | None = None) -> dict[str, Any]:
     """Run every section, write ``OUT/bench.json`` and ``OUT/bench.md``; return the result."""
-    from edgefm.fileio import atomic_write_json, atomic_write_text
+    from edgefm.core.fileio import atomic_write_json, atomic_write_text
 
     t_start = time.perf_counter()
     effort = QUICK if quick else FULL

@@ -28,8 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def edgefm_epochs(epochs: int, eager: bool, data_dir: Path | None) -> list[float]:
-    from edgefm.config import TrainConfig
-    from edgefm.train import train
+    from edgefm.train.config import TrainConfig
+    from edgefm.train.trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(epochs=epochs, eager=eager, quiet=True, artifacts=Path(tmp), data_dir=data_dir)
@@ -41,7 +41,7 @@ def keras_fit_epochs(epochs: int, data_dir: Path | None) -> tuple[list[float], f
     import keras
     import numpy as np
 
-    from edgefm import data as ds
+    from edgefm.data import fashion_mnist as ds
 
     train, test = ds.load_split("train", data_dir), ds.load_split("test", data_dir)
     keras.utils.set_random_seed(0)

@@ -29,23 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.config import (
-    IMAGE_SHAPE,
-    INPUT_NAME,
-    INPUT_SCALING,
-    NUM_CLASSES,
-    OUTPUT_NAMES,
-    ExportConfig,
-    ExportFormat,
-)
-from edgefm.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
-from edgefm.fileio import atomic_write_bytes, sha256_tree
-from edgefm.interrupts import interrupts_noted, signals_deferred
-from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
-from edgefm.metadata import embed_onnx_metadata, metadata_entries
+from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, INPUT_SCALING, NUM_CLASSES, OUTPUT_NAMES
+from export.config import ExportConfig, ExportFormat
+from edgefm.core.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
+from edgefm.core.fileio import atomic_write_bytes, sha256_tree
+from edgefm.core.interrupts import interrupts_noted, signals_deferred
+from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
+from edgefm.formats.metadata import embed_onnx_metadata, metadata_entries
 from export import to_onnx, to_tflite
 from export.calibration import calibration_samples
-from edgefm.quiet import CapturedOutput, import_tensorflow, quiet_native_output
+from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
 from export.summary import summary_table
 from export.variants import Variant, plan, skipped
 

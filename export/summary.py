@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgefm.fileio import human_bytes
-from edgefm.manifest import Manifest
+from edgefm.core.fileio import human_bytes
+from edgefm.core.manifest import Manifest
 from export.variants import SIZE_REFERENCES
 
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgefm.config import OUTPUT_NAMES
-from edgefm.errors import ExportError
-from edgefm.manifest import TensorSpec
+from edgefm.core.contract import OUTPUT_NAMES
+from edgefm.core.errors import ExportError
+from edgefm.core.manifest import TensorSpec
 from export.calibration import onnx_calibration_batches
-from edgefm.quiet import import_tensorflow
+from edgefm.core.quiet import import_tensorflow
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx

@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.config import OUTPUT_NAMES, Quantization
-from edgefm.errors import ExportError
-from edgefm.manifest import TensorSpec
-from edgefm.metadata import embed_tflite_metadata
+from edgefm.core.contract import OUTPUT_NAMES
+from export.config import Quantization
+from edgefm.core.errors import ExportError
+from edgefm.core.manifest import TensorSpec
+from edgefm.formats.metadata import embed_tflite_metadata
 from export.calibration import tflite_representative_dataset
-from edgefm.quiet import import_tensorflow
+from edgefm.core.quiet import import_tensorflow
 
 SIGNATURE_KEY = "serving_default"
 # Inputs for the "same outputs after embedding metadata" check.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgefm.config import ExportConfig, ExportFormat, Quantization
-from edgefm.errors import ConfigError
+from export.config import ExportConfig, ExportFormat, Quantization
+from edgefm.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefm import data as ds
+from edgefm.data import fashion_mnist as ds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,9 +55,9 @@ def tiny_data_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts dir with an untrained 8-unit MLP SavedModel and its manifest (session-wide: copy before mutating)."""
-    from edgefm.config import CLASS_NAMES
-    from edgefm.manifest import Manifest, tool_versions
-    from edgefm.model import MLP, write_savedmodel
+    from edgefm.core.contract import CLASS_NAMES
+    from edgefm.core.manifest import Manifest, tool_versions
+    from edgefm.train.model import MLP, write_savedmodel
 
     root = tmp_path_factory.mktemp("artifacts")
     model = MLP(hidden_units=8, seed=0)

@@ -33,8 +33,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli
-from edgefm.config import ExportConfig
-from edgefm.manifest import Artifact, Manifest
+from export.config import ExportConfig
+from edgefm.core.manifest import Artifact, Manifest
 
 CRASH_MARKERS = ("Traceback", "Fatal Python error", "Segmentation fault", "Aborted", "core dumped")
 BUG_EXIT = 70  # EdgefmGroup.invoke's "unexpected X ... this is a bug"
@@ -518,7 +518,7 @@ def test_no_temporary_files_left_behind(exported: Path) -> None:
 
 def test_signals_are_held_while_export_commits() -> None:
     """The commit step of export (files, then manifest.json) defers SIGINT until it is done."""
-    from edgefm.interrupts import signals_deferred
+    from edgefm.core.interrupts import signals_deferred
 
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
@@ -549,8 +549,8 @@ def test_unwritable_output_path(exported: Path, data_dir: Path, tmp_path: Path, 
 
 
 def test_atomic_writes_raise_an_output_error_that_is_still_an_oserror(tmp_path: Path) -> None:
-    from edgefm.errors import EdgefmError, OutputError
-    from edgefm.fileio import atomic_directory, atomic_output_path, atomic_write_bytes
+    from edgefm.core.errors import EdgefmError, OutputError
+    from edgefm.core.fileio import atomic_directory, atomic_output_path, atomic_write_bytes
 
     blocker = tmp_path / "file"
     blocker.write_bytes(b"x")
@@ -569,8 +569,8 @@ def test_atomic_writes_raise_an_output_error_that_is_still_an_oserror(tmp_path: 
 @pytest.fixture(scope="module")
 def one_epoch_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts dir after one finished epoch (trained in this process: TensorFlow is loaded already)."""
-    from edgefm.config import TrainConfig
-    from edgefm.train import train
+    from edgefm.train.config import TrainConfig
+    from edgefm.train.trainer import train
 
     root = tmp_path_factory.mktemp("resume") / "run"
     train(TrainConfig(epochs=1, batch_size=64, hidden_units=8, data_dir=data_dir, verify_data=False, quiet=True,
@@ -601,9 +601,9 @@ RESUME_CASES = {
 
 @pytest.mark.parametrize("kind", list(RESUME_CASES))
 def test_resume_from_a_corrupt_checkpoint(one_epoch_run: Path, data_dir: Path, tmp_path: Path, kind: str) -> None:
-    from edgefm import errors
-    from edgefm.config import TrainConfig
-    from edgefm.train import train
+    from edgefm.core import errors
+    from edgefm.train.config import TrainConfig
+    from edgefm.train.trainer import train
 
     root = tmp_path / "run"
     shutil.copytree(one_epoch_run, root)

@@ -203,7 +203,7 @@ def test_unavailable_native_rows_are_said_once_below_the_table() -> None:
 
 def test_accuracy_from_an_unusable_report_names_the_file(tmp_path: Path) -> None:
     from benchmarks.inference import accuracy_section
-    from edgefm.errors import EdgefmError
+    from edgefm.core.errors import EdgefmError
 
     bad = tmp_path / "verify-report.json"
     bad.write_text('{"reference": {}}', encoding="utf-8")

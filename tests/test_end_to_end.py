@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgefm.manifest import Manifest
-from edgefm.fileio import sha256_file
+from edgefm.core.manifest import Manifest
+from edgefm.core.fileio import sha256_file
 
 from conftest import run_cli
 
@@ -84,7 +84,7 @@ def _demo_image(path: Path):  # noqa: ANN202
 
     from conftest import REPO
 
-    return subprocess.run([sys.executable, "-m", "edgefm.demo_image", str(path)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edgefm.data.demo_image", str(path)], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
 
 

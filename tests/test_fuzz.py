@@ -94,8 +94,8 @@ def test_fuzz_idx_parser_random_bytes(record_property: Callable[[str, object], N
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
 
-    from edgefm.data import parse_idx
-    from edgefm.errors import DatasetError
+    from edgefm.data.fashion_mnist import parse_idx
+    from edgefm.core.errors import DatasetError
 
     outcomes: collections.Counter[str] = collections.Counter()
 
@@ -134,8 +134,8 @@ def test_fuzz_idx_parser_random_bytes(record_property: Callable[[str, object], N
 
 def test_fuzz_idx_reader_mutated_files(tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     """Seeded mutants of a real IDX file, plain and gzipped, through read_bytes + parse_idx."""
-    from edgefm.data import parse_idx, read_bytes
-    from edgefm.errors import DatasetError
+    from edgefm.data.fashion_mnist import parse_idx, read_bytes
+    from edgefm.core.errors import DatasetError
 
     rng = np.random.default_rng(SEED)
     arr = rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
@@ -169,9 +169,9 @@ def test_fuzz_idx_reader_mutated_files(tmp_path: Path, record_property: Callable
 
 def fuzz_models(seed: int, count: int, workdir: Path, sources: list[Path]) -> dict[str, object]:
     """check_structure and read_metadata on ``count`` mutants of each source; only EdgefmError may escape."""
-    from edgefm.errors import EdgefmError
-    from edgefm.metadata import read_metadata
-    from runtime_check.validate import check_structure
+    from edgefm.core.errors import EdgefmError
+    from edgefm.formats.metadata import read_metadata
+    from runtime_check.runtimes.probe import check_structure
 
     outcomes: dict[str, collections.Counter[str]] = {}
     failures: list[str] = []
@@ -197,10 +197,10 @@ def fuzz_models(seed: int, count: int, workdir: Path, sources: list[Path]) -> di
 
 def fuzz_probe(seed: int, count: int, workdir: Path, sources: list[Path]) -> dict[str, object]:
     """Mutants that pass check_structure, through the subprocess probe; accepted ones are then loaded and run."""
-    from edgefm.errors import EdgefmError
-    from runtime_check.predict import run_model
-    from runtime_check.runtimes import runtime_for
-    from runtime_check.validate import check_structure, validate_model_file
+    from edgefm.core.errors import EdgefmError
+    from runtime_check.tools.predict import run_model
+    from runtime_check.runtimes.registry import runtime_for
+    from runtime_check.runtimes.probe import check_structure, validate_model_file
 
     outcomes: collections.Counter[str] = collections.Counter()
     failures: list[str] = []
@@ -257,8 +257,8 @@ def _run_child(mode: str, count: int, workdir: Path, sources: list[Path]) -> dic
 def model_files(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],
                 tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """A real tiny float32 .tflite and .onnx (the session's untrained MLP, exported)."""
-    from edgefm.config import ExportConfig
-    from edgefm.manifest import Manifest
+    from export.config import ExportConfig
+    from edgefm.core.manifest import Manifest
     from export.pipeline import export
 
     root = tmp_path_factory.mktemp("fuzz") / "artifacts"

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from edgefm.data import parse_idx, write_idx
-from edgefm.errors import DatasetError, ImageError
-from edgefm.images import LIGHT_BACKGROUND, border_level, load_image, prepare
-from runtime_check import compare as C
-from runtime_check.tolerances import Tolerance
+from edgefm.data.fashion_mnist import parse_idx, write_idx
+from edgefm.core.errors import DatasetError, ImageError
+from edgefm.data.images import LIGHT_BACKGROUND, border_level, load_image, prepare
+from runtime_check.verify import compare as C
+from runtime_check.verify.tolerances import Tolerance
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -46,7 +46,7 @@ def test_parse_idx_round_trips_any_uint8_array(arr: np.ndarray) -> None:
 
 
 def test_parse_idx_round_trips_through_write_idx(tmp_path: Path) -> None:
-    from edgefm.data import read_bytes
+    from edgefm.data.fashion_mnist import read_bytes
 
     arr = np.arange(2 * 3 * 5, dtype=np.uint8).reshape(2, 3, 5)
     for compress, name in ((True, "a.gz"), (False, "a")):

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefm.errors import RuntimeUnavailableError
+from edgefm.core.errors import RuntimeUnavailableError
 
 #: runner kind -> its C source, beside this file
 SOURCES: dict[str, str] = {"litert": "runner_litert.c", "onnxruntime": "runner_onnxruntime.c"}

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.errors import ManifestError, ModelFileError, UsageError
-from edgefm.fileio import atomic_directory, sha256_file
-from edgefm.manifest import Artifact, Manifest, TensorSpec, edgefm_version, utc_now
+from edgefm.core.errors import ManifestError, ModelFileError, UsageError
+from edgefm.core.fileio import atomic_directory, sha256_file
+from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, utc_now
 from runtime_check.native.build import COMMON_HEADER, LIBRARY_ENV, SOURCES
 
 BUNDLE_SCHEMA_VERSION = 1
@@ -60,7 +60,7 @@ def _safe(name: str) -> str:
 
 
 def _golden_inputs(n: int, data_dir: Path | None, verify: bool) -> np.ndarray:
-    from edgefm.data import load_split
+    from edgefm.data.fashion_mnist import load_split
 
     split = load_split("test", data_dir, verify=verify)
     if n > len(split):
@@ -90,7 +90,7 @@ def write_bundle(
     verify_data: bool = True,
 ) -> Path:
     """Write the deployable bundle of ``artifact_name`` to ``dest`` (replaced whole); return ``dest``."""
-    from runtime_check.runtimes import runtime_for
+    from runtime_check.runtimes.registry import runtime_for
 
     artifacts, dest = Path(artifacts), Path(dest)
     art = manifest.artifact(artifact_name)

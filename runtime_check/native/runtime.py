@@ -29,16 +29,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from edgefm.errors import (
+from edgefm.core.errors import (
     EdgefmError,
     ModelFileError,
     ParityError,
     RuntimeUnavailableError,
     UsageError,
 )
-from edgefm.manifest import TensorSpec
+from edgefm.core.manifest import TensorSpec
 from runtime_check.native.build import NativeRunner, build_runner
-from runtime_check.runtimes import Runtime
+from runtime_check.runtimes.base import Runtime
 
 #: Seconds one runner process may take (load + all batches) before it is killed.
 DEFAULT_TIMEOUT_S = 300.0
@@ -136,7 +136,7 @@ def parse_info(stdout: str) -> tuple[list[TensorSpec], list[TensorSpec], str]:
 
 def parse_cpu(stdout: str) -> dict[str, object]:
     """The CPU the runner ran on, as it sees it: ``{"machine", "features", "int8_kernels"}``."""
-    from edgefm.hostinfo import int8_kernel_path
+    from edgefm.core.hostinfo import int8_kernel_path
 
     rows = _fields(stdout, "cpu")
     if not rows or not rows[0]:
@@ -192,7 +192,7 @@ class NativeRuntime(Runtime):
         self.cpu: dict[str, object] = {}
 
     def _activate_impl(self) -> None:
-        from runtime_check.validate import validate_model_file
+        from runtime_check.runtimes.probe import validate_model_file
 
         validate_model_file(self.path)  # a malformed file is rejected before C++ code sees it
         self.runner = build_runner(self.kind, lib=self._library, cc=self._cc, cache=self._cache)

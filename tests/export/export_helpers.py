@@ -6,8 +6,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefm.config import CLASS_NAMES, ExportConfig
-from edgefm.manifest import Manifest
+from edgefm.core.contract import CLASS_NAMES
+from export.config import ExportConfig
+from edgefm.core.manifest import Manifest
 
 CALIBRATION_SAMPLES = 64
 
@@ -32,8 +33,8 @@ def export_config(root: Path, data_dir: Path, **kw: object) -> ExportConfig:
 
 def write_manifest_with_model(root: Path, model: object) -> Manifest:
     """An artifacts directory holding ``model`` (a tf.Module) saved by the project's own writer."""
-    from edgefm.manifest import tool_versions
-    from edgefm.model import write_savedmodel
+    from edgefm.core.manifest import tool_versions
+    from edgefm.train.model import write_savedmodel
 
     manifest = Manifest(model="mlp", labels=list(CLASS_NAMES), versions=tool_versions("tensorflow-cpu"))
     manifest.artifacts["savedmodel"] = write_savedmodel(model, root)  # type: ignore[arg-type]
@@ -50,7 +51,7 @@ def bucketize_model() -> object:
     """The reference MLP plus a Bucketize op: LiteRT has a kernel for it, ONNX has none (tf2onnx leaves it as is)."""
     import tensorflow as tf
 
-    from edgefm.model import MLP
+    from edgefm.train.model import MLP
 
     class BucketizedMLP(MLP):
         def __call__(self, images: tf.Tensor) -> tf.Tensor:

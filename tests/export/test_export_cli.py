@@ -8,7 +8,7 @@ import pytest
 from export_helpers import bucketize_model, copy_artifacts, snapshot, write_manifest_with_model
 
 from conftest import run_cli
-from edgefm.manifest import Manifest
+from edgefm.core.manifest import Manifest
 
 # Lines TensorFlow, the MLIR converter and ONNX Runtime's quantizer print when not silenced.
 CONVERTER_NOISE = ("fully_quantize", "absl::InitializeLog", "oneDNN", "WARNING", "I0000", "W0000", "pre-processing")
@@ -41,7 +41,7 @@ def test_export_prints_the_table_and_nothing_from_the_converters(
 def test_quiet_prints_nothing(artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
     from click.testing import CliRunner
 
-    from edgefm.cli import cli
+    from edgefm.cli.main import cli
 
     res = CliRunner().invoke(cli, ["export", "--artifacts", str(artifacts), "--format", "onnx", "--quantize", "none",
                                    "--quiet", *_data_args(tiny_data_session)])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from export_helpers import bucketize_model, copy_artifacts, export_config, snapshot, write_manifest_with_model
 
-from edgefm.config import ExportConfig
-from edgefm.errors import ConfigError, DatasetError, ExportError, ManifestError, ModelFileError
-from edgefm.manifest import Artifact, Manifest
+from export.config import ExportConfig
+from edgefm.core.errors import ConfigError, DatasetError, ExportError, ManifestError, ModelFileError
+from edgefm.core.manifest import Artifact, Manifest
 from export.pipeline import converter_reason, export
 from export.variants import plan
 
@@ -92,7 +92,7 @@ def _describe_savedmodel(root: Path, manifest: Manifest | None = None) -> Manife
 def test_savedmodel_without_serving_signature(tmp_path: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
     import tensorflow as tf
 
-    from edgefm.model import MLP
+    from edgefm.train.model import MLP
 
     model = MLP(hidden_units=4, seed=0)
     tf.saved_model.save(model, str(tmp_path / "saved_model"), signatures={"labels": model.labels})

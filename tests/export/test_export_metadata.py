@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefm.config import CLASS_NAMES, Quantization
-from edgefm.errors import ModelFileError
-from edgefm.metadata import (
+from edgefm.core.contract import CLASS_NAMES
+from export.config import Quantization
+from edgefm.core.errors import ModelFileError
+from edgefm.formats.metadata import (
     TFLITE_BUFFER_ALIGNMENT,
     embed_onnx_metadata,
     embed_tflite_metadata,
@@ -27,7 +28,7 @@ META = {"model": "mlp", "labels": list(CLASS_NAMES), "quantization": "none", "no
 @pytest.fixture(scope="module")
 def raw_tflite(tiny_artifacts: Path) -> bytes:
     """A float32 .tflite straight from the converter: no edgefm metadata yet."""
-    from edgefm.quiet import quiet_native_output
+    from edgefm.core.quiet import quiet_native_output
     from export.to_tflite import convert_tflite
 
     with quiet_native_output():

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from export_helpers import Exported, copy_artifacts, export_config
 
-from edgefm.config import CLASS_NAMES, INPUT_SCALING, ExportConfig
-from edgefm.manifest import Manifest
-from edgefm.metadata import read_entries, read_metadata
+from edgefm.core.contract import CLASS_NAMES, INPUT_SCALING
+from export.config import ExportConfig
+from edgefm.core.manifest import Manifest
+from edgefm.formats.metadata import read_entries, read_metadata
 from export.variants import BY_NAME, VARIANTS, plan
 
 ALL_NAMES = {v.name for v in VARIANTS}
@@ -54,14 +55,14 @@ def exported_int8_io(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[s
 
 @pytest.fixture(scope="module")
 def test_images(tiny_data_session: tuple[Path, dict[str, str]]) -> np.ndarray:
-    from edgefm import data as ds
+    from edgefm.data import fashion_mnist as ds
 
     return ds.load_split("test", tiny_data_session[0], verify=False).scaled()
 
 
 @pytest.fixture(scope="module")
 def reference_logits(tiny_artifacts: Path, test_images: np.ndarray) -> np.ndarray:
-    from runtime_check.runtimes import TensorFlowRuntime
+    from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 
     with TensorFlowRuntime(tiny_artifacts / "saved_model") as rt:
         return rt.infer({"images": test_images})["logits"]
@@ -111,7 +112,7 @@ def test_specs_keep_names_dtypes_and_dynamic_batch(exported: Exported, name: str
 
 def test_int8_io_records_raw_int8_tensors_with_scale(exported_int8_io: Exported, test_images: np.ndarray,
                                                      reference_logits: np.ndarray) -> None:
-    from runtime_check.runtimes import LiteRTRuntime
+    from runtime_check.runtimes.litert_runtime import LiteRTRuntime
 
     a = exported_int8_io.manifest.artifacts["tflite_int8"]
     assert set(exported_int8_io.manifest.deployable()) == {"tflite_int8"}
@@ -136,7 +137,7 @@ def test_int8_io_records_raw_int8_tensors_with_scale(exported_int8_io: Exported,
 @pytest.mark.parametrize("name", sorted(ALL_NAMES))
 def test_variant_runs_in_its_runtime_close_to_tensorflow(exported: Exported, name: str, test_images: np.ndarray,
                                                          reference_logits: np.ndarray) -> None:
-    from runtime_check.runtimes import runtime_for
+    from runtime_check.runtimes.registry import runtime_for
 
     a = exported.manifest.artifacts[name]
     with runtime_for(exported.root / a.path) as rt:
@@ -152,7 +153,7 @@ def test_variant_runs_in_its_runtime_close_to_tensorflow(exported: Exported, nam
 @pytest.mark.parametrize("name", sorted(ALL_NAMES))
 def test_batch_1_and_37_give_the_same_per_sample_outputs(exported: Exported, name: str,
                                                          test_images: np.ndarray) -> None:
-    from runtime_check.runtimes import runtime_for
+    from runtime_check.runtimes.registry import runtime_for
 
     x = test_images[:37]
     with runtime_for(exported.root / exported.manifest.artifacts[name].path) as rt:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from export_helpers import write_manifest_with_model
 
-from edgefm import data as ds
-from edgefm.config import ExportConfig
-from edgefm.manifest import Manifest
+from edgefm.data import fashion_mnist as ds
+from export.config import ExportConfig
+from edgefm.core.manifest import Manifest
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ MAX_ACCURACY_DROP_POINTS = 1.5
 def train_reference_mlp(data_dir: Path, epochs: int = 5, batch: int = 64, lr: float = 0.1, seed: int = 0) -> object:
     import tensorflow as tf
 
-    from edgefm.model import MLP
+    from edgefm.train.model import MLP
 
     train = ds.load_split("train", data_dir)
     x, y = tf.constant(train.scaled()), tf.constant(train.labels.astype(np.int32))
@@ -60,7 +60,7 @@ def real_export(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 
 def test_targets_on_the_real_test_split(real_export: tuple[Path, Manifest], real_data: Path) -> None:
-    from runtime_check.runtimes import runtime_for
+    from runtime_check.runtimes.registry import runtime_for
 
     root, manifest = real_export
     test = ds.load_split("test", real_data)

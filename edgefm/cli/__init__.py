@@ -1,0 +1,1 @@
+"""The ``edgefm`` command line: a thin click layer over the library, one module per command group."""

@@ -1,0 +1,219 @@
+"""The manifest: one typed record of an artifacts directory, shared by every stage.
+
+``train`` creates it, ``export`` adds artifacts, ``verify`` reads it. It is written
+as ``manifest.json`` beside the artifacts, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.core.contract import MANIFEST_NAME
+from edgefm.core.errors import ManifestError
+from edgefm.core.fileio import atomic_write_json, sha256_tree, tree_bytes
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class TensorSpec:
+    """A model input or output. ``None`` in ``shape`` is a dynamic dimension."""
+
+    name: str
+    dtype: str
+    shape: list[int | None]
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TensorSpec:
+        return cls(
+            name=str(d["name"]),
+            dtype=str(d["dtype"]),
+            shape=[None if s is None else int(s) for s in d["shape"]],
+            scale=d.get("scale"),
+            zero_point=d.get("zero_point"),
+        )
+
+    @classmethod
+    def from_litert(cls, name: str, details: dict[str, Any]) -> TensorSpec:
+        """A tensor as a LiteRT interpreter describes it (signature runner details), as stored.
+
+        Integer tensors with a scale are quantized: they get ``scale`` and ``zero_point``.
+        """
+        dtype = np.dtype(details["dtype"])
+        scale, zero_point = details.get("quantization", (0.0, 0))
+        quantized = bool(scale) and dtype.kind in "iu"
+        return cls(
+            name=name,
+            dtype=dtype.name,
+            shape=[None if int(s) < 0 else int(s) for s in details["shape_signature"]],
+            scale=float(scale) if quantized else None,
+            zero_point=int(zero_point) if quantized else None,
+        )
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """float32 values to this tensor's integer dtype: round half to even, shift, clip (LiteRT's rule)."""
+        info = np.iinfo(self.dtype)
+        return np.clip(np.round(x / self.scale) + self.zero_point, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, y: np.ndarray) -> np.ndarray:
+        """This tensor's integers back to float32 values."""
+        return (y.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+
+
+@dataclass
+class Artifact:
+    """One file or directory the pipeline produced."""
+
+    path: str  # relative to the artifacts directory
+    format: str  # savedmodel | tflite | onnx
+    quantization: str  # none | float16 | dynamic | int8
+    sha256: str
+    bytes: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    created: str = ""
+    tools: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Artifact:
+        return cls(
+            path=str(d["path"]),
+            format=str(d["format"]),
+            quantization=str(d.get("quantization", "none")),
+            sha256=str(d["sha256"]),
+            bytes=int(d["bytes"]),
+            inputs=[TensorSpec.from_dict(t) for t in d.get("inputs", [])],
+            outputs=[TensorSpec.from_dict(t) for t in d.get("outputs", [])],
+            created=str(d.get("created", "")),
+            tools=dict(d.get("tools", {})),
+            extra=dict(d.get("extra", {})),
+        )
+
+    @classmethod
+    def describe(cls, root: Path, path: Path, **kw: Any) -> Artifact:
+        """Hash and size ``path`` (file or directory) and record it relative to ``root``."""
+        return cls(
+            path=Path(path).relative_to(root).as_posix(),
+            sha256=sha256_tree(path),
+            bytes=tree_bytes(path),
+            **kw,
+        )
+
+
+@dataclass
+class Manifest:
+    model: str
+    labels: list[str]
+    training: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    # -- persistence -------------------------------------------------------
+    @staticmethod
+    def path_in(root: Path) -> Path:
+        return Path(root) / MANIFEST_NAME
+
+    @classmethod
+    def load(cls, root: Path) -> Manifest:
+        root = Path(root)
+        path = cls.path_in(root)
+        if not root.is_dir():
+            raise ManifestError(
+                f"Artifacts directory {root} does not exist. Run `edgefm train --artifacts {root}` "
+                "first, or pass --artifacts with the directory that holds manifest.json."
+            )
+        if not path.is_file():
+            raise ManifestError(
+                f"No manifest.json in {root}. It is written by `edgefm train`; run "
+                f"`edgefm train --artifacts {root}` first (or an interrupted run left no finished manifest)."
+            )
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # too deeply nested
+            raise ManifestError(
+                f"{path} is not valid JSON ({e}). Delete it and re-run `edgefm train` (and export) "
+                "to rebuild the artifacts directory."
+            ) from e
+        if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+            found = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
+            raise ManifestError(
+                f"{path} has schema version {found!r}; this edgefm reads version {SCHEMA_VERSION}. "
+                "Re-create the artifacts with this edgefm (`edgefm train`, then `edgefm export`)."
+            )
+        try:
+            return cls(
+                model=str(raw["model"]),
+                labels=[str(x) for x in raw["labels"]],
+                training=dict(raw.get("training", {})),
+                artifacts={k: Artifact.from_dict(v) for k, v in raw.get("artifacts", {}).items()},
+                versions=dict(raw.get("versions", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ManifestError(
+                f"{path} is missing or has a malformed field ({e!r}). Re-create the artifacts "
+                "with `edgefm train` and `edgefm export`."
+            ) from e
+
+    def save(self, root: Path) -> Path:
+        path = self.path_in(root)
+        atomic_write_json(path, self.to_dict())
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        # schema_version first, for humans reading the file.
+        return {"schema_version": d.pop("schema_version"), **d}
+
+    # -- queries -----------------------------------------------------------
+    def artifact(self, name: str) -> Artifact:
+        try:
+            return self.artifacts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.artifacts)) or "none"
+            raise ManifestError(f"No artifact named {name!r} in the manifest (known: {known}).") from None
+
+    def deployable(self) -> dict[str, Artifact]:
+        return {k: a for k, a in self.artifacts.items() if a.format in ("tflite", "onnx")}
+
+
+def tool_versions(*packages: str) -> dict[str, str]:
+    """Versions of Python and of the named distributions that are installed."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def utc_now() -> str:
+    """The time stamps of manifests, artifacts and reports: UTC, ISO 8601, to the second."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def edgefm_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("edgefm")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"

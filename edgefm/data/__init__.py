@@ -1,0 +1,1 @@
+"""Data sources: the Fashion-MNIST release (locate, fetch, parse, verify) and image files."""

@@ -1,0 +1,369 @@
+"""Fashion-MNIST: locate, fetch, parse and verify the four IDX files.
+
+Search order: an explicit directory, ``$EDGEFM_DATA_DIR``, Debian's
+``dataset-fashion-mnist`` package, then the user cache (where ``fetch`` writes).
+Checksums are of the *decompressed* files: Debian recompressed the .gz files, so
+the .gz bytes differ from the official release while the content is identical.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgefm.core.errors import DatasetError
+from edgefm.core.fileio import atomic_write_bytes, ensure_directory
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+SPLITS = ("train", "test")
+FILES: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+ALL_FILES: tuple[str, ...] = tuple(SHA256)
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Official release (Zalando) first, then the mirror Keras downloads from.
+MIRRORS: tuple[str, ...] = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+)
+ENV_DATA_DIR = "EDGEFM_DATA_DIR"
+LICENSE = "MIT (Zalando SE)"
+
+_IDX_DTYPES = {0x08: np.uint8}
+_HOW_TO_GET = (
+    "Install it with `apt-get install dataset-fashion-mnist` (Debian), or run "
+    "`edgefm data fetch` to download it into the cache, or point --data-dir / "
+    f"${ENV_DATA_DIR} at a directory with the four IDX files."
+)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgefm" / "fashion-mnist"
+
+
+def candidate_dirs(data_dir: Path | None = None) -> list[tuple[str, Path]]:
+    """Where the dataset is looked for, in order, with the reason for each."""
+    if data_dir is not None:
+        return [("--data-dir", Path(data_dir))]
+    out: list[tuple[str, Path]] = []
+    if os.environ.get(ENV_DATA_DIR):
+        out.append((f"${ENV_DATA_DIR}", Path(os.environ[ENV_DATA_DIR])))
+    out.append(("Debian package dataset-fashion-mnist", DEBIAN_DIR))
+    out.append(("user cache", cache_dir()))
+    return out
+
+
+def _file_in(directory: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        p = directory / name
+        if p.is_file():
+            return p
+    return None
+
+
+def locate(data_dir: Path | None = None) -> Path:
+    """Return the first directory that holds all four files (as .gz or plain)."""
+    candidates = candidate_dirs(data_dir)
+    for _, d in candidates:
+        if d.is_dir() and all(_file_in(d, s) for s in ALL_FILES):
+            return d
+    if data_dir is not None:
+        d = Path(data_dir)
+        if not d.is_dir():
+            raise DatasetError(f"Data directory {d} does not exist. {_HOW_TO_GET}")
+        missing = [s for s in ALL_FILES if not _file_in(d, s)]
+        raise DatasetError(
+            f"Data directory {d} lacks {', '.join(s + '[.gz]' for s in missing)}. {_HOW_TO_GET}"
+        )
+    looked = "; ".join(f"{why}: {d}" for why, d in candidates)
+    raise DatasetError(f"Fashion-MNIST was not found (looked in {looked}). {_HOW_TO_GET}")
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a file, decompressing .gz; a truncated or corrupt gzip is a DatasetError."""
+    try:
+        raw = Path(path).read_bytes()
+        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
+        raise DatasetError(
+            f"Cannot read {path}: {e}. The file is truncated or corrupt; delete it and "
+            f"re-install or re-fetch the dataset. {_HOW_TO_GET}"
+        ) from e
+
+
+def parse_idx(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
+    """Parse an IDX file (uint8 payload) into an array, checking magic, dims and size."""
+    if len(data) < 4:
+        raise DatasetError(f"{source} is too short to be an IDX file ({len(data)} bytes). {_HOW_TO_GET}")
+    zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
+    if zero != 0 or dtype_code not in _IDX_DTYPES or not 1 <= ndim <= 4:
+        raise DatasetError(
+            f"{source} has a wrong magic number 0x{data[:4].hex()} (expected 0x0000080N, "
+            f"an unsigned-byte IDX file). It is not a Fashion-MNIST IDX file. {_HOW_TO_GET}"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DatasetError(f"{source} is truncated inside its header. {_HOW_TO_GET}")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(dims)  # Python ints: np.prod in int64 wraps for 4 dims of 65536 and more
+    payload = len(data) - header
+    if payload != expected:
+        raise DatasetError(
+            f"{source} declares shape {dims} ({expected} bytes of data) but holds {payload}: "
+            f"it is truncated or padded. {_HOW_TO_GET}"
+        )
+    try:
+        return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(dims)
+    except ValueError as e:  # e.g. (0, 0, 2**31, 2**31): no data, yet a shape NumPy cannot describe
+        raise DatasetError(f"{source} declares shape {dims}, which NumPy cannot hold ({e}). {_HOW_TO_GET}") from e
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # uint8 [N, 28, 28]
+    labels: np.ndarray  # uint8 [N]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def scaled(self) -> np.ndarray:
+        """Images as float32 in [0, 1], the models' input."""
+        return scale_images(self.images)
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+
+
+def _load_file(directory: Path, stem: str, verify: bool, expected: dict[str, str]) -> np.ndarray:
+    path = _file_in(directory, stem)
+    if path is None:
+        raise DatasetError(f"{directory / (stem + '.gz')} is missing. {_HOW_TO_GET}")
+    data = read_bytes(path)
+    if verify:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected[stem]:
+            raise DatasetError(
+                f"Checksum mismatch for {path}: the decompressed content has sha256 {digest}, "
+                f"expected {expected[stem]}. The file is corrupt or not the official Fashion-MNIST "
+                "release: re-install or re-fetch it, or pass --no-verify to use different data on purpose."
+            )
+    return parse_idx(data, path)
+
+
+def load_split(
+    split: str,
+    data_dir: Path | None = None,
+    *,
+    verify: bool = True,
+    checksums: dict[str, str] | None = None,
+) -> Split:
+    """Load ``train`` or ``test`` as uint8 arrays, verified against the official sha256."""
+    if split not in FILES:
+        raise DatasetError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    directory = locate(data_dir)
+    img_stem, lbl_stem = FILES[split]
+    expected = checksums or SHA256
+    images = _load_file(directory, img_stem, verify, expected)
+    labels = _load_file(directory, lbl_stem, verify, expected)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetError(
+            f"{directory / img_stem}: images have shape {images.shape}, expected [N, 28, 28]. {_HOW_TO_GET}"
+        )
+    if labels.ndim != 1:
+        raise DatasetError(f"{directory / lbl_stem}: labels have shape {labels.shape}, expected [N]. {_HOW_TO_GET}")
+    if images.shape[0] != labels.shape[0]:
+        raise DatasetError(
+            f"{directory}: {img_stem} holds {images.shape[0]} images but {lbl_stem} holds "
+            f"{labels.shape[0]} labels; the files belong to different releases. {_HOW_TO_GET}"
+        )
+    if labels.size and int(labels.max()) > 9:
+        raise DatasetError(f"{directory / lbl_stem}: label {int(labels.max())} is outside 0-9. {_HOW_TO_GET}")
+    return Split(images=images, labels=labels)
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    stem: str
+    path: Path | None
+    ok: bool
+    detail: str
+    count: int | None = None
+
+
+def verify_dir(
+    data_dir: Path | None = None, *, checksums: dict[str, str] | None = None
+) -> tuple[Path, list[FileStatus]]:
+    """Check every file (structure and checksum); return per-file results, never raise on content."""
+    directory = locate(data_dir)
+    expected = checksums or SHA256
+    out = []
+    for stem in ALL_FILES:
+        try:
+            arr = _load_file(directory, stem, True, expected)
+            out.append(FileStatus(stem, _file_in(directory, stem), True, "sha256 ok", int(arr.shape[0])))
+        except DatasetError as e:
+            out.append(FileStatus(stem, _file_in(directory, stem), False, str(e)))
+    return directory, out
+
+
+# -- download -----------------------------------------------------------------
+
+ProgressFn = Callable[[str, int, int | None], None]
+
+
+def _stderr_progress(name: str, done: int, total: int | None) -> None:
+    if total:
+        width = 30
+        filled = int(width * done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(f"\r{name:32s} [{bar}] {done / 1e6:6.1f}/{total / 1e6:.1f} MB")
+    else:
+        sys.stderr.write(f"\r{name:32s} {done / 1e6:6.1f} MB")
+    if total is not None and done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float) -> None:
+    """Download ``url`` to ``dest`` resuming from ``dest.part`` with an HTTP Range request."""
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "edgefm"})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        status = getattr(resp, "status", 200)
+        if have and status != 206:  # server ignored the range: start over
+            have = 0
+        length = resp.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with open(part, "ab" if have else "wb") as f:
+            done = have
+            while chunk := resp.read(1 << 16):
+                f.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(dest.name, done, total)
+    if total is not None and part.stat().st_size != total:
+        raise OSError(f"incomplete download ({part.stat().st_size} of {total} bytes)")
+    os.replace(part, dest)
+
+
+def fetch(
+    dest: Path | None = None,
+    *,
+    mirrors: Sequence[str] = MIRRORS,
+    checksums: dict[str, str] | None = None,
+    retries: int = 3,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: ProgressFn | None = _stderr_progress,
+) -> Path:
+    """Download the four .gz files into ``dest`` (default: the cache) and verify them.
+
+    Each file is tried on every mirror, ``retries`` times each with exponential
+    backoff; a partial download is resumed. A file that is already present and
+    verifies is not downloaded again. Files that fail their checksum are deleted.
+    """
+    dest = ensure_directory(Path(dest) if dest is not None else cache_dir())
+    expected = checksums or SHA256
+    for stem in ALL_FILES:
+        target = dest / (stem + ".gz")
+        if target.exists():
+            try:
+                _load_file(dest, stem, True, expected)
+                continue
+            except DatasetError:
+                target.unlink()
+        errors: list[str] = []
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + stem + ".gz"
+            for attempt in range(retries):
+                try:
+                    _download(url, target, progress, timeout)
+                    break
+                except (urllib.error.URLError, OSError, TimeoutError) as e:
+                    errors.append(f"{url}: {e}")
+                    if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500 and e.code != 429:
+                        break  # not found / forbidden: retrying will not help
+                    if attempt + 1 < retries:
+                        time.sleep(backoff * 2**attempt)
+            if target.exists():
+                break
+        if not target.exists():
+            raise DatasetError(
+                f"Could not download {stem}.gz into {dest}: {'; '.join(errors[-3:])}. Check the "
+                "network (or use `apt-get install dataset-fashion-mnist`), then run `edgefm data fetch` "
+                "again; partial downloads are resumed."
+            )
+        try:
+            _load_file(dest, stem, True, expected)
+        except DatasetError:
+            target.unlink(missing_ok=True)
+            raise
+    return dest
+
+
+def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> None:
+    """Write a uint8 array as an IDX file (for tests and for exporting subsets)."""
+    arr = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    data = header + arr.tobytes()
+    atomic_write_bytes(Path(path), gzip.compress(data, mtime=0) if compress else data)
+
+
+# -- tf.data --------------------------------------------------------------------
+
+
+def train_dataset(split: Split, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffled (per sample, re-shuffled each epoch), batched float32 [0,1] pipeline."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((split.scaled(), split.labels.astype(np.int32)))
+    ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split: Split, batch_size: int = 1000) -> tf.data.Dataset:
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((split.scaled(), split.labels.astype(np.int32)))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def describe(data_dir: Path | None = None) -> dict[str, Any]:
+    directory = locate(data_dir)
+    return {
+        "directory": str(directory),
+        "files": {s: str(_file_in(directory, s)) for s in ALL_FILES},
+        "splits": {
+            split: int(parse_idx(read_bytes(_file_in(directory, FILES[split][1])), FILES[split][1]).shape[0])
+            for split in SPLITS
+        },
+        "license": LICENSE,
+    }

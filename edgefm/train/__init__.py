@@ -1,0 +1,1 @@
+"""``edgefm train``: the Fashion-MNIST networks, their configs, the trainer and its progress output."""

@@ -1,0 +1,148 @@
+"""The classifiers: ``tf.Module``s of hand-made ``tf.Variable``s (no Keras layers).
+
+A ``tf.Module`` (not a ``keras.Model``) because Keras 3 does not track raw
+``tf.Variable`` attributes of a ``keras.Model``: its ``trainable_variables`` is
+empty and ``apply_gradients`` fails. ``tf.Module`` tracks them, checkpoints them
+and saves them.
+
+Serving contract (what every exporter and runtime relies on): the
+``serving_default`` signature takes ``images``: float32 ``[None, 28, 28]`` in
+[0, 1] and returns ``logits`` and ``probabilities`` (softmax), both ``[None, 10]``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+
+from edgefm.core.contract import CLASS_NAMES, IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES
+from edgefm.train.config import ModelKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgefm.core.manifest import Artifact
+
+SERVING_SIGNATURE = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name=INPUT_NAME)
+
+
+def glorot_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, seed: tuple[int, int]) -> tf.Tensor:
+    """GlorotUniform, stateless so that the same seed gives the same weights."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return tf.random.stateless_uniform(shape, seed=seed, minval=-limit, maxval=limit, dtype=tf.float32)
+
+
+class Classifier(tf.Module):
+    """Base: variables, the logits function, and the serving signature."""
+
+    kind: ModelKind
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+        # Class names travel inside the SavedModel (and its `labels` signature).
+        self.class_names = tf.Variable(list(CLASS_NAMES), trainable=False, name="class_names")
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        """Logits for float32 images [B, 28, 28] in [0, 1]."""
+        raise NotImplementedError
+
+    @tf.function(input_signature=[SERVING_SIGNATURE])
+    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = self(images)
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    @tf.function(input_signature=[])
+    def labels(self) -> dict[str, tf.Tensor]:
+        return {"class_names": self.class_names.read_value()}
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(math.prod(v.shape) for v in self.trainable_variables))
+
+
+class MLP(Classifier):
+    """The reference network: flatten 784 -> dense(hidden) + ReLU -> dense 10 logits."""
+
+    kind = ModelKind.MLP
+
+    def __init__(self, hidden_units: int = 20, seed: int = 0) -> None:
+        super().__init__(name="mlp")
+        n_in = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+        self.w1 = tf.Variable(glorot_uniform((n_in, hidden_units), n_in, hidden_units, (seed, 1)), name="w1")
+        self.b1 = tf.Variable(tf.zeros([hidden_units]), name="b1")
+        self.w2 = tf.Variable(glorot_uniform((hidden_units, NUM_CLASSES), hidden_units, NUM_CLASSES, (seed, 2)), name="w2")
+        self.b2 = tf.Variable(tf.zeros([NUM_CLASSES]), name="b2")
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        x = tf.reshape(images, [-1, IMAGE_SHAPE[0] * IMAGE_SHAPE[1]])
+        h = tf.nn.relu(tf.matmul(x, self.w1) + self.b1)
+        return tf.matmul(h, self.w2) + self.b2
+
+
+class CNN(Classifier):
+    """A tiny convnet: conv3x3(16)+ReLU+pool -> conv3x3(32)+ReLU+pool -> dense(hidden)+ReLU -> 10."""
+
+    kind = ModelKind.CNN
+    c1, c2 = 16, 32
+
+    def __init__(self, hidden_units: int = 32, seed: int = 0) -> None:
+        super().__init__(name="cnn")
+        c1, c2 = self.c1, self.c2
+        # Glorot fans for a conv kernel: receptive field x channels.
+        self.k1 = tf.Variable(glorot_uniform((3, 3, 1, c1), 9 * 1, 9 * c1, (seed, 1)), name="k1")
+        self.c1b = tf.Variable(tf.zeros([c1]), name="c1b")
+        self.k2 = tf.Variable(glorot_uniform((3, 3, c1, c2), 9 * c1, 9 * c2, (seed, 2)), name="k2")
+        self.c2b = tf.Variable(tf.zeros([c2]), name="c2b")
+        flat = 7 * 7 * c2
+        self.w1 = tf.Variable(glorot_uniform((flat, hidden_units), flat, hidden_units, (seed, 3)), name="w1")
+        self.b1 = tf.Variable(tf.zeros([hidden_units]), name="b1")
+        self.w2 = tf.Variable(glorot_uniform((hidden_units, NUM_CLASSES), hidden_units, NUM_CLASSES, (seed, 4)), name="w2")
+        self.b2 = tf.Variable(tf.zeros([NUM_CLASSES]), name="b2")
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        x = tf.reshape(images, [-1, IMAGE_SHAPE[0], IMAGE_SHAPE[1], 1])
+        x = tf.nn.relu(tf.nn.conv2d(x, self.k1, strides=1, padding="SAME") + self.c1b)
+        x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+        x = tf.nn.relu(tf.nn.conv2d(x, self.k2, strides=1, padding="SAME") + self.c2b)
+        x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+        x = tf.reshape(x, [-1, 7 * 7 * self.c2])
+        h = tf.nn.relu(tf.matmul(x, self.w1) + self.b1)
+        return tf.matmul(h, self.w2) + self.b2
+
+
+def build_model(kind: ModelKind | str, hidden_units: int, seed: int) -> Classifier:
+    kind = ModelKind.parse(kind, "--model")
+    return MLP(hidden_units, seed) if kind is ModelKind.MLP else CNN(hidden_units, seed)
+
+
+def save_model(model: Classifier, directory: str) -> None:
+    """Write a graph-mode SavedModel with the ``serving_default`` and ``labels`` signatures."""
+    tf.saved_model.save(
+        model,
+        directory,
+        signatures={"serving_default": model.serve, "labels": model.labels},
+    )
+
+
+def write_savedmodel(model: Classifier, root: Path) -> Artifact:
+    """Save ``model`` atomically to ``root/saved_model`` and describe it for the manifest."""
+    from edgefm.core.contract import OUTPUT_NAMES, SAVEDMODEL_DIRNAME
+    from edgefm.core.fileio import atomic_directory
+    from edgefm.core.manifest import Artifact, TensorSpec, tool_versions, utc_now
+
+    target = Path(root) / SAVEDMODEL_DIRNAME
+    with atomic_directory(target) as staging:
+        save_model(model, str(staging))
+    batch: list[int | None] = [None]
+    return Artifact.describe(
+        Path(root),
+        target,
+        format="savedmodel",
+        quantization="none",
+        inputs=[TensorSpec(INPUT_NAME, "float32", batch + list(IMAGE_SHAPE))],
+        outputs=[TensorSpec(n, "float32", batch + [NUM_CLASSES]) for n in OUTPUT_NAMES],
+        created=utc_now(),
+        tools=tool_versions("tensorflow-cpu", "tensorflow"),
+        extra={"signatures": ["serving_default", "labels"], "parameters": model.parameter_count},
+    )

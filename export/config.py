@@ -1,0 +1,82 @@
+"""What ``edgefm export`` does: formats, quantization modes, opsets and ``ExportConfig``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgefm.core.contract import DEFAULT_ARTIFACTS
+from edgefm.core.errors import ConfigError
+from edgefm.core.options import Choice, positive_int
+
+
+class ExportFormat(Choice):
+    TFLITE = "tflite"
+    ONNX = "onnx"
+    ALL = "all"
+
+
+class Quantization(Choice):
+    NONE = "none"
+    FLOAT16 = "float16"
+    DYNAMIC = "dynamic"
+    INT8 = "int8"
+    ALL = "all"
+
+
+
+def expand_formats(fmt: ExportFormat | str) -> tuple[ExportFormat, ...]:
+    f = ExportFormat.parse(fmt, "--format")
+    return (ExportFormat.TFLITE, ExportFormat.ONNX) if f is ExportFormat.ALL else (f,)
+
+
+def expand_quantizations(q: Quantization | str) -> tuple[Quantization, ...]:
+    qq = Quantization.parse(q, "--quantize")
+    if qq is Quantization.ALL:
+        return (Quantization.NONE, Quantization.FLOAT16, Quantization.DYNAMIC, Quantization.INT8)
+    return (qq,)
+
+
+DEFAULT_OPSET = 17
+MIN_OPSET, MAX_OPSET = 13, 18
+
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What ``edgefm export`` does."""
+
+    artifacts: Path = DEFAULT_ARTIFACTS
+    format: ExportFormat = ExportFormat.ALL
+    quantize: Quantization = Quantization.ALL
+    opset: int = DEFAULT_OPSET
+    calibration_samples: int = 500
+    int8_io: bool = False
+    seed: int = 0
+    data_dir: Path | None = None
+    verify_data: bool = True
+    quiet: bool = False
+    bundle: Path | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "format", ExportFormat.parse(self.format, "--format"))
+        set_(self, "quantize", Quantization.parse(self.quantize, "--quantize"))
+        set_(self, "artifacts", Path(self.artifacts))
+        opset = positive_int(self.opset, "--opset")
+        if not MIN_OPSET <= opset <= MAX_OPSET:
+            raise ConfigError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (tf2onnx and ONNX Runtime support these), got {opset}.")
+        positive_int(self.calibration_samples, "--calibration-samples")
+        if self.data_dir is not None:
+            set_(self, "data_dir", Path(self.data_dir))
+        if self.bundle is not None:
+            set_(self, "bundle", Path(self.bundle))
+
+    @property
+    def formats(self) -> tuple[ExportFormat, ...]:
+        return expand_formats(self.format)
+
+    @property
+    def quantizations(self) -> tuple[Quantization, ...]:
+        return expand_quantizations(self.quantize)
+

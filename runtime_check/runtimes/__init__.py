@@ -1,0 +1,1 @@
+"""One runtime interface (``base.Runtime``) and its implementations: TensorFlow, LiteRT, ONNX Runtime."""

@@ -1,0 +1,143 @@
+"""One runtime interface for every way edgefm runs a model.
+
+Shaped like Polygraphy's runners: the public ``activate / infer / deactivate``
+live in the base class, which checks input names, dtypes and shapes once for
+every backend; subclasses implement only the ``_impl`` hooks. Inputs and outputs
+are *logical*: float32 images in, float32 logits/probabilities out, whatever the
+file stores inside (int8 I/O is quantized and dequantized here from the tensor's
+own scale and zero-point).
+
+Heavy libraries are imported inside ``_activate_impl``.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgefm.core.errors import ModelFileError, RuntimeUnavailableError, UsageError
+from edgefm.core.manifest import TensorSpec
+
+
+class Runtime(abc.ABC):
+    """Load a model, describe its I/O, run it on named NumPy inputs."""
+
+    #: short name used in reports and ``--runtime`` options
+    name: ClassVar[str] = "runtime"
+    #: the artifact format this runtime executes
+    format: ClassVar[str] = ""
+    #: the command that writes this runtime's files (named in "does not exist" messages)
+    made_by: ClassVar[str] = "edgefm export"
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.active = False
+        self.load_seconds: float | None = None
+        self._input_specs: list[TensorSpec] = []
+        self._output_specs: list[TensorSpec] = []
+
+    # -- public API ---------------------------------------------------------------
+    def activate(self) -> Runtime:
+        if self.active:
+            return self
+        if not self.path.exists():
+            raise ModelFileError(f"Model {self.path} does not exist. Check the path, or run `{self.made_by}`.")
+        t0 = time.perf_counter()
+        self._activate_impl()
+        self.load_seconds = time.perf_counter() - t0
+        self._input_specs, self._output_specs = self._io_specs_impl()
+        self.active = True
+        return self
+
+    def deactivate(self) -> None:
+        if self.active:
+            self._deactivate_impl()
+            self.active = False
+
+    def __enter__(self) -> Runtime:
+        return self.activate()
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        self._require_active()
+        return self._input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        self._require_active()
+        return self._output_specs
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on named inputs; returns named float32 outputs. Inputs checked here, once."""
+        self._require_active()
+        checked = self._check_feeds(feeds)
+        outputs = self._infer_impl(checked)
+        return {k: np.asarray(v) for k, v in outputs.items()}
+
+    def infer_batched(self, feeds: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+        """``infer`` over the leading dimension in chunks of ``batch_size``, concatenated."""
+        n = next(iter(feeds.values())).shape[0]
+        if n == 0:
+            raise UsageError(f"{self.path}: no inputs to run (0 rows).")
+        parts: list[dict[str, np.ndarray]] = []
+        for start in range(0, n, batch_size):
+            parts.append(self.infer({k: v[start : start + batch_size] for k, v in feeds.items()}))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"runtime": self.name, "path": str(self.path), **self.versions()}
+
+    # -- hooks -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _activate_impl(self) -> None: ...
+
+    @abc.abstractmethod
+    def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]: ...
+
+    @abc.abstractmethod
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
+
+    def _deactivate_impl(self) -> None:
+        return None
+
+    # -- checks ------------------------------------------------------------------
+    def _require_active(self) -> None:
+        if not self.active:
+            raise UsageError(f"{type(self).__name__} for {self.path} is not active; call activate() first.")
+
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        expected = {s.name: s for s in self._input_specs}
+        if set(feeds) != set(expected):
+            raise UsageError(
+                f"{self.path}: inputs {sorted(feeds)} given, the model takes {sorted(expected)}."
+            )
+        out = {}
+        for name, spec in expected.items():
+            arr = np.asarray(feeds[name])
+            if arr.dtype != np.dtype(spec.dtype):
+                raise UsageError(f"{self.path}: input {name!r} is {arr.dtype}, the model takes {spec.dtype}.")
+            if arr.ndim != len(spec.shape) or any(
+                want is not None and want != got for want, got in zip(spec.shape, arr.shape)
+            ):
+                raise UsageError(
+                    f"{self.path}: input {name!r} has shape {list(arr.shape)}, the model takes "
+                    f"{['N' if d is None else d for d in spec.shape]}."
+                )
+            out[name] = np.ascontiguousarray(arr)
+        return out
+
+
+def _shape(sig: Any) -> list[int | None]:
+    return [None if (d is None or int(d) < 0) else int(d) for d in sig]

@@ -1,0 +1,103 @@
+"""A .tflite file in LiteRT's Python interpreter (``ai_edge_litert``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from edgefm.core.errors import ModelFileError, RuntimeUnavailableError
+from edgefm.core.manifest import TensorSpec
+from runtime_check.runtimes.base import Runtime
+
+
+class LiteRTRuntime(Runtime):
+    """A .tflite file in ``ai_edge_litert.interpreter.Interpreter`` (the maintained TFLite)."""
+
+    name = "litert"
+    format = "tflite"
+    signature_key = "serving_default"
+
+    def _activate_impl(self) -> None:
+        from runtime_check.runtimes.probe import validate_model_file
+
+        from edgefm.core.quiet import quiet_native_output
+
+        validate_model_file(self.path)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as e:
+            raise RuntimeUnavailableError("LiteRT is not installed: pip install ai-edge-litert") from e
+        try:
+            with quiet_native_output():  # LiteRT prints "INFO: Created ... XNNPACK delegate"
+                self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self._interp.allocate_tensors()
+            sigs = self._interp.get_signature_list()
+            key = self.signature_key if self.signature_key in sigs else next(iter(sigs))
+            runner = self._interp.get_signature_runner(key)
+            self._in = runner.get_input_details()
+            self._out = runner.get_output_details()
+            self._raw_in = {k: TensorSpec.from_litert(k, d) for k, d in self._in.items()}
+            self._raw_out = {k: TensorSpec.from_litert(k, d) for k, d in self._out.items()}
+        except (ValueError, RuntimeError, StopIteration) as e:
+            raise ModelFileError(f"LiteRT could not load {self.path}: {e}") from e
+        self._batch: int | None = None
+
+    def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        # int8 I/O is hidden behind float32: callers always feed and get floats.
+        def logical(specs: dict[str, TensorSpec]) -> list[TensorSpec]:
+            return [TensorSpec(s.name, "float32", s.shape) for s in specs.values()]
+
+        return logical(self._raw_in), logical(self._raw_out)
+
+    def raw_specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """Specs as stored in the file (dtype int8 and scale/zero-point for int8 I/O)."""
+        self._require_active()
+        return list(self._raw_in.values()), list(self._raw_out.values())
+
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        batch = next(iter(feeds.values())).shape[0]
+        if batch != self._batch:  # resize only when the batch changes: allocation is not free
+            for name, d in self._in.items():
+                self._interp.resize_tensor_input(d["index"], [batch, *feeds[name].shape[1:]], strict=False)
+            self._interp.allocate_tensors()
+            self._batch = batch
+        for name, d in self._in.items():
+            spec = self._raw_in[name]
+            self._interp.set_tensor(d["index"], spec.quantize(feeds[name]) if spec.quantized else feeds[name])
+        self._interp.invoke()
+        out = {}
+        for name, d in self._out.items():
+            y = self._interp.get_tensor(d["index"])
+            spec = self._raw_out[name]
+            out[name] = spec.dequantize(y) if spec.quantized else y.copy()
+        return out
+
+    def versions(self) -> dict[str, str]:
+        from importlib import metadata
+
+        return {"ai-edge-litert": metadata.version("ai-edge-litert")}
+
+    def op_counts(self) -> dict[str, int]:
+        """Operator histogram of the model's main subgraph, read from the flatbuffer.
+
+        Read from the file, not from the interpreter: after ``allocate_tensors`` the
+        interpreter reports XNNPACK's DELEGATE nodes instead of the model's operators.
+        """
+        import collections
+
+        from ai_edge_litert import schema_py_generated as schema
+
+        self._require_active()
+        model = schema.Model.GetRootAs(self.path.read_bytes(), 0)
+        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        codes = []
+        for i in range(model.OperatorCodesLength()):
+            oc = model.OperatorCodes(i)
+            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+            custom = oc.CustomCode()
+            codes.append(custom.decode() if custom else names.get(code, f"OP_{code}"))
+        graph = model.Subgraphs(0)
+        counts = collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
+        return dict(counts.most_common())
+

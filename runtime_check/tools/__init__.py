@@ -1,0 +1,1 @@
+"""Tools that run models but judge nothing: predict, benchmark, inspect."""

@@ -1,0 +1,514 @@
+"""Latency, throughput, load time, size and peak memory of each artifact in its runtime.
+
+Each model is measured in a fresh child process (``python -m runtime_check.benchmark
+--child SPEC.json``), so the peak resident memory of the child is that runtime's
+alone, one runtime's threads and caches do not disturb another's timings,
+and a runtime that crashes on a file takes down only its child. The TensorFlow
+SavedModel is the baseline: every other row shows its p50 speed-up and its size
+relative to it. Inputs are real test images when the dataset is found, else seeded
+random values in [0, 1].
+
+With ``native=True`` every .tflite/.onnx file is measured a second time in its
+native C runner (``runtime_check.native``), named ``NAME@native`` as in
+``edgefm verify --native``. Those runners start one process per ``infer`` call,
+so their latency includes process start-up; the runner's own timing of the run
+alone is kept beside it (``engine_p50_ms``). A runner that cannot be built here
+(no C compiler, no runtime library) is a row marked ``unavailable``, not a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.core.contract import DEFAULT_ARTIFACTS, IMAGE_SHAPE
+from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
+from edgefm.core.fileio import human_bytes
+
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
+DEFAULT_WARMUP = 10
+DEFAULT_RUNS = 100
+BASELINE = "savedmodel"
+CHILD_TIMEOUT_S = 900.0
+# Imported before the timed load (the runtimes import them inside ``activate``).
+_RUNTIME_MODULES = {"savedmodel": "tensorflow", "tflite": "ai_edge_litert.interpreter", "onnx": "onnxruntime"}
+#: ``Target.runtime`` of a model run by its native C runner (process per call).
+NATIVE = "native"
+NATIVE_SUFFIX = "@native"
+
+
+def parse_batch_sizes(text: str, flag: str = "--batch-sizes") -> tuple[int, ...]:
+    """``"1,32,256"`` to ``(1, 32, 256)``; anything but positive integers is a ``ConfigError``."""
+    sizes: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) <= 0:
+            raise ConfigError(
+                f"{flag}: {part or '(empty)'!r} is not a positive integer; give a comma-separated list "
+                f"such as {','.join(map(str, DEFAULT_BATCH_SIZES))}."
+            )
+        if int(part) not in sizes:
+            sizes.append(int(part))
+    return tuple(sizes)
+
+
+def _count(value: object, flag: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive integer" if minimum > 0 else "a non-negative integer"
+        raise ConfigError(f"{flag} must be {what}, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What ``edgefm benchmark`` does. ``model`` set: that model (plus the TF baseline if found)."""
+
+    artifacts: Path = DEFAULT_ARTIFACTS
+    model: Path | None = None
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    threads: int | None = None
+    warmup: int = DEFAULT_WARMUP
+    runs: int = DEFAULT_RUNS
+    data_dir: Path | None = None
+    baseline: bool = True
+    native: bool = False  # also each .tflite/.onnx in its native C runner
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        sizes = parse_batch_sizes(self.batch_sizes) if isinstance(self.batch_sizes, str) else tuple(self.batch_sizes)
+        if not sizes:
+            raise ConfigError("--batch-sizes: give at least one batch size, e.g. 1,32,256.")
+        for b in sizes:
+            _count(b, "--batch-sizes", 1)
+        set_(self, "batch_sizes", sizes)
+        if self.threads is not None:
+            _count(self.threads, "--threads", 1)
+        _count(self.warmup, "--warmup", 0)
+        _count(self.runs, "--runs", 1)
+        set_(self, "artifacts", Path(self.artifacts))
+        for attr in ("model", "data_dir"):
+            if getattr(self, attr) is not None:
+                set_(self, attr, Path(getattr(self, attr)))
+
+
+@dataclass
+class LatencyStats:
+    """Timings of ``runs`` infer calls at one batch size, after warm-up."""
+
+    batch_size: int
+    runs: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput: float  # images per second, from the mean
+    speedup_vs_tf: float | None = None  # TF p50 / this p50 at the same batch size
+    # Native runners only: p50 of the runner's own timing of the run, without process start-up.
+    engine_p50_ms: float | None = None
+
+
+@dataclass
+class BenchmarkResult:
+    """One model in its runtime. ``error`` set: it could not be measured (the rest is empty)."""
+
+    name: str
+    path: Path
+    format: str
+    quantization: str
+    bytes: int
+    runtime: str = ""
+    load_ms: float | None = None
+    peak_rss_mb: float | None = None
+    latency: list[LatencyStats] = field(default_factory=list)
+    size_vs_tf: float | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    unavailable: bool = False  # the runtime cannot run on this machine (``error`` says why)
+
+    def at(self, batch_size: int) -> LatencyStats | None:
+        return next((s for s in self.latency if s.batch_size == batch_size), None)
+
+
+@dataclass
+class BenchmarkReport:
+    results: list[BenchmarkResult]
+    batch_sizes: tuple[int, ...]
+    warmup: int
+    runs: int
+    threads: int | None
+    inputs: str  # where the input images came from
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def baseline(self) -> BenchmarkResult | None:
+        return next((r for r in self.results if r.format == "savedmodel" and r.error is None), None)
+
+    @property
+    def failures(self) -> list[BenchmarkResult]:
+        """Models that could not be measured although their runtime is available."""
+        return [r for r in self.results if r.error is not None and not r.unavailable]
+
+    @property
+    def unavailable(self) -> list[BenchmarkResult]:
+        return [r for r in self.results if r.error is not None and r.unavailable]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for r in d["results"]:
+            r["path"] = str(r["path"])
+        return d
+
+    def raise_for_failures(self) -> None:
+        """Raise one ``EdgefmError`` naming every model that could not be measured."""
+        bad = self.failures
+        if bad:
+            raise EdgefmError(
+                f"{len(bad)} of {len(self.results)} models could not be benchmarked: "
+                + " ".join(f"{r.name} ({r.path}): {r.error}" for r in bad)
+            )
+
+
+# -- what to measure ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    path: Path
+    format: str
+    quantization: str
+    runtime: str = ""  # "" the format's Python binding; NATIVE its C runner
+
+
+def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
+    """The models to measure (TF baseline first) and notes for the user."""
+    from edgefm.core.errors import ManifestError
+    from edgefm.core.manifest import Manifest
+
+    root = config.artifacts
+    notes: list[str] = []
+    if config.model is None:
+        manifest = Manifest.load(root)  # no manifest without --model: a clear ManifestError
+    else:
+        try:
+            manifest = Manifest.load(root)
+        except ManifestError:
+            manifest = None
+            notes.append(f"no manifest in {root}: no TensorFlow baseline to compare with (pass --artifacts).")
+    out: list[Target] = []
+    if manifest is not None and config.baseline and BASELINE in manifest.artifacts:
+        a = manifest.artifacts[BASELINE]
+        out.append(Target(BASELINE, root / a.path, a.format, a.quantization))
+    elif manifest is not None and config.baseline:
+        notes.append(f"the manifest in {root} has no {BASELINE} artifact: no TensorFlow baseline.")
+    if config.model is not None:
+        model = config.model
+        if not any(t.path.resolve() == model.resolve() for t in out):
+            fmt = "savedmodel" if model.is_dir() else model.suffix.lower().lstrip(".")
+            out.append(Target(model.name, model, fmt, "unknown"))
+        return out, notes
+    assert manifest is not None
+    deployable = manifest.deployable()
+    if not deployable:
+        notes.append(f"no exported models in {root}: run `edgefm export --artifacts {root}` to add them.")
+    out += [Target(name, root / a.path, a.format, a.quantization) for name, a in deployable.items()]
+    if config.native:
+        out += [
+            Target(name + NATIVE_SUFFIX, root / a.path, a.format, a.quantization, NATIVE)
+            for name, a in deployable.items()
+        ]
+    return out, notes
+
+
+def benchmark_inputs(n: int, data_dir: Path | None = None, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``n`` float32 [28, 28] images: the first test images (cycled) if found, else seeded random."""
+    from edgefm.data import fashion_mnist as ds
+
+    try:
+        split = ds.load_split("test", data_dir)
+        idx = np.arange(n) % len(split)
+        return split.scaled()[idx], f"Fashion-MNIST test split ({ds.locate(data_dir)})"
+    except EdgefmError:
+        rng = np.random.default_rng(seed)
+        return rng.random((n, *IMAGE_SHAPE), dtype=np.float32), f"random uniform [0, 1], seed {seed}"
+
+
+# -- the parent ---------------------------------------------------------------------------
+
+
+def benchmark(config: BenchmarkConfig) -> BenchmarkReport:
+    """Measure each target in its own child process; fill in the ratios to the TF baseline."""
+    from edgefm.core.fileio import tree_bytes
+
+    todo, notes = targets(config)
+    inputs, source = benchmark_inputs(max(config.batch_sizes), config.data_dir)
+    results: list[BenchmarkResult] = []
+    with tempfile.TemporaryDirectory(prefix="edgefm-bench-") as tmp:
+        inputs_path = Path(tmp) / "inputs.npy"
+        np.save(inputs_path, inputs)
+        for i, t in enumerate(todo):
+            result = BenchmarkResult(
+                name=t.name,
+                path=t.path,
+                format=t.format,
+                quantization=t.quantization,
+                bytes=tree_bytes(t.path) if t.path.exists() else 0,
+                runtime=t.runtime,
+            )
+            spec = {
+                "path": str(t.path),
+                "native": t.runtime == NATIVE,
+                "inputs": str(inputs_path),
+                "batch_sizes": list(config.batch_sizes),
+                "threads": config.threads,
+                "warmup": config.warmup,
+                "runs": config.runs,
+                "out": str(Path(tmp) / f"result-{i}.json"),
+            }
+            _run_child(spec, result)
+            results.append(result)
+    report = BenchmarkReport(
+        results=results,
+        batch_sizes=config.batch_sizes,
+        warmup=config.warmup,
+        runs=config.runs,
+        threads=config.threads,
+        inputs=source,
+        notes=notes,
+    )
+    _fill_ratios(report)
+    return report
+
+
+def _run_child(spec: dict[str, Any], result: BenchmarkResult) -> None:
+    """Run one measurement in a child process and copy its numbers (or its error) into ``result``."""
+    spec_path = Path(spec["out"]).with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime_check.benchmark", "--child", str(spec_path)],
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        result.error = f"the measurement did not finish within {CHILD_TIMEOUT_S:.0f} s; lower --runs or --batch-sizes."
+        return
+    out = Path(spec["out"])
+    data = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
+    if proc.returncode < 0:
+        result.error = f"the runtime crashed (killed by {signal.Signals(-proc.returncode).name})."
+    elif data is None or "error" in (data or {}):
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        result.error = (data or {}).get("error") or (lines[-1] if lines else f"exit status {proc.returncode}")
+        result.unavailable = bool((data or {}).get("unavailable", False))
+    else:
+        result.runtime = data["runtime"]
+        result.load_ms = data["load_ms"]
+        result.peak_rss_mb = data["peak_rss_mb"]
+        result.versions = data["versions"]
+        result.latency = [LatencyStats(**s) for s in data["latency"]]
+
+
+def _fill_ratios(report: BenchmarkReport) -> None:
+    base = report.baseline
+    if base is None:
+        return
+    for r in report.results:
+        if r.error is not None:
+            continue
+        r.size_vs_tf = r.bytes / base.bytes if base.bytes else None
+        for s in r.latency:
+            b = base.at(s.batch_size)
+            s.speedup_vs_tf = b.p50_ms / s.p50_ms if b is not None and s.p50_ms > 0 else None
+
+
+# -- the child -----------------------------------------------------------------------------
+
+
+def latency_stats(batch_size: int, seconds: Sequence[float]) -> LatencyStats:
+    """Mean and percentiles (ms) and throughput (images/s) of per-call wall times."""
+    t = np.asarray(seconds, dtype=np.float64)
+    p50, p90, p99 = np.percentile(t, [50, 90, 99])
+    mean = float(t.mean())
+    return LatencyStats(
+        batch_size=batch_size,
+        runs=int(t.size),
+        mean_ms=mean * 1e3,
+        p50_ms=float(p50) * 1e3,
+        p90_ms=float(p90) * 1e3,
+        p99_ms=float(p99) * 1e3,
+        throughput=batch_size / mean if mean > 0 else math.inf,
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process's own address space, in MiB.
+
+    On Linux this is ``VmHWM`` from /proc/self/status, not ``ru_maxrss``: Linux
+    carries the parent's peak into a child's ``ru_maxrss`` across fork and exec,
+    so a child started from a process that holds TensorFlow would report
+    TensorFlow's memory (measured: every child showed the parent's 630 MB).
+    Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    import resource
+
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def measure(
+    path: Path,
+    inputs: np.ndarray,
+    batch_sizes: Sequence[int],
+    *,
+    threads: int | None,
+    warmup: int,
+    runs: int,
+    native: bool = False,
+) -> dict[str, Any]:
+    """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process.
+
+    ``native``: run it in its C runner instead of the Python binding. Peak RSS is
+    then ``None``: this process only waits for the runner processes, and their
+    ``ru_maxrss`` would carry this process's peak across fork and exec.
+    """
+    from runtime_check.tools.predict import model_feeds
+    from runtime_check.runtimes.registry import runtime_for
+    from runtime_check.runtimes.probe import validate_model_file
+
+    path = Path(path)
+    if native:
+        from runtime_check.native.runtime import native_runtime_for
+
+        runtime = native_runtime_for(path, threads=threads)
+    else:
+        runtime = runtime_for(path, threads=threads)
+    if path.is_file():
+        validate_model_file(path)  # the isolated probe runs here, outside the timed load
+    if not native:
+        # Import the runtime's library first, so "load" times loading the model, not importing TF.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(_RUNTIME_MODULES.get(runtime.format, "numpy"))
+    latency: list[LatencyStats] = []
+    with runtime:
+        for bs in batch_sizes:
+            feeds = model_feeds(np.ascontiguousarray(inputs[:bs]), runtime)
+            for _ in range(warmup):
+                runtime.infer(feeds)
+            times, engine = [], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                runtime.infer(feeds)
+                times.append(time.perf_counter() - t0)
+                timing = getattr(runtime, "last_timing", None)  # the native runners time the run themselves
+                if timing is not None:
+                    engine.append(timing.run_ms)
+            stats = latency_stats(bs, times)
+            if engine:
+                stats.engine_p50_ms = float(np.percentile(engine, 50))
+            latency.append(stats)
+        load_s = runtime.load_seconds or 0.0
+        versions = runtime.versions()
+    return {
+        "runtime": runtime.name,
+        "load_ms": load_s * 1e3,
+        "peak_rss_mb": None if native else peak_rss_mb(),
+        "versions": versions,
+        "latency": [asdict(s) for s in latency],
+    }
+
+
+def _child_main(spec_path: str) -> int:
+    from edgefm.core.fileio import atomic_write_json
+
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    out = Path(spec["out"])
+    try:
+        inputs = np.load(spec["inputs"], allow_pickle=False)
+        result = measure(
+            Path(spec["path"]),
+            inputs,
+            spec["batch_sizes"],
+            threads=spec["threads"],
+            warmup=spec["warmup"],
+            runs=spec["runs"],
+            native=bool(spec.get("native", False)),
+        )
+    except EdgefmError as e:
+        atomic_write_json(out, {"error": str(e), "unavailable": isinstance(e, RuntimeUnavailableError)})
+        return 1
+    atomic_write_json(out, result)
+    return 0
+
+
+# -- text -------------------------------------------------------------------------------
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _num(x: float | None, fmt: str = ".1f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def format_table(report: BenchmarkReport) -> str:
+    """Two tables: per model (size, load, memory) and per batch size (latency, speed-up vs TF)."""
+    ok = [r for r in report.results if r.error is None]
+    w = max([len(r.name) for r in report.results] + [8])
+    lines = [
+        f"inputs: {report.inputs}; warm-up {report.warmup}, {report.runs} timed runs per batch size"
+        + (f", threads={report.threads}" if report.threads else ""),
+        "",
+        f"{'model':{w}s}  {'runtime':11s}  {'quant':8s}  {'size':>9s}  {'size vs TF':>10s}  {'load ms':>8s}  {'peak RSS MB':>11s}",
+    ]
+    for r in ok:
+        lines.append(
+            f"{r.name:{w}s}  {r.runtime:11s}  {r.quantization:8s}  {human_bytes(r.bytes):>9s}  "
+            f"{_ratio(r.size_vs_tf):>10s}  {_num(r.load_ms):>8s}  {_num(r.peak_rss_mb):>11s}"
+        )
+    lines += [
+        "",
+        f"{'batch':>5s}  {'model':{w}s}  {'mean ms':>9s}  {'p50 ms':>9s}  {'p90 ms':>9s}  {'p99 ms':>9s}  "
+        f"{'images/s':>10s}  {'speed-up vs TF':>14s}",
+    ]
+    for bs in report.batch_sizes:
+        for r in ok:
+            s = r.at(bs)
+            if s is None:
+                continue
+            lines.append(
+                f"{bs:>5d}  {r.name:{w}s}  {s.mean_ms:9.3f}  {s.p50_ms:9.3f}  {s.p90_ms:9.3f}  {s.p99_ms:9.3f}  "
+                f"{s.throughput:10,.0f}  {_ratio(s.speedup_vs_tf):>14s}"
+            )
+    for r in report.unavailable:
+        lines += ["", f"UNAVAILABLE {r.name} ({r.path}): {r.error}"]
+    for r in report.failures:
+        lines += ["", f"FAILED {r.name} ({r.path}): {r.error}"]
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - the child entry point
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        sys.exit(_child_main(sys.argv[2]))
+    sys.exit("usage: python -m runtime_check.benchmark --child SPEC.json (used by `edgefm benchmark`)")

@@ -1,0 +1,177 @@
+"""Describe an artifact: format, size, hash, I/O specs, operators, embedded metadata.
+
+Loads the model through the one runtime interface (``runtime_for``), so a corrupt
+or foreign file is validated and probed in a child process before a native
+runtime sees it. The extra read-only details (ONNX opset and producer, TFLite
+schema version and metadata names) are read here from the files themselves.
+(Not named ``inspect.py``: that would shadow the standard library module.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefm.core.fileio import human_bytes, sha256_tree, tree_bytes
+from edgefm.core.manifest import TensorSpec
+
+
+@dataclass
+class ModelReport:
+    """What ``edgefm inspect`` shows. Shapes use ``None`` for the dynamic batch."""
+
+    path: Path
+    format: str  # savedmodel | tflite | onnx
+    runtime: str
+    bytes: int
+    sha256: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    operators: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_error: str | None = None  # embedded metadata present but unreadable
+    signatures: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+def onnx_operators(path: Path) -> tuple[dict[str, int], dict[str, Any]]:
+    """Op-type histogram of the main graph (most frequent first) and the model's header facts."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    counts = Counter(node.op_type for node in model.graph.node)
+    details = {
+        "ir_version": int(model.ir_version),
+        "opset": {(imp.domain or "ai.onnx"): int(imp.version) for imp in model.opset_import},
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "graph": model.graph.name,
+    }
+    return dict(counts.most_common()), details
+
+
+def tflite_details(path: Path) -> dict[str, Any]:
+    """Schema version, description, subgraph and signature counts, metadata entry names."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = Path(path).read_bytes()
+    model = schema.Model.GetRootAs(buf, 0)
+    description = model.Description()
+    return {
+        "schema_version": int(model.Version()),
+        "description": description.decode("utf-8", "replace") if description else "",
+        "subgraphs": int(model.SubgraphsLength()),
+        "signature_defs": int(model.SignatureDefsLength()),
+        "metadata_entries": [
+            (model.Metadata(i).Name() or b"").decode("utf-8", "replace") for i in range(model.MetadataLength())
+        ],
+    }
+
+
+def embedded_metadata(path: Path) -> tuple[dict[str, Any], str | None]:
+    """``edgefm.metadata.read_metadata`` for a model file, and its error message if the table is unreadable."""
+    from edgefm.core.errors import ModelFileError
+
+    if Path(path).is_dir():  # a SavedModel carries its labels in the `labels` signature instead
+        return {}, None
+    try:
+        from edgefm.formats.metadata import read_metadata
+    except ImportError:  # pragma: no cover - the metadata module ships with edgefm
+        return {}, None
+    try:
+        return read_metadata(Path(path)), None
+    except ModelFileError as e:
+        return {}, str(e)
+
+
+def inspect_model(path: Path) -> ModelReport:
+    """Load ``path`` in its runtime and describe it; raises ``ModelFileError``/``UsageError`` for bad files."""
+    from runtime_check.runtimes.litert_runtime import LiteRTRuntime
+    from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+    from runtime_check.runtimes.registry import runtime_for
+
+    path = Path(path)
+    runtime = runtime_for(path)
+    operators: dict[str, int] = {}
+    signatures: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    with runtime:
+        inputs, outputs = runtime.input_specs, runtime.output_specs
+        if isinstance(runtime, LiteRTRuntime):
+            inputs, outputs = runtime.raw_specs()  # int8 I/O with its scale and zero-point
+            operators = dict(Counter(runtime.op_counts()).most_common())
+            details = tflite_details(path)
+        elif isinstance(runtime, TensorFlowRuntime):
+            signatures = runtime.signatures()
+        else:
+            operators, details = onnx_operators(path)
+        details = {**details, **runtime.versions()}
+    metadata, metadata_error = embedded_metadata(path)
+    return ModelReport(
+        path=path,
+        format=runtime.format,
+        runtime=runtime.name,
+        bytes=tree_bytes(path),
+        sha256=sha256_tree(path),
+        inputs=list(inputs),
+        outputs=list(outputs),
+        operators=operators,
+        metadata=metadata,
+        metadata_error=metadata_error,
+        signatures=signatures,
+        details=details,
+    )
+
+
+def shape_text(shape: list[int | None]) -> str:
+    """``[N, 28, 28]``: a dynamic dimension shows as N."""
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
+
+
+def spec_text(spec: TensorSpec) -> str:
+    quant = f"  scale={spec.scale:.6g} zero_point={spec.zero_point}" if spec.scale is not None else ""
+    return f"{spec.name:16s} {spec.dtype:8s} {shape_text(spec.shape)}{quant}"
+
+
+def format_report(report: ModelReport) -> str:
+    """The human-readable text ``edgefm inspect`` prints."""
+    lines = [
+        f"path:     {report.path}",
+        f"format:   {report.format} (runtime: {report.runtime})",
+        f"size:     {human_bytes(report.bytes)} ({report.bytes:,} bytes)",
+        f"sha256:   {report.sha256}",
+        "inputs:",
+        *(f"  {spec_text(s)}" for s in report.inputs),
+        "outputs:",
+        *(f"  {spec_text(s)}" for s in report.outputs),
+    ]
+    if report.operators:
+        total = sum(report.operators.values())
+        lines.append(f"operators ({len(report.operators)} kinds, {total} nodes):")
+        lines += [f"  {op:24s} {n}" for op, n in report.operators.items()]
+    if report.signatures:
+        lines.append("signatures:")
+        for key, sig in report.signatures.items():
+            ins = ", ".join(f"{k} {v['dtype']} {shape_text(v['shape'])}" for k, v in sig["inputs"].items())
+            outs = ", ".join(f"{k} {v['dtype']} {shape_text(v['shape'])}" for k, v in sig["outputs"].items())
+            lines.append(f"  {key}: ({ins}) -> {outs}")
+    if report.metadata_error:
+        lines.append(f"metadata: unreadable ({report.metadata_error})")
+    else:
+        lines.append("metadata:" if report.metadata else "metadata: none embedded")
+    for key, value in report.metadata.items():
+        text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        lines.append(f"  {key}: {text}")
+    if report.details:
+        lines.append("details:")
+        for key, value in report.details.items():
+            text = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else (
+                ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+            lines.append(f"  {key}: {text}")
+    return "\n".join(lines)

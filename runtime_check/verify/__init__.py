@@ -1,0 +1,1 @@
+"""``edgefm verify``: tolerances, comparison, the report (data), its renderers, and ``check``."""

@@ -1,0 +1,379 @@
+"""``edgefm verify`` as a library function: every exported model against TensorFlow.
+
+``check(manifest, cfg)`` runs the SavedModel once in TensorFlow (the reference),
+then each selected .tflite/.onnx artifact in its own runtime on the same inputs
+(the held-out test split by default), computes every parity metric
+(``runtime_check.compare``) against the per-variant bounds
+(``runtime_check.tolerances``), and writes ``verify-report.json`` (and, when
+``cfg.html`` is set, the self-contained page of ``runtime_check.html_report``;
+the CLI sets it by default). It collects
+every failure (checksum mismatch, a model that does not load, a metric out of
+bounds) into the report and never stops at the first; the caller decides what a
+failed report means (the CLI exits 1). It prints nothing.
+
+Speed: inputs are fed in large batches, each runtime is activated once and its
+session reused for the batch-1 invariance run. Per artifact only a compact
+``ArtifactDetail`` outlives the run (error histogram, confusion matrix, the
+disagreements with TF), never the logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.core.contract import CLASS_NAMES, INPUT_NAME
+from runtime_check.verify.config import CheckConfig
+from edgefm.core.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
+from edgefm.core.fileio import sha256_tree, tree_bytes
+from edgefm.core.hostinfo import host_cpu
+from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
+from runtime_check.verify.compare import LOGITS, ArtifactResult, Metric, accuracy, compare_exact, compare_outputs, max_abs_error
+from edgefm.core.metrics import confusion_matrix
+from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport
+from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+from runtime_check.runtimes.registry import runtime_for
+from runtime_check.verify.tolerances import Tolerance, tolerance_for
+
+ProgressFn = Callable[[str], None]
+NativeFactory = Callable[[Path], Runtime]
+SPLIT = "test"
+#: distributions whose versions go into the report
+VERSIONED = ("numpy", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "onnxruntime", "onnx", "tf2onnx")
+
+
+# -- selection and validation (before anything heavy runs) ------------------------------------
+
+
+def select_artifacts(manifest: Manifest, cfg: CheckConfig) -> dict[str, Artifact]:
+    """The deployable artifacts to check: all of them, or those named by ``--only``.
+
+    Unknown names in ``--only``, ``--atol``, ``--min-top1`` or ``--bound`` are usage errors that
+    list the known names, so a typo never silently checks nothing.
+    """
+    deployable = manifest.deployable()
+    if not deployable:
+        raise ManifestError(
+            f"The manifest in {cfg.artifacts} lists no exported .tflite or .onnx artifacts. Run "
+            f"`edgefm export --artifacts {cfg.artifacts}` first."
+        )
+    known = ", ".join(deployable)
+    for flag, names in (("--only", cfg.only), ("--atol", tuple(cfg.atol)), ("--min-top1", tuple(cfg.min_top1)),
+                        ("--bound", tuple(cfg.bounds))):
+        unknown = [n for n in names if n not in deployable]
+        if unknown:
+            raise UsageError(
+                f"{flag}: unknown artifact name{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"the manifest in {cfg.artifacts} has: {known}."
+            )
+    if cfg.only:
+        return {n: deployable[n] for n in dict.fromkeys(cfg.only)}
+    return deployable
+
+
+def reference_artifact(manifest: Manifest, root: Path) -> tuple[str, Artifact]:
+    """The SavedModel the exports are compared with (the manifest's ``savedmodel`` entry)."""
+    if "savedmodel" in manifest.artifacts and manifest.artifacts["savedmodel"].format == "savedmodel":
+        return "savedmodel", manifest.artifacts["savedmodel"]
+    for name, art in manifest.artifacts.items():
+        if art.format == "savedmodel":
+            return name, art
+    raise ManifestError(
+        f"The manifest in {root} has no SavedModel to use as the reference. Run `edgefm train --artifacts {root}`."
+    )
+
+
+def native_factory() -> NativeFactory:
+    """``runtime_check.native.runtime.native_runtime_for``, imported only when ``--native`` asks."""
+    try:
+        from runtime_check.native.runtime import native_runtime_for
+    except ImportError as e:
+        raise RuntimeUnavailableError(
+            f"native runners not available: {e}. The C runners live in runtime_check/native; run "
+            "without --native to check the Python bindings only."
+        ) from e
+    return native_runtime_for
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def load_inputs(cfg: CheckConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The held-out images (float32 [0, 1]), their labels, and a record of exactly which ones."""
+    from edgefm.data import fashion_mnist as ds
+
+    split = ds.load_split(SPLIT, cfg.data_dir, verify=cfg.verify_data)
+    n = len(split) if cfg.samples is None else cfg.samples
+    if n > len(split):
+        raise ConfigError(f"--samples {n}: the {SPLIT} split has only {len(split)} images; pass at most {len(split)}.")
+    if n == 0:
+        raise ConfigError(f"The {SPLIT} split in {ds.locate(cfg.data_dir)} is empty; there is nothing to verify on.")
+    images = np.ascontiguousarray(split.scaled()[:n])
+    labels = np.asarray(split.labels[:n])
+    info = {
+        "split": SPLIT,
+        "data_dir": str(ds.locate(cfg.data_dir)),
+        "checksums_verified": cfg.verify_data,
+        "count": int(n),
+        "first_index": 0,
+        "dtype": str(images.dtype),
+        "shape": list(images.shape),
+        "scaling": "uint8 / 255",
+        "sha256": hashlib.sha256(images.tobytes()).hexdigest(),
+        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+        "batch_size": cfg.batch_size,
+        "invariance_samples": min(cfg.invariance_samples, int(n)),
+    }
+    return images, labels, info
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def checksum_metric(root: Path, art: Artifact) -> Metric:
+    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises)."""
+    path = root / art.path
+    expected = f"sha256 {art.sha256} / {art.bytes} bytes"
+    if not path.exists():
+        return Metric.check("checksum", "missing", expected, "==", detail=f"{path} does not exist")
+    sha, size = sha256_tree(path), tree_bytes(path)
+    found = f"sha256 {sha} / {size} bytes"
+    detail = "" if found == expected else (
+        f"{path} changed since the manifest was written (sha256 {sha[:12]}…, {size} bytes; "
+        f"manifest: {art.sha256[:12]}…, {art.bytes} bytes)"
+    )
+    return Metric.check("checksum", found, expected, "==", detail=detail)
+
+
+def run_runtime(runtime: Runtime, images: np.ndarray, batch_size: int, n_invariance: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+    """Activate once, run every input in large batches, then the first ``n_invariance`` one by one."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    runtime.activate()
+    timings["load"] = time.perf_counter() - t0
+    try:
+        feeds = {INPUT_NAME: images}
+        t0 = time.perf_counter()
+        out = runtime.infer_batched(feeds, batch_size)
+        timings["infer"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        b1 = runtime.infer_batched({INPUT_NAME: images[:n_invariance]}, 1)
+        timings["batch1"] = time.perf_counter() - t0
+    finally:
+        runtime.deactivate()
+    return out, b1, timings
+
+
+def _describe_error(e: BaseException) -> str:
+    return str(e) if isinstance(e, EdgefmError) else f"{type(e).__name__}: {e}"
+
+
+def check_artifact(
+    name: str,
+    art: Artifact,
+    runtime: Runtime,
+    reference: Mapping[str, np.ndarray],
+    images: np.ndarray,
+    labels: np.ndarray,
+    tol: Tolerance,
+    cfg: CheckConfig,
+    *,
+    checksum: Metric | None = None,
+    binding: Mapping[str, np.ndarray] | None = None,
+) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
+    """Run one artifact in ``runtime`` and compare it with the reference; errors become the result's ``error``.
+
+    With ``binding`` (the Python binding's outputs of the same file), the exact
+    match of the two runs is checked as well. Returns the outputs for reuse.
+    """
+    result = ArtifactResult(name, runtime.name, art.path, art.format, art.quantization)
+    if checksum is not None:
+        result.metrics.append(checksum)
+    t0 = time.perf_counter()
+    outputs = None
+    try:
+        outputs, b1, timings = run_runtime(runtime, images, cfg.batch_size, min(cfg.invariance_samples, len(images)))
+        result.timings.update(timings)
+        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=b1))
+        if binding is not None:
+            result.metrics.append(compare_exact(outputs, binding))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # one broken artifact must not hide the others' results
+        result.error = _describe_error(e)
+    result.timings["total"] = time.perf_counter() - t0
+    return result, outputs
+
+
+def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
+    """Verify every selected artifact against the TensorFlow reference; write and return the report.
+
+    Raises only for problems that prevent any comparison (unusable manifest,
+    dataset or reference SavedModel, unknown names, ``--native`` without native
+    runners). Every parity failure is recorded in the returned report instead.
+    """
+    t_start = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    root = Path(cfg.artifacts)
+    selected = select_artifacts(manifest, cfg)
+    tolerances = {
+        n: tolerance_for(n, a.format, a.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds)
+        for n, a in selected.items()
+    }
+    make_native = native_factory() if cfg.native else None
+    ref_name, ref_art = reference_artifact(manifest, root)
+    json_path = Path(cfg.report or root / REPORT_NAME)
+    if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
+        raise ConfigError(
+            f"The HTML page {cfg.html} would overwrite the JSON report of the same name; pass --html with "
+            "another path (or --no-html)."
+        )
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    images, labels, inputs = load_inputs(cfg)
+    timings["load_inputs"] = time.perf_counter() - t0
+    say(f"inputs: {inputs['count']} images of the {SPLIT} split")
+
+    # The reference, computed once.
+    t0 = time.perf_counter()
+    ref_checksum = checksum_metric(root, ref_art)
+    tf_runtime = TensorFlowRuntime(root / ref_art.path)
+    reference, ref_b1, ref_timings = run_runtime(tf_runtime, images, cfg.batch_size, inputs["invariance_samples"])
+    timings["reference"] = time.perf_counter() - t0
+    if LOGITS not in reference:
+        raise ManifestError(
+            f"The reference SavedModel {root / ref_art.path} returns {sorted(reference)}, not {LOGITS!r}. "
+            "Re-create it with `edgefm train`."
+        )
+    ref_acc = accuracy(reference[LOGITS], labels)
+    reference_metrics = [
+        ref_checksum,
+        Metric.check("batch_invariance", max_abs_error(ref_b1[LOGITS], reference[LOGITS][: len(ref_b1[LOGITS])]), None, "info"),
+    ]
+    say(f"reference: {ref_art.path} in TensorFlow, accuracy {100 * ref_acc:.2f}% ({timings['reference']:.1f} s)")
+    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **tf_runtime.versions()}
+
+    results: list[ArtifactResult] = []
+    details: dict[str, ArtifactDetail] = {}
+    sizes: dict[str, int] = {}
+    for name, art in selected.items():
+        path = root / art.path
+        if (size := _size(path)) is not None:
+            sizes[name] = size
+        tol = tolerances[name]
+        checksum = checksum_metric(root, art)
+        try:
+            runtime = runtime_for(path)
+        except EdgefmError as e:
+            results.append(ArtifactResult(name, art.format, art.path, art.format, art.quantization, [checksum], str(e)))
+            say(f"{name}: FAIL ({e})")
+            continue
+        result, outputs = check_artifact(name, art, runtime, reference, images, labels, tol, cfg, checksum=checksum)
+        results.append(result)
+        _keep_detail(details, name, outputs, reference, labels)
+        versions.update(_versions(runtime))
+        say(f"{name}: {runtime.name} {'PASS' if result.passed else 'FAIL'} ({result.timings['total']:.1f} s)")
+        if make_native is not None:
+            nres, noutputs = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
+            results.append(nres)
+            _keep_detail(details, nres.name, noutputs, reference, labels)
+            say(f"{nres.name}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
+
+    shown = sorted({int(i) for d in details.values() for i in d.shown})
+    report = ParityReport(
+        artifacts=results,
+        reference={
+            "name": ref_name,
+            "path": ref_art.path,
+            "runtime": tf_runtime.name,
+            "sha256": ref_art.sha256,
+            "bytes": _size(root / ref_art.path),
+            "accuracy": ref_acc,
+            "timings": {k: round(v, 4) for k, v in ref_timings.items()},
+        },
+        inputs=inputs,
+        versions=versions,
+        timings=timings,
+        reference_metrics=reference_metrics,
+        host=host_cpu(),
+        details=details,
+        sizes=sizes,
+        reference_confusion=confusion_matrix(labels, np.argmax(reference[LOGITS], axis=1), reference[LOGITS].shape[1]),
+        class_names=list(manifest.labels) or list(CLASS_NAMES),
+        # back to the dataset's uint8 pixels (x = u / 255 in float32, so rounding is exact)
+        images={i: np.rint(images[i] * 255).astype(np.uint8) for i in shown},
+        training=dict(manifest.training),
+        artifacts_dir=root,
+    )
+    report.path = json_path  # the page names it
+    try:
+        if cfg.html is not None:
+            t0 = time.perf_counter()
+            report.write_html(cfg.html)
+            timings["html"] = time.perf_counter() - t0
+            say(f"html: {cfg.html} ({timings['html']:.1f} s)")
+    finally:  # the JSON report is written even if the page could not be
+        timings["total"] = time.perf_counter() - t_start
+        report.write(json_path)
+    return report
+
+
+def _keep_detail(
+    details: dict[str, ArtifactDetail],
+    name: str,
+    outputs: Mapping[str, np.ndarray] | None,
+    reference: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+) -> None:
+    """Summarise one run's logits for the page (nothing when it produced no comparable logits)."""
+    if outputs is None or LOGITS not in outputs or np.shape(outputs[LOGITS]) != np.shape(reference[LOGITS]):
+        return
+    details[name] = ArtifactDetail.from_logits(outputs[LOGITS], reference[LOGITS], labels)
+
+
+def _size(path: Path) -> int | None:
+    """Bytes on disk of a file or directory; ``None`` if it is gone."""
+    try:
+        return tree_bytes(path) if path.exists() else None
+    except OSError:
+        return None
+
+
+def _check_native(
+    name: str,
+    art: Artifact,
+    make_native: NativeFactory,
+    reference: Mapping[str, np.ndarray],
+    binding: Mapping[str, np.ndarray] | None,
+    images: np.ndarray,
+    labels: np.ndarray,
+    tol: Tolerance,
+    cfg: CheckConfig,
+    versions: dict[str, str],
+) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
+    """The native C runner on the same file: the same checks against TF, plus an exact match with the binding."""
+    native_name = f"{name}@native"
+    try:
+        native = make_native(Path(cfg.artifacts) / art.path)
+    except EdgefmError as e:
+        return ArtifactResult(native_name, "native", art.path, art.format, art.quantization, [], str(e)), None
+    result, outputs = check_artifact(native_name, art, native, reference, images, labels, tol, cfg, binding=binding)
+    if binding is None and result.error is None:
+        result.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
+    versions.update(_versions(native))
+    return result, outputs
+
+
+def _versions(runtime: Runtime) -> dict[str, str]:
+    """A runtime's library versions; a runtime that cannot tell is not an error."""
+    try:
+        return dict(runtime.versions())
+    except Exception:  # noqa: BLE001 - versions are informational
+        return {}

@@ -1,0 +1,289 @@
+"""Pure-NumPy comparison of a candidate's named outputs with the reference's.
+
+Every check returns a small ``Metric`` that knows its value, its bound and whether
+it passed (the shape of Polygraphy's ``OutputCompareResult``); an artifact's
+checks are gathered in an ``ArtifactResult``. Nothing here raises on a failed
+check: all metrics are computed first, the caller decides afterwards.
+
+Definitions (``a`` candidate, ``r`` reference, both ``[N, C]``):
+
+- ``max_abs_error`` / ``mean_abs_error``: over every element of the logits.
+- ``cosine``: the *mean over samples* of the per-sample cosine similarity of
+  the logit vectors (a global cosine over the flattened arrays would hide a few
+  bad samples among many good ones).
+- ``top1_agreement``: fraction of samples whose argmax equals the reference's.
+- ``accuracy_drop``: reference accuracy minus candidate accuracy (a fraction; a
+  candidate that is more accurate has a negative drop).
+- ``nonfinite``: count of NaN or Inf values over all outputs.
+- ``batch_invariance``: max abs difference of the logits of a batch-1 run and
+  of the large-batch run on the same samples.
+- ``probability_sum``: max over samples of ``|sum(probabilities) - 1|``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runtime_check.verify.tolerances import Tolerance
+
+LOGITS = "logits"
+PROBABILITIES = "probabilities"
+
+#: how a measured value is held against its bound; "info" is reported, never fails
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+INFO = "info"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured value held against one bound."""
+
+    name: str
+    value: float | int | str | None
+    bound: float | int | str | None = None
+    op: str = INFO
+    passed: bool = True
+    detail: str = ""
+
+    @classmethod
+    def check(cls, name: str, value: float | int | str, bound: float | int | str | None, op: str, detail: str = "") -> Metric:
+        """Evaluate ``value op bound``; a NaN value fails, a ``None`` bound is informational."""
+        if bound is None or op == INFO:
+            return cls(name, value, None, INFO, True, detail)
+        if op not in OPS:
+            raise ValueError(f"unknown comparison {op!r}; use one of {', '.join(OPS)}")
+        if isinstance(value, float) and math.isnan(value):
+            passed = False
+        else:
+            passed = bool(OPS[op](value, bound))
+        return cls(name, value, bound, op, passed, detail)
+
+    @property
+    def informational(self) -> bool:
+        return self.op == INFO
+
+    def describe(self) -> str:
+        """``name = value (bound op x)`` for failure lists and error messages."""
+        if isinstance(self.value, str) and self.detail:  # e.g. checksum: the detail says it all
+            return f"{self.name}: {self.detail}"
+        text = f"{self.name} = {format_value(self.name, self.value)}"
+        if not self.informational:
+            text += f" (bound {self.op} {format_value(self.name, self.bound)})"
+        if self.detail:
+            text += f"; {self.detail}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": json_number(self.value),
+            "bound": json_number(self.bound),
+            "op": self.op,
+            "passed": self.passed,
+            **({"detail": self.detail} if self.detail else {}),
+        }
+
+
+@dataclass
+class ArtifactResult:
+    """Every check of one artifact in one runtime; ``error`` if it could not run at all."""
+
+    name: str
+    runtime: str
+    path: str = ""
+    format: str = ""
+    quantization: str = ""
+    metrics: list[Metric] = field(default_factory=list)
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(m.passed for m in self.metrics)
+
+    @property
+    def failures(self) -> list[Metric]:
+        return [m for m in self.metrics if not m.passed]
+
+    def metric(self, name: str) -> Metric:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no metric {name!r} (has: {', '.join(m.name for m in self.metrics)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "path": self.path,
+            "format": self.format,
+            "quantization": self.quantization,
+            "passed": self.passed,
+            "error": self.error,
+            "metrics": {m.name: m.to_dict() for m in self.metrics},
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+#: metrics shown as percentages in tables and messages
+PERCENT_METRICS = frozenset({"top1_agreement", "accuracy"})
+#: metrics that are differences of percentages, shown in percentage points
+POINT_METRICS = frozenset({"accuracy_drop"})
+
+
+def format_value(name: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+        return str(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if not math.isfinite(v):
+            return str(v)
+        if name in PERCENT_METRICS:
+            return f"{100 * v:.2f}%"
+        if name in POINT_METRICS:
+            return f"{100 * v:.2f} pt"
+        if name == "cosine":
+            return f"{v:.6f}"
+        return f"{v:.3g}"
+    text = str(value)
+    return text if len(text) <= 16 else text[:12] + "…"
+
+
+def json_number(value: object) -> object:
+    """JSON has no NaN/Inf: write them as strings, keep everything else."""
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+# -- the measurements (pure functions over arrays) ------------------------------------------
+
+
+def max_abs_error(a: np.ndarray, r: np.ndarray) -> float:
+    """Largest absolute element-wise difference (NaN if either side holds NaN)."""
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(r, np.float64))
+    return float(d.max()) if d.size else 0.0
+
+
+def mean_abs_error(a: np.ndarray, r: np.ndarray) -> float:
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(r, np.float64))
+    return float(d.mean()) if d.size else 0.0
+
+
+def cosine_similarity(a: np.ndarray, r: np.ndarray) -> float:
+    """Mean over samples of the per-sample cosine similarity of rows of ``[N, C]`` arrays.
+
+    Two all-zero rows count as identical (1.0); a zero row against a non-zero row as 0.
+    Computed in float64, where the product of two float32 norms cannot underflow.
+    """
+    a64 = np.asarray(a, np.float64).reshape(len(a), -1)
+    r64 = np.asarray(r, np.float64).reshape(len(r), -1)
+    if not len(a64):
+        return 1.0
+    norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(r64, axis=1)
+    both_zero = ~a64.any(axis=1) & ~r64.any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms == 0, 0.0, (a64 * r64).sum(axis=1) / norms)  # NaN stays NaN
+    cos = np.where(both_zero, 1.0, cos)
+    return float(np.clip(cos, -1.0, 1.0).mean())
+
+
+def top1_agreement(a: np.ndarray, r: np.ndarray) -> float:
+    """Fraction of samples whose argmax class matches the reference's."""
+    if not len(a):
+        return 1.0
+    return float(np.mean(np.argmax(a, axis=1) == np.argmax(r, axis=1)))
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    if not len(logits):
+        return 0.0
+    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+
+
+def nonfinite_count(outputs: Mapping[str, np.ndarray]) -> int:
+    """Number of NaN or Inf values over every named output."""
+    return int(sum(np.size(v) - np.count_nonzero(np.isfinite(v)) for v in outputs.values()))
+
+
+def probability_sum_error(probabilities: np.ndarray) -> float:
+    """Largest ``|sum over classes - 1|`` over samples."""
+    p = np.asarray(probabilities, np.float64)
+    if not len(p):
+        return 0.0
+    return float(np.abs(p.sum(axis=1) - 1.0).max())
+
+
+# -- one artifact against the reference -------------------------------------------------------
+
+
+def compare_outputs(
+    candidate: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    tol: Tolerance,
+    *,
+    batch1: Mapping[str, np.ndarray] | None = None,
+) -> list[Metric]:
+    """All parity metrics of ``candidate`` against ``reference`` (same inputs, same order).
+
+    ``batch1`` holds the candidate's outputs for the first ``len(batch1[logits])``
+    samples run one at a time (batch invariance); omitted, that check is skipped.
+    Missing or misshapen outputs become failed metrics, never exceptions.
+    """
+    metrics: list[Metric] = []
+    missing = sorted(set(reference) - set(candidate))
+    metrics.append(
+        Metric.check("outputs", "missing " + ", ".join(missing) if missing else "ok", "ok", "==",
+                     detail=f"candidate has {sorted(candidate)}, reference has {sorted(reference)}" if missing else "")
+    )
+    bad_shape = [
+        f"{k} {list(np.shape(candidate[k]))} vs {list(np.shape(reference[k]))}"
+        for k in sorted(set(reference) & set(candidate))
+        if np.shape(candidate[k]) != np.shape(reference[k])
+    ]
+    metrics.append(Metric.check("output_shapes", "; ".join(bad_shape) or "ok", "ok", "=="))
+    metrics.append(Metric.check("nonfinite", nonfinite_count(candidate), 0, "=="))
+    if missing or bad_shape or LOGITS not in reference:
+        return metrics
+
+    a, r = candidate[LOGITS], reference[LOGITS]
+    bounded = lambda name, value, op: Metric.check(name, value, tol.bound(name), op)  # noqa: E731
+    metrics.append(bounded("max_abs_error", max_abs_error(a, r), "<="))
+    metrics.append(bounded("mean_abs_error", mean_abs_error(a, r), "<="))
+    metrics.append(bounded("cosine", cosine_similarity(a, r), ">="))
+    metrics.append(bounded("top1_agreement", top1_agreement(a, r), ">="))
+    acc, ref_acc = accuracy(a, labels), accuracy(r, labels)
+    metrics.append(Metric.check("accuracy", acc, None, INFO))
+    metrics.append(bounded("accuracy_drop", ref_acc - acc, "<="))
+    if PROBABILITIES in candidate:
+        metrics.append(bounded("probability_sum", probability_sum_error(candidate[PROBABILITIES]), "<="))
+    if batch1 is not None and LOGITS in batch1:
+        b = batch1[LOGITS]
+        metrics.append(bounded("batch_invariance", max_abs_error(b, a[: len(b)]), "<="))
+    return metrics
+
+
+def compare_exact(candidate: Mapping[str, np.ndarray], binding: Mapping[str, np.ndarray], name: str = "binding_max_abs_diff") -> Metric:
+    """Max abs difference over every shared output; two runs of the same engine must agree exactly."""
+    shared = sorted(set(candidate) & set(binding))
+    if not shared or any(np.shape(candidate[k]) != np.shape(binding[k]) for k in shared):
+        return Metric.check(name, "outputs differ in names or shapes", "same", "==")
+    diffs = [max_abs_error(candidate[k], binding[k]) for k in shared]
+    worst = math.nan if any(math.isnan(d) for d in diffs) else max(diffs)
+    return Metric.check(name, worst, 0.0, "<=")

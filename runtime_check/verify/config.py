@@ -1,0 +1,55 @@
+"""What ``edgefm verify`` does: ``CheckConfig``, validated where it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgefm.core.contract import DEFAULT_ARTIFACTS
+from edgefm.core.errors import ConfigError
+from edgefm.core.options import positive_float, positive_int
+from runtime_check.verify.tolerances import check_bound
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """What ``edgefm verify`` does."""
+
+    artifacts: Path = DEFAULT_ARTIFACTS
+    samples: int | None = None  # None: the whole test split
+    batch_size: int = 1000
+    invariance_samples: int = 64
+    only: tuple[str, ...] = ()
+    atol: dict[str, float] = field(default_factory=dict)
+    min_top1: dict[str, float] = field(default_factory=dict)
+    #: artifact name -> metric -> bound (``--bound NAME.METRIC=VALUE``); None makes the metric informational
+    bounds: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    report: Path | None = None
+    html: Path | None = None
+    native: bool = False
+    data_dir: Path | None = None
+    verify_data: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "artifacts", Path(self.artifacts))
+        if self.samples is not None:
+            positive_int(self.samples, "--samples")
+        positive_int(self.batch_size, "--batch-size")
+        positive_int(self.invariance_samples, "invariance_samples")
+        for name, v in self.atol.items():
+            positive_float(v, f"--atol {name}")
+        for name, v in self.min_top1.items():
+            f = positive_float(v, f"--min-top1 {name}")
+            if f > 1:
+                raise ConfigError(f"--min-top1 {name}={v}: a fraction between 0 and 1 is expected (e.g. 0.99).")
+        for name, per_metric in self.bounds.items():
+            for metric, v in per_metric.items():
+                check_bound(name, metric, v)
+        set_(self, "only", tuple(self.only))
+        for attr in ("report", "html", "data_dir"):
+            v = getattr(self, attr)
+            if v is not None:
+                set_(self, attr, Path(v))
+

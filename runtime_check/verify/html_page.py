@@ -1,0 +1,531 @@
+"""``verify-report.html``: the verification report as one self-contained page.
+
+``render_html(report)`` turns a ``ParityReport`` into a single HTML document a
+reviewer can open offline, attach to a ticket or archive with the artifacts:
+
+- the pass/fail table: every artifact, every check, its value and its bound,
+  failed cells highlighted, and the list of failures;
+- sizes (bytes per artifact) and latencies (the per-image times verify measured
+  while it ran: the large-batch pass and the batch-1 invariance pass);
+- the training curves from the manifest's history (or ``training_curves.png``);
+- per artifact: a histogram of ``|candidate - TF|`` over every logit (log-scale
+  counts), the confusion matrix with the cells that differ from TF's marked, and
+  the test images where its top-1 differs from TF's, labelled with both
+  predictions.
+
+Everything is inline: charts are PNGs drawn by matplotlib (``Figure`` with the
+Agg canvas, no pyplot state, no display) and embedded as ``data:`` URIs, the
+confusion matrices are HTML tables, the styles and the one script are inline,
+and a Content-Security-Policy forbids every fetch, so the page never touches
+the network. The script sets ``data-images-loaded`` / ``data-images-total`` on
+``<body>`` once the page has loaded, so a headless browser can prove every
+image decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgefm.core.errors import ConfigError
+from edgefm.core.fileio import atomic_write_text
+from runtime_check.verify.compare import ArtifactResult, Metric, format_value
+from runtime_check.verify.report import COLUMNS, ArtifactDetail, ParityReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: the curves train writes beside the manifest (edgefm.train.CURVES_NAME), used when the history is missing
+CURVES_NAME = "training_curves.png"
+#: pixel upscale of the 28x28 test images
+IMAGE_ZOOM = 3
+DPI = 100
+#: every check in table order; metrics not listed here follow in the order they appear
+HTML_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("checksum", "checksum"),
+    ("outputs", "outputs"),
+    ("output_shapes", "shapes"),
+    *[(k, h) for k, h in COLUMNS if k != "checksum"],
+)
+_OPS = {"<=": "≤", ">=": "≥", "==": "="}
+_COLOURS = {"candidate": "#1f77b4", "reference": "#7f7f7f", "batch1": "#ff7f0e", "fail": "#d62728"}
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1f23;background:#fff}
+main{max-width:1240px;margin:0 auto;padding:16px 24px 48px}
+h1{margin:.2em 0 .1em;font-size:26px} h2{margin:1.6em 0 .4em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+h3{margin:1.2em 0 .3em} .muted{color:#586069} code{font-size:90%;background:#f3f4f6;padding:0 3px;border-radius:3px}
+.banner{display:inline-block;padding:2px 12px;border-radius:4px;color:#fff;font-weight:700}
+.banner.pass,.badge.pass{background:#2da44e} .banner.fail,.badge.fail{background:#cf222e}
+.badge{color:#fff;font-size:12px;font-weight:700;padding:1px 7px;border-radius:3px;vertical-align:middle}
+table.checks{border-collapse:collapse;font-size:12.5px;margin:.4em 0;width:100%}
+.scroll{overflow-x:auto}
+table.checks th,table.checks td{border:1px solid #d0d7de;padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}
+table.checks thead th:first-child{text-align:left}
+table.checks th{background:#f6f8fa;font-weight:600} table.checks th[scope=row]{text-align:left;white-space:nowrap}
+table.checks td.res{text-align:center;font-weight:700}
+table.checks td.pass.res{color:#1a7f37} td.fail{background:#ffebe9;color:#a40e26;font-weight:700}
+table.checks td .b{display:block;font-size:11px;font-weight:400;color:#57606a;white-space:nowrap}
+table.checks td.info{color:#57606a} table.checks tr.reference{background:#f6f8fa} tr.error td{text-align:left;color:#a40e26;background:#fff8f7;white-space:normal}
+ul.failures li{color:#a40e26;margin:.2em 0} p.fail{color:#a40e26}
+.charts img{max-width:100%;height:auto;display:block}
+.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start} .hist{width:480px}
+table.cm caption{text-align:left;font-size:12px;padding-bottom:4px}
+section.artifact{border:1px solid #d0d7de;border-radius:6px;padding:4px 16px 12px;margin:16px 0}
+section.artifact.failed{border-color:#cf222e;border-width:2px}
+table.cm{border-collapse:collapse;font-size:11px}
+table.cm td{width:34px;height:22px;text-align:center;border:1px solid #eee}
+table.cm th{font-weight:400;font-size:11px;padding:0 4px;text-align:right;white-space:nowrap}
+table.cm thead th{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;padding:4px 0;height:80px;vertical-align:bottom}
+table.cm td.diff{outline:2px solid #cf222e;outline-offset:-2px;font-weight:700}
+.grid{display:flex;flex-wrap:wrap;gap:10px}
+figure.d{margin:0;width:112px;font-size:11px;line-height:1.3}
+figure.d img{display:block;width:84px;height:84px;image-rendering:pixelated;border:1px solid #ccc}
+figure.d .tf{color:#57606a} figure.d .cand{color:#a40e26;font-weight:600;overflow-wrap:anywhere}
+details{margin:.6em 0} table.kv td{padding:0 12px 0 0;font-size:13px}
+"""
+
+# After load, count the images that decoded (naturalWidth > 0): a headless browser reads the result from <body>.
+_SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.setAttribute('data-images-total', String(imgs.length));
+  document.body.setAttribute('data-images-loaded', String(ok.length));
+});
+"""
+
+# Nothing may be fetched: images only from data: URIs, styles and the script inline.
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+
+def write_html(report: ParityReport, path: Path) -> Path:
+    """Render ``report`` and write it to ``path`` atomically; the report remembers where."""
+    path = Path(path)
+    page = render_html(report)
+    try:
+        atomic_write_text(path, page)
+    except OSError as e:
+        raise ConfigError(
+            f"Cannot write the HTML report {path}: {e.strerror or e}. Pass --html with a writable path, or --no-html."
+        ) from e
+    report.html_path = path
+    return path
+
+
+def render_html(report: ParityReport) -> str:
+    """The whole page as one string (see the module docstring for what it holds)."""
+    esc = html.escape
+    status = "PASSED" if report.passed else "FAILED"
+    ref = report.reference
+    inputs = report.inputs
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>edgefm verify: {status}</title><style>{_CSS}</style></head>",
+        f'<body data-status="{status}"><main>',
+        f'<h1>edgefm verify <span class="banner {"pass" if report.passed else "fail"}" id="status">{status}</span></h1>',
+        '<p class="muted">',
+        f"{len(report.artifacts)} artifacts against the TensorFlow reference <code>{esc(str(ref.get('path', '')))}</code> "
+        f"(accuracy {esc(format_value('accuracy', ref.get('accuracy')))}) on {esc(str(inputs.get('count')))} images "
+        f"of the {esc(str(inputs.get('split', '')))} split from index {esc(str(inputs.get('first_index', 0)))} "
+        f"(sha256 <code>{esc(str(inputs.get('sha256', ''))[:12])}…</code>)."
+        + (f" JSON report: <code>{esc(str(report.path))}</code>." if report.path else "")
+        + "</p>",
+        "<h2>Checks</h2>",
+        _checks_table(report),
+        _failures(report),
+        '<h2>Size and latency</h2><div class="charts">',
+        _img(_png(_size_latency_figure(report)), "sizes and latencies"),
+        '</div><p class="muted">Latency: wall time per image measured by this verify run, one pass each, '
+        f"including Python and copying: the whole input set in batches of {esc(str(_large_batch(report)))} "
+        f"divided by the number of images, and {esc(str(inputs.get('invariance_samples', '?')))} single-image "
+        "calls (the batch-1 invariance check) divided by their number. Use <code>edgefm benchmark</code> for "
+        "percentiles.</p>",
+        "<h2>Training</h2>",
+        _training_section(report),
+        "<h2>Per artifact</h2>",
+        *[_artifact_section(report, a) for a in report.artifacts],
+        _versions(report),
+        f"</main><script>{_SCRIPT}</script></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def _columns(artifacts: Sequence[ArtifactResult]) -> list[tuple[str, str]]:
+    present = {m.name for a in artifacts for m in a.metrics}
+    known = [(k, h) for k, h in HTML_COLUMNS if k in present]
+    names = {k for k, _ in HTML_COLUMNS}
+    extra = dict.fromkeys(m.name for a in artifacts for m in a.metrics if m.name not in names)
+    return known + [(k, k) for k in extra]
+
+
+def _metric_cell(m: Metric | None, error: bool) -> str:
+    esc = html.escape
+    if m is None:
+        return '<td class="info">' + ("not run" if error else "–") + "</td>"
+    if m.name == "checksum":
+        text = "match" if m.passed else ("missing" if m.value == "missing" else "changed")
+        return f'<td class="{"pass" if m.passed else "fail"}" title="{esc(str(m.detail or m.value))}">{text}</td>'
+    value = esc(format_value(m.name, m.value))
+    title = f' title="{esc(m.detail)}"' if m.detail else ""
+    if m.informational:
+        return f'<td class="info"{title}>{value}</td>'
+    bound = f"{_OPS.get(m.op, m.op)} {format_value(m.name, m.bound)}"
+    return f'<td class="{"pass" if m.passed else "fail"}"{title}>{value}<span class="b">{esc(bound)}</span></td>'
+
+
+def _checks_table(report: ParityReport) -> str:
+    esc = html.escape
+    cols = _columns(report.artifacts)
+    head = "".join(f'<th scope="col">{esc(h)}</th>' for _, h in cols)
+    # The reference first: its own checks (checksum, batch invariance) and the accuracy the others are held to.
+    ref = report.reference
+    ref_metrics = {m.name: m for m in report.reference_metrics}
+    if isinstance(ref.get("accuracy"), float):
+        ref_metrics.setdefault("accuracy", Metric.check("accuracy", ref["accuracy"], None, "info"))
+    ref_ok = all(m.passed for m in report.reference_metrics)
+    rows = [
+        f'<tr class="reference" data-reference="{esc(str(ref.get("name", "")))}"><th scope="row">'
+        f'{esc(str(ref.get("name", "reference")))} <span class="muted">(reference)</span></th>'
+        f'<td>{esc(str(ref.get("runtime", "tensorflow")))}</td>'
+        f'<td class="res {"pass" if ref_ok else "fail"}">{"REF" if ref_ok else "FAIL"}</td>'
+        + "".join(_metric_cell(ref_metrics.get(k), False) if k in ref_metrics else '<td class="info"></td>' for k, _ in cols)
+        + "</tr>"
+    ]
+    for a in report.artifacts:
+        by = {m.name: m for m in a.metrics}
+        res = "PASS" if a.passed else "FAIL"
+        cells = "".join(_metric_cell(by.get(k), a.error is not None) for k, _ in cols)
+        rows.append(
+            f'<tr data-artifact="{esc(a.name)}" data-result="{res}"><th scope="row">'
+            f'<a href="#a-{esc(a.name)}">{esc(a.name)}</a></th><td>{esc(a.runtime)}</td>'
+            f'<td class="res {res.lower()}">{res}</td>{cells}</tr>'
+        )
+        if a.error:
+            rows.append(f'<tr class="error"><td colspan="{len(cols) + 3}">{esc(a.name)} could not run: {esc(a.error)}</td></tr>')
+    return (
+        '<div class="scroll"><table class="checks" id="checks"><thead><tr><th scope="col">artifact</th><th scope="col">runtime</th>'
+        f'<th scope="col">result</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+        '<p class="muted">Each cell: the measured value, and under it the bound it is held to; cells without a '
+        "bound are informational. Accuracy drop = reference accuracy − artifact accuracy.</p>"
+    )
+
+
+def _failures(report: ParityReport) -> str:
+    failures = report.failures()
+    if not failures:
+        return f'<p id="failures">All {len(report.artifacts)} artifacts pass every check.</p>'
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in failures)
+    return f'<h3>Failures</h3><ul class="failures" id="failures">{items}</ul>'
+
+
+# -- charts -------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A matplotlib figure on the Agg canvas, outside pyplot (no global state, no display)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI)
+
+
+def _plain_formatter() -> Any:
+    """Tick labels as plain text (``1``, ``100``, ``1e+04``) instead of mathtext powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:g}")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version string or URL in the file
+    return buf.getvalue()
+
+
+def _img(png: bytes, alt: str, *, cls: str = "", width: int | None = None, height: int | None = None) -> str:
+    size = (f' width="{width}"' if width else "") + (f' height="{height}"' if height else "")
+    klass = f' class="{cls}"' if cls else ""
+    return (
+        f'<img{klass}{size} alt="{html.escape(alt)}" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+    )
+
+
+def _large_batch(report: ParityReport) -> int:
+    count, batch = report.inputs.get("count"), report.inputs.get("batch_size")
+    if isinstance(count, int) and isinstance(batch, int):
+        return min(count, batch)
+    return batch if isinstance(batch, int) else 0
+
+
+def _per_image_us(timings: dict[str, Any], key: str, n: object) -> float:
+    t = timings.get(key)
+    if not isinstance(t, (int, float)) or not isinstance(n, int) or n <= 0:
+        return 0.0
+    return 1e6 * float(t) / n
+
+
+def _size_latency_figure(report: ParityReport) -> Figure:
+    """Two panels: bytes per distinct artifact file (the SavedModel included), and µs per image."""
+    ref_name = f"{report.reference.get('name', 'savedmodel')} (TF)"
+    sizes: list[tuple[str, int, bool]] = []
+    if isinstance(report.reference.get("bytes"), int):
+        sizes.append((ref_name, report.reference["bytes"], True))
+    seen: set[str] = set()
+    for a in report.artifacts:
+        if a.name in report.sizes and a.path not in seen:  # a native run shares its file with the binding's
+            seen.add(a.path)
+            sizes.append((a.name, report.sizes[a.name], False))
+    n, n1 = report.inputs.get("count"), report.inputs.get("invariance_samples")
+    lat = [(ref_name, report.reference.get("timings", {}), True)] + [(a.name, a.timings, False) for a in report.artifacts]
+
+    rows = max(len(sizes), len(lat), 1)
+    fig = _figure(12, 1.15 + 0.32 * rows)
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"wspace": 0.55})
+    y = np.arange(len(sizes))
+    kb = [s / 1024 for _, s, _ in sizes]
+    ax1.barh(y, kb, color=[_COLOURS["reference" if r else "candidate"] for *_, r in sizes])
+    for yi, v in zip(y, kb):
+        ax1.text(v, yi, f" {v:,.1f}", va="center", fontsize=8)
+    ax1.set_yticks(y, [s[0] for s in sizes], fontsize=9)
+    ax1.invert_yaxis()
+    ax1.set_xlabel("size (KiB)")
+    ax1.set_title("size on disk", fontsize=10)
+    ax1.set_xlim(0, max(kb, default=1) * 1.25 or 1)
+
+    y = np.arange(len(lat))
+    big = [_per_image_us(t, "infer", n) for _, t, _ in lat]
+    one = [_per_image_us(t, "batch1", n1) for _, t, _ in lat]
+    h = 0.4
+    ax2.barh(y - h / 2, big, h, color=_COLOURS["candidate"], label=f"batch {_large_batch(report)}")
+    ax2.barh(y + h / 2, one, h, color=_COLOURS["batch1"], label="batch 1")
+    for yi, b, o in zip(y, big, one):
+        ax2.text(b, yi - h / 2, f" {b:,.1f}" if b else " –", va="center", fontsize=7)
+        ax2.text(o, yi + h / 2, f" {o:,.1f}" if o else " –", va="center", fontsize=7)
+    ax2.set_yticks(y, [name for name, *_ in lat], fontsize=9)
+    ax2.invert_yaxis()
+    ax2.set_xscale("symlog", linthresh=1.0)
+    ax2.minorticks_off()
+    ax2.xaxis.set_major_formatter(_plain_formatter())
+    ax2.set_xlim(0, max(big + one, default=1) * 4 or 1)
+    ax2.set_xlabel("µs per image (log scale)")
+    ax2.set_title("latency measured during verify", fontsize=10)
+    # Below the axes, where no bar can run into it.
+    fig.legend(*ax2.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.78, 0.0), ncols=2,
+               fontsize=8, frameon=False)
+    for ax in (ax1, ax2):
+        ax.grid(axis="x", alpha=0.3)
+    fig.subplots_adjust(left=0.13, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.8 / fig.get_figheight())
+    return fig
+
+
+def _training_section(report: ParityReport) -> str:
+    history = [h for h in report.training.get("history", []) if isinstance(h, dict)]
+    keys = ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy")
+    usable = [h for h in history if all(isinstance(h.get(k), (int, float)) for k in keys)]
+    t = report.training
+    facts = ", ".join(
+        f"{label} {value}"
+        for label, value in (
+            ("model", t.get("model")),
+            ("epochs", t.get("epochs")),
+            ("batch size", t.get("batch_size")),
+            ("learning rate", t.get("learning_rate")),
+            ("test accuracy", format_value("accuracy", t.get("test_accuracy")) if t.get("test_accuracy") is not None else None),
+        )
+        if value is not None
+    )
+    text = f'<p class="muted">{html.escape(facts)}.</p>' if facts else ""
+    if usable:
+        return '<div class="charts" id="training">' + _img(_png(_curves_figure(usable)), "training curves") + "</div>" + text
+    curves = report.artifacts_dir / CURVES_NAME if report.artifacts_dir else None
+    if curves is not None and curves.is_file():
+        return (
+            '<div class="charts" id="training">' + _img(curves.read_bytes(), "training curves") + "</div>"
+            f'<p class="muted">From {html.escape(str(curves))} (the manifest holds no per-epoch history).</p>' + text
+        )
+    return ('<p id="training">The manifest holds no per-epoch training history and there is no '
+            f"{CURVES_NAME} beside it (a SavedModel not trained by <code>edgefm train</code>).</p>" + text)
+
+
+def _curves_figure(history: list[dict[str, Any]]) -> Figure:
+    epochs = [h["epoch"] for h in history]
+    fig = _figure(10, 3.2)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax1.plot(epochs, [h["test_loss"] for h in history], "s--", label="test")
+    ax1.set(title="loss", xlabel="epoch")
+    ax2.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-", label="train")
+    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], "s--", label="test")
+    ax2.set(title="accuracy (%)", xlabel="epoch")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.9, bottom=0.16, wspace=0.2)
+    return fig
+
+
+# -- one artifact -------------------------------------------------------------------------------
+
+
+def _artifact_section(report: ParityReport, a: ArtifactResult) -> str:
+    esc = html.escape
+    res = "PASS" if a.passed else "FAIL"
+    head = (
+        f'<section class="artifact{"" if a.passed else " failed"}" id="a-{esc(a.name)}" data-artifact="{esc(a.name)}">'
+        f'<h3>{esc(a.name)} <span class="badge {res.lower()}">{res}</span> '
+        f'<span class="muted">{esc(a.runtime)} · <code>{esc(a.path)}</code></span></h3>'
+    )
+    detail = report.details.get(a.name)
+    if detail is None:
+        why = f"could not run: {a.error}" if a.error else "no outputs to compare"
+        return head + f'<p class="fail">{esc(why)}</p></section>'
+    fails = [m.describe() for m in a.failures]
+    failed = f'<p class="fail">{esc("; ".join(fails))}</p>' if fails else ""
+    return (
+        head + failed + '<div class="row">'
+        + _error_histogram(a, detail)
+        + "<div>" + _confusion_table(report, a.name, detail) + "</div></div>"
+        + _disagreements(report, a.name, detail)
+        + "</section>"
+    )
+
+
+def _error_histogram(a: ArtifactResult, d: ArtifactDetail) -> str:
+    total = int(d.error_counts.sum())
+    bound = next((m for m in a.metrics if m.name == "max_abs_error"), None)
+    bound_text = (
+        f"bound {_OPS.get(bound.op, bound.op)} {format_value(bound.name, bound.bound)}"
+        if bound is not None and not bound.informational else "no bound on the largest error for this variant"
+    )
+    caption = (
+        f'<p class="muted">|{html.escape(a.name)} − TF| over {total:,} logits: largest '
+        f"{format_value('max_abs_error', d.max_error)} ({html.escape(bound_text)}).</p>"
+    )
+    if d.max_error == 0:
+        return f'<div class="hist"><p><b>Every one of the {total:,} logits equals TF\'s exactly.</b></p>{caption}</div>'
+    fig = _figure(4.8, 2.8)
+    ax = fig.add_axes((0.17, 0.17, 0.79, 0.76))  # room for 6-digit tick labels and the y label
+    ax.stairs(d.error_counts, d.error_edges, fill=True, color=_COLOURS["fail" if not a.passed else "candidate"])
+    ax.set_yscale("log")
+    ax.set_ylim(0.7, max(float(d.error_counts.max()), 1.0) * 2)
+    ax.set_xlim(0, d.max_error)
+    # The bound as a line only where it can be seen (a bound far left of every error sits on the axis).
+    if (bound is not None and not bound.informational and isinstance(bound.bound, (int, float))
+            and 0.02 * d.max_error <= bound.bound <= d.max_error):
+        ax.axvline(float(bound.bound), color=_COLOURS["fail"], ls="--", lw=1, label="bound")
+        ax.legend(fontsize=8)
+    ax.set_xlabel(f"|{a.name} − TF| per logit", fontsize=9)
+    ax.set_ylabel("logits (log scale)", fontsize=9)
+    ax.tick_params(labelsize=8)
+    # Plain-text tick labels and no minor ticks: mathtext "10^k" labels and log-axis minor
+    # ticks cost more to lay out than the rest of the plot.
+    ax.minorticks_off()
+    ax.yaxis.set_major_formatter(_plain_formatter())
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+    ax.grid(alpha=0.3)
+    return '<div class="hist">' + _img(_png(fig), f"histogram of the logit errors of {a.name}", width=480, height=280) + caption + "</div>"
+
+
+def _confusion_table(report: ParityReport, name: str, d: ArtifactDetail) -> str:
+    """True label x predicted class, shaded per row; cells whose count differs from TF's are outlined."""
+    esc = html.escape
+    cm = d.confusion
+    ref = report.reference_confusion
+    names = _class_names(report, cm.shape[0])
+    head = "".join(f'<th scope="col">{esc(n)}</th>' for n in names)
+    rows = []
+    for i, row in enumerate(cm):
+        total = max(int(row.sum()), 1)
+        cells = []
+        for j, v in enumerate(row):
+            share = v / total
+            colour = (f"rgba(31,119,180,{0.08 + 0.8 * share:.2f})" if i == j else
+                      f"rgba(214,39,40,{min(0.85, 3 * share):.2f})" if v else "transparent")
+            diff = ref is not None and ref.shape == cm.shape and int(ref[i, j]) != int(v)
+            title = f"true {names[i]}, predicted {names[j]}: {int(v)}" + (f" (TF: {int(ref[i, j])})" if ref is not None and ref.shape == cm.shape else "")
+            klass = ' class="diff"' if diff else ""
+            cells.append(f'<td{klass} style="background:{colour}" title="{esc(title)}">{int(v)}</td>')
+        rows.append(f'<tr><th scope="row">{esc(names[i])}</th>{"".join(cells)}</tr>')
+    changed = int((ref != cm).sum()) if ref is not None and ref.shape == cm.shape else None
+    note = (
+        "" if changed is None else
+        f" {changed} cell{'s' if changed != 1 else ''} differ from TF's matrix (outlined)." if changed else
+        " Identical to TF's matrix."
+    )
+    return (
+        f'<table class="cm" data-artifact="{esc(name)}"><caption class="muted">confusion matrix: rows true label, '
+        f'columns {esc(name)}\'s prediction</caption><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<p class="muted">{esc(note.strip())}</p>'
+    )
+
+
+def _class_names(report: ParityReport, n: int) -> list[str]:
+    names = list(report.class_names)
+    return names[:n] + [str(i) for i in range(len(names), n)]
+
+
+def _disagreements(report: ParityReport, name: str, d: ArtifactDetail) -> str:
+    esc = html.escape
+    count = report.inputs.get("count")
+    of = f" of {count:,}" if isinstance(count, int) else ""
+    if d.disagreements == 0:
+        return f'<p class="disagreements" data-count="0">Top-1 equals TF\'s on all{of} images.</p>'
+    names = _class_names(report, d.confusion.shape[0])
+    share = f" ({100 * d.disagreements / count:.2f}%)" if isinstance(count, int) and count else ""
+    shown = [i for i in d.shown.tolist() if i in report.images]
+    intro = (
+        f'<p class="disagreements" data-count="{d.disagreements}" data-shown="{len(shown)}"><b>{d.disagreements:,}</b>{of} '
+        f"images{share} where {esc(name)}'s top-1 differs from TF's"
+        + (f"; the {len(shown)} where TF was most sure are shown" if len(shown) < d.disagreements else "")
+        + ".</p>"
+    )
+    figs = []
+    for i, tf_c, c, y in zip(d.shown.tolist(), d.shown_reference, d.shown_candidate, d.shown_label):
+        if i not in report.images:
+            continue
+        tf_name, c_name, y_name = names[int(tf_c)], names[int(c)], names[int(y)]
+        alt = f"TF: {tf_name} / {name}: {c_name}"
+        figs.append(
+            f'<figure class="d" data-index="{i}">'
+            + _img(_upscaled_png(report.images[i]), alt, width=84, height=84)
+            + f'<figcaption><span class="tf">TF: {esc(tf_name)}</span><br><span class="cand">{esc(name)}: {esc(c_name)}</span>'
+            f'<br><span class="muted">#{i} · true: {esc(y_name)}</span></figcaption></figure>'
+        )
+    return intro + f'<div class="grid">{"".join(figs)}</div>'
+
+
+def _upscaled_png(image: np.ndarray) -> bytes:
+    """A uint8 grayscale image as PNG, each pixel a square of ``IMAGE_ZOOM`` pixels."""
+    from PIL import Image
+
+    arr = np.asarray(image, np.uint8)
+    pic = Image.fromarray(arr.reshape(arr.shape[0], -1))  # 2-D uint8: mode "L"
+    pic = pic.resize((pic.width * IMAGE_ZOOM, pic.height * IMAGE_ZOOM), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _versions(report: ParityReport) -> str:
+    esc = html.escape
+    host = {f"cpu {k}": " ".join(v) if isinstance(v, list) else v for k, v in report.host.items()}
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in [*host.items(), *sorted(report.versions.items())])
+    timings = "".join(f"<tr><td>{esc(k)}</td><td>{v:.2f} s</td></tr>" for k, v in report.timings.items() if isinstance(v, (int, float)))
+    return (
+        "<details><summary>host, versions and timings</summary><div class=\"row\">"
+        f'<table class="kv">{rows}</table><table class="kv">{timings}</table></div></details>'
+    )

@@ -1,0 +1,171 @@
+"""Default parity tolerances, per variant, as data.
+
+Keyed by ``(format, quantization)``; ``"*"`` as the format matches any format, so a
+future ONNX float16 or int8 export gets the same bounds as its TFLite twin.
+Every bounded metric can be overridden per artifact with one option,
+``--bound NAME.METRIC=VALUE`` (``VALUE`` ``info`` makes it informational);
+``--atol NAME=VALUE`` and ``--min-top1 NAME=VALUE`` are its short forms for
+``max_abs_error`` and ``top1_agreement``. ``BOUNDED_METRICS`` is the one registry
+of which metric each bound belongs to.
+
+Where the numbers come from: six real Fashion-MNIST models (the reference MLP,
+784-20-10, trained 5 epochs with seeds 0-3 and by ``edgefm train``, and the CNN
+trained 2 epochs), each exported to every variant and run on the full
+10,000-image test split. Worst case measured over those runs, then the bound
+chosen (max |dlogit| 1e-4 for float32 is 5x the worst seen, 3e-2 for float16 4.5x):
+
+================  ============  =============  ==========  ========  =========
+variant           max |dlogit|  mean |dlogit|  top-1 agr.  acc. chg  max bound
+================  ============  =============  ==========  ========  =========
+float32 (TFLite)  1.8e-5        1.5e-6         100%        0         1e-4
+float32 (ONNX)    1.6e-5        9.6e-7         100%        0         1e-4
+float16           6.7e-3        9.3e-4         99.97%      +0.01 pt  3e-2
+dynamic range     0.10          1.5e-2         99.75%      -0.09 pt  0.5
+int8 (TFLite)     8.2           4.5e-2         99.01%      -0.28 pt  (info)
+int8 (ONNX, QDQ)  8.2           6.3e-2         98.76%      -0.41 pt  (info)
+================  ============  =============  ==========  ========  =========
+
+Quantized int8 logits can differ from TF by several units where the calibration
+range clips them, so int8 is judged by top-1 agreement, accuracy drop, the mean
+error and cosine, and its max logit error is only reported. Batch-1 versus
+large-batch outputs were bit-identical in every runtime; the int8 probabilities
+(an int8 tensor with scale 1/256) sum to 1 within 0.012.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from edgefm.core.errors import ConfigError, UsageError
+
+
+@dataclass(frozen=True)
+class BoundedMetric:
+    """A metric that has a bound: the Tolerance field that holds it, and the values that make sense."""
+
+    field: str
+    low: float  # smallest bound that can be asked for
+    high: float  # largest
+
+
+#: metric name (as in reports) -> where its bound lives. Metrics not listed here
+#: (checksum, outputs, output_shapes, nonfinite, binding_max_abs_diff) are exact and cannot be loosened.
+BOUNDED_METRICS: dict[str, BoundedMetric] = {
+    "max_abs_error": BoundedMetric("max_abs", 0.0, math.inf),
+    "mean_abs_error": BoundedMetric("mean_abs", 0.0, math.inf),
+    "cosine": BoundedMetric("min_cosine", -1.0, 1.0),
+    "top1_agreement": BoundedMetric("min_top1", 0.0, 1.0),
+    "accuracy_drop": BoundedMetric("max_accuracy_drop", -1.0, 1.0),
+    "batch_invariance": BoundedMetric("batch_invariance", 0.0, math.inf),
+    "probability_sum": BoundedMetric("probability_sum", 0.0, math.inf),
+}
+#: how the CLI spells the per-metric override (named in failure messages)
+BOUND_OPTION = "--bound"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Bounds for one variant. ``None`` makes a metric informational (reported, never failing)."""
+
+    max_abs: float | None  # logits, max over all elements
+    mean_abs: float | None  # logits, mean over all elements
+    min_cosine: float  # mean over samples of the per-sample cosine of the logits
+    min_top1: float  # fraction of samples whose argmax matches TF's
+    max_accuracy_drop: float  # TF accuracy minus candidate accuracy (fraction)
+    batch_invariance: float  # max |logits(batch 1) - logits(large batch)|
+    probability_sum: float  # max |sum(probabilities) - 1|
+
+    def bound(self, metric: str) -> float | None:
+        """The bound of ``metric`` (a name of ``BOUNDED_METRICS``); ``None``: informational."""
+        return getattr(self, BOUNDED_METRICS[metric].field)
+
+    def with_bounds(self, overrides: Mapping[str, float | None]) -> Tolerance:
+        """A copy with the bounds of the named metrics replaced."""
+        return replace(self, **{BOUNDED_METRICS[m].field: v for m, v in overrides.items()})
+
+
+FLOAT32 = Tolerance(
+    max_abs=1e-4, mean_abs=1e-5, min_cosine=0.99999, min_top1=1.0,
+    max_accuracy_drop=0.001, batch_invariance=1e-5, probability_sum=1e-5,
+)
+FLOAT16 = Tolerance(
+    max_abs=3e-2, mean_abs=5e-3, min_cosine=0.9999, min_top1=0.999,
+    max_accuracy_drop=0.005, batch_invariance=1e-3, probability_sum=1e-4,
+)
+DYNAMIC = Tolerance(
+    max_abs=0.5, mean_abs=5e-2, min_cosine=0.999, min_top1=0.98,
+    max_accuracy_drop=0.015, batch_invariance=1e-2, probability_sum=1e-4,
+)
+INT8 = Tolerance(
+    max_abs=None, mean_abs=0.25, min_cosine=0.999, min_top1=0.97,
+    max_accuracy_drop=0.015, batch_invariance=0.5, probability_sum=0.03,
+)
+
+DEFAULT_TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    ("*", "none"): FLOAT32,
+    ("*", "float16"): FLOAT16,
+    ("*", "dynamic"): DYNAMIC,
+    ("*", "int8"): INT8,
+}
+
+
+def default_tolerance(fmt: str, quantization: str, table: Mapping[tuple[str, str], Tolerance] = DEFAULT_TOLERANCES) -> Tolerance:
+    """The bounds for ``(format, quantization)``: an exact entry first, then the any-format one."""
+    for key in ((fmt, quantization), ("*", quantization)):
+        if key in table:
+            return table[key]
+    known = ", ".join(sorted({q for _, q in table}))
+    raise UsageError(
+        f"No parity tolerance for {fmt} artifacts quantized as {quantization!r} (known quantizations: "
+        f"{known}). Re-export with a supported --quantize, or add an entry to runtime_check/tolerances.py."
+    )
+
+
+def tolerance_for(
+    name: str,
+    fmt: str,
+    quantization: str,
+    *,
+    atol: Mapping[str, float] | None = None,
+    min_top1: Mapping[str, float] | None = None,
+    bounds: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> Tolerance:
+    """Default bounds for the variant, with the per-artifact overrides.
+
+    ``bounds`` maps artifact name -> metric -> bound (``--bound``); ``atol`` and
+    ``min_top1`` (``--atol``, ``--min-top1``) are applied first, so ``--bound`` wins.
+    """
+    tol = default_tolerance(fmt, quantization)
+    if atol and name in atol:
+        tol = replace(tol, max_abs=float(atol[name]))
+    if min_top1 and name in min_top1:
+        tol = replace(tol, min_top1=float(min_top1[name]))
+    if bounds and name in bounds:
+        tol = tol.with_bounds(bounds[name])
+    return tol
+
+
+def check_bound(name: str, metric: str, value: float | None) -> None:
+    """A ``--bound NAME.METRIC=VALUE`` that names a known metric with a value in its range, else a ConfigError."""
+    where = f"{BOUND_OPTION} {name}.{metric}"
+    if metric not in BOUNDED_METRICS:
+        raise ConfigError(
+            f"{where}: {metric!r} has no bound to set; metrics with bounds are "
+            f"{', '.join(BOUNDED_METRICS)} (checksum, outputs, NaN/Inf and the native runner's exact match "
+            "with its binding cannot be loosened)."
+        )
+    if value is None:
+        return
+    spec = BOUNDED_METRICS[metric]
+    if not (math.isfinite(value) and spec.low <= value <= spec.high):
+        high = "" if math.isinf(spec.high) else f" and at most {spec.high:g}"
+        raise ConfigError(f"{where}={value}: the bound must be a number of at least {spec.low:g}{high}.")
+
+
+def loosen_hint(artifact: str, metric: str) -> str | None:
+    """The option that would move ``metric``'s bound for ``artifact`` (``name@native`` shares ``name``'s)."""
+    if metric not in BOUNDED_METRICS:
+        return None
+    return f"{BOUND_OPTION} {artifact.split('@', 1)[0]}.{metric}=VALUE"

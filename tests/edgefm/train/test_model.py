@@ -1,0 +1,67 @@
+"""The networks: shapes, parameter counts, initialisation and the serving signature."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from edgefm.core.contract import CLASS_NAMES
+from edgefm.train.config import ModelKind
+from edgefm.train.model import CNN, MLP, build_model, save_model
+
+
+def test_mlp_matches_the_reference_architecture() -> None:
+    m = MLP(hidden_units=20, seed=0)
+    assert m.parameter_count == 784 * 20 + 20 + 20 * 10 + 10 == 15_910
+    assert [tuple(v.shape) for v in (m.w1, m.b1, m.w2, m.b2)] == [(784, 20), (20,), (20, 10), (10,)]
+    assert len(m.trainable_variables) == 4  # tf.Module tracks raw variables (keras.Model would not)
+
+
+def test_hidden_units_changes_the_width() -> None:
+    assert MLP(hidden_units=64).parameter_count == 784 * 64 + 64 + 64 * 10 + 10
+
+
+def test_glorot_uniform_bounds_and_zero_biases() -> None:
+    m = MLP(hidden_units=20, seed=3)
+    limit = math.sqrt(6 / (784 + 20))
+    w1 = m.w1.numpy()
+    assert np.abs(w1).max() <= limit and np.abs(w1).max() > 0.9 * limit
+    assert abs(float(w1.mean())) < 0.01
+    assert not m.b1.numpy().any() and not m.b2.numpy().any()
+
+
+def test_seed_determines_the_initial_weights() -> None:
+    np.testing.assert_array_equal(MLP(seed=1).w1.numpy(), MLP(seed=1).w1.numpy())
+    assert not np.array_equal(MLP(seed=1).w1.numpy(), MLP(seed=2).w1.numpy())
+
+
+@pytest.mark.parametrize("kind", list(ModelKind))
+def test_logits_shape_for_any_batch(kind: ModelKind) -> None:
+    m = build_model(kind, 16, 0)
+    for n in (1, 7):
+        assert m(tf.zeros([n, 28, 28])).shape == (n, 10)
+
+
+def test_cnn_is_small() -> None:
+    assert CNN(hidden_units=32).parameter_count < 100_000
+
+
+def test_savedmodel_serving_signature(tmp_path: Path) -> None:
+    m = MLP(hidden_units=8, seed=0)
+    save_model(m, str(tmp_path))
+    loaded = tf.saved_model.load(str(tmp_path))
+    fn = loaded.signatures["serving_default"]
+    _, kwargs = fn.structured_input_signature
+    assert list(kwargs) == ["images"]
+    assert kwargs["images"].shape.as_list() == [None, 28, 28] and kwargs["images"].dtype == tf.float32
+    assert set(fn.structured_outputs) == {"logits", "probabilities"}
+    x = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
+    out = fn(images=tf.constant(x))
+    np.testing.assert_allclose(out["logits"].numpy(), m(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-6)
+    names = [s.decode() for s in loaded.signatures["labels"]()["class_names"].numpy()]
+    assert names == list(CLASS_NAMES)

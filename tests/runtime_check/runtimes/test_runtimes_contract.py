@@ -1,0 +1,126 @@
+"""One contract for every runtime (TensorFlow, LiteRT, ONNX Runtime) on a tiny exported model.
+
+Same logical I/O (names, dtypes, shapes), bad feeds rejected by the base class
+with a UsageError, batch 1 consistent with batch 37, outputs equal to TF's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.config import ExportConfig
+from edgefm.core.errors import UsageError
+from edgefm.core.manifest import Manifest
+from runtime_check.runtimes.litert_runtime import LiteRTRuntime
+from runtime_check.runtimes.onnx_runtime import OnnxRuntime
+from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+from runtime_check.runtimes.registry import runtime_for
+
+# (id, runtime class, file in the artifacts dir, max |output - TF| allowed)
+CASES = [
+    ("tensorflow", TensorFlowRuntime, "saved_model", 0.0),
+    ("litert-float32", LiteRTRuntime, "model_float32.tflite", 1e-4),
+    ("litert-int8-io", LiteRTRuntime, "model_int8.tflite", 0.1),  # int8 tensors behind float32 I/O
+    ("onnxruntime-float32", OnnxRuntime, "model.onnx", 1e-4),
+    ("onnxruntime-int8", OnnxRuntime, "model_int8.onnx", 0.1),
+]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from export.pipeline import export
+
+    root = tmp_path_factory.mktemp("contract") / "artifacts"
+    shutil.copytree(tiny_artifacts, root)
+    cfg = ExportConfig(artifacts=root, quantize="all", int8_io=True, calibration_samples=64,
+                       data_dir=tiny_data_session[0], verify_data=False, quiet=True)
+    export(Manifest.load(root), cfg)
+    return root
+
+
+@pytest.fixture(scope="module")
+def images(tiny_data_session: tuple[Path, dict[str, str]]) -> np.ndarray:
+    """37 test images from the calibration's distribution (int8 clips inputs far outside it)."""
+    from edgefm.data.fashion_mnist import load_split
+
+    return load_split("test", tiny_data_session[0], verify=False).scaled()[:37]
+
+
+@pytest.fixture(scope="module")
+def tf_outputs(models: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    with TensorFlowRuntime(models / "saved_model") as rt:
+        return rt.infer({"images": images})
+
+
+@pytest.fixture(params=CASES, ids=[c[0] for c in CASES])
+def case(request: pytest.FixtureRequest, models: Path):  # noqa: ANN201
+    _, cls, filename, tol = request.param
+    rt = cls(models / filename)
+    rt.activate()
+    yield rt, tol
+    rt.deactivate()
+
+
+def test_runtime_for_picks_the_class(models: Path) -> None:
+    for _, cls, filename, _ in CASES:
+        assert type(runtime_for(models / filename)) is cls
+
+
+def test_same_io_specs(case: tuple[Runtime, float]) -> None:
+    rt, _ = case
+    assert [(s.name, s.dtype, s.shape) for s in rt.input_specs] == [("images", "float32", [None, 28, 28])]
+    outs = {s.name: (s.dtype, s.shape) for s in rt.output_specs}
+    assert outs == {"logits": ("float32", [None, 10]), "probabilities": ("float32", [None, 10])}
+
+
+def test_bad_feeds_rejected_by_the_base_class(case: tuple[Runtime, float], images: np.ndarray) -> None:
+    rt, _ = case
+    with pytest.raises(UsageError, match=r"inputs \['pixels'\] given, the model takes \['images'\]"):
+        rt.infer({"pixels": images})
+    with pytest.raises(UsageError, match=r"inputs \['extra', 'images'\] given"):
+        rt.infer({"images": images, "extra": images})
+    with pytest.raises(UsageError, match="input 'images' is float64, the model takes float32"):
+        rt.infer({"images": images.astype(np.float64)})
+    with pytest.raises(UsageError, match=r"input 'images' has shape \[37, 28, 27\], the model takes \['N', 28, 28\]"):
+        rt.infer({"images": images[:, :, :27]})
+    with pytest.raises(UsageError, match=r"has shape \[37, 784\]"):
+        rt.infer({"images": images.reshape(37, 784)})
+
+
+def test_inactive_runtime_is_a_usage_error(models: Path, images: np.ndarray) -> None:
+    for _, cls, filename, _ in CASES:
+        rt = cls(models / filename)
+        with pytest.raises(UsageError, match="is not active; call activate"):
+            rt.infer({"images": images})
+
+
+def test_batch_1_matches_batch_37(case: tuple[Runtime, float], images: np.ndarray) -> None:
+    rt, _ = case
+    whole = rt.infer({"images": images})
+    one_by_one = rt.infer_batched({"images": images}, 1)
+    uneven = rt.infer_batched({"images": images}, 10)  # 10, 10, 10, 7: resizes between calls
+    for name in ("logits", "probabilities"):
+        assert whole[name].shape == (37, 10) and whole[name].dtype == np.float32
+        np.testing.assert_allclose(one_by_one[name], whole[name], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(uneven[name], whole[name], rtol=0, atol=1e-6)
+
+
+def test_outputs_match_tensorflow(case: tuple[Runtime, float], images: np.ndarray, tf_outputs: dict[str, np.ndarray]) -> None:
+    rt, tol = case
+    out = rt.infer({"images": images})
+    for name in ("logits", "probabilities"):
+        np.testing.assert_allclose(out[name], tf_outputs[name], rtol=0, atol=tol, err_msg=name)
+    np.testing.assert_array_equal(out["logits"].argmax(1), tf_outputs["logits"].argmax(1))
+
+
+def test_int8_io_model_really_stores_int8(models: Path) -> None:
+    """The litert-int8-io case exercises the base class's quantize/dequantize path, not float I/O."""
+    with LiteRTRuntime(models / "model_int8.tflite") as rt:
+        raw_in, raw_out = rt.raw_specs()
+    assert raw_in[0].dtype == "int8" and raw_in[0].scale and raw_in[0].zero_point is not None
+    assert {s.dtype for s in raw_out} == {"int8"}

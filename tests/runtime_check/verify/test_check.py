@@ -1,0 +1,338 @@
+"""`edgefm verify` / ``check()`` on a tiny exported set: good files, mutants, bad options.
+
+The set is built once per module: the session's tiny SavedModel (untrained 8-unit
+MLP) copied, exported by the real exporter to every variant, and verified on the
+synthetic IDX test split (128 images). Mutants are real files: an ONNX model with
+one weight tensor scaled by 1.02 and a TFLite model of another seed, each with its
+manifest entry updated so the checksum still matches.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from runtime_check.verify.config import CheckConfig
+from export.config import ExportConfig
+from edgefm.core.errors import ConfigError, RuntimeUnavailableError, UsageError
+from edgefm.core.manifest import Artifact, Manifest
+from runtime_check.verify.check import check
+from runtime_check.verify.report import REPORT_NAME
+
+VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
+
+
+def _export_all(root: Path, data_dir: Path, **kw: object) -> Manifest:
+    from export.pipeline import export
+
+    cfg = ExportConfig(artifacts=root, data_dir=data_dir, verify_data=False, calibration_samples=128, quiet=True, **kw)
+    return export(Manifest.load(root), cfg)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_artifacts (copied) exported to every variant."""
+    root = tmp_path_factory.mktemp("verify") / "artifacts"
+    shutil.copytree(tiny_artifacts, root)
+    manifest = _export_all(root, tiny_data_session[0])
+    assert set(VARIANTS) <= set(manifest.deployable())
+    return root
+
+
+@pytest.fixture(scope="module")
+def other_seed_tflite(tmp_path_factory: pytest.TempPathFactory, tiny_data_session: tuple[Path, dict[str, str]]) -> Path:
+    """A float32 .tflite of another training run (an 8-unit MLP with another seed)."""
+    from edgefm.core.contract import CLASS_NAMES
+    from edgefm.train.model import MLP, write_savedmodel
+
+    root = tmp_path_factory.mktemp("seed1")
+    manifest = Manifest(model="mlp", labels=list(CLASS_NAMES))
+    manifest.artifacts["savedmodel"] = write_savedmodel(MLP(hidden_units=8, seed=1), root)
+    manifest.save(root)
+    _export_all(root, tiny_data_session[0], format="tflite", quantize="none")
+    return root / "model_float32.tflite"
+
+
+@pytest.fixture
+def cfg_for(tiny_data_session: tuple[Path, dict[str, str]]):  # noqa: ANN201
+    def make(root: Path, **kw: object) -> CheckConfig:
+        return CheckConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False, **kw)
+
+    return make
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "artifacts"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _redescribe(root: Path, name: str) -> None:
+    """Update one manifest entry's sha256 and size to the file now on disk (checksum matches again)."""
+    manifest = Manifest.load(root)
+    old = manifest.artifacts[name]
+    new = Artifact.describe(root, root / old.path, format=old.format, quantization=old.quantization,
+                            inputs=old.inputs, outputs=old.outputs, created=old.created, tools=old.tools, extra=old.extra)
+    manifest.artifacts[name] = new
+    manifest.save(root)
+
+
+def _scale_one_onnx_weight(path: Path, factor: float = 1.02) -> str:
+    """Multiply the largest float initializer of an ONNX model by ``factor``; return its name."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = max((i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT),
+               key=lambda i: int(np.prod(i.dims)))
+    arr = numpy_helper.to_array(init)
+    init.CopyFrom(numpy_helper.from_array((arr * np.float32(factor)).astype(np.float32), init.name))
+    onnx.save(model, str(path))
+    return init.name
+
+
+def _no_traceback(res: object) -> None:
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout  # type: ignore[attr-defined]
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_cli_good_artifacts_pass_and_write_report(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify")
+    assert res.returncode == 0, res.stderr
+    _no_traceback(res)
+    lines = res.stdout.splitlines()
+    for name in VARIANTS:
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert " PASS " in row and "FAIL" not in row
+    assert "PASSED: all 6 artifacts match TensorFlow" in res.stdout
+    assert "  tflite_float32, onnx_float32: max_abs_error <= 0.0001, mean_abs_error <= 1e-05," in res.stdout
+    assert "  tflite_int8, onnx_int8: mean_abs_error <= 0.25," in res.stdout  # int8 max error: reported only
+    report = json.loads((root / REPORT_NAME).read_text())
+    assert report["passed"] is True and set(report["artifacts"]) == set(VARIANTS)
+    f32 = report["artifacts"]["tflite_float32"]["metrics"]
+    assert f32["max_abs_error"]["bound"] == 1e-4 and f32["max_abs_error"]["passed"] is True
+    assert f32["top1_agreement"]["value"] == 1.0
+    assert report["artifacts"]["tflite_int8"]["metrics"]["max_abs_error"]["op"] == "info"
+    assert report["inputs"]["count"] == 128 and report["inputs"]["split"] == "test" and report["inputs"]["first_index"] == 0
+    assert len(report["inputs"]["sha256"]) == 64
+    for key in ("python", "numpy", "tensorflow", "ai-edge-litert", "onnxruntime"):
+        assert report["versions"].get(key), key
+    assert report["timings"]["total"] > 0
+    assert (root / "verify-report.html").is_file()  # the page is written by default, beside the JSON
+
+
+def test_cli_mutants_fail_naming_artifact_and_metric(
+    exported: Path, other_seed_tflite: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    root = _copy(exported, tmp_path)
+    _scale_one_onnx_weight(root / "model.onnx")
+    _redescribe(root, "onnx_float32")
+    shutil.copyfile(other_seed_tflite, root / "model_float32.tflite")
+    _redescribe(root, "tflite_float32")
+    report_path = tmp_path / "out" / "parity.json"
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                  "--report", str(report_path))
+    assert res.returncode == 1, res.stdout + res.stderr
+    _no_traceback(res)
+    lines = res.stdout.splitlines()
+    onnx_row = next(line for line in lines if line.startswith("onnx_float32 "))
+    tfl_row = next(line for line in lines if line.startswith("tflite_float32 "))
+    assert " FAIL " in onnx_row and " FAIL " in tfl_row
+    assert next(line for line in lines if line.startswith("tflite_int8 ")).count("FAIL") == 0
+    assert "  onnx_float32: max_abs_error = " in res.stdout
+    assert "  tflite_float32: top1_agreement = " in res.stdout
+    # The checksums were updated, so only parity fails, not integrity.
+    assert "checksum" not in res.stdout.split("FAILED")[1]
+    assert "error: 2 of 6 artifacts do not match TensorFlow" in res.stderr
+    assert "onnx_float32 [onnxruntime]: " in res.stderr and "tflite_float32 [litert]: " in res.stderr
+    report = json.loads(report_path.read_text())
+    assert not (root / REPORT_NAME).exists() and not (root / "verify-report.html").exists()
+    assert '<tr data-artifact="tflite_float32" data-result="FAIL">' in (tmp_path / "out" / "parity.html").read_text()
+    assert report["passed"] is False
+    onnx_m = report["artifacts"]["onnx_float32"]["metrics"]
+    assert onnx_m["max_abs_error"]["passed"] is False and onnx_m["max_abs_error"]["value"] > 1e-3
+    tfl_m = report["artifacts"]["tflite_float32"]["metrics"]
+    assert tfl_m["top1_agreement"]["passed"] is False and tfl_m["top1_agreement"]["value"] < 0.9
+    assert all(report["artifacts"][n]["passed"] for n in VARIANTS if n not in ("onnx_float32", "tflite_float32"))
+
+
+def test_cli_only_unknown_is_usage_error(exported: Path) -> None:
+    res = run_cli("verify", "--artifacts", str(exported), "--only", "tflite_float32", "--only", "tflite_fp8")
+    assert res.returncode == 2
+    _no_traceback(res)
+    assert "--only: unknown artifact name 'tflite_fp8'" in res.stderr
+    assert "tflite_float32, tflite_float16, tflite_dynamic, tflite_int8, onnx_float32, onnx_int8" in res.stderr.replace("\n       ", " ")
+
+
+def test_cli_bad_name_value_is_usage_error(exported: Path) -> None:
+    res = run_cli("verify", "--artifacts", str(exported), "--atol", "tflite_float16")
+    assert res.returncode == 2 and "--atol: expected NAME=VALUE" in res.stderr
+    _no_traceback(res)
+    res = run_cli("verify", "--artifacts", str(exported), "--min-top1", "tflite_int8=1.5")
+    assert res.returncode == 2 and "a fraction between 0 and 1" in res.stderr
+
+
+def test_cli_json_only_and_samples(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                  "--only", "tflite_int8,onnx_float32", "--samples", "50", "--batch-size", "16", "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)  # stdout is the JSON report and nothing else
+    assert list(report["artifacts"]) == ["tflite_int8", "onnx_float32"]
+    assert report["inputs"]["count"] == 50 and report["inputs"]["batch_size"] == 16
+    assert report == json.loads((root / REPORT_NAME).read_text())
+
+
+# -- the library ------------------------------------------------------------------------------
+
+
+def test_checksum_mismatch_fails_naming_the_artifact(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+    root = _copy(exported, tmp_path)
+    with open(root / "model_float16.tflite", "ab") as f:  # file changed, manifest not updated
+        f.write(b"\0" * 16)
+    report = check(Manifest.load(root), cfg_for(root))
+    assert not report.passed
+    bad = report.result("tflite_float16")
+    assert [m.name for m in bad.failures] == ["checksum"]
+    assert "changed since the manifest was written" in bad.failures[0].detail
+    assert all(report.result(n).passed for n in VARIANTS if n != "tflite_float16")
+    assert any(line.startswith("tflite_float16: checksum: ") and "model_float16.tflite changed" in line
+               for line in report.failures())
+    row = next(line for line in report.table().splitlines() if line.startswith("tflite_float16 "))
+    assert row.split()[2:4] == ["FAIL", "FAIL"]  # result, checksum
+    assert "tflite_float16" in report.summary() and "checksum" in report.summary()
+
+
+def test_unloadable_artifact_fails_alone(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+    root = _copy(exported, tmp_path)
+    path = root / "model_int8.onnx"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _redescribe(root, "onnx_int8")
+    report = check(Manifest.load(root), cfg_for(root, only=("onnx_int8", "tflite_float32")))
+    bad = report.result("onnx_int8")
+    assert not bad.passed and bad.error and "model_int8.onnx" in bad.error
+    assert report.result("tflite_float32").passed
+    assert "onnx_int8: could not run in onnxruntime: " in "\n".join(report.failures())
+    assert json.loads(report.path.read_text())["artifacts"]["onnx_int8"]["error"] == bad.error
+
+
+def test_overrides_change_the_bounds(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+    root = _copy(exported, tmp_path)
+    cfg = cfg_for(root, only=("tflite_float16", "tflite_int8"), atol={"tflite_float16": 1e-9},
+                  min_top1={"tflite_int8": 0.5}, samples=40)
+    report = check(Manifest.load(root), cfg)
+    f16 = report.result("tflite_float16").metric("max_abs_error")
+    assert f16.bound == 1e-9 and not f16.passed
+    assert report.result("tflite_int8").metric("top1_agreement").bound == 0.5
+    assert report.result("tflite_int8").passed
+    assert report.inputs["count"] == 40
+
+
+def test_unknown_names_and_sample_count_are_config_errors(exported: Path, cfg_for) -> None:  # noqa: ANN001
+    manifest = Manifest.load(exported)
+    with pytest.raises(UsageError, match=r"--atol: unknown artifact name 'onnx'; the manifest .* has: tflite_float32"):
+        check(manifest, cfg_for(exported, atol={"onnx": 0.1}))
+    with pytest.raises(ConfigError, match=r"--samples 129: the test split has only 128 images"):
+        check(manifest, cfg_for(exported, samples=129, report=exported.parent / "unused.json"))
+
+
+def test_native_unavailable_is_a_clear_error(exported: Path, cfg_for, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """--native when runtime_check.native.runtime cannot be imported: RuntimeUnavailableError, nothing run."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "runtime_check.native.runtime", None)  # makes the import fail
+    cfg = cfg_for(exported, native=True, report=exported.parent / "never.json")
+    with pytest.raises(RuntimeUnavailableError, match="native runners not available"):
+        check(Manifest.load(exported), cfg)
+    assert not (exported.parent / "never.json").exists()
+
+
+def test_native_runs_match_tf_and_their_binding_exactly(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("runtime_check.native.runtime")
+    root = _copy(exported, tmp_path)
+    cfg = cfg_for(root, native=True, only=("tflite_int8", "onnx_float32"), samples=20)
+    report = check(Manifest.load(root), cfg)  # the runners are compiled here: needs a C compiler, as test_native does
+    assert [(a.name, a.runtime) for a in report.artifacts] == [
+        ("tflite_int8", "litert"), ("tflite_int8@native", "native-litert"),
+        ("onnx_float32", "onnxruntime"), ("onnx_float32@native", "native-onnxruntime"),
+    ]
+    for name in ("tflite_int8@native", "onnx_float32@native"):
+        native = report.result(name)
+        assert native.metric("binding_max_abs_diff").value == 0.0, name
+        assert native.metric("top1_agreement").passed, name
+    assert report.passed, report.failures()
+    assert "native-litert" in report.versions and "native-onnxruntime" in report.versions
+
+
+def test_report_is_written_where_asked_and_html(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+    root = _copy(exported, tmp_path)
+    cfg = cfg_for(root, only=("onnx_float32",), samples=10, report=tmp_path / "r.json", html=tmp_path / "r.html")
+    report = check(Manifest.load(root), cfg)
+    assert report.passed and report.path == tmp_path / "r.json"
+    assert json.loads((tmp_path / "r.json").read_text())["artifacts"]["onnx_float32"]["passed"] is True
+    page = (tmp_path / "r.html").read_text()
+    assert '<tr data-artifact="onnx_float32" data-result="PASS">' in page and "<title>edgefm verify: PASSED" in page
+    assert report.html_path == tmp_path / "r.html" and report.timings["html"] > 0
+    assert not (root / REPORT_NAME).exists() and not (root / "verify-report.html").exists()
+    with pytest.raises(ConfigError, match=r"The HTML page .*r.json would overwrite the JSON report"):
+        check(Manifest.load(root), cfg_for(root, only=("onnx_float32",), samples=10, report=tmp_path / "r.json",
+                                           html=tmp_path / "r.json"))
+
+
+# -- the real thing ---------------------------------------------------------------------------
+
+
+def _train_quickly(model: object, real_data: Path, epochs: int = 1) -> None:
+    """A few hundred SGD steps on the real train split (enough for a model that behaves like a real one)."""
+    import tensorflow as tf
+
+    from edgefm.data.fashion_mnist import load_split
+
+    train = load_split("train", real_data)
+    x, y = train.scaled(), train.labels.astype(np.int32)
+    variables = model.trainable_variables  # type: ignore[attr-defined]
+
+    @tf.function
+    def step(xb: tf.Tensor, yb: tf.Tensor) -> None:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(yb, model(xb)))  # type: ignore[operator]
+        for v, g in zip(variables, tape.gradient(loss, variables)):
+            v.assign_sub(0.1 * g)
+
+    order = np.random.default_rng(0).permutation(len(x))
+    for _ in range(epochs):
+        for i in range(0, len(x), 64):
+            idx = order[i : i + 64]
+            step(x[idx], y[idx])
+
+
+@pytest.mark.integration
+def test_real_model_every_variant_passes_on_the_full_test_split(real_data: Path, tmp_path: Path) -> None:
+    """The default tolerances hold for a real trained MLP, on all 10,000 test images, in well under a minute."""
+    from edgefm.core.contract import CLASS_NAMES
+    from edgefm.train.model import MLP, write_savedmodel
+    from export.pipeline import export
+
+    model = MLP(hidden_units=20, seed=0)
+    _train_quickly(model, real_data)
+    root = tmp_path / "artifacts"
+    manifest = Manifest(model="mlp", labels=list(CLASS_NAMES))
+    manifest.artifacts["savedmodel"] = write_savedmodel(model, root)
+    manifest.save(root)
+    export(manifest, ExportConfig(artifacts=root, quiet=True))
+    report = check(Manifest.load(root), CheckConfig(artifacts=root, html=root / "verify-report.html"))
+    assert report.passed, report.failures()
+    assert report.timings["html"] < 4, report.timings  # ~1 s measured; the page must not slow verify down much
+    assert report.inputs["count"] == 10_000
+    assert report.reference["accuracy"] > 0.75
+    assert {a.name for a in report.artifacts} >= set(VARIANTS)
+    assert report.result("tflite_int8").metric("top1_agreement").value >= 0.97
+    assert report.timings["total"] < 30, report.timings

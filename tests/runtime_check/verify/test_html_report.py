@@ -1,0 +1,307 @@
+"""The HTML verification page, rendered by a real headless Chromium.
+
+The page is built once per module from the tiny exported set (the session's
+untrained 8-unit MLP exported to every variant, verified on the 128 synthetic
+test images) with one real mutant: the float32 .tflite of another seed, so the
+page shows a FAIL, a failed cell and disagreement images. Chromium is required:
+without it the tests fail and say how to install it (``make test`` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from edgefm.core.contract import CLASS_NAMES
+from runtime_check.verify.config import CheckConfig
+from export.config import ExportConfig
+from edgefm.core.manifest import Artifact, Manifest
+from runtime_check.verify.check import check
+from runtime_check.verify.compare import ArtifactResult, Metric
+from runtime_check.verify.html_page import CURVES_NAME, render_html
+from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, ParityReport
+
+VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
+MUTANT = "tflite_float32"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: offline, no first-run work, nothing fetched (the machine has no internet)
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic", "--hide-scrollbars", "--virtual-time-budget=5000",
+)
+HISTORY = [
+    {"epoch": e, "train_loss": 1.2 / e, "test_loss": 1.3 / e, "train_accuracy": 0.6 + 0.05 * e,
+     "test_accuracy": 0.58 + 0.05 * e, "seconds": 0.2}
+    for e in range(1, 6)
+]
+
+
+# -- chromium -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    for name in CHROMIUM_NAMES:
+        if path := shutil.which(name):
+            return path
+    pytest.fail(
+        "Chromium is required to test the HTML verify report (it renders the page headless). Install it: "
+        "`apt-get install -y chromium chromium-driver` on Debian (`make test` installs it)."
+    )
+
+
+def _chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    res = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
+def dump_dom(binary: str, page: Path, tmp_path: Path) -> str:
+    """The DOM after load (and after the page's script ran), serialised by Chromium."""
+    return _chromium(binary, tmp_path, "--dump-dom", page.resolve().as_uri()).stdout
+
+
+def _body_attrs(dom: str) -> dict[str, str]:
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:500]
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
+
+
+# -- the page on the tiny set with a mutant ---------------------------------------------------
+
+
+def _redescribe(root: Path, name: str) -> None:
+    manifest = Manifest.load(root)
+    old = manifest.artifacts[name]
+    manifest.artifacts[name] = Artifact.describe(root, root / old.path, format=old.format, quantization=old.quantization,
+                                                 inputs=old.inputs, outputs=old.outputs, created=old.created,
+                                                 tools=old.tools, extra=old.extra)
+    manifest.save(root)
+
+
+@pytest.fixture(scope="module")
+def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],
+             tmp_path_factory: pytest.TempPathFactory) -> tuple[ParityReport, Path]:
+    """Every variant exported, float32 .tflite swapped for another seed's, verified with the page written."""
+    from edgefm.train.model import MLP, write_savedmodel
+    from export.pipeline import export
+
+    data = tiny_data_session[0]
+    base = tmp_path_factory.mktemp("html")
+    root = base / "artifacts"
+    shutil.copytree(tiny_artifacts, root)
+    export(Manifest.load(root), ExportConfig(artifacts=root, data_dir=data, verify_data=False,
+                                             calibration_samples=128, quiet=True))
+    other = base / "seed1"
+    manifest = Manifest(model="mlp", labels=list(CLASS_NAMES))
+    manifest.artifacts["savedmodel"] = write_savedmodel(MLP(hidden_units=8, seed=1), other)
+    manifest.save(other)
+    export(manifest, ExportConfig(artifacts=other, data_dir=data, verify_data=False, format="tflite", quantize="none",
+                                  quiet=True))
+    shutil.copyfile(other / "model_float32.tflite", root / "model_float32.tflite")
+    _redescribe(root, MUTANT)
+    manifest = Manifest.load(root)
+    manifest.training["history"] = HISTORY
+    manifest.save(root)
+    page = base / "out" / "page.html"
+    report = check(manifest, CheckConfig(artifacts=root, data_dir=data, verify_data=False, html=page))
+    return report, page
+
+
+def test_page_is_self_contained(verified: tuple[ParityReport, Path]) -> None:
+    report, page = verified
+    text = page.read_text(encoding="utf-8")
+    assert report.html_path == page and f"html: {page}" in report.table()
+    assert not re.search(r"https?://", text, re.I), re.search(r".{60}https?://.{60}", text, re.I)
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    srcs = re.findall(r'<img[^>]* src="([^"]*)"', text)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"<(link|iframe|object|embed)\b|\bsrc=\"(?!data:)|url\(", text, re.I)
+
+
+def test_chromium_dom_has_table_images_and_disagreements(verified: tuple[ParityReport, Path], chromium: str,
+                                                         tmp_path: Path) -> None:
+    report, page = verified
+    assert not report.passed and not report.result(MUTANT).passed
+    dom = dump_dom(chromium, page, tmp_path)
+    body = _body_attrs(dom)
+    # The page's script ran after load and every image decoded.
+    n_img = page.read_text(encoding="utf-8").count("<img ")
+    mutant = report.details[MUTANT]
+    shown = min(mutant.disagreements, SHOWN_DISAGREEMENTS)
+    assert n_img >= 2 + len(VARIANTS) + shown  # size/latency, curves, one histogram each, the disagreements
+    assert body["data-status"] == "FAILED"
+    assert body["data-images-total"] == str(n_img) and body["data-images-loaded"] == str(n_img)
+
+    # One table row per artifact with its verdict; the mutant's top-1 cell is highlighted with its bound.
+    rows = dict(re.findall(r'<tr data-artifact="([^"]+)" data-result="(PASS|FAIL)">', dom))
+    assert rows == {n: ("FAIL" if n == MUTANT else "PASS") for n in VARIANTS}
+    mutant_row = re.search(rf'<tr data-artifact="{MUTANT}".*?</tr>', dom, re.S).group(0)
+    top1 = report.result(MUTANT).metric("top1_agreement")
+    assert f'<td class="fail">{100 * top1.value:.2f}%<span class="b">≥ 100.00%</span></td>' in mutant_row
+    good_row = re.search(r'<tr data-artifact="onnx_float32".*?</tr>', dom, re.S).group(0)
+    assert 'class="fail"' not in good_row and "≤ 0.0001" in good_row
+    assert f"{MUTANT}: top1_agreement = " in dom  # the failures list
+
+    # The mutant's disagreements: pictures labelled with both predictions, and the total.
+    assert mutant.disagreements > SHOWN_DISAGREEMENTS
+    assert f"<b>{mutant.disagreements}</b> of 128 images" in dom
+    alts = re.findall(rf'alt="(TF: [^"]+ / {MUTANT}: [^"]+)"', dom)
+    assert len(alts) == shown
+    i, tf_c, c = int(mutant.shown[0]), int(mutant.shown_reference[0]), int(mutant.shown_candidate[0])
+    assert alts[0] == f"TF: {CLASS_NAMES[tf_c]} / {MUTANT}: {CLASS_NAMES[c]}"
+    assert f'<figure class="d" data-index="{i}">' in dom
+    assert "Top-1 equals TF's on all of 128 images." in dom  # the good artifacts
+
+    # A confusion matrix per artifact, class names on both axes.
+    for name in VARIANTS:
+        cm = re.search(rf'<table class="cm" data-artifact="{name}">.*?</table>', dom, re.S).group(0)
+        assert all(cls in cm for cls in ("T-shirt/top", "Ankle boot")) and cm.count("<tr>") == 11
+
+
+def test_chromium_notices_an_image_that_does_not_decode(verified: tuple[ParityReport, Path], chromium: str,
+                                                        tmp_path: Path) -> None:
+    """The image check can fail: one corrupt data: URI is counted as not loaded."""
+    _, page = verified
+    text = page.read_text(encoding="utf-8")
+    broken = tmp_path / "broken.html"
+    broken.write_text(re.sub(r'src="data:image/png;base64,[^"]*"', 'src="data:image/png;base64,AAAA"', text, count=1))
+    body = _body_attrs(dump_dom(chromium, broken, tmp_path))
+    assert int(body["data-images-loaded"]) == int(body["data-images-total"]) - 1
+
+
+def test_chromium_screenshot(verified: tuple[ParityReport, Path], chromium: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    _, page = verified
+    shot = tmp_path / "report.png"
+    _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", page.resolve().as_uri())
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1280, 2400)
+    pixels = np.asarray(img).reshape(-1, 3).astype(int)
+    banner = (np.abs(pixels - (0xCF, 0x22, 0x2E)).sum(axis=1) < 30).sum()  # the red FAILED banner and badges
+    assert banner > 500, banner
+    assert len(np.unique(pixels[::7], axis=0)) > 200  # charts and pictures, not a blank page
+
+
+def test_json_keeps_compact_details_not_logits(verified: tuple[ParityReport, Path]) -> None:
+    report, _ = verified
+    raw = report.path.read_bytes()
+    data = json.loads(raw)
+    assert len(raw) < 120_000  # 6 artifacts' summaries, not 6 x 128 x 10 logits written out
+    n = data["inputs"]["count"]
+    for name in VARIANTS:
+        d = data["artifacts"][name]["details"]
+        cm = np.array(d["confusion_matrix"])
+        assert cm.shape == (10, 10) and cm.sum() == n
+        assert sum(d["error_histogram"]["counts"]) == 10 * n
+        assert len(d["error_histogram"]["edges"]) in (2, len(d["error_histogram"]["counts"]) + 1)
+        top1 = data["artifacts"][name]["metrics"]["top1_agreement"]["value"]
+        assert d["disagreements"]["count"] == round((1 - top1) * n)
+        assert len(d["disagreements"]["shown"]) == min(d["disagreements"]["count"], SHOWN_DISAGREEMENTS)
+        assert data["artifacts"][name]["bytes"] == (report.artifacts_dir / data["artifacts"][name]["path"]).stat().st_size
+    assert np.array(data["reference"]["confusion_matrix"]).sum() == n
+    shown = data["artifacts"][MUTANT]["details"]["disagreements"]["shown"]
+    assert all(s["reference"] != s["candidate"] for s in shown)
+    # The pictures are the test images themselves, back in uint8.
+    from edgefm.data.fashion_mnist import load_split
+
+    test = load_split("test", report.inputs["data_dir"], verify=False)
+    assert all(np.array_equal(report.images[s["index"]], test.images[s["index"]]) for s in shown)
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_writes_the_page_beside_the_report_unless_told(verified: tuple[ParityReport, Path],
+                                                           tiny_data_session: tuple[Path, dict[str, str]],
+                                                           tmp_path: Path) -> None:
+    report, _ = verified
+    root = tmp_path / "artifacts"
+    shutil.copytree(report.artifacts_dir, root)
+    common = ("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+              "--only", "onnx_float32", "--samples", "20")
+    res = run_cli(*common)
+    assert res.returncode == 0, res.stderr
+    assert (root / "verify-report.html").is_file() and f"html: {root / 'verify-report.html'}" in res.stdout
+    (root / "verify-report.html").unlink()
+    res = run_cli(*common, "--no-html", "--report", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    assert not (root / "verify-report.html").exists() and not (tmp_path / "r.html").exists()
+    assert "html:" not in res.stdout
+    res = run_cli(*common, "--no-html", "--html", str(tmp_path / "x.html"))
+    assert res.returncode == 2 and "--html and --no-html contradict each other" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+# -- rendering without a browser: pieces that the tiny run does not reach ------------------------------
+
+
+def _hand_report(tmp_path: Path, **kw: object) -> ParityReport:
+    ok = ArtifactResult("tflite_float32", "litert", "model_float32.tflite",
+                        metrics=[Metric.check("max_abs_error", 0.0, 1e-4, "<=")], timings={"infer": 0.01, "batch1": 0.02})
+    broken = ArtifactResult("onnx_int8", "onnxruntime", "model_int8.onnx", error="ONNX Runtime could not load <model_int8.onnx>")
+    logits = np.eye(4, 10, dtype=np.float32)
+    detail = ArtifactDetail.from_logits(logits, logits, np.arange(4))
+    return ParityReport([ok, broken], {"path": "saved_model", "accuracy": 1.0, "bytes": 5000},
+                        {"count": 4, "split": "test", "batch_size": 1000, "invariance_samples": 4}, {"numpy": "2"},
+                        details={"tflite_float32": detail}, artifacts_dir=tmp_path, **kw)
+
+
+def test_page_without_history_uses_the_curves_png_and_shows_errors(tmp_path: Path) -> None:
+    page = render_html(_hand_report(tmp_path))
+    assert "no per-epoch training history" in page and CURVES_NAME in page
+    assert "Every one of the 40 logits equals TF's exactly." in page
+    assert "onnx_int8 could not run: ONNX Runtime could not load &lt;model_int8.onnx&gt;" in page  # escaped
+    assert '<tr data-artifact="onnx_int8" data-result="FAIL">' in page
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 4), "red").save(buf, format="PNG")
+    (tmp_path / CURVES_NAME).write_bytes(buf.getvalue())
+    page = render_html(_hand_report(tmp_path))
+    assert base64.b64encode(buf.getvalue()).decode() in page and "holds no per-epoch history" in page
+
+
+def test_detail_from_logits() -> None:
+    ref = np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [5.0, 0.0, 0.0]], np.float32)
+    cand = ref.copy()
+    cand[1] = [0.0, 2.0, 2.5]  # disagrees, TF's gap 2.0
+    cand[3] = [5.0, 9.0, 0.0]  # disagrees, TF's gap 5.0: shown first
+    cand[2, 0] = np.nan  # not in the histogram; NumPy's argmax picks the NaN: a disagreement, TF's gap 1.0
+    d = ArtifactDetail.from_logits(cand, ref, np.array([0, 1, 2, 0]), keep=1)
+    assert d.disagreements == 3 and d.shown.tolist() == [3]
+    assert d.shown_reference.tolist() == [0] and d.shown_candidate.tolist() == [1] and d.shown_label.tolist() == [0]
+    assert d.error_counts.sum() == 11 and d.max_error == 9.0
+    assert d.confusion[0].tolist() == [1, 1, 0] and d.confusion[2].tolist() == [1, 0, 0] and d.confusion.sum() == 4
+    assert ArtifactDetail.from_logits(cand, ref, np.zeros(4, int)).shown.tolist() == [3, 1, 2]  # most sure first
+    same = ArtifactDetail.from_logits(ref, ref, np.zeros(4, int))
+    assert same.error_edges.tolist() == [0.0, 0.0] and same.error_counts.tolist() == [12] and same.disagreements == 0
+
+
+def test_unwritable_page_is_a_clear_error_and_the_json_is_still_written(
+    verified: tuple[ParityReport, Path], tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from edgefm.core.errors import ConfigError
+
+    report, _ = verified
+    (tmp_path / "file").write_text("not a directory")
+    cfg = CheckConfig(artifacts=report.artifacts_dir, data_dir=tiny_data_session[0], verify_data=False,
+                      only=("onnx_float32",), samples=10, report=tmp_path / "r.json", html=tmp_path / "file" / "page.html")
+    with pytest.raises(ConfigError, match=r"Cannot write the HTML report .*file/page.html: File exists\. Pass --html with a writable path"):
+        check(Manifest.load(report.artifacts_dir), cfg)
+    assert json.loads((tmp_path / "r.json").read_text())["artifacts"]["onnx_float32"]["passed"] is True
