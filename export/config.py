@@ -25,16 +25,16 @@ class Quantization(Choice):
 
 
 
-def expand_formats(fmt: ExportFormat | str) -> tuple[ExportFormat, ...]:
-    f = ExportFormat.parse(fmt, "--format")
-    return (ExportFormat.TFLITE, ExportFormat.ONNX) if f is ExportFormat.ALL else (f,)
+def expand_formats(fmt: ExportFormat) -> tuple[ExportFormat, ...]:
+    """``all`` to every format; any other one to itself."""
+    return (ExportFormat.TFLITE, ExportFormat.ONNX) if fmt is ExportFormat.ALL else (fmt,)
 
 
-def expand_quantizations(q: Quantization | str) -> tuple[Quantization, ...]:
-    qq = Quantization.parse(q, "--quantize")
-    if qq is Quantization.ALL:
+def expand_quantizations(q: Quantization) -> tuple[Quantization, ...]:
+    """``all`` to every quantization mode; any other one to itself."""
+    if q is Quantization.ALL:
         return (Quantization.NONE, Quantization.FLOAT16, Quantization.DYNAMIC, Quantization.INT8)
-    return (qq,)
+    return (q,)
 
 
 DEFAULT_OPSET = 17

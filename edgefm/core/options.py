@@ -51,13 +51,15 @@ def positive_float(value: object, flag: str) -> float:
     return f
 
 
-
-def parse_name_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, float]:
-    """Parse ``NAME=VALUE`` options (e.g. ``--atol tflite_float16=0.05``)."""
-    out: dict[str, float] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"{flag}: expected NAME=VALUE (e.g. {flag} tflite_float32=1e-4), got {pair!r}.")
-        out[name] = positive_float(value, f"{flag} {name}")
-    return out
+def parse_int_list(text: str, flag: str, example: str = "1,32,256") -> tuple[int, ...]:
+    """``"1,32,256"`` to ``(1, 32, 256)`` (duplicates dropped); anything but positive integers is a ConfigError."""
+    values: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) <= 0:
+            raise ConfigError(
+                f"{flag}: {part or '(empty)'!r} is not a positive integer; give a comma-separated list such as {example}."
+            )
+        if int(part) not in values:
+            values.append(int(part))
+    return tuple(values)

@@ -111,8 +111,8 @@ class CNN(Classifier):
         return tf.matmul(h, self.w2) + self.b2
 
 
-def build_model(kind: ModelKind | str, hidden_units: int, seed: int) -> Classifier:
-    kind = ModelKind.parse(kind, "--model")
+def build_model(kind: ModelKind, hidden_units: int, seed: int) -> Classifier:
+    """The network of ``kind`` (parsed by ``TrainConfig``; this trusts its type)."""
     return MLP(hidden_units, seed) if kind is ModelKind.MLP else CNN(hidden_units, seed)
 
 

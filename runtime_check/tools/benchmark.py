@@ -37,6 +37,7 @@ import numpy as np
 from edgefm.core.contract import DEFAULT_ARTIFACTS, IMAGE_SHAPE
 from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 from edgefm.core.fileio import human_bytes
+from edgefm.core.options import parse_int_list
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -52,17 +53,7 @@ NATIVE_SUFFIX = "@native"
 
 def parse_batch_sizes(text: str, flag: str = "--batch-sizes") -> tuple[int, ...]:
     """``"1,32,256"`` to ``(1, 32, 256)``; anything but positive integers is a ``ConfigError``."""
-    sizes: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part.isdigit() or int(part) <= 0:
-            raise ConfigError(
-                f"{flag}: {part or '(empty)'!r} is not a positive integer; give a comma-separated list "
-                f"such as {','.join(map(str, DEFAULT_BATCH_SIZES))}."
-            )
-        if int(part) not in sizes:
-            sizes.append(int(part))
-    return tuple(sizes)
+    return parse_int_list(text, flag, ",".join(map(str, DEFAULT_BATCH_SIZES)))
 
 
 def _count(value: object, flag: str, minimum: int) -> int:

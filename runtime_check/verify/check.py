@@ -35,6 +35,7 @@ from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from runtime_check.verify.compare import LOGITS, ArtifactResult, Metric, accuracy, compare_exact, compare_outputs, max_abs_error
 from edgefm.core.metrics import confusion_matrix
+from runtime_check.verify.html_page import write_html
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport
 from runtime_check.runtimes.base import Runtime
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
@@ -316,7 +317,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     try:
         if cfg.html is not None:
             t0 = time.perf_counter()
-            report.write_html(cfg.html)
+            write_html(report, cfg.html)
             timings["html"] = time.perf_counter() - t0
             say(f"html: {cfg.html} ({timings['html']:.1f} s)")
     finally:  # the JSON report is written even if the page could not be

@@ -83,6 +83,12 @@ class Metric:
             text += f"; {self.detail}"
         return text
 
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> Metric:
+        """The metric ``to_dict`` wrote (NaN/Inf come back from their strings)."""
+        return cls(name, _from_json_number(d.get("value")), _from_json_number(d.get("bound")), str(d.get("op", INFO)),
+                   bool(d.get("passed", True)), str(d.get("detail", "")))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "value": json_number(self.value),
@@ -119,6 +125,19 @@ class ArtifactResult:
             if m.name == name:
                 return m
         raise KeyError(f"{self.name} has no metric {name!r} (has: {', '.join(m.name for m in self.metrics)})")
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> ArtifactResult:
+        return cls(
+            name=name,
+            runtime=str(d["runtime"]),
+            path=str(d.get("path", "")),
+            format=str(d.get("format", "")),
+            quantization=str(d.get("quantization", "")),
+            metrics=[Metric.from_dict(k, m) for k, m in d.get("metrics", {}).items()],
+            error=d.get("error"),
+            timings={k: float(v) for k, v in d.get("timings", {}).items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +178,13 @@ def format_value(name: str, value: object) -> str:
         return f"{v:.3g}"
     text = str(value)
     return text if len(text) <= 16 else text[:12] + "…"
+
+
+def _from_json_number(value: object) -> object:
+    """``json_number``'s inverse: "nan", "inf" and "-inf" strings back to floats."""
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
 
 
 def json_number(value: object) -> object:

@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgefm.core.errors import ConfigError
+from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from runtime_check.verify.compare import ArtifactResult, Metric, format_value
-from runtime_check.verify.report import COLUMNS, ArtifactDetail, ParityReport
+from runtime_check.verify.report import ArtifactDetail, ParityReport
+from runtime_check.verify.text import COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,10 +112,10 @@ def write_html(report: ParityReport, path: Path) -> Path:
     page = render_html(report)
     try:
         atomic_write_text(path, page)
-    except OSError as e:
-        raise ConfigError(
-            f"Cannot write the HTML report {path}: {e.strerror or e}. Pass --html with a writable path, or --no-html."
-        ) from e
+    except OutputError:
+        raise
+    except OSError as e:  # exit 1 like an unwritable --report: the path is the problem, not the options
+        raise OutputError(path, e) from e
     report.html_path = path
     return path
 

@@ -1,32 +1,36 @@
-"""The verification report: one record of every artifact's checks, as JSON, a table and a page.
+"""The verification report as data: every artifact's checks, the evidence behind them, JSON in and out.
 
 ``ParityReport`` holds the per-artifact results plus what is needed to reproduce
-the run (the reference, the exact input set, the versions of every runtime, the
-timings). It serialises itself to ``verify-report.json`` atomically and renders a
-plain-text table for people; the summary is the one paragraph a failure raises.
+the run (the reference, the exact input set, the host CPU, the versions of every
+runtime, the timings) and, per artifact, an ``ArtifactDetail``: the few small
+arrays the metrics summarise (a histogram of the logit errors, the confusion
+matrix, the disagreements with TensorFlow), never the logits themselves.
 
-For the HTML page (``runtime_check.html_report``) it also keeps, per artifact, an
-``ArtifactDetail``: the few small arrays the metrics summarise (a histogram of
-the logit errors, the confusion matrix, the disagreements with TensorFlow),
-never the logits themselves.
+It writes itself to ``verify-report.json`` atomically and is read back by
+``ParityReport.load``, so a report is rendered again as text
+(``runtime_check.verify.text``) or as a page (``runtime_check.verify.html_page``)
+without running anything. The summary is the one paragraph a failure raises.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import CLASS_NAMES
+from edgefm.core.contract import CLASS_NAMES, REPORT_NAME
+from edgefm.core.errors import ManifestError
 from edgefm.core.fileio import atomic_write_json
 from edgefm.core.metrics import confusion_matrix
-from runtime_check.verify.compare import ArtifactResult, Metric, format_value
+from runtime_check.verify.compare import ArtifactResult, Metric
 from runtime_check.verify.tolerances import loosen_hint
 
-REPORT_NAME = "verify-report.json"
-REPORT_SCHEMA_VERSION = 1
+#: 2: adds host, class_names, training and artifacts_dir, so a report renders again from its JSON alone
+REPORT_SCHEMA_VERSION = 2
+__all__ = ["REPORT_NAME", "ArtifactDetail", "ParityReport", "default_html_path"]
 #: disagreeing test images kept per artifact (for the HTML page and the JSON)
 SHOWN_DISAGREEMENTS = 24
 #: bins of the logit-error histogram, linear from 0 to the largest error
@@ -101,6 +105,21 @@ class ArtifactDetail:
     def max_error(self) -> float:
         return float(self.error_edges[-1])
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ArtifactDetail:
+        shown = d["disagreements"]["shown"]
+        column = lambda key: np.array([s[key] for s in shown], np.int64)  # noqa: E731
+        return cls(
+            error_edges=np.array(d["error_histogram"]["edges"], np.float64),
+            error_counts=np.array(d["error_histogram"]["counts"], np.int64),
+            confusion=np.array(d["confusion_matrix"], np.int64),
+            disagreements=int(d["disagreements"]["count"]),
+            shown=column("index"),
+            shown_reference=column("reference"),
+            shown_candidate=column("candidate"),
+            shown_label=column("label"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "error_histogram": {"edges": self.error_edges.tolist(), "counts": self.error_counts.tolist()},
@@ -113,22 +132,6 @@ class ArtifactDetail:
                 ],
             },
         }
-
-#: table columns: (metric name, column header)
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("checksum", "checksum"),
-    ("nonfinite", "NaN/Inf"),
-    ("max_abs_error", "max|d|"),
-    ("mean_abs_error", "mean|d|"),
-    ("cosine", "cosine"),
-    ("top1_agreement", "top-1"),
-    ("accuracy", "accuracy"),
-    ("accuracy_drop", "acc drop"),
-    ("batch_invariance", "batch 1=N"),
-    ("probability_sum", "sum p=1"),
-    ("binding_max_abs_diff", "=binding"),
-)
-
 
 @dataclass
 class ParityReport:
@@ -143,12 +146,13 @@ class ParityReport:
     #: the CPU the runtimes ran on (edgefm.hostinfo.host_cpu): model, features, int8 kernel path
     host: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # where it was written, if it was
-    # -- for the HTML page (not needed for the verdict) --
+    # -- the evidence the page shows (saved in the JSON too, but for the images) --
     details: dict[str, ArtifactDetail] = field(default_factory=dict)  # by result name
     sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, by result name
     reference_confusion: np.ndarray | None = None
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
-    images: dict[int, np.ndarray] = field(default_factory=dict)  # uint8 test images of the shown disagreements
+    # uint8 test images of the shown disagreements; not in the JSON: ``load`` reads them from the dataset again
+    images: dict[int, np.ndarray] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # the manifest's training record (curves)
     artifacts_dir: Path | None = None
     html_path: Path | None = None  # where the page was written, if it was
@@ -222,7 +226,59 @@ class ParityReport:
             "host": self.host,
             "versions": self.versions,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "class_names": list(self.class_names),
+            "training": self.training,
+            **({"artifacts_dir": str(self.artifacts_dir)} if self.artifacts_dir is not None else {}),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParityReport:
+        """The report ``to_dict`` wrote (images excepted: see ``load``)."""
+        artifacts = [ArtifactResult.from_dict(name, a) for name, a in d["artifacts"].items()]
+        reference = {k: v for k, v in d["reference"].items() if k not in ("metrics", "confusion_matrix")}
+        ref_cm = d["reference"].get("confusion_matrix")
+        return cls(
+            artifacts=artifacts,
+            reference=reference,
+            inputs=dict(d["inputs"]),
+            versions=dict(d.get("versions", {})),
+            timings=dict(d.get("timings", {})),
+            reference_metrics=[Metric.from_dict(k, m) for k, m in d["reference"].get("metrics", {}).items()],
+            host=dict(d.get("host", {})),
+            details={n: ArtifactDetail.from_dict(a["details"]) for n, a in d["artifacts"].items() if "details" in a},
+            sizes={n: int(a["bytes"]) for n, a in d["artifacts"].items() if "bytes" in a},
+            reference_confusion=None if ref_cm is None else np.array(ref_cm, np.int64),
+            class_names=list(d.get("class_names") or CLASS_NAMES),
+            training=dict(d.get("training", {})),
+            artifacts_dir=Path(d["artifacts_dir"]) if d.get("artifacts_dir") else None,
+        )
+
+    @classmethod
+    def load(cls, path: Path, *, images: bool = True) -> ParityReport:
+        """Read ``verify-report.json`` back; with ``images``, the shown test images come from the dataset again.
+
+        Nothing is run: the verdict, metrics and evidence are the file's. A dataset
+        that is gone only leaves the page without its thumbnails.
+        """
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise ManifestError(f"Cannot read the verify report {path} ({e}). Run `edgefm verify` to write it again.") from e
+        if not isinstance(raw, dict) or raw.get("schema_version") != REPORT_SCHEMA_VERSION:
+            found = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
+            raise ManifestError(
+                f"{path} is a verify report of schema version {found!r}; this edgefm reads version "
+                f"{REPORT_SCHEMA_VERSION}. Run `edgefm verify` to write it again."
+            )
+        try:
+            report = cls.from_dict(raw)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ManifestError(f"{path} is missing or has a malformed field ({e!r}). Run `edgefm verify` again.") from e
+        report.path = path
+        if images:
+            report.images = _shown_images(report)
+        return report
 
     def write(self, path: Path) -> Path:
         """Write the JSON report atomically; remember where."""
@@ -230,94 +286,17 @@ class ParityReport:
         atomic_write_json(self.path, self.to_dict())
         return self.path
 
-    # -- people ------------------------------------------------------------------
-    def rows(self) -> tuple[list[str], list[list[str]]]:
-        """Header and one row per artifact: ``ok value`` / ``FAIL value`` per check."""
-        present = [(k, h) for k, h in COLUMNS if any(_has(a, k) for a in self.artifacts)]
-        header = ["artifact", "runtime", "result", *[h for _, h in present]]
-        rows = []
-        for a in self.artifacts:
-            cells = [a.name, a.runtime, "PASS" if a.passed else "FAIL"]
-            for key, _ in present:
-                cells.append(_cell(a, key))
-            rows.append(cells)
-        return header, rows
 
-    def table(self) -> str:
-        """A readable table, the bounds under it, then the list of failures."""
-        header, rows = self.rows()
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-        lines = [
-            f"reference: {self.reference.get('runtime', 'tensorflow')} {self.reference.get('path', '')} "
-            f"(accuracy {format_value('accuracy', self.reference.get('accuracy'))})",
-            f"inputs: {self.inputs.get('count')} images of the {self.inputs.get('split')} split "
-            f"from index {self.inputs.get('first_index', 0)} (sha256 {str(self.inputs.get('sha256', ''))[:12]}…)",
-            *([host_line(self.host)] if self.host else []),
-            "",
-            fmt(header),
-            fmt(["-" * w for w in widths]),
-            *[fmt(r) for r in rows],
-            "",
-            "bounds:",
-        ]
-        groups: dict[str, list[str]] = {}  # artifacts with the same bounds share a line
-        for a in self.artifacts:
-            bounds = ", ".join(
-                f"{m.name} {m.op} {format_value(m.name, m.bound)}"
-                for m in a.metrics
-                if not m.informational and m.name in dict(COLUMNS) and m.name not in ("checksum", "nonfinite")
-            )
-            groups.setdefault(bounds or "- (did not run)", []).append(a.name)
-        lines += [f"  {', '.join(names)}: {bounds}" for bounds, names in groups.items()]
-        for m in self.reference_metrics:
-            if not m.passed:
-                lines.append(f"reference check failed: {m.describe()}")
-        failures = self.failures()
-        total = self.timings.get("total")
-        tail = f" in {total:.1f} s" if total is not None else ""
-        if failures:
-            lines += ["", f"FAILED{tail}:", *[f"  {f}" for f in failures]]
-        else:
-            lines += ["", f"PASSED: all {len(self.artifacts)} artifacts match TensorFlow{tail}."]
-        if self.path:
-            lines.append(f"report: {self.path}")
-        if self.html_path:
-            lines.append(f"html: {self.html_path}")
-        return "\n".join(lines)
+def _shown_images(report: ParityReport) -> dict[int, np.ndarray]:
+    """The uint8 test images of the shown disagreements, read from the dataset the report names (or none)."""
+    from edgefm.core.errors import DatasetError
+    from edgefm.data.fashion_mnist import load_split
 
-    def to_html(self) -> str:
-        """The self-contained HTML page (``runtime_check.html_report.render_html``)."""
-        from runtime_check.verify.html_page import render_html
-
-        return render_html(self)
-
-    def write_html(self, path: Path) -> Path:
-        """Write the HTML page atomically; remember where."""
-        from runtime_check.verify.html_page import write_html
-
-        return write_html(self, path)
-
-
-def _has(a: ArtifactResult, key: str) -> bool:
-    return any(m.name == key for m in a.metrics)
-
-
-def _cell(a: ArtifactResult, key: str) -> str:
-    """``ok 1.2e-05`` / ``FAIL 0.93`` for a bounded check, the bare value for an informational one."""
-    for m in a.metrics:
-        if m.name == key:
-            if key == "checksum":
-                return "ok" if m.passed else "FAIL"
-            value = format_value(key, m.value)
-            if m.informational:
-                return value
-            return ("ok " if m.passed else "FAIL ") + value
-    return "error" if a.error else "-"
-
-
-def host_line(host: dict[str, Any]) -> str:
-    """``host: AMD EPYC (x86_64: avx2 avx512vnni …); int8 kernels: …`` for the table and the page."""
-    features = " ".join(host.get("features", [])) or "no known features"
-    return (f"host: {host.get('model', 'unknown')} ({host.get('machine', '?')}: {features}); "
-            f"int8 kernels: {host.get('int8_kernels', 'unknown')}")
+    wanted = sorted({int(i) for d in report.details.values() for i in d.shown})
+    if not wanted or not report.inputs.get("data_dir"):
+        return {}
+    try:
+        split = load_split(report.inputs.get("split", "test"), Path(report.inputs["data_dir"]), verify=False)
+    except (DatasetError, OSError):
+        return {}
+    return {i: np.asarray(split.images[i]) for i in wanted if 0 <= i < len(split)}

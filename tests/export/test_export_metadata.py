@@ -156,7 +156,7 @@ def test_read_metadata_never_imports_tensorflow(raw_tflite: bytes, tmp_path: Pat
     path = tmp_path / "m.tflite"
     path.write_bytes(embed_tflite_metadata(raw_tflite, metadata_entries(META)))
     code = (
-        "import sys, json; from edgefm.metadata import read_metadata; "
+        "import sys, json; from edgefm.formats.metadata import read_metadata; "
         f"m = read_metadata({str(path)!r}); print(json.dumps(m)); "
         "sys.exit(3 if 'tensorflow' in sys.modules else 0)"
     )

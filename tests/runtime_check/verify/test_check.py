@@ -22,6 +22,7 @@ from export.config import ExportConfig
 from edgefm.core.errors import ConfigError, RuntimeUnavailableError, UsageError
 from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.verify.check import check
+from runtime_check.verify.text import render_table
 from runtime_check.verify.report import REPORT_NAME
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
@@ -206,7 +207,7 @@ def test_checksum_mismatch_fails_naming_the_artifact(exported: Path, cfg_for, tm
     assert all(report.result(n).passed for n in VARIANTS if n != "tflite_float16")
     assert any(line.startswith("tflite_float16: checksum: ") and "model_float16.tflite changed" in line
                for line in report.failures())
-    row = next(line for line in report.table().splitlines() if line.startswith("tflite_float16 "))
+    row = next(line for line in render_table(report).splitlines() if line.startswith("tflite_float16 "))
     assert row.split()[2:4] == ["FAIL", "FAIL"]  # result, checksum
     assert "tflite_float16" in report.summary() and "checksum" in report.summary()
 

@@ -9,6 +9,7 @@ import pytest
 
 from edgefm.core.errors import UsageError
 from runtime_check.verify import compare as C
+from runtime_check.verify.text import render_table
 from runtime_check.verify.report import ParityReport
 from runtime_check.verify.tolerances import FLOAT16, FLOAT32, INT8, Tolerance, default_tolerance, tolerance_for
 
@@ -156,7 +157,7 @@ def test_artifact_result_and_report() -> None:
     ]
     assert "onnx [onnxruntime]: top1_agreement = 50.00%" in report.summary()
     assert "tflite_float32" not in report.summary()
-    table = report.table()
+    table = render_table(report)
     row = next(line for line in table.splitlines() if line.startswith("onnx"))
     assert "FAIL" in row and "FAIL 50.00%" in row
     assert "ok 1e-06" in next(line for line in table.splitlines() if line.startswith("tflite_float32"))

@@ -28,6 +28,7 @@ from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.verify.check import check
 from runtime_check.verify.compare import ArtifactResult, Metric
 from runtime_check.verify.html_page import CURVES_NAME, render_html
+from runtime_check.verify.text import render_table
 from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, ParityReport
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
@@ -124,7 +125,7 @@ def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
 def test_page_is_self_contained(verified: tuple[ParityReport, Path]) -> None:
     report, page = verified
     text = page.read_text(encoding="utf-8")
-    assert report.html_path == page and f"html: {page}" in report.table()
+    assert report.html_path == page and f"html: {page}" in render_table(report)
     assert not re.search(r"https?://", text, re.I), re.search(r".{60}https?://.{60}", text, re.I)
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     srcs = re.findall(r'<img[^>]* src="([^"]*)"', text)
@@ -296,12 +297,13 @@ def test_detail_from_logits() -> None:
 def test_unwritable_page_is_a_clear_error_and_the_json_is_still_written(
     verified: tuple[ParityReport, Path], tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    from edgefm.core.errors import ConfigError
+    from edgefm.core.errors import OutputError
 
     report, _ = verified
     (tmp_path / "file").write_text("not a directory")
     cfg = CheckConfig(artifacts=report.artifacts_dir, data_dir=tiny_data_session[0], verify_data=False,
                       only=("onnx_float32",), samples=10, report=tmp_path / "r.json", html=tmp_path / "file" / "page.html")
-    with pytest.raises(ConfigError, match=r"Cannot write the HTML report .*file/page.html: File exists\. Pass --html with a writable path"):
+    # exit status 1, like an unwritable --report (it was a ConfigError, exit 2, before)
+    with pytest.raises(OutputError, match=r"Cannot write .*file/page.html: File exists\. Check that .* or pass another path"):
         check(Manifest.load(report.artifacts_dir), cfg)
     assert json.loads((tmp_path / "r.json").read_text())["artifacts"]["onnx_float32"]["passed"] is True

@@ -1,0 +1,70 @@
+"""``edgefm export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY
+from export.config import DEFAULT_OPSET, ExportFormat, Quantization
+
+
+@click.command("export")
+@ARTIFACTS
+@click.option("--format", "fmt", type=click.Choice(ExportFormat.choices()), default=ExportFormat.ALL.value,
+              show_default=True, help="Which converters to run.")
+@click.option("--quantize", type=click.Choice(Quantization.choices()), default=Quantization.ALL.value,
+              show_default=True,
+              help="none: float32; float16: float16 weights; dynamic: int8 weights; int8: full-integer, "
+                   "calibrated on training images; all: every one. ONNX has none and int8 only.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (13-18).")
+@click.option("--calibration-samples", type=int, default=500, show_default=True,
+              help="Training images for int8 calibration (seeded draw).")
+@click.option("--int8-io", is_flag=True,
+              help="int8 TFLite takes and returns int8 tensors (integer-only accelerators); default float I/O.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the calibration draw.")
+@DATA_DIR
+@NO_VERIFY
+@click.option("--bundle", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also write a deployable bundle here: model, labels, golden I/O from the test split, "
+                   "the C runner source and check.sh, to re-run the parity check on the device.")
+@click.option("--bundle-artifact", default=None, metavar="NAME",
+              help="Artifact to bundle [default: tflite_float32, else the first exported .tflite].")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the summary table.")
+def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration_samples: int, int8_io: bool,
+               seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None, bundle_artifact: str | None,
+               quiet: bool) -> None:
+    """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
+
+    Writes model_float32/float16/dynamic/int8.tflite, model.onnx and model_int8.onnx
+    (as requested) and records each in manifest.json. Files and manifest are written
+    only after every conversion succeeded. With no options every variant is exported.
+
+    \b
+    Examples:
+      edgefm export
+      edgefm export --format tflite --quantize int8 --int8-io
+      edgefm export --format onnx --quantize none --opset 13
+      edgefm export --bundle device-check/
+    """
+    from export.config import ExportConfig
+    from export.pipeline import run_export
+
+    cfg = ExportConfig(
+        artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
+        calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
+        verify_data=not no_verify, quiet=quiet,
+    )
+    result = run_export(cfg)
+    if not quiet:
+        click.echo(result.table)
+        if result.skipped:
+            click.echo(f"(no variant for {', '.join(result.skipped)}: ONNX export supports none and int8)")
+        click.echo(f"-> {result.manifest_path}")
+    if bundle is not None:
+        from runtime_check.native.bundle import default_bundle_artifact, write_bundle
+
+        name = bundle_artifact or default_bundle_artifact(result.manifest)
+        dest = write_bundle(artifacts, result.manifest, name, bundle, data_dir=data_dir, verify_data=not no_verify)
+        click.echo(f"bundle: {dest} ({name}; on the device: ./check.sh /path/to/libLiteRt.so)")

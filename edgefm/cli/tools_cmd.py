@@ -1,0 +1,101 @@
+"""``edgefm predict``, ``benchmark`` and ``inspect``: run models, judge nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgefm.cli.options import ARTIFACTS, DATA_DIR, IntList
+
+
+@click.command("predict")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="SavedModel directory, .tflite or .onnx (default: the artifacts' float32 .tflite).")
+@ARTIFACTS
+@click.option("--top-k", type=int, default=1, show_default=True, help="How many classes to show per image.")
+@click.option("--invert/--no-invert", default=None,
+              help="Force inverting the image (or not). Default: invert when the background is light.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image (JSON lines).")
+def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, top_k: int,
+                invert: bool | None, as_json: bool) -> None:
+    """Classify image files (PNG, JPEG, BMP; any size) with any artifact.
+
+    Images are made 28x28 grayscale (aspect kept, centred) and, when their background
+    is light, inverted: Fashion-MNIST items are light on black.
+
+    \b
+    Examples:
+      edgefm predict shoe.png
+      edgefm predict a.png b.jpg --model artifacts/model.onnx --top-k 3 --json
+    """
+    from runtime_check.tools.predict import PredictConfig, predict
+
+    result = predict(PredictConfig(images=images, model=model, artifacts=artifacts, top_k=top_k, invert=invert))
+    if as_json:
+        for p in result.predictions:
+            click.echo(json.dumps({**p.to_dict(), "model": str(result.model), "runtime": result.runtime}))
+        return
+    click.echo(f"model: {result.model} ({result.runtime}; class names from {result.labels_source})")
+    for p in result.predictions:
+        note = "  (light background: inverted)" if p.inverted else ""
+        if len(p.top) == 1:
+            click.echo(f"{p.image}: {p.best.name} {p.best.probability:.1%}{note}")
+            continue
+        click.echo(f"{p.image}:{note}")
+        for c in p.top:
+            click.echo(f"  {c.name:12s} {c.probability:7.1%}")
+
+
+@click.command("benchmark")
+@ARTIFACTS
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Benchmark only this SavedModel/.tflite/.onnx (with the artifacts' SavedModel as the baseline).")
+@click.option("--batch-sizes", type=IntList(), default="1,32,256", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--threads", type=int, default=None, help="Threads per runtime (default: the runtime's own choice).")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls per batch size.")
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed calls per batch size.")
+@DATA_DIR
+@click.option("--native", is_flag=True,
+              help="Also time each .tflite/.onnx in its native C runner (one process per call).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
+                  runs: int, data_dir: Path | None, native: bool, as_json: bool) -> None:
+    """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
+
+    Each model runs in a fresh process; the TensorFlow SavedModel is the baseline, and
+    every row shows its speed-up (p50) and size relative to it.
+
+    \b
+    Examples:
+      edgefm benchmark
+      edgefm benchmark --batch-sizes 1,64 --threads 1 --runs 200 --json
+    """
+    from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
+
+    config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
+                             warmup=warmup, runs=runs, data_dir=data_dir, native=native)
+    report = benchmark(config)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))
+    report.raise_for_failures()
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_cmd(path: Path, as_json: bool) -> None:
+    """Format, size, sha256, inputs/outputs, operators and embedded metadata of an artifact.
+
+    PATH is a SavedModel directory, a .tflite or a .onnx file.
+
+    \b
+    Examples:
+      edgefm inspect artifacts/model_int8.tflite
+      edgefm inspect artifacts/model.onnx --json
+    """
+    from runtime_check.tools.inspect_model import format_report, inspect_model
+
+    report = inspect_model(path)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

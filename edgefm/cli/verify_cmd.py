@@ -1,0 +1,95 @@
+"""``edgefm verify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, parse_name_values
+
+
+@click.command("verify")
+@ARTIFACTS
+@click.option("--samples", type=int, default=None, metavar="N",
+              help="Verify on the first N test images (default: the whole test split, 10,000).")
+@click.option("--batch-size", type=int, default=1000, show_default=True, help="Inputs per runtime call.")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Check only this artifact (manifest name; repeatable or comma-separated).")
+@click.option("--atol", "atol", multiple=True, metavar="NAME=VALUE",
+              help="Bound on the max abs logit error of artifact NAME (repeatable), e.g. tflite_float16=0.05.")
+@click.option("--min-top1", "min_top1", multiple=True, metavar="NAME=VALUE",
+              help="Minimum top-1 agreement with TF of artifact NAME, a fraction (repeatable), e.g. tflite_int8=0.95.")
+@click.option("--bound", "bounds", multiple=True, type=BoundOverride(),
+              help="Bound of any metric of artifact NAME (repeatable), e.g. onnx_int8.cosine=0.998 or "
+                   "tflite_int8.mean_abs_error=0.3; VALUE 'info' reports the metric without judging it.")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the JSON report (default: ARTIFACTS/verify-report.json).")
+@click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the self-contained HTML page (default: the JSON report's path with .html, "
+                   "i.e. ARTIFACTS/verify-report.html).")
+@click.option("--no-html", "no_html", is_flag=True, help="Do not write the HTML page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
+@DATA_DIR
+@NO_VERIFY
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
+def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
+               min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
+               native: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+    """Check every exported model against TensorFlow in its own runtime.
+
+    Runs the SavedModel in TensorFlow (the reference) and every .tflite/.onnx
+    artifact of the manifest in LiteRT / ONNX Runtime on the held-out test split,
+    then checks per artifact: checksum, NaN/Inf, max and mean abs logit error,
+    cosine (mean per sample), top-1 agreement, accuracy drop, batch-1 invariance
+    and that probabilities sum to 1, each against a per-variant bound. Writes
+    verify-report.json and verify-report.html (one self-contained page: the
+    table, logit-error histograms, confusion matrices, the images where an
+    artifact disagrees with TF, training curves, sizes and latencies).
+    Exit status 0 when every check passes, 1 otherwise.
+
+    \b
+    Examples:
+      edgefm verify
+      edgefm verify --only tflite_int8 --min-top1 tflite_int8=0.95
+      edgefm verify --samples 1000 --atol tflite_float16=0.05 --json
+      edgefm verify --bound onnx_int8.cosine=0.998 --bound onnx_int8.mean_abs_error=0.3
+      edgefm verify --html /tmp/parity.html
+    """
+    from edgefm.core.contract import REPORT_NAME
+    from edgefm.core.errors import ParityError, UsageError
+    from edgefm.core.manifest import Manifest
+    from runtime_check.verify.check import check
+    from runtime_check.verify.config import CheckConfig
+    from runtime_check.verify.report import default_html_path
+    from runtime_check.verify.text import render_table
+
+    if html is not None and no_html:
+        raise UsageError("--html and --no-html contradict each other; pass one of them.")
+    if not no_html and html is None:
+        html = default_html_path(report or artifacts / REPORT_NAME)
+
+    cfg = CheckConfig(
+        artifacts=artifacts, samples=samples, batch_size=batch_size,
+        only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
+        atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
+        bounds=_group_bounds(bounds),
+        report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify, quiet=quiet,
+    )
+    progress = None if quiet else (lambda msg: click.echo(msg, err=True))
+    result = check(Manifest.load(cfg.artifacts), cfg, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif not quiet:
+        click.echo(render_table(result))
+    if not result.passed:
+        raise ParityError(result.summary())
+
+
+def _group_bounds(bounds: tuple[tuple[str, str, float | None], ...]) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for name, metric, value in bounds:
+        out.setdefault(name, {})[metric] = value
+    return out

@@ -1,0 +1,109 @@
+"""The verification report for people, as plain text: the table ``edgefm verify`` prints.
+
+A function over the data (``ParityReport``), so a report read back from its JSON
+prints the same table as the run that wrote it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime_check.verify.compare import ArtifactResult, format_value
+from runtime_check.verify.report import ParityReport
+
+#: table columns: (metric name, column header)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("checksum", "checksum"),
+    ("nonfinite", "NaN/Inf"),
+    ("max_abs_error", "max|d|"),
+    ("mean_abs_error", "mean|d|"),
+    ("cosine", "cosine"),
+    ("top1_agreement", "top-1"),
+    ("accuracy", "accuracy"),
+    ("accuracy_drop", "acc drop"),
+    ("batch_invariance", "batch 1=N"),
+    ("probability_sum", "sum p=1"),
+    ("binding_max_abs_diff", "=binding"),
+)
+
+
+
+def table_rows(report: ParityReport) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per artifact: ``ok value`` / ``FAIL value`` per check."""
+    present = [(k, h) for k, h in COLUMNS if any(_has(a, k) for a in report.artifacts)]
+    header = ["artifact", "runtime", "result", *[h for _, h in present]]
+    rows = []
+    for a in report.artifacts:
+        cells = [a.name, a.runtime, "PASS" if a.passed else "FAIL"]
+        for key, _ in present:
+            cells.append(_cell(a, key))
+        rows.append(cells)
+    return header, rows
+
+
+def render_table(report: ParityReport) -> str:
+    """A readable table, the bounds under it, then the list of failures."""
+    header, body = table_rows(report)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    lines = [
+        f"reference: {report.reference.get('runtime', 'tensorflow')} {report.reference.get('path', '')} "
+        f"(accuracy {format_value('accuracy', report.reference.get('accuracy'))})",
+        f"inputs: {report.inputs.get('count')} images of the {report.inputs.get('split')} split "
+        f"from index {report.inputs.get('first_index', 0)} (sha256 {str(report.inputs.get('sha256', ''))[:12]}…)",
+        *([host_line(report.host)] if report.host else []),
+        "",
+        fmt(header),
+        fmt(["-" * w for w in widths]),
+        *[fmt(r) for r in body],
+        "",
+        "bounds:",
+    ]
+    groups: dict[str, list[str]] = {}  # artifacts with the same bounds share a line
+    for a in report.artifacts:
+        bounds = ", ".join(
+            f"{m.name} {m.op} {format_value(m.name, m.bound)}"
+            for m in a.metrics
+            if not m.informational and m.name in dict(COLUMNS) and m.name not in ("checksum", "nonfinite")
+        )
+        groups.setdefault(bounds or "- (did not run)", []).append(a.name)
+    lines += [f"  {', '.join(names)}: {bounds}" for bounds, names in groups.items()]
+    for m in report.reference_metrics:
+        if not m.passed:
+            lines.append(f"reference check failed: {m.describe()}")
+    failures = report.failures()
+    total = report.timings.get("total")
+    tail = f" in {total:.1f} s" if total is not None else ""
+    if failures:
+        lines += ["", f"FAILED{tail}:", *[f"  {f}" for f in failures]]
+    else:
+        lines += ["", f"PASSED: all {len(report.artifacts)} artifacts match TensorFlow{tail}."]
+    if report.path:
+        lines.append(f"report: {report.path}")
+    if report.html_path:
+        lines.append(f"html: {report.html_path}")
+    return "\n".join(lines)
+
+
+def _has(a: ArtifactResult, key: str) -> bool:
+    return any(m.name == key for m in a.metrics)
+
+
+def _cell(a: ArtifactResult, key: str) -> str:
+    """``ok 1.2e-05`` / ``FAIL 0.93`` for a bounded check, the bare value for an informational one."""
+    for m in a.metrics:
+        if m.name == key:
+            if key == "checksum":
+                return "ok" if m.passed else "FAIL"
+            value = format_value(key, m.value)
+            if m.informational:
+                return value
+            return ("ok " if m.passed else "FAIL ") + value
+    return "error" if a.error else "-"
+
+
+def host_line(host: dict[str, Any]) -> str:
+    """``host: AMD EPYC (x86_64: avx2 avx512vnni …); int8 kernels: …`` for the table and the page."""
+    features = " ".join(host.get("features", [])) or "no known features"
+    return (f"host: {host.get('model', 'unknown')} ({host.get('machine', '?')}: {features}); "
+            f"int8 kernels: {host.get('int8_kernels', 'unknown')}")
