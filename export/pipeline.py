@@ -265,6 +265,7 @@ def _convert_onnx(
                 extra.update(
                     calibration_samples=int(len(calibration)), calibration_seed=cfg.seed,
                     quant_format=to_onnx.ONNX_INT8_RECIPE.quant_format, per_channel=to_onnx.ONNX_INT8_RECIPE.per_channel,
+                    reduce_range=to_onnx.ONNX_INT8_RECIPE.reduce_range,
                 )
             else:
                 model = onnx.ModelProto()
