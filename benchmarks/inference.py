@@ -1,6 +1,6 @@
 """The inference, size and accuracy sections of the benchmark suite, for one artifacts directory.
 
-Inference reuses ``runtime_check.benchmark`` (each model in a fresh child
+Inference reuses ``runtime_check.tools.benchmark`` (each model in a fresh child
 process, the TF SavedModel as the baseline) and adds every .tflite/.onnx file in
 its native C runner. Size is every artifact's bytes relative to the float32
 TFLite file. Accuracy is read from the ``verify-report.json`` that ``edgefm

@@ -10,7 +10,7 @@ In order, on this machine:
    model and the exports of this run.
 2. inference: batch-1 and batch-256 latency p50/p99 and throughput of the TF
    SavedModel, every LiteRT quantization, ONNX Runtime and the native C runners,
-   each in a fresh process (``runtime_check.benchmark``);
+   each in a fresh process (``runtime_check.tools.benchmark``);
 3. size of every artifact relative to the float32 TFLite file;
 4. accuracy of every artifact and its change vs TF (the verify report of step 1);
 5. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras

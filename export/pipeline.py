@@ -39,11 +39,11 @@ from edgefm.formats.metadata import embed_onnx_metadata, metadata_entries
 from export import to_onnx, to_tflite
 from export.calibration import calibration_samples
 from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
+from edgefm.core.contract import SERVING_SIGNATURE
+from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from export.summary import summary_table
 from export.variants import Variant, plan, skipped
 
-SAVEDMODEL_KEY = "savedmodel"
-SIGNATURE_KEY = "serving_default"
 # Characters of a converter's exception and captured log quoted in an ExportError.
 ERROR_QUOTE_CHARS = 600
 TOOL_DISTRIBUTIONS: dict[ExportFormat, tuple[str, ...]] = {
@@ -76,16 +76,11 @@ class ExportResult:
 def source_savedmodel(manifest: Manifest, root: Path) -> tuple[Path, Artifact]:
     """The SavedModel the manifest records, checked on disk: exists, unchanged, serving signature."""
     root = Path(root)
-    if SAVEDMODEL_KEY not in manifest.artifacts:
-        raise ManifestError(
-            f"The manifest in {root} records no SavedModel (no {SAVEDMODEL_KEY!r} artifact). "
-            f"Run `edgefm train --artifacts {root}` first."
-        )
-    recorded = manifest.artifacts[SAVEDMODEL_KEY]
+    _, recorded = manifest.savedmodel(root)
     path = root / recorded.path
-    if not (path / "saved_model.pb").is_file():
+    if not is_savedmodel_dir(path):
         raise ModelFileError(
-            f"No SavedModel at {path} (no saved_model.pb), although {Manifest.path_in(root)} records one. "
+            f"No SavedModel at {path} (no {SAVED_MODEL_PB}), although {Manifest.path_in(root)} records one. "
             f"Run `edgefm train --artifacts {root}` to write it again."
         )
     actual = sha256_tree(path)
@@ -109,13 +104,13 @@ def _check_signature(path: Path) -> None:
                 f"TensorFlow cannot load the SavedModel {path} ({type(e).__name__}: {_first_line(e)}). "
                 "Run `edgefm train` to write it again."
             ) from e
-    if SIGNATURE_KEY not in loaded.signatures:
+    if SERVING_SIGNATURE not in loaded.signatures:
         found = ", ".join(loaded.signatures) or "none"
         raise ModelFileError(
-            f"The SavedModel {path} has no {SIGNATURE_KEY!r} signature (found: {found}); the exporters convert "
-            "that signature. Re-create it with `edgefm train` (edgefm.model.write_savedmodel)."
+            f"The SavedModel {path} has no {SERVING_SIGNATURE!r} signature (found: {found}); the exporters convert "
+            "that signature. Re-create it with `edgefm train` (edgefm.train.model.write_savedmodel)."
         )
-    fn = loaded.signatures[SIGNATURE_KEY]
+    fn = loaded.signatures[SERVING_SIGNATURE]
     _, kwargs = fn.structured_input_signature
     problems = []
     spec = kwargs.get(INPUT_NAME)
@@ -132,7 +127,7 @@ def _check_signature(path: Path) -> None:
         problems.append(f"outputs {[o.shape.as_list() for o in outs.values()]} (expected [None, {NUM_CLASSES}])")
     if problems:
         raise ModelFileError(
-            f"The SavedModel {path}'s {SIGNATURE_KEY!r} signature does not follow edgefm's serving contract: "
+            f"The SavedModel {path}'s {SERVING_SIGNATURE!r} signature does not follow edgefm's serving contract: "
             f"{'; '.join(problems)}. Re-create it with `edgefm train`."
         )
 
@@ -189,7 +184,7 @@ def _tools(fmt: ExportFormat) -> dict[str, str]:
 
 
 def embedded_metadata(manifest: Manifest, variant: Variant, source_sha256: str, int8_io: bool) -> dict[str, Any]:
-    """What travels inside the file (see edgefm.metadata.read_metadata)."""
+    """What travels inside the file (see edgefm.formats.metadata.read_metadata)."""
     return {
         "edgefm_version": edgefm_version(),
         "model": manifest.model,
@@ -236,7 +231,7 @@ def _convert_tflite(
         entries = metadata_entries(embedded_metadata(manifest, variant, source_sha, int8_io))
         data = to_tflite.with_metadata(raw, entries)
         specs = to_tflite.tflite_io_specs(data)
-    extra: dict[str, Any] = {"signature": SIGNATURE_KEY, "int8_io": int8_io, "source_savedmodel_sha256": source_sha}
+    extra: dict[str, Any] = {"signature": SERVING_SIGNATURE, "int8_io": int8_io, "source_savedmodel_sha256": source_sha}
     if variant.needs_calibration and calibration is not None:
         extra["calibration_samples"] = int(len(calibration))
         extra["calibration_seed"] = cfg.seed

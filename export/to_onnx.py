@@ -5,7 +5,7 @@ tf2onnx's Python API converts the SavedModel's ``serving_default`` signature
 input/output names become the graph's names: ``images`` -> ``logits``,
 ``probabilities``. The dynamic batch dimension is named ``batch``.
 
-Call these inside ``edgefm.quiet.quiet_native_output()``.
+Call these inside ``edgefm.core.quiet.quiet_native_output()``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from edgefm.core.errors import ExportError
 from edgefm.core.manifest import TensorSpec
 from export.calibration import onnx_calibration_batches
 from edgefm.core.quiet import import_tensorflow
+from edgefm.core.contract import SERVING_SIGNATURE
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
 
-SIGNATURE_KEY = "serving_default"
 BATCH_DIM_PARAM = "batch"
 PROBE_BATCH, PROBE_SEED = 8, 1234
 
@@ -71,7 +71,7 @@ def convert_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:
     import tf2onnx
 
     loaded = tf.saved_model.load(str(saved_model))
-    signature = loaded.signatures[SIGNATURE_KEY]
+    signature = loaded.signatures[SERVING_SIGNATURE]
     _, kwargs = signature.structured_input_signature
     input_signature = [tf.TensorSpec(spec.shape, spec.dtype, name=name) for name, spec in sorted(kwargs.items())]
     names = [s.name for s in input_signature]

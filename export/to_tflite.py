@@ -5,7 +5,7 @@ keeps the serving signature in the file, so the input is still called ``images``
 the outputs ``logits`` and ``probabilities``, and the batch stays dynamic
 (``shape_signature`` [-1, 28, 28]).
 
-Call these inside ``edgefm.quiet.quiet_native_output()``: the converter prints
+Call these inside ``edgefm.core.quiet.quiet_native_output()``: the converter prints
 from C++.
 """
 
@@ -25,8 +25,8 @@ from edgefm.core.manifest import TensorSpec
 from edgefm.formats.metadata import embed_tflite_metadata
 from export.calibration import tflite_representative_dataset
 from edgefm.core.quiet import import_tensorflow
+from edgefm.core.contract import SERVING_SIGNATURE
 
-SIGNATURE_KEY = "serving_default"
 # Inputs for the "same outputs after embedding metadata" check.
 PROBE_BATCH, PROBE_SEED = 8, 1234
 
@@ -58,7 +58,7 @@ def convert_tflite(
     """Convert the SavedModel's serving signature; converter exceptions propagate unwrapped."""
     tf = import_tensorflow()
     recipe = TFLITE_RECIPES[quantization]
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE_KEY])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SERVING_SIGNATURE])
     if recipe.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if recipe.supported_types:
@@ -86,7 +86,7 @@ def _output_order(name: str) -> tuple[int, str]:
 
 def tflite_io_specs(model: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Input and output specs of the serving signature as stored (raw int8 dtype and scale for int8 I/O)."""
-    runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
+    runner = _interpreter(model).get_signature_runner(SERVING_SIGNATURE)
     ins = [TensorSpec.from_litert(k, d) for k, d in sorted(runner.get_input_details().items())]
     outs = [TensorSpec.from_litert(k, d) for k, d in sorted(runner.get_output_details().items(), key=lambda kv: _output_order(kv[0]))]
     return ins, outs
@@ -94,13 +94,13 @@ def tflite_io_specs(model: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 def run_tflite_raw(model: bytes, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run the serving signature on raw (already quantized, if int8) inputs."""
-    runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
+    runner = _interpreter(model).get_signature_runner(SERVING_SIGNATURE)
     return {k: np.array(v) for k, v in runner(**feeds).items()}
 
 
 def probe_feeds(model: bytes) -> dict[str, np.ndarray]:
     """A fixed batch in each input's stored dtype (quantized for int8 inputs)."""
-    runner = _interpreter(model).get_signature_runner(SIGNATURE_KEY)
+    runner = _interpreter(model).get_signature_runner(SERVING_SIGNATURE)
     rng = np.random.default_rng(PROBE_SEED)
     feeds = {}
     for name, d in runner.get_input_details().items():
@@ -119,6 +119,6 @@ def with_metadata(model: bytes, entries: Mapping[str, bytes]) -> bytes:
     if before.keys() != after.keys() or not all(np.array_equal(before[k], after[k]) for k in before):
         raise ExportError(
             "Embedding metadata changed the TFLite model's outputs; the file was not written. "
-            "This is a bug in edgefm.metadata: please report it."
+            "This is a bug in edgefm.formats.metadata: please report it."
         )
     return out

@@ -4,11 +4,11 @@ Random and mutated inputs (truncations, bit flips, byte overwrites, chunk
 deletions and duplications, junk behind a valid header) of a real IDX file and
 of a real tiny ``.tflite`` and ``.onnx`` go through
 
-- ``edgefm.data.read_bytes`` + ``parse_idx`` (in this process: pure Python),
-- ``runtime_check.validate.check_structure`` and ``edgefm.metadata.read_metadata``
+- ``edgefm.data.fashion_mnist.read_bytes`` + ``parse_idx`` (in this process: pure Python),
+- ``runtime_check.runtimes.probe.check_structure`` and ``edgefm.formats.metadata.read_metadata``
   (in a child process: ONNX's parser and checker are C++, and a native crash must
   fail this test, not kill pytest; the mutant being tried is on disk to reproduce it),
-- ``runtime_check.validate.validate_model_file`` (the subprocess probe), and for
+- ``runtime_check.runtimes.probe.validate_model_file`` (the subprocess probe), and for
   files it accepts, loading and running them in LiteRT / ONNX Runtime: fewer
   cases, each probe starts a Python process.
 

@@ -1,10 +1,10 @@
 """Property-based tests (hypothesis) of the pure functions bad input reaches first.
 
-- ``edgefm.data.parse_idx``: round-trips any uint8 array of 1-4 dimensions; any
+- ``edgefm.data.fashion_mnist.parse_idx``: round-trips any uint8 array of 1-4 dimensions; any
   bytes give an array or a ``DatasetError``, never another exception.
-- ``edgefm.images``: any size and Pillow mode gives a 28x28 float32 image in
+- ``edgefm.data.images``: any size and Pillow mode gives a 28x28 float32 image in
   [0, 1] (or an ``ImageError``); inverting the input and the flag is symmetric.
-- ``runtime_check.compare``: ``max_abs_error >= mean_abs_error >= 0``, both
+- ``runtime_check.verify.compare``: ``max_abs_error >= mean_abs_error >= 0``, both
   symmetric; identical inputs give zero error, 100% agreement and cosine 1.
 """
 

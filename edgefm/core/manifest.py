@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import MANIFEST_NAME
+from edgefm.core.contract import DEPLOYABLE_FORMATS, MANIFEST_NAME, SAVEDMODEL_FORMAT, SAVEDMODEL_KEY
 from edgefm.core.errors import ManifestError
 from edgefm.core.fileio import atomic_write_json, sha256_tree, tree_bytes
 
@@ -187,7 +187,26 @@ class Manifest:
             raise ManifestError(f"No artifact named {name!r} in the manifest (known: {known}).") from None
 
     def deployable(self) -> dict[str, Artifact]:
-        return {k: a for k, a in self.artifacts.items() if a.format in ("tflite", "onnx")}
+        return {k: a for k, a in self.artifacts.items() if a.format in DEPLOYABLE_FORMATS}
+
+    def savedmodel(self, root: Path | None = None) -> tuple[str, Artifact]:
+        """The SavedModel every stage starts from: ``(name, artifact)``; the one lookup of it.
+
+        The entry named ``savedmodel`` first, else the first artifact of format
+        ``savedmodel``; none is a ManifestError that says to run ``edgefm train``.
+        """
+        named = self.artifacts.get(SAVEDMODEL_KEY)
+        if named is not None and named.format == SAVEDMODEL_FORMAT:
+            return SAVEDMODEL_KEY, named
+        for name, art in self.artifacts.items():
+            if art.format == SAVEDMODEL_FORMAT:
+                return name, art
+        where = f" in {root}" if root is not None else ""
+        flag = f" --artifacts {root}" if root is not None else ""
+        raise ManifestError(
+            f"The manifest{where} records no SavedModel (no {SAVEDMODEL_KEY!r} artifact). "
+            f"Run `edgefm train{flag}` first."
+        )
 
 
 def tool_versions(*packages: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Write a real Fashion-MNIST test image as a PNG that looks like a photo of a product.
 
-``python -m edgefm.demo_image OUT.png [--index I]``: the test-split image (default:
+``python -m edgefm.data.demo_image OUT.png [--index I]``: the test-split image (default:
 the first Sneaker) upscaled 4x to 112x112 and inverted to dark-on-light, so that
 ``edgefm predict`` exercises its light-background detection. Each source pixel
 becomes a 4x4 block (nearest neighbour), so predict's area-averaging shrink and

@@ -18,13 +18,21 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from edgefm.core.contract import CLASS_NAMES, IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES
+from edgefm.core.contract import (
+    CLASS_NAMES,
+    IMAGE_SHAPE,
+    INPUT_NAME,
+    LABELS_SIGNATURE,
+    NUM_CLASSES,
+    SAVEDMODEL_FORMAT,
+    SERVING_SIGNATURE,
+)
 from edgefm.train.config import ModelKind
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgefm.core.manifest import Artifact
 
-SERVING_SIGNATURE = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name=INPUT_NAME)
+IMAGES_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name=INPUT_NAME)
 
 
 def glorot_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, seed: tuple[int, int]) -> tf.Tensor:
@@ -47,7 +55,7 @@ class Classifier(tf.Module):
         """Logits for float32 images [B, 28, 28] in [0, 1]."""
         raise NotImplementedError
 
-    @tf.function(input_signature=[SERVING_SIGNATURE])
+    @tf.function(input_signature=[IMAGES_SPEC])
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         logits = self(images)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
@@ -121,7 +129,7 @@ def save_model(model: Classifier, directory: str) -> None:
     tf.saved_model.save(
         model,
         directory,
-        signatures={"serving_default": model.serve, "labels": model.labels},
+        signatures={SERVING_SIGNATURE: model.serve, LABELS_SIGNATURE: model.labels},
     )
 
 
@@ -138,11 +146,11 @@ def write_savedmodel(model: Classifier, root: Path) -> Artifact:
     return Artifact.describe(
         Path(root),
         target,
-        format="savedmodel",
+        format=SAVEDMODEL_FORMAT,
         quantization="none",
         inputs=[TensorSpec(INPUT_NAME, "float32", batch + list(IMAGE_SHAPE))],
         outputs=[TensorSpec(n, "float32", batch + [NUM_CLASSES]) for n in OUTPUT_NAMES],
         created=utc_now(),
         tools=tool_versions("tensorflow-cpu", "tensorflow"),
-        extra={"signatures": ["serving_default", "labels"], "parameters": model.parameter_count},
+        extra={"signatures": [SERVING_SIGNATURE, LABELS_SIGNATURE], "parameters": model.parameter_count},
     )

@@ -90,7 +90,7 @@ class TrainReporter:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        saved = manifest.artifacts["savedmodel"]
+        _, saved = manifest.savedmodel()
         self._write(
             "\n".join(lines)
             + f"\nSavedModel {saved.path}: test accuracy {100 * t['test_accuracy']:.2f}%, "

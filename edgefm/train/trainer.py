@@ -7,7 +7,7 @@ call runs ``steps_per_call`` SGD steps in a ``tf.while_loop`` (autograph's
 ``tf.range`` loop), accumulating loss and accuracy as tensors. The host syncs
 once per chunk, only to update the progress line. ``--eager`` runs the very same
 step function without ``tf.function``. Per model (measured, see
-``edgefm.config.MODEL_DEFAULTS``) the MLP runs on one TensorFlow thread with the
+``edgefm.train.config.MODEL_DEFAULTS``) the MLP runs on one TensorFlow thread with the
 loop compiled by XLA, a whole epoch per call; the CNN on all cores without XLA.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgefm.data import fashion_mnist as ds
-from edgefm.core.contract import CHECKPOINT_DIRNAME, CLASS_NAMES
+from edgefm.core.contract import CHECKPOINT_DIRNAME, CLASS_NAMES, SAVEDMODEL_KEY, SERVING_SIGNATURE
 from edgefm.train.config import LRSchedule, TrainConfig
 from edgefm.core.errors import ConfigError, ModelFileError, TrainingInterrupted
 from edgefm.core.fileio import atomic_output_path, atomic_write_json, ensure_directory
@@ -227,7 +227,7 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     # Save, then measure what the *saved* model scores: that is what the manifest reports.
     saved = write_savedmodel(model, root)
     reporter.note("evaluating the saved model on the test split")
-    served = tf.saved_model.load(str(root / saved.path)).signatures["serving_default"]
+    served = tf.saved_model.load(str(root / saved.path)).signatures[SERVING_SIGNATURE]
     logits = served(images=x_test)["logits"].numpy()
     test_loss = float(
         np.mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y_test_np, logits=logits).numpy())
@@ -264,7 +264,7 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
         model=cfg.model.value,
         labels=list(CLASS_NAMES),
         training=training,
-        artifacts={"savedmodel": saved},
+        artifacts={SAVEDMODEL_KEY: saved},
         versions={"edgefm": edgefm_version(), **tool_versions("tensorflow-cpu", "tensorflow", "numpy")},
     )
     if history:

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefm.core.contract import SERVING_SIGNATURE
 from edgefm.core.errors import RuntimeUnavailableError
 
 #: runner kind -> its C source, beside this file
@@ -69,9 +70,10 @@ class NativeRunner:
     cached: bool
     build_seconds: float
 
-    def command(self, mode: str, model: Path, *args: str) -> list[str]:
-        """argv for one invocation: ``runner MODE --lib LIB --model MODEL ARGS...``."""
-        return [str(self.executable), mode, "--lib", str(self.library.path), "--model", str(model), *args]
+    def command(self, mode: str, model: Path, *args: str, signature: str = SERVING_SIGNATURE) -> list[str]:
+        """argv for one invocation: ``runner MODE --lib LIB --model MODEL --signature KEY ARGS...``."""
+        return [str(self.executable), mode, "--lib", str(self.library.path), "--model", str(model),
+                "--signature", signature, *args]
 
 
 def source_dir() -> Path:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefm.core.contract import DEPLOYABLE_FORMATS, ONNX_FORMAT, SERVING_SIGNATURE, TFLITE_FORMAT
 from edgefm.core.errors import ManifestError, ModelFileError, UsageError
 from edgefm.core.fileio import atomic_directory, sha256_file
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, utc_now
@@ -35,7 +36,7 @@ from runtime_check.native.build import COMMON_HEADER, LIBRARY_ENV, SOURCES
 
 BUNDLE_SCHEMA_VERSION = 1
 #: format -> runner kind
-RUNNER_FOR_FORMAT: dict[str, str] = {"tflite": "litert", "onnx": "onnxruntime"}
+RUNNER_FOR_FORMAT: dict[str, str] = {TFLITE_FORMAT: "litert", ONNX_FORMAT: "onnxruntime"}
 #: the library each runner loads, as users know it
 LIBRARY_NAME: dict[str, str] = {"litert": "libLiteRt.so", "onnxruntime": "libonnxruntime.so.<version>"}
 #: Max abs difference allowed on the device, per quantization. Another CPU may pick other
@@ -73,7 +74,7 @@ def default_bundle_artifact(manifest: Manifest) -> str:
     deployable = manifest.deployable()
     if "tflite_float32" in deployable:
         return "tflite_float32"
-    for fmt in ("tflite", "onnx"):
+    for fmt in DEPLOYABLE_FORMATS:
         for name, art in deployable.items():
             if art.format == fmt:
                 return name
@@ -187,7 +188,7 @@ def write_bundle(
 
 
 def _check_args(model_file: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> list[str]:
-    args = ["--model", model_file]
+    args = ["--model", model_file, "--signature", SERVING_SIGNATURE]
     for name, m in inputs.items():
         args += ["--input", f"{name}={m['file']}"]
     for name, m in outputs.items():
@@ -241,7 +242,7 @@ def _readme(meta: dict[str, Any], build_cmd: str, check_args: list[str], labels:
 
     outputs = "\n".join(f"- `{n}`: atol {m['atol']:.3g}" for n, m in meta["golden"]["outputs"].items())
     run_cmd = (
-        f"./runner run --lib /path/to/{runner['library']} --model {model['file']} "
+        f"./runner run --lib /path/to/{runner['library']} --model {model['file']} --signature {SERVING_SIGNATURE} "
         f"--input {meta['inputs'][0]['name']}=my_images.npy --output-dir out/"
     )
     return f"""# {meta['artifact']}: edgefm deployment bundle

@@ -105,6 +105,9 @@ typedef struct {
 } Backend;
 
 static const char *g_prog = "runner";
+/* --signature KEY: the model signature to run (.tflite; ONNX has one graph). NULL: the first one.
+ * edgefm passes its serving signature's key (edgefm/core/contract.py), so the name lives in one place. */
+static const char *g_signature = NULL;
 
 /* -- crashes ------------------------------------------------------------------------------ */
 
@@ -487,6 +490,7 @@ static void usage(FILE *out, const Backend *be) {
             "  --expect NAME=FILE  expected output (check)\n"
             "  --atol X | NAME=X   tolerance for all / one output (check; default 1e-5)\n"
             "  --raw               write int8/uint8 outputs as stored, not dequantized to float32\n"
+            "  --signature KEY     the signature to run (.tflite; default: the first one)\n"
             "  --threads N         intra-op threads where the runtime supports it\n"
             "  --batch-size N      run the inputs in chunks of N along the first dimension,\n"
             "                      outputs concatenated (default: all at once)\n"
@@ -548,6 +552,7 @@ static int parse_args(int argc, char **argv, const Backend *be, Args *a) {
         if (strcmp(opt, "--lib") == 0) a->lib = val;
         else if (strcmp(opt, "--model") == 0) a->model = val;
         else if (strcmp(opt, "--output-dir") == 0) a->output_dir = val;
+        else if (strcmp(opt, "--signature") == 0) g_signature = val;
         else if (strcmp(opt, "--input") == 0 || strcmp(opt, "--expect") == 0) {
             bool in = opt[2] == 'i';
             int *n = in ? &a->n_inputs : &a->n_expects;

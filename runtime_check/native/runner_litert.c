@@ -238,13 +238,18 @@ static int litert_open(const char *lib, const char *model, int threads, ModelInf
     if (L.GetNumModelSignatures(g_model, &n_sigs) != 0 || n_sigs == 0)
         return set_err(err, errlen, RC_MODEL, "%s has no signature; export it with a serving signature", model);
     g_sig = 0;
-    for (LiteRtParamIndex i = 0; i < n_sigs; i++) { /* prefer serving_default, like edgefm's Python side */
+    bool found = g_signature == NULL;
+    for (LiteRtParamIndex i = 0; i < n_sigs && !found; i++) { /* --signature KEY, else the first */
         LiteRtSignature sig;
         const char *key = NULL;
         if (L.GetModelSignature(g_model, i, &sig) == 0 && L.GetSignatureKey(sig, &key) == 0 && key &&
-            strcmp(key, "serving_default") == 0)
+            strcmp(key, g_signature) == 0) {
             g_sig = i;
+            found = true;
+        }
     }
+    if (!found)
+        return set_err(err, errlen, RC_MODEL, "%s has no signature '%s'", model, g_signature);
     LiteRtSignature sig;
     LiteRtParamIndex n_in = 0, n_out = 0;
     if (L.GetModelSignature(g_model, g_sig, &sig) != 0 || L.GetNumSignatureInputs(sig, &n_in) != 0 ||

@@ -29,6 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import (
     EdgefmError,
     ModelFileError,
@@ -276,7 +277,7 @@ class NativeLiteRTRuntime(NativeRuntime):
     """A .tflite file in LiteRT's C API (libLiteRt.so), CPU accelerator. ``threads`` is not used."""
 
     name = "native-litert"
-    format = "tflite"
+    format = TFLITE_FORMAT
     kind = "litert"
 
 
@@ -284,7 +285,7 @@ class NativeOnnxRuntime(NativeRuntime):
     """An .onnx file in ONNX Runtime's C API, CPU execution provider."""
 
     name = "native-onnxruntime"
-    format = "onnx"
+    format = ONNX_FORMAT
     kind = "onnxruntime"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from edgefm.core.contract import SERVING_SIGNATURE, TFLITE_FORMAT
 from edgefm.core.errors import ModelFileError, RuntimeUnavailableError
 from edgefm.core.manifest import TensorSpec
 from runtime_check.runtimes.base import Runtime
@@ -15,8 +16,8 @@ class LiteRTRuntime(Runtime):
     """A .tflite file in ``ai_edge_litert.interpreter.Interpreter`` (the maintained TFLite)."""
 
     name = "litert"
-    format = "tflite"
-    signature_key = "serving_default"
+    format = TFLITE_FORMAT
+    signature_key = SERVING_SIGNATURE
 
     def _activate_impl(self) -> None:
         from runtime_check.runtimes.probe import validate_model_file

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefm.core.contract import ONNX_FORMAT
 from edgefm.core.errors import ModelFileError, RuntimeUnavailableError
 from edgefm.core.manifest import TensorSpec
 from runtime_check.runtimes.base import Runtime
@@ -16,7 +17,7 @@ class OnnxRuntime(Runtime):
     """An .onnx file in ONNX Runtime's CPU execution provider."""
 
     name = "onnxruntime"
-    format = "onnx"
+    format = ONNX_FORMAT
 
     def _activate_impl(self) -> None:
         from runtime_check.runtimes.probe import validate_model_file

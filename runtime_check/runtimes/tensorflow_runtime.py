@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from edgefm.core.contract import LABELS_SIGNATURE, SAVEDMODEL_FORMAT, SERVING_SIGNATURE
 from edgefm.core.errors import ModelFileError
 from edgefm.core.manifest import TensorSpec
+from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from runtime_check.runtimes.base import Runtime, _shape
 
 
@@ -16,16 +18,16 @@ class TensorFlowRuntime(Runtime):
     """The SavedModel's ``serving_default`` signature, run by TensorFlow."""
 
     name = "tensorflow"
-    format = "savedmodel"
+    format = SAVEDMODEL_FORMAT
     made_by = "edgefm train"
-    signature_key = "serving_default"
+    signature_key = SERVING_SIGNATURE
 
     def _activate_impl(self) -> None:
         from edgefm.core.quiet import import_tensorflow, quiet_native_output
 
-        if not (self.path / "saved_model.pb").is_file():
+        if not is_savedmodel_dir(self.path):
             raise ModelFileError(
-                f"{self.path} is not a SavedModel directory (no saved_model.pb). Pass the directory "
+                f"{self.path} is not a SavedModel directory (no {SAVED_MODEL_PB}). Pass the directory "
                 "that `edgefm train` wrote (artifacts/saved_model)."
             )
         with quiet_native_output() as captured:
@@ -76,7 +78,7 @@ class TensorFlowRuntime(Runtime):
     def labels(self) -> list[str] | None:
         """Class names from the SavedModel's ``labels`` signature, if it has one."""
         self._require_active()
-        fn = self._loaded.signatures.get("labels")
+        fn = self._loaded.signatures.get(LABELS_SIGNATURE)
         return None if fn is None else [b.decode("utf-8") for b in fn()["class_names"].numpy()]
 
     def signatures(self) -> dict[str, Any]:

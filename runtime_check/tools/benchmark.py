@@ -1,6 +1,6 @@
 """Latency, throughput, load time, size and peak memory of each artifact in its runtime.
 
-Each model is measured in a fresh child process (``python -m runtime_check.benchmark
+Each model is measured in a fresh child process (``python -m runtime_check.tools.benchmark
 --child SPEC.json``), so the peak resident memory of the child is that runtime's
 alone, one runtime's threads and caches do not disturb another's timings,
 and a runtime that crashes on a file takes down only its child. The TensorFlow
@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import DEFAULT_ARTIFACTS, IMAGE_SHAPE
+from edgefm.core.contract import (
+    DEFAULT_ARTIFACTS,
+    IMAGE_SHAPE,
+    ONNX_FORMAT,
+    SAVEDMODEL_FORMAT,
+    SAVEDMODEL_KEY,
+    TFLITE_FORMAT,
+)
 from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 from edgefm.core.fileio import human_bytes
 from edgefm.core.options import parse_int_list
@@ -42,10 +49,10 @@ from edgefm.core.options import parse_int_list
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
 DEFAULT_RUNS = 100
-BASELINE = "savedmodel"
+BASELINE = SAVEDMODEL_KEY
 CHILD_TIMEOUT_S = 900.0
 # Imported before the timed load (the runtimes import them inside ``activate``).
-_RUNTIME_MODULES = {"savedmodel": "tensorflow", "tflite": "ai_edge_litert.interpreter", "onnx": "onnxruntime"}
+_RUNTIME_MODULES = {SAVEDMODEL_FORMAT: "tensorflow", TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
 #: ``Target.runtime`` of a model run by its native C runner (process per call).
 NATIVE = "native"
 NATIVE_SUFFIX = "@native"
@@ -145,7 +152,7 @@ class BenchmarkReport:
 
     @property
     def baseline(self) -> BenchmarkResult | None:
-        return next((r for r in self.results if r.format == "savedmodel" and r.error is None), None)
+        return next((r for r in self.results if r.format == SAVEDMODEL_FORMAT and r.error is None), None)
 
     @property
     def failures(self) -> list[BenchmarkResult]:
@@ -200,15 +207,17 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
             manifest = None
             notes.append(f"no manifest in {root}: no TensorFlow baseline to compare with (pass --artifacts).")
     out: list[Target] = []
-    if manifest is not None and config.baseline and BASELINE in manifest.artifacts:
-        a = manifest.artifacts[BASELINE]
-        out.append(Target(BASELINE, root / a.path, a.format, a.quantization))
-    elif manifest is not None and config.baseline:
-        notes.append(f"the manifest in {root} has no {BASELINE} artifact: no TensorFlow baseline.")
+    if manifest is not None and config.baseline:
+        try:
+            name, a = manifest.savedmodel(root)
+        except ManifestError:
+            notes.append(f"the manifest in {root} has no {BASELINE} artifact: no TensorFlow baseline.")
+        else:
+            out.append(Target(name, root / a.path, a.format, a.quantization))
     if config.model is not None:
         model = config.model
         if not any(t.path.resolve() == model.resolve() for t in out):
-            fmt = "savedmodel" if model.is_dir() else model.suffix.lower().lstrip(".")
+            fmt = SAVEDMODEL_FORMAT if model.is_dir() else model.suffix.lower().lstrip(".")
             out.append(Target(model.name, model, fmt, "unknown"))
         return out, notes
     assert manifest is not None
@@ -290,7 +299,7 @@ def _run_child(spec: dict[str, Any], result: BenchmarkResult) -> None:
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "runtime_check.benchmark", "--child", str(spec_path)],
+            [sys.executable, "-m", __name__, "--child", str(spec_path)],
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT_S,
@@ -502,4 +511,4 @@ def format_table(report: BenchmarkReport) -> str:
 if __name__ == "__main__":  # pragma: no cover - the child entry point
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         sys.exit(_child_main(sys.argv[2]))
-    sys.exit("usage: python -m runtime_check.benchmark --child SPEC.json (used by `edgefm benchmark`)")
+    sys.exit("usage: python -m runtime_check.tools.benchmark --child SPEC.json (used by `edgefm benchmark`)")

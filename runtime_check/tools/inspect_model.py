@@ -75,7 +75,7 @@ def tflite_details(path: Path) -> dict[str, Any]:
 
 
 def embedded_metadata(path: Path) -> tuple[dict[str, Any], str | None]:
-    """``edgefm.metadata.read_metadata`` for a model file, and its error message if the table is unreadable."""
+    """``edgefm.formats.metadata.read_metadata`` for a model file, and its error message if the table is unreadable."""
     from edgefm.core.errors import ModelFileError
 
     if Path(path).is_dir():  # a SavedModel carries its labels in the `labels` signature instead

@@ -1,9 +1,9 @@
 """Classify image files with any artifact: SavedModel directory, .tflite or .onnx.
 
 The runtime follows from the file (``runtime_for``); images are prepared by
-``edgefm.images`` and sent to the model in one batch. Class names come from the
+``edgefm.data.images`` and sent to the model in one batch. Class names come from the
 manifest that lists the model, else from the model's embedded metadata, else
-``edgefm.config.CLASS_NAMES``.
+``edgefm.train.config.CLASS_NAMES``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _manifest_listing(model: Path) -> Manifest | None:
 
 
 def read_embedded_metadata(path: Path) -> dict[str, Any]:
-    """``edgefm.metadata.read_metadata(path)``, or ``{}`` when that reader is unavailable or fails."""
+    """``edgefm.formats.metadata.read_metadata(path)``, or ``{}`` when that reader is unavailable or fails."""
     try:
         from edgefm.formats.metadata import read_metadata
     except ImportError:

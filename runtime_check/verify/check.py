@@ -3,9 +3,9 @@
 ``check(manifest, cfg)`` runs the SavedModel once in TensorFlow (the reference),
 then each selected .tflite/.onnx artifact in its own runtime on the same inputs
 (the held-out test split by default), computes every parity metric
-(``runtime_check.compare``) against the per-variant bounds
-(``runtime_check.tolerances``), and writes ``verify-report.json`` (and, when
-``cfg.html`` is set, the self-contained page of ``runtime_check.html_report``;
+(``runtime_check.verify.compare``) against the per-variant bounds
+(``runtime_check.verify.tolerances``), and writes ``verify-report.json`` (and, when
+``cfg.html`` is set, the self-contained page of ``runtime_check.verify.html_page``;
 the CLI sets it by default). It collects
 every failure (checksum mismatch, a model that does not load, a metric out of
 bounds) into the report and never stops at the first; the caller decides what a
@@ -76,18 +76,6 @@ def select_artifacts(manifest: Manifest, cfg: CheckConfig) -> dict[str, Artifact
     if cfg.only:
         return {n: deployable[n] for n in dict.fromkeys(cfg.only)}
     return deployable
-
-
-def reference_artifact(manifest: Manifest, root: Path) -> tuple[str, Artifact]:
-    """The SavedModel the exports are compared with (the manifest's ``savedmodel`` entry)."""
-    if "savedmodel" in manifest.artifacts and manifest.artifacts["savedmodel"].format == "savedmodel":
-        return "savedmodel", manifest.artifacts["savedmodel"]
-    for name, art in manifest.artifacts.items():
-        if art.format == "savedmodel":
-            return name, art
-    raise ManifestError(
-        f"The manifest in {root} has no SavedModel to use as the reference. Run `edgefm train --artifacts {root}`."
-    )
 
 
 def native_factory() -> NativeFactory:
@@ -228,7 +216,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         for n, a in selected.items()
     }
     make_native = native_factory() if cfg.native else None
-    ref_name, ref_art = reference_artifact(manifest, root)
+    ref_name, ref_art = manifest.savedmodel(root)
     json_path = Path(cfg.report or root / REPORT_NAME)
     if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
         raise ConfigError(

@@ -42,7 +42,7 @@ from runtime_check.verify.text import COLUMNS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: the curves train writes beside the manifest (edgefm.train.CURVES_NAME), used when the history is missing
+#: the curves train writes beside the manifest (edgefm.train.trainer.CURVES_NAME), used when the history is missing
 CURVES_NAME = "training_curves.png"
 #: pixel upscale of the 28x28 test images
 IMAGE_ZOOM = 3

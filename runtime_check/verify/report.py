@@ -143,7 +143,7 @@ class ParityReport:
     versions: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     reference_metrics: list[Metric] = field(default_factory=list)
-    #: the CPU the runtimes ran on (edgefm.hostinfo.host_cpu): model, features, int8 kernel path
+    #: the CPU the runtimes ran on (edgefm.core.hostinfo.host_cpu): model, features, int8 kernel path
     host: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # where it was written, if it was
     # -- the evidence the page shows (saved in the JSON too, but for the images) --

@@ -1,4 +1,4 @@
-"""edgefm.metadata: embed and read labels/provenance in .tflite and .onnx files, without TensorFlow."""
+"""edgefm.formats.metadata: embed and read labels/provenance in .tflite and .onnx files, without TensorFlow."""
 
 from __future__ import annotations
 
