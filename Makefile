@@ -64,6 +64,7 @@ demo: dataset compiler
 	$(BIN)/edgefm predict $(ARTIFACTS)/demo-sneaker.png --artifacts $(ARTIFACTS) --top-k 3
 
 test: dataset compiler browser emulator
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: dataset compiler

@@ -41,9 +41,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import inference  # noqa: E402 - after the TF log level
-from edgefm.core.errors import EdgefmError  # noqa: E402
-from edgefm.core.manifest import utc_now  # noqa: E402
+# After the TF log level (ruff's E402 allows imports after an os.environ change).
+from benchmarks import inference
+from edgefm.core.errors import EdgefmError
+from edgefm.core.manifest import utc_now
 
 SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("bench-results")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.data import fashion_mnist as ds
 from edgefm.core.contract import INPUT_NAME
+from edgefm.data import fashion_mnist as ds
 
 CALIBRATION_SPLIT = "train"
 # ONNX Runtime's calibrator takes batches; TFLite's takes one sample per step.

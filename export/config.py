@@ -55,8 +55,6 @@ class ExportConfig:
     seed: int = 0
     data_dir: Path | None = None
     verify_data: bool = True
-    quiet: bool = False
-    bundle: Path | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -69,8 +67,6 @@ class ExportConfig:
         positive_int(self.calibration_samples, "--calibration-samples")
         if self.data_dir is not None:
             set_(self, "data_dir", Path(self.data_dir))
-        if self.bundle is not None:
-            set_(self, "bundle", Path(self.bundle))
 
     @property
     def formats(self) -> tuple[ExportFormat, ...]:

@@ -29,18 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, INPUT_SCALING, NUM_CLASSES, OUTPUT_NAMES
-from export.config import ExportConfig, ExportFormat
+from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, INPUT_SCALING, NUM_CLASSES, OUTPUT_NAMES, SERVING_SIGNATURE
 from edgefm.core.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
 from edgefm.core.fileio import atomic_write_bytes, sha256_tree
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
+from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
 from edgefm.formats.metadata import embed_onnx_metadata, metadata_entries
+from edgefm.formats.onnx_file import onnx_io_specs
+from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from export import to_onnx, to_tflite
 from export.calibration import calibration_samples
-from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
-from edgefm.core.contract import SERVING_SIGNATURE
-from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
+from export.config import ExportConfig, ExportFormat
 from export.summary import summary_table
 from export.variants import Variant, plan, skipped
 
@@ -268,7 +268,7 @@ def _convert_onnx(
             embed_onnx_metadata(model, metadata_entries(embedded_metadata(manifest, variant, source_sha, False)))
             data = model.SerializeToString()
             to_onnx.check_onnx(data)
-            specs = to_onnx.onnx_io_specs(model)
+            specs = onnx_io_specs(model)
         seconds = time.perf_counter() - t1 + (float_seconds if not out else 0.0)
         out.append(Converted(variant, data, _describe(variant, data, specs, seconds, extra)))
     return out

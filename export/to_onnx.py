@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgefm.core.contract import OUTPUT_NAMES
-from edgefm.core.errors import ExportError
-from edgefm.core.manifest import TensorSpec
-from export.calibration import onnx_calibration_batches
-from edgefm.core.quiet import import_tensorflow
 from edgefm.core.contract import SERVING_SIGNATURE
+from edgefm.core.errors import ExportError
+from edgefm.core.quiet import import_tensorflow
+from export.calibration import onnx_calibration_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -61,8 +59,6 @@ class OnnxInt8Recipe:
 
 
 ONNX_INT8_RECIPE = OnnxInt8Recipe()
-
-_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16"}
 
 
 def convert_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:
@@ -127,22 +123,6 @@ def quantize_onnx_int8(
         out = onnx.load(str(dst))
     _name_batch_dim(out)
     return out
-
-
-def _spec(value: Any) -> TensorSpec:
-    t = value.type.tensor_type
-    return TensorSpec(
-        name=value.name,
-        dtype=_ONNX_DTYPES.get(t.elem_type, str(t.elem_type)),
-        shape=[int(d.dim_value) if d.HasField("dim_value") else None for d in t.shape.dim],
-    )
-
-
-def onnx_io_specs(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    ins = [_spec(v) for v in model.graph.input]
-    outs = sorted((_spec(v) for v in model.graph.output),
-                  key=lambda s: (OUTPUT_NAMES.index(s.name) if s.name in OUTPUT_NAMES else len(OUTPUT_NAMES), s.name))
-    return ins, outs
 
 
 def check_onnx(model: bytes) -> None:

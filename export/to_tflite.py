@@ -18,14 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import OUTPUT_NAMES
-from export.config import Quantization
+from edgefm.core.contract import OUTPUT_NAMES, SERVING_SIGNATURE
 from edgefm.core.errors import ExportError
 from edgefm.core.manifest import TensorSpec
+from edgefm.core.quiet import import_tensorflow
 from edgefm.formats.metadata import embed_tflite_metadata
 from export.calibration import tflite_representative_dataset
-from edgefm.core.quiet import import_tensorflow
-from edgefm.core.contract import SERVING_SIGNATURE
+from export.config import Quantization
 
 # Inputs for the "same outputs after embedding metadata" check.
 PROBE_BATCH, PROBE_SEED = 8, 1234

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from export.config import ExportConfig, ExportFormat, Quantization
 from edgefm.core.errors import ConfigError
+from export.config import ExportConfig, ExportFormat, Quantization
 
 
 @dataclass(frozen=True)

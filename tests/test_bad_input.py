@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
-from export.config import ExportConfig
 from edgefm.core.manifest import Artifact, Manifest
+from export.config import ExportConfig
+
+from conftest import REPO, run_cli
 
 CRASH_MARKERS = ("Traceback", "Fatal Python error", "Segmentation fault", "Aborted", "core dumped")
 BUG_EXIT = 70  # EdgefmGroup.invoke's "unexpected X ... this is a bug"
@@ -76,7 +77,7 @@ def exported(tiny_artifacts: Path, data_dir: Path, tmp_path_factory: pytest.Temp
 
     root = tmp_path_factory.mktemp("bad_input") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
-    cfg = ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir, verify_data=False, quiet=True)
+    cfg = ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir, verify_data=False)
     export(Manifest.load(root), cfg)
     return root
 

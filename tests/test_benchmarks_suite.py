@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from benchmarks.run import TARGETS, check_targets, target_line
+
 from conftest import REPO
 
 BINDING_ROWS = ["savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"]

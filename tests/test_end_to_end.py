@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from edgefm.core.manifest import Manifest
 from edgefm.core.fileio import sha256_file
+from edgefm.core.manifest import Manifest
 
 from conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def _ok(res) -> None:  # noqa: ANN001
+def _ok(res) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Traceback" not in res.stderr
 
@@ -78,7 +78,7 @@ def test_predict_on_a_real_test_image(mlp_run: Path, tmp_path: Path) -> None:
     assert "Sneaker" in json.dumps(line)
 
 
-def _demo_image(path: Path):  # noqa: ANN202
+def _demo_image(path: Path):
     import subprocess
     import sys
 

@@ -94,8 +94,8 @@ def test_fuzz_idx_parser_random_bytes(record_property: Callable[[str, object], N
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
 
-    from edgefm.data.fashion_mnist import parse_idx
     from edgefm.core.errors import DatasetError
+    from edgefm.data.fashion_mnist import parse_idx
 
     outcomes: collections.Counter[str] = collections.Counter()
 
@@ -134,8 +134,8 @@ def test_fuzz_idx_parser_random_bytes(record_property: Callable[[str, object], N
 
 def test_fuzz_idx_reader_mutated_files(tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     """Seeded mutants of a real IDX file, plain and gzipped, through read_bytes + parse_idx."""
-    from edgefm.data.fashion_mnist import parse_idx, read_bytes
     from edgefm.core.errors import DatasetError
+    from edgefm.data.fashion_mnist import parse_idx, read_bytes
 
     rng = np.random.default_rng(SEED)
     arr = rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
@@ -198,9 +198,9 @@ def fuzz_models(seed: int, count: int, workdir: Path, sources: list[Path]) -> di
 def fuzz_probe(seed: int, count: int, workdir: Path, sources: list[Path]) -> dict[str, object]:
     """Mutants that pass check_structure, through the subprocess probe; accepted ones are then loaded and run."""
     from edgefm.core.errors import EdgefmError
-    from runtime_check.tools.predict import run_model
-    from runtime_check.runtimes.registry import runtime_for
     from runtime_check.runtimes.probe import check_structure, validate_model_file
+    from runtime_check.runtimes.registry import runtime_for
+    from runtime_check.tools.predict import run_model
 
     outcomes: collections.Counter[str] = collections.Counter()
     failures: list[str] = []
@@ -257,14 +257,14 @@ def _run_child(mode: str, count: int, workdir: Path, sources: list[Path]) -> dic
 def model_files(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],
                 tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """A real tiny float32 .tflite and .onnx (the session's untrained MLP, exported)."""
-    from export.config import ExportConfig
     from edgefm.core.manifest import Manifest
+    from export.config import ExportConfig
     from export.pipeline import export
 
     root = tmp_path_factory.mktemp("fuzz") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
     cfg = ExportConfig(artifacts=root, format="all", quantize="none", data_dir=tiny_data_session[0],
-                       verify_data=False, quiet=True)
+                       verify_data=False)
     export(Manifest.load(root), cfg)
     return [root / "model_float32.tflite", root / "model.onnx"]
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from edgefm.data.fashion_mnist import parse_idx, write_idx
 from edgefm.core.errors import DatasetError, ImageError
+from edgefm.data.fashion_mnist import parse_idx, write_idx
 from edgefm.data.images import LIGHT_BACKGROUND, border_level, load_image, prepare
 from runtime_check.verify import compare as C
 from runtime_check.verify.tolerances import Tolerance

@@ -44,8 +44,8 @@ def data_verify(data_dir: Path | None, quiet: bool) -> None:
     Exit status 0 when all match the official release, 1 otherwise.
     Example: edgefm data verify --data-dir ./fashion-mnist
     """
-    from edgefm.data import fashion_mnist as ds
     from edgefm.core.errors import DatasetError
+    from edgefm.data import fashion_mnist as ds
 
     directory, statuses = ds.verify_dir(data_dir)
     if not quiet:

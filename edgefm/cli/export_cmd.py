@@ -54,7 +54,7 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
     cfg = ExportConfig(
         artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
         calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
-        verify_data=not no_verify, quiet=quiet,
+        verify_data=not no_verify,
     )
     result = run_export(cfg)
     if not quiet:

@@ -76,7 +76,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
         atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
         bounds=_group_bounds(bounds),
-        report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify, quiet=quiet,
+        report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
     )
     progress = None if quiet else (lambda msg: click.echo(msg, err=True))
     result = check(Manifest.load(cfg.artifacts), cfg, progress=progress)

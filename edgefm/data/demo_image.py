@@ -41,8 +41,8 @@ def write_demo_image(
     """Write test image ``index`` to ``out`` (atomically); return (index, true class name)."""
     from PIL import Image
 
-    from edgefm.data import fashion_mnist as ds
     from edgefm.core.fileio import atomic_output_path
+    from edgefm.data import fashion_mnist as ds
 
     if scale < 1:
         raise UsageError(f"--scale must be a positive integer, got {scale}.")

@@ -75,7 +75,7 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
                 img.load()
                 try:
                     img = ImageOps.exif_transpose(img)
-                except Exception:  # a malformed EXIF block: use the pixels as stored
+                except Exception:  # noqa: BLE001 - a malformed EXIF block: use the pixels as stored
                     pass
                 gray = _to_gray(img)
     except UnidentifiedImageError as e:

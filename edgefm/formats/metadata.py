@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefm.core.errors import ModelFileError
+from edgefm.formats.tflite_file import TFLITE_IDENTIFIER
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
 
 METADATA_KEY = "edgefm"  # the JSON entry
 LABELS_KEY = "labels"  # labels.txt content, one class name per line
-TFLITE_IDENTIFIER = b"TFL3"
 # TFLite's schema declares `Buffer.data` with force_align: 16; the Python object
 # API does not honour it, so buffers are packed by hand with this alignment.
 TFLITE_BUFFER_ALIGNMENT = 16
@@ -59,7 +59,7 @@ def _aligned_buffer_type() -> type:
     from ai_edge_litert import schema_py_generated as schema
 
     class AlignedBufferT(schema.BufferT):  # type: ignore[misc, name-defined]
-        def Pack(self, builder: Any) -> int:  # noqa: N802 (flatbuffers' name)
+        def Pack(self, builder: Any) -> int:
             data_off = None
             if self.data is not None:
                 payload = np.asarray(self.data, dtype=np.uint8).tobytes()

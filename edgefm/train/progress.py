@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgefm.train.config import TrainConfig
     from edgefm.core.manifest import Manifest
+    from edgefm.train.config import TrainConfig
 
 
 @dataclass

@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.data import fashion_mnist as ds
 from edgefm.core.contract import CHECKPOINT_DIRNAME, CLASS_NAMES, SAVEDMODEL_KEY, SERVING_SIGNATURE
-from edgefm.train.config import LRSchedule, TrainConfig
 from edgefm.core.errors import ConfigError, ModelFileError, TrainingInterrupted
 from edgefm.core.fileio import atomic_output_path, atomic_write_json, ensure_directory
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
 from edgefm.core.manifest import Manifest, edgefm_version, tool_versions
 from edgefm.core.metrics import confusion_matrix
+from edgefm.data import fashion_mnist as ds
+from edgefm.train.config import LRSchedule, TrainConfig
 from edgefm.train.progress import EpochStats, TrainReporter
 
 CURVES_NAME = "training_curves.png"
@@ -72,9 +72,9 @@ def make_step_runner(model: Any, learning_rate: Any, eager: bool, jit: bool = Fa
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0.0)
         for i in tf.range(tf.shape(xb)[0]):
-            l, c = train_step(tf.cast(xb[i], tf.float32) / 255.0, yb[i])
-            loss_sum += l
-            correct += c
+            batch_loss, batch_correct = train_step(tf.cast(xb[i], tf.float32) / 255.0, yb[i])
+            loss_sum += batch_loss
+            correct += batch_correct
         return loss_sum, correct
 
     if eager:
@@ -82,8 +82,10 @@ def make_step_runner(model: Any, learning_rate: Any, eager: bool, jit: bool = Fa
     return tf.function(
         run_steps,
         jit_compile=jit,
-        # jit_compile measured: 0.13 vs 0.15 s/epoch steady state, but +1.5 s to
-        # compile, a net loss for 5 epochs; the tf.range+tf.gather shape was 70 s.
+        # jit is per model (train/config.py MODEL_DEFAULTS, measured): on for the MLP
+        # (0.11 vs 0.15 s/epoch, ~0.7 s to compile), off for the CNN (XLA's CPU
+        # convolutions are ~30x slower). This tf.while_loop over pre-batched
+        # tensors is the shape XLA handles; a tf.range+tf.gather loop took 70 s.
         input_signature=[
             tf.TensorSpec([None, None, 28, 28], tf.uint8),
             tf.TensorSpec([None, None], tf.int32),
@@ -190,15 +192,15 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
                 done = 0
                 reporter.epoch_start(epoch + 1, cfg.epochs, steps + (1 if rest else 0))
                 for s in range(0, steps, chunk):
-                    l, c = run_steps(xb[s : s + chunk], yb[s : s + chunk])
-                    loss_sum += float(l)
-                    correct += float(c)
+                    chunk_loss, chunk_correct = run_steps(xb[s : s + chunk], yb[s : s + chunk])
+                    loss_sum += float(chunk_loss)
+                    correct += float(chunk_correct)
                     done += min(chunk, steps - s)
                     reporter.epoch_progress(done, loss_sum / (done * bs), correct / (done * bs), time.perf_counter() - t0)
                 if rest:  # the last, smaller batch (what a batched tf.data pipeline gives)
-                    l, c = run_steps(xs[None, steps * bs :], ys[None, steps * bs :])
-                    loss_sum += float(l)
-                    correct += float(c)
+                    chunk_loss, chunk_correct = run_steps(xs[None, steps * bs :], ys[None, steps * bs :])
+                    loss_sum += float(chunk_loss)
+                    correct += float(chunk_correct)
                 seconds = time.perf_counter() - t0
                 tl, preds = evaluate(x_test, y_test)
                 stats = EpochStats(

@@ -164,6 +164,7 @@ class NativeRuntime(Runtime):
     """A model run by a C runner in a fresh, environment-less process per call."""
 
     kind: ClassVar[str] = ""
+    probe_before_load = True
 
     def __init__(
         self,
@@ -193,9 +194,6 @@ class NativeRuntime(Runtime):
         self.cpu: dict[str, object] = {}
 
     def _activate_impl(self) -> None:
-        from runtime_check.runtimes.probe import validate_model_file
-
-        validate_model_file(self.path)  # a malformed file is rejected before C++ code sees it
         self.runner = build_runner(self.kind, lib=self._library, cc=self._cc, cache=self._cache)
         proc = run_process(
             [*self.launcher, *self.runner.command("info", self._model_arg())],
@@ -260,6 +258,10 @@ class NativeRuntime(Runtime):
             except (OSError, ValueError) as e:
                 raise EdgefmError(f"The native runner's output for {self.path} is unreadable ({e}).") from e
 
+    def _engine_seconds(self) -> float | None:
+        """The runner's own time for one batch, without the process start (``timing`` line)."""
+        return None if self.last_timing is None else self.last_timing.run_ms / 1e3
+
     def versions(self) -> dict[str, str]:
         if self.runner is None:
             return {}
@@ -289,20 +291,16 @@ class NativeOnnxRuntime(NativeRuntime):
     kind = "onnxruntime"
 
 
-NATIVE_RUNTIMES: dict[str, type[NativeRuntime]] = {
-    NativeLiteRTRuntime.name: NativeLiteRTRuntime,
-    NativeOnnxRuntime.name: NativeOnnxRuntime,
-}
+#: file suffix -> the native runtime for it
+NATIVE_BY_SUFFIX: dict[str, type[NativeRuntime]] = {".tflite": NativeLiteRTRuntime, ".onnx": NativeOnnxRuntime}
 
 
 def native_runtime_for(path: Path, *, threads: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> Runtime:
     """The native runtime for ``path``: a .tflite or an .onnx file."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        return NativeLiteRTRuntime(path, threads=threads, timeout=timeout)
-    if suffix == ".onnx":
-        return NativeOnnxRuntime(path, threads=threads, timeout=timeout)
+    if suffix in NATIVE_BY_SUFFIX:
+        return NATIVE_BY_SUFFIX[suffix](path, threads=threads, timeout=timeout)
     if not path.exists():
         raise ModelFileError(f"Model {path} does not exist. Pass a .tflite or an .onnx file.")
     raise UsageError(

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgefm.core.errors import ModelFileError, RuntimeUnavailableError, UsageError
+from edgefm.core.errors import ModelFileError, UsageError
 from edgefm.core.manifest import TensorSpec
 
 
@@ -33,12 +33,20 @@ class Runtime(abc.ABC):
     format: ClassVar[str] = ""
     #: the command that writes this runtime's files (named in "does not exist" messages)
     made_by: ClassVar[str] = "edgefm export"
+    #: check the file (structure, then a load in a child process) before the runtime's C++ code sees it:
+    #: LiteRT and ONNX Runtime abort or segfault on some malformed files instead of raising
+    probe_before_load: ClassVar[bool] = False
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         self.path = Path(path)
         self.threads = threads
         self.active = False
+        #: seconds the last ``activate`` took to load the model (the probe before it excluded)
         self.load_seconds: float | None = None
+        #: wall seconds of the last ``infer`` call (the runtime call only: feeds checked before)
+        self.last_inference_seconds: float | None = None
+        #: seconds the engine itself reported for the last call (``_engine_seconds``); None if it reports none
+        self.last_engine_seconds: float | None = None
         self._input_specs: list[TensorSpec] = []
         self._output_specs: list[TensorSpec] = []
 
@@ -48,6 +56,10 @@ class Runtime(abc.ABC):
             return self
         if not self.path.exists():
             raise ModelFileError(f"Model {self.path} does not exist. Check the path, or run `{self.made_by}`.")
+        if self.probe_before_load:
+            from runtime_check.runtimes.probe import validate_model_file
+
+            validate_model_file(self.path)
         t0 = time.perf_counter()
         self._activate_impl()
         self.load_seconds = time.perf_counter() - t0
@@ -80,7 +92,10 @@ class Runtime(abc.ABC):
         """Run on named inputs; returns named float32 outputs. Inputs checked here, once."""
         self._require_active()
         checked = self._check_feeds(feeds)
+        t0 = time.perf_counter()
         outputs = self._infer_impl(checked)
+        self.last_inference_seconds = time.perf_counter() - t0
+        self.last_engine_seconds = self._engine_seconds()
         return {k: np.asarray(v) for k, v in outputs.items()}
 
     def infer_batched(self, feeds: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
@@ -96,9 +111,6 @@ class Runtime(abc.ABC):
     def versions(self) -> dict[str, str]:
         return {}
 
-    def describe(self) -> dict[str, Any]:
-        return {"runtime": self.name, "path": str(self.path), **self.versions()}
-
     # -- hooks -------------------------------------------------------------------
     @abc.abstractmethod
     def _activate_impl(self) -> None: ...
@@ -110,6 +122,10 @@ class Runtime(abc.ABC):
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
 
     def _deactivate_impl(self) -> None:
+        return None
+
+    def _engine_seconds(self) -> float | None:
+        """What the engine measured of the last call itself (no Python, no process start); None by default."""
         return None
 
     # -- checks ------------------------------------------------------------------

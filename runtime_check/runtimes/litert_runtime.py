@@ -16,15 +16,13 @@ class LiteRTRuntime(Runtime):
     """A .tflite file in ``ai_edge_litert.interpreter.Interpreter`` (the maintained TFLite)."""
 
     name = "litert"
+    probe_before_load = True
     format = TFLITE_FORMAT
     signature_key = SERVING_SIGNATURE
 
     def _activate_impl(self) -> None:
-        from runtime_check.runtimes.probe import validate_model_file
-
         from edgefm.core.quiet import quiet_native_output
 
-        validate_model_file(self.path)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as e:
@@ -78,27 +76,3 @@ class LiteRTRuntime(Runtime):
         from importlib import metadata
 
         return {"ai-edge-litert": metadata.version("ai-edge-litert")}
-
-    def op_counts(self) -> dict[str, int]:
-        """Operator histogram of the model's main subgraph, read from the flatbuffer.
-
-        Read from the file, not from the interpreter: after ``allocate_tensors`` the
-        interpreter reports XNNPACK's DELEGATE nodes instead of the model's operators.
-        """
-        import collections
-
-        from ai_edge_litert import schema_py_generated as schema
-
-        self._require_active()
-        model = schema.Model.GetRootAs(self.path.read_bytes(), 0)
-        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        codes = []
-        for i in range(model.OperatorCodesLength()):
-            oc = model.OperatorCodes(i)
-            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            custom = oc.CustomCode()
-            codes.append(custom.decode() if custom else names.get(code, f"OP_{code}"))
-        graph = model.Subgraphs(0)
-        counts = collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
-        return dict(counts.most_common())
-

@@ -39,7 +39,7 @@ class TensorFlowRuntime(Runtime):
                     pass  # already initialised in this process
             try:
                 self._loaded = tf.saved_model.load(str(self.path))
-            except Exception as e:  # TF raises many types for a corrupt SavedModel
+            except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt SavedModel; reported below
                 load_error: Exception | None = e
             else:
                 load_error = None

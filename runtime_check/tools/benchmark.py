@@ -391,9 +391,8 @@ def measure(
     then ``None``: this process only waits for the runner processes, and their
     ``ru_maxrss`` would carry this process's peak across fork and exec.
     """
-    from runtime_check.tools.predict import model_feeds
     from runtime_check.runtimes.registry import runtime_for
-    from runtime_check.runtimes.probe import validate_model_file
+    from runtime_check.tools.predict import model_feeds
 
     path = Path(path)
     if native:
@@ -402,8 +401,6 @@ def measure(
         runtime = native_runtime_for(path, threads=threads)
     else:
         runtime = runtime_for(path, threads=threads)
-    if path.is_file():
-        validate_model_file(path)  # the isolated probe runs here, outside the timed load
     if not native:
         # Import the runtime's library first, so "load" times loading the model, not importing TF.
         with contextlib.suppress(ImportError):
@@ -419,9 +416,8 @@ def measure(
                 t0 = time.perf_counter()
                 runtime.infer(feeds)
                 times.append(time.perf_counter() - t0)
-                timing = getattr(runtime, "last_timing", None)  # the native runners time the run themselves
-                if timing is not None:
-                    engine.append(timing.run_ms)
+                if runtime.last_engine_seconds is not None:  # the native runners time the run themselves
+                    engine.append(runtime.last_engine_seconds * 1e3)
             stats = latency_stats(bs, times)
             if engine:
                 stats.engine_p50_ms = float(np.percentile(engine, 50))

@@ -9,13 +9,14 @@ schema version and metadata names) are read here from the files themselves.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgefm.core.fileio import human_bytes, sha256_tree, tree_bytes
 from edgefm.core.manifest import TensorSpec
+from edgefm.formats.onnx_file import onnx_operators
+from edgefm.formats.tflite_file import tflite_details, tflite_op_counts
 
 
 @dataclass
@@ -41,39 +42,6 @@ class ModelReport:
         return d
 
 
-def onnx_operators(path: Path) -> tuple[dict[str, int], dict[str, Any]]:
-    """Op-type histogram of the main graph (most frequent first) and the model's header facts."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    counts = Counter(node.op_type for node in model.graph.node)
-    details = {
-        "ir_version": int(model.ir_version),
-        "opset": {(imp.domain or "ai.onnx"): int(imp.version) for imp in model.opset_import},
-        "producer": f"{model.producer_name} {model.producer_version}".strip(),
-        "graph": model.graph.name,
-    }
-    return dict(counts.most_common()), details
-
-
-def tflite_details(path: Path) -> dict[str, Any]:
-    """Schema version, description, subgraph and signature counts, metadata entry names."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    buf = Path(path).read_bytes()
-    model = schema.Model.GetRootAs(buf, 0)
-    description = model.Description()
-    return {
-        "schema_version": int(model.Version()),
-        "description": description.decode("utf-8", "replace") if description else "",
-        "subgraphs": int(model.SubgraphsLength()),
-        "signature_defs": int(model.SignatureDefsLength()),
-        "metadata_entries": [
-            (model.Metadata(i).Name() or b"").decode("utf-8", "replace") for i in range(model.MetadataLength())
-        ],
-    }
-
-
 def embedded_metadata(path: Path) -> tuple[dict[str, Any], str | None]:
     """``edgefm.formats.metadata.read_metadata`` for a model file, and its error message if the table is unreadable."""
     from edgefm.core.errors import ModelFileError
@@ -93,8 +61,8 @@ def embedded_metadata(path: Path) -> tuple[dict[str, Any], str | None]:
 def inspect_model(path: Path) -> ModelReport:
     """Load ``path`` in its runtime and describe it; raises ``ModelFileError``/``UsageError`` for bad files."""
     from runtime_check.runtimes.litert_runtime import LiteRTRuntime
-    from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
     from runtime_check.runtimes.registry import runtime_for
+    from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 
     path = Path(path)
     runtime = runtime_for(path)
@@ -105,7 +73,7 @@ def inspect_model(path: Path) -> ModelReport:
         inputs, outputs = runtime.input_specs, runtime.output_specs
         if isinstance(runtime, LiteRTRuntime):
             inputs, outputs = runtime.raw_specs()  # int8 I/O with its scale and zero-point
-            operators = dict(Counter(runtime.op_counts()).most_common())
+            operators = tflite_op_counts(path)
             details = tflite_details(path)
         elif isinstance(runtime, TensorFlowRuntime):
             signatures = runtime.signatures()

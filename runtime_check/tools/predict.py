@@ -121,7 +121,7 @@ def read_embedded_metadata(path: Path) -> dict[str, Any]:
         return {}
     try:
         meta = read_metadata(Path(path))
-    except Exception:  # metadata is a nicety: a model without readable metadata still predicts
+    except Exception:  # noqa: BLE001 - metadata is a nicety: a model without readable metadata still predicts
         return {}
     return meta if isinstance(meta, dict) else {}
 

@@ -28,18 +28,26 @@ from typing import Any
 import numpy as np
 
 from edgefm.core.contract import CLASS_NAMES, INPUT_NAME
-from runtime_check.verify.config import CheckConfig
 from edgefm.core.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
 from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
-from runtime_check.verify.compare import LOGITS, ArtifactResult, Metric, accuracy, compare_exact, compare_outputs, max_abs_error
 from edgefm.core.metrics import confusion_matrix
+from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.registry import runtime_for
+from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+from runtime_check.verify.compare import (
+    LOGITS,
+    ArtifactResult,
+    Metric,
+    accuracy,
+    compare_exact,
+    compare_outputs,
+    max_abs_error,
+)
+from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import write_html
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport
-from runtime_check.runtimes.base import Runtime
-from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
-from runtime_check.runtimes.registry import runtime_for
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
 ProgressFn = Callable[[str], None]
@@ -194,7 +202,7 @@ def check_artifact(
             result.metrics.append(compare_exact(outputs, binding))
     except KeyboardInterrupt:
         raise
-    except Exception as e:  # one broken artifact must not hide the others' results
+    except Exception as e:  # noqa: BLE001 - one broken artifact must not hide the others' results
         result.error = _describe_error(e)
     result.timings["total"] = time.perf_counter() - t0
     return result, outputs

@@ -29,7 +29,6 @@ class CheckConfig:
     native: bool = False
     data_dir: Path | None = None
     verify_data: bool = True
-    quiet: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

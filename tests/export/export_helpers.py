@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefm.core.contract import CLASS_NAMES
-from export.config import ExportConfig
 from edgefm.core.manifest import Manifest
+from export.config import ExportConfig
 
 CALIBRATION_SAMPLES = 64
 

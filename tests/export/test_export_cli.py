@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_helpers import bucketize_model, copy_artifacts, snapshot, write_manifest_with_model
+
+from edgefm.core.manifest import Manifest
 
 from conftest import run_cli
-from edgefm.core.manifest import Manifest
+from export_helpers import bucketize_model, copy_artifacts, snapshot, write_manifest_with_model
 
 # Lines TensorFlow, the MLIR converter and ONNX Runtime's quantizer print when not silenced.
 CONVERTER_NOISE = ("fully_quantize", "absl::InitializeLog", "oneDNN", "WARNING", "I0000", "W0000", "pre-processing")

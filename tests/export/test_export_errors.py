@@ -6,13 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from export_helpers import bucketize_model, copy_artifacts, export_config, snapshot, write_manifest_with_model
 
-from export.config import ExportConfig
 from edgefm.core.errors import ConfigError, DatasetError, ExportError, ManifestError, ModelFileError
 from edgefm.core.manifest import Artifact, Manifest
+from export.config import ExportConfig
 from export.pipeline import converter_reason, export
 from export.variants import plan
+
+from export_helpers import bucketize_model, copy_artifacts, export_config, snapshot, write_manifest_with_model
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from edgefm.core.contract import CLASS_NAMES
-from export.config import Quantization
 from edgefm.core.errors import ModelFileError
 from edgefm.formats.metadata import (
     TFLITE_BUFFER_ALIGNMENT,
@@ -21,6 +20,7 @@ from edgefm.formats.metadata import (
     read_entries,
     read_metadata,
 )
+from export.config import Quantization
 
 META = {"model": "mlp", "labels": list(CLASS_NAMES), "quantization": "none", "note": "naïve ünïcode"}
 

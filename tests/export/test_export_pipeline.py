@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import Exported, copy_artifacts, export_config
 
 from edgefm.core.contract import CLASS_NAMES, INPUT_SCALING
-from export.config import ExportConfig
 from edgefm.core.manifest import Manifest
 from edgefm.formats.metadata import read_entries, read_metadata
+from export.config import ExportConfig
 from export.variants import BY_NAME, VARIANTS, plan
+
+from export_helpers import Exported, copy_artifacts, export_config
 
 ALL_NAMES = {v.name for v in VARIANTS}
 # Per-variant bounds on |logits - TF| for the tiny model (logits span about [-0.6, 0.7]).

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import write_manifest_with_model
 
+from edgefm.core.manifest import Manifest
 from edgefm.data import fashion_mnist as ds
 from export.config import ExportConfig
-from edgefm.core.manifest import Manifest
+
+from export_helpers import write_manifest_with_model
 
 pytestmark = pytest.mark.integration
 

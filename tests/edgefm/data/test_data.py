@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefm.data import fashion_mnist as ds
 from edgefm.core.errors import DatasetError
+from edgefm.data import fashion_mnist as ds
 
 from conftest import make_idx_dir
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edgefm.data import fashion_mnist as ds
 from edgefm.core.errors import DatasetError
+from edgefm.data import fashion_mnist as ds
 
 from conftest import make_idx_dir, run_cli
 
@@ -23,7 +23,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     cut_first: dict[str, int] = {}  # send only this many bytes on the first request, then drop
     log: list[tuple[str, str | None]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         name = self.path.rsplit("/", 1)[-1]
         self.log.append((name, self.headers.get("Range")))
         if self.fail_first.get(name, 0) > 0:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgefm.data.demo_image import write_demo_image
 from edgefm.core.errors import ImageError
+from edgefm.data.demo_image import write_demo_image
 from edgefm.data.images import border_level, fit, load_image, load_images, prepare
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from edgefm.train.config import TrainConfig
 from edgefm.core.errors import ConfigError
 from edgefm.core.manifest import Manifest
-from edgefm.train.model import MLP
 from edgefm.core.metrics import confusion_matrix
+from edgefm.train.config import TrainConfig
+from edgefm.train.model import MLP
 from edgefm.train.trainer import epoch_permutation, make_step_runner, train
 
 from conftest import REPO

@@ -56,7 +56,7 @@ def exported(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
     shutil.copytree(tiny_artifacts, root)
     data = tiny_data_session[0]
     export(Manifest.load(root), ExportConfig(artifacts=root, format="onnx", quantize="all", calibration_samples=128,
-                                             data_dir=data, verify_data=False, quiet=True))
+                                             data_dir=data, verify_data=False))
     calibration = calibration_samples(128, 0, data, verify=False)
     eight_bit = quantize_onnx_int8(convert_onnx(root / "saved_model", 17), calibration, OnnxInt8Recipe(reduce_range=False))
     (root / "eight_bit.onnx").write_bytes(eight_bit.SerializeToString())

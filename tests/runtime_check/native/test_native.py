@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -30,8 +30,8 @@ from runtime_check.native.runtime import (
     run_process,
 )
 from runtime_check.runtimes.litert_runtime import LiteRTRuntime
-from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 from runtime_check.runtimes.registry import runtime_for
+from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 
 MODELS = ("float32.tflite", "int8.tflite", "int8io.tflite", "float32.onnx")
 

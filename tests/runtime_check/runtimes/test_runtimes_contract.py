@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.config import ExportConfig
 from edgefm.core.errors import UsageError
 from edgefm.core.manifest import Manifest
+from export.config import ExportConfig
+from runtime_check.runtimes.base import Runtime
 from runtime_check.runtimes.litert_runtime import LiteRTRuntime
 from runtime_check.runtimes.onnx_runtime import OnnxRuntime
-from runtime_check.runtimes.base import Runtime
-from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 from runtime_check.runtimes.registry import runtime_for
+from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 
 # (id, runtime class, file in the artifacts dir, max |output - TF| allowed)
 CASES = [
@@ -38,7 +38,7 @@ def models(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],
     root = tmp_path_factory.mktemp("contract") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
     cfg = ExportConfig(artifacts=root, quantize="all", int8_io=True, calibration_samples=64,
-                       data_dir=tiny_data_session[0], verify_data=False, quiet=True)
+                       data_dir=tiny_data_session[0], verify_data=False)
     export(Manifest.load(root), cfg)
     return root
 
@@ -58,7 +58,7 @@ def tf_outputs(models: Path, images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(params=CASES, ids=[c[0] for c in CASES])
-def case(request: pytest.FixtureRequest, models: Path):  # noqa: ANN201
+def case(request: pytest.FixtureRequest, models: Path):
     _, cls, filename, tol = request.param
     rt = cls(models / filename)
     rt.activate()

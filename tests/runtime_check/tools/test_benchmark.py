@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-from export.config import ExportConfig
 from edgefm.core.errors import ConfigError, EdgefmError, ManifestError
 from edgefm.core.manifest import Manifest
+from export.config import ExportConfig
 from runtime_check.tools.benchmark import (
     BenchmarkConfig,
     BenchmarkReport,
@@ -25,6 +24,8 @@ from runtime_check.tools.benchmark import (
     parse_batch_sizes,
 )
 
+from conftest import run_cli
+
 
 @pytest.fixture(scope="module")
 def exported(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -33,7 +34,7 @@ def exported(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     root = tmp_path_factory.mktemp("bench") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
-    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none", quiet=True))
+    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none"))
     return root
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from edgefm.core.contract import CLASS_NAMES
-from export.config import ExportConfig
 from edgefm.core.errors import ModelFileError, UsageError
 from edgefm.core.fileio import sha256_file
 from edgefm.core.manifest import Manifest
+from export.config import ExportConfig
 from runtime_check.tools.inspect_model import format_report, inspect_model
+
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def exported(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
     root = tmp_path_factory.mktemp("inspect") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
     data_dir, _ = tiny_data_session
-    cfg = ExportConfig(artifacts=root, calibration_samples=32, int8_io=True, data_dir=data_dir, verify_data=False, quiet=True)
+    cfg = ExportConfig(artifacts=root, calibration_samples=32, int8_io=True, data_dir=data_dir, verify_data=False)
     export(Manifest.load(root), cfg)
     return root
 

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
 from edgefm.core.contract import CLASS_NAMES
-from export.config import ExportConfig
 from edgefm.core.errors import ConfigError, ImageError, ManifestError, ModelFileError, UsageError
-from edgefm.data.images import load_image
 from edgefm.core.manifest import Manifest
-from runtime_check.tools.predict import PredictConfig, predict, softmax, top_k
+from edgefm.data.images import load_image
+from export.config import ExportConfig
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+from runtime_check.tools.predict import PredictConfig, predict, softmax, top_k
+
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def exported(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
     root = tmp_path_factory.mktemp("predict") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
     data_dir, _ = tiny_data_session
-    cfg = ExportConfig(artifacts=root, calibration_samples=32, data_dir=data_dir, verify_data=False, quiet=True)
+    cfg = ExportConfig(artifacts=root, calibration_samples=32, data_dir=data_dir, verify_data=False)
     export(Manifest.load(root), cfg)
     return root
 

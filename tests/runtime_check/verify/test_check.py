@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
-from runtime_check.verify.config import CheckConfig
-from export.config import ExportConfig
 from edgefm.core.errors import ConfigError, RuntimeUnavailableError, UsageError
 from edgefm.core.manifest import Artifact, Manifest
+from export.config import ExportConfig
 from runtime_check.verify.check import check
-from runtime_check.verify.text import render_table
+from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.report import REPORT_NAME
+from runtime_check.verify.text import render_table
+
+from conftest import run_cli
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
 
@@ -31,7 +32,7 @@ VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8",
 def _export_all(root: Path, data_dir: Path, **kw: object) -> Manifest:
     from export.pipeline import export
 
-    cfg = ExportConfig(artifacts=root, data_dir=data_dir, verify_data=False, calibration_samples=128, quiet=True, **kw)
+    cfg = ExportConfig(artifacts=root, data_dir=data_dir, verify_data=False, calibration_samples=128, **kw)
     return export(Manifest.load(root), cfg)
 
 
@@ -60,7 +61,7 @@ def other_seed_tflite(tmp_path_factory: pytest.TempPathFactory, tiny_data_sessio
 
 
 @pytest.fixture
-def cfg_for(tiny_data_session: tuple[Path, dict[str, str]]):  # noqa: ANN201
+def cfg_for(tiny_data_session: tuple[Path, dict[str, str]]):
     def make(root: Path, **kw: object) -> CheckConfig:
         return CheckConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False, **kw)
 
@@ -195,7 +196,7 @@ def test_cli_json_only_and_samples(exported: Path, tiny_data_session: tuple[Path
 # -- the library ------------------------------------------------------------------------------
 
 
-def test_checksum_mismatch_fails_naming_the_artifact(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+def test_checksum_mismatch_fails_naming_the_artifact(exported: Path, cfg_for, tmp_path: Path) -> None:
     root = _copy(exported, tmp_path)
     with open(root / "model_float16.tflite", "ab") as f:  # file changed, manifest not updated
         f.write(b"\0" * 16)
@@ -212,7 +213,7 @@ def test_checksum_mismatch_fails_naming_the_artifact(exported: Path, cfg_for, tm
     assert "tflite_float16" in report.summary() and "checksum" in report.summary()
 
 
-def test_unloadable_artifact_fails_alone(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+def test_unloadable_artifact_fails_alone(exported: Path, cfg_for, tmp_path: Path) -> None:
     root = _copy(exported, tmp_path)
     path = root / "model_int8.onnx"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -225,7 +226,7 @@ def test_unloadable_artifact_fails_alone(exported: Path, cfg_for, tmp_path: Path
     assert json.loads(report.path.read_text())["artifacts"]["onnx_int8"]["error"] == bad.error
 
 
-def test_overrides_change_the_bounds(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+def test_overrides_change_the_bounds(exported: Path, cfg_for, tmp_path: Path) -> None:
     root = _copy(exported, tmp_path)
     cfg = cfg_for(root, only=("tflite_float16", "tflite_int8"), atol={"tflite_float16": 1e-9},
                   min_top1={"tflite_int8": 0.5}, samples=40)
@@ -237,7 +238,7 @@ def test_overrides_change_the_bounds(exported: Path, cfg_for, tmp_path: Path) ->
     assert report.inputs["count"] == 40
 
 
-def test_unknown_names_and_sample_count_are_config_errors(exported: Path, cfg_for) -> None:  # noqa: ANN001
+def test_unknown_names_and_sample_count_are_config_errors(exported: Path, cfg_for) -> None:
     manifest = Manifest.load(exported)
     with pytest.raises(UsageError, match=r"--atol: unknown artifact name 'onnx'; the manifest .* has: tflite_float32"):
         check(manifest, cfg_for(exported, atol={"onnx": 0.1}))
@@ -245,7 +246,7 @@ def test_unknown_names_and_sample_count_are_config_errors(exported: Path, cfg_fo
         check(manifest, cfg_for(exported, samples=129, report=exported.parent / "unused.json"))
 
 
-def test_native_unavailable_is_a_clear_error(exported: Path, cfg_for, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_native_unavailable_is_a_clear_error(exported: Path, cfg_for, monkeypatch: pytest.MonkeyPatch) -> None:
     """--native when runtime_check.native.runtime cannot be imported: RuntimeUnavailableError, nothing run."""
     import sys
 
@@ -256,7 +257,7 @@ def test_native_unavailable_is_a_clear_error(exported: Path, cfg_for, monkeypatc
     assert not (exported.parent / "never.json").exists()
 
 
-def test_native_runs_match_tf_and_their_binding_exactly(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+def test_native_runs_match_tf_and_their_binding_exactly(exported: Path, cfg_for, tmp_path: Path) -> None:
     pytest.importorskip("runtime_check.native.runtime")
     root = _copy(exported, tmp_path)
     cfg = cfg_for(root, native=True, only=("tflite_int8", "onnx_float32"), samples=20)
@@ -273,7 +274,7 @@ def test_native_runs_match_tf_and_their_binding_exactly(exported: Path, cfg_for,
     assert "native-litert" in report.versions and "native-onnxruntime" in report.versions
 
 
-def test_report_is_written_where_asked_and_html(exported: Path, cfg_for, tmp_path: Path) -> None:  # noqa: ANN001
+def test_report_is_written_where_asked_and_html(exported: Path, cfg_for, tmp_path: Path) -> None:
     root = _copy(exported, tmp_path)
     cfg = cfg_for(root, only=("onnx_float32",), samples=10, report=tmp_path / "r.json", html=tmp_path / "r.html")
     report = check(Manifest.load(root), cfg)
@@ -328,7 +329,7 @@ def test_real_model_every_variant_passes_on_the_full_test_split(real_data: Path,
     manifest = Manifest(model="mlp", labels=list(CLASS_NAMES))
     manifest.artifacts["savedmodel"] = write_savedmodel(model, root)
     manifest.save(root)
-    export(manifest, ExportConfig(artifacts=root, quiet=True))
+    export(manifest, ExportConfig(artifacts=root))
     report = check(Manifest.load(root), CheckConfig(artifacts=root, html=root / "verify-report.html"))
     assert report.passed, report.failures()
     assert report.timings["html"] < 4, report.timings  # ~1 s measured; the page must not slow verify down much

@@ -9,8 +9,8 @@ import pytest
 
 from edgefm.core.errors import UsageError
 from runtime_check.verify import compare as C
-from runtime_check.verify.text import render_table
 from runtime_check.verify.report import ParityReport
+from runtime_check.verify.text import render_table
 from runtime_check.verify.tolerances import FLOAT16, FLOAT32, INT8, Tolerance, default_tolerance, tolerance_for
 
 REF = np.array([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]], np.float32)

@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from edgefm.core.contract import CLASS_NAMES
-from runtime_check.verify.config import CheckConfig
-from export.config import ExportConfig
 from edgefm.core.manifest import Artifact, Manifest
+from export.config import ExportConfig
 from runtime_check.verify.check import check
 from runtime_check.verify.compare import ArtifactResult, Metric
+from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import CURVES_NAME, render_html
-from runtime_check.verify.text import render_table
 from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, ParityReport
+from runtime_check.verify.text import render_table
+
+from conftest import run_cli
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
 MUTANT = "tflite_float32"
@@ -105,13 +106,12 @@ def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
     root = base / "artifacts"
     shutil.copytree(tiny_artifacts, root)
     export(Manifest.load(root), ExportConfig(artifacts=root, data_dir=data, verify_data=False,
-                                             calibration_samples=128, quiet=True))
+                                             calibration_samples=128))
     other = base / "seed1"
     manifest = Manifest(model="mlp", labels=list(CLASS_NAMES))
     manifest.artifacts["savedmodel"] = write_savedmodel(MLP(hidden_units=8, seed=1), other)
     manifest.save(other)
-    export(manifest, ExportConfig(artifacts=other, data_dir=data, verify_data=False, format="tflite", quantize="none",
-                                  quiet=True))
+    export(manifest, ExportConfig(artifacts=other, data_dir=data, verify_data=False, format="tflite", quantize="none"))
     shutil.copyfile(other / "model_float32.tflite", root / "model_float32.tflite")
     _redescribe(root, MUTANT)
     manifest = Manifest.load(root)

@@ -1,0 +1,75 @@
+"""The .tflite format: a FlatBuffer with the identifier ``TFL3``.
+
+Everything edgefm reads from a .tflite file without running it lives here: the
+cheap structure check made before a runtime sees the file, the operator
+histogram and the header facts ``edgefm inspect`` shows. Embedded metadata is
+``edgefm.formats.metadata``. The FlatBuffer schema is the one ``ai_edge_litert``
+ships (``schema_py_generated``).
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+from edgefm.core.errors import ModelFileError
+
+TFLITE_IDENTIFIER = b"TFL3"
+SUFFIX = ".tflite"
+
+
+def check_tflite_structure(path: Path, what_to_do: str) -> None:
+    """The FlatBuffer identifier and a root table offset inside the file, else a ModelFileError."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+        raise ModelFileError(
+            f"{path} is not a TFLite model: its flatbuffer identifier is {head[4:8]!r}, expected "
+            f"{TFLITE_IDENTIFIER!r}. {what_to_do}"
+        )
+    root = int.from_bytes(head[:4], "little")
+    if root < 8 or root >= size:
+        raise ModelFileError(
+            f"{path} is truncated or corrupt: its root table offset {root} lies outside the "
+            f"file's {size} bytes. {what_to_do}"
+        )
+
+
+def tflite_op_counts(path: Path) -> dict[str, int]:
+    """Operator histogram of the main subgraph (most frequent first), read from the FlatBuffer.
+
+    Read from the file, not from an interpreter: after ``allocate_tensors`` LiteRT
+    reports XNNPACK's DELEGATE nodes instead of the model's operators.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        custom = oc.CustomCode()
+        codes.append(custom.decode() if custom else names.get(code, f"OP_{code}"))
+    graph = model.Subgraphs(0)
+    counts = collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
+    return dict(counts.most_common())
+
+
+def tflite_details(path: Path) -> dict[str, Any]:
+    """Schema version, description, subgraph and signature counts, metadata entry names."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    description = model.Description()
+    return {
+        "schema_version": int(model.Version()),
+        "description": description.decode("utf-8", "replace") if description else "",
+        "subgraphs": int(model.SubgraphsLength()),
+        "signature_defs": int(model.SignatureDefsLength()),
+        "metadata_entries": [
+            (model.Metadata(i).Name() or b"").decode("utf-8", "replace") for i in range(model.MetadataLength())
+        ],
+    }
