@@ -35,14 +35,13 @@ from edgefm.core.fileio import atomic_write_bytes, sha256_tree
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
-from edgefm.formats.metadata import embed_onnx_metadata, metadata_entries
-from edgefm.formats.onnx_file import onnx_io_specs
+from edgefm.formats.metadata import metadata_entries
 from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from export import to_onnx, to_tflite
 from export.calibration import calibration_samples
 from export.config import ExportConfig, ExportFormat
 from export.summary import summary_table
-from export.variants import Variant, plan, skipped
+from export.variants import Exporter, Variant, plan, skipped
 
 # Characters of a converter's exception and captured log quoted in an ExportError.
 ERROR_QUOTE_CHARS = 600
@@ -217,78 +216,36 @@ def _describe(
     )
 
 
-def _convert_tflite(
+#: the exporter of each format: one signature (``export.variants.Exporter``), looped over by ``convert_all``
+EXPORTERS: dict[ExportFormat, Exporter] = {ExportFormat.TFLITE: to_tflite.export_tflite, ExportFormat.ONNX: to_onnx.export_onnx}
+#: how messages name each format
+FORMAT_LABELS: dict[ExportFormat, str] = {ExportFormat.TFLITE: "TFLite", ExportFormat.ONNX: "ONNX"}
+
+
+def convert_variant(
     variant: Variant, saved_model: Path, manifest: Manifest, source_sha: str, cfg: ExportConfig,
     calibration: np.ndarray | None,
 ) -> Converted:
-    int8_io = cfg.int8_io and variant.needs_calibration
+    """One variant converted in memory by its format's exporter, described for the manifest."""
+    calibration = calibration if variant.needs_calibration else None
+    metadata = metadata_entries(embedded_metadata(manifest, variant, source_sha, variant.int8_io(cfg)))
     t0 = time.perf_counter()
-    with converter_step(f"TFLite conversion of {saved_model} to {variant.name}"):
-        raw = to_tflite.convert_tflite(
-            saved_model, variant.quantization, calibration=calibration if variant.needs_calibration else None,
-            int8_io=int8_io,
-        )
-        entries = metadata_entries(embedded_metadata(manifest, variant, source_sha, int8_io))
-        data = to_tflite.with_metadata(raw, entries)
-        specs = to_tflite.tflite_io_specs(data)
-    extra: dict[str, Any] = {"signature": SERVING_SIGNATURE, "int8_io": int8_io, "source_savedmodel_sha256": source_sha}
-    if variant.needs_calibration and calibration is not None:
-        extra["calibration_samples"] = int(len(calibration))
-        extra["calibration_seed"] = cfg.seed
-    return Converted(variant, data, _describe(variant, data, specs, time.perf_counter() - t0, extra))
-
-
-def _convert_onnx(
-    variants: list[Variant], saved_model: Path, manifest: Manifest, source_sha: str, cfg: ExportConfig,
-    calibration: np.ndarray | None,
-) -> list[Converted]:
-    """The float32 graph once, then each requested ONNX variant from it."""
-    import onnx
-
-    out: list[Converted] = []
-    t0 = time.perf_counter()
-    with converter_step(f"ONNX conversion of {saved_model} (tf2onnx, opset {cfg.opset})"):
-        float_model = to_onnx.convert_onnx(saved_model, cfg.opset)
-    float_seconds = time.perf_counter() - t0
-    for variant in variants:
-        t1 = time.perf_counter()
-        extra: dict[str, Any] = {"opset": cfg.opset, "source_savedmodel_sha256": source_sha}
-        with converter_step(f"ONNX export of {variant.name}"):
-            if variant.needs_calibration:
-                assert calibration is not None
-                model = to_onnx.quantize_onnx_int8(float_model, calibration)
-                extra.update(
-                    calibration_samples=int(len(calibration)), calibration_seed=cfg.seed,
-                    quant_format=to_onnx.ONNX_INT8_RECIPE.quant_format, per_channel=to_onnx.ONNX_INT8_RECIPE.per_channel,
-                    reduce_range=to_onnx.ONNX_INT8_RECIPE.reduce_range,
-                )
-            else:
-                model = onnx.ModelProto()
-                model.CopyFrom(float_model)
-            embed_onnx_metadata(model, metadata_entries(embedded_metadata(manifest, variant, source_sha, False)))
-            data = model.SerializeToString()
-            to_onnx.check_onnx(data)
-            specs = onnx_io_specs(model)
-        seconds = time.perf_counter() - t1 + (float_seconds if not out else 0.0)
-        out.append(Converted(variant, data, _describe(variant, data, specs, seconds, extra)))
-    return out
+    with converter_step(f"{FORMAT_LABELS[variant.format]} export of {variant.name}"):
+        out = EXPORTERS[variant.format](variant, saved_model, calibration, cfg, metadata)
+    extra: dict[str, Any] = {**out.extra, "source_savedmodel_sha256": source_sha}
+    if calibration is not None:
+        extra.update(calibration_samples=int(len(calibration)), calibration_seed=cfg.seed)
+    return Converted(variant, out.data, _describe(variant, out.data, (out.inputs, out.outputs), time.perf_counter() - t0, extra))
 
 
 def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
-    """Every planned variant converted in memory; nothing is written."""
+    """Every planned variant converted in memory, in registry order; nothing is written."""
     variants = plan(cfg)
     saved_model, recorded = source_savedmodel(manifest, cfg.artifacts)
     calibration = None
     if any(v.needs_calibration for v in variants):
         calibration = calibration_samples(cfg.calibration_samples, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
-    converted: list[Converted] = []
-    for v in variants:
-        if v.format is ExportFormat.TFLITE:
-            converted.append(_convert_tflite(v, saved_model, manifest, recorded.sha256, cfg, calibration))
-    onnx_variants = [v for v in variants if v.format is ExportFormat.ONNX]
-    if onnx_variants:
-        converted += _convert_onnx(onnx_variants, saved_model, manifest, recorded.sha256, cfg, calibration)
-    return converted
+    return [convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration) for v in variants]
 
 
 # -- public API --------------------------------------------------------------------------

@@ -10,8 +10,9 @@ Call these inside ``edgefm.core.quiet.quiet_native_output()``.
 
 from __future__ import annotations
 
+import functools
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,11 @@ import numpy as np
 from edgefm.core.contract import SERVING_SIGNATURE
 from edgefm.core.errors import ExportError
 from edgefm.core.quiet import import_tensorflow
+from edgefm.formats.metadata import embed_onnx_metadata
+from edgefm.formats.onnx_file import onnx_io_specs
 from export.calibration import onnx_calibration_batches
+from export.config import ExportConfig
+from export.variants import ConvertedModel, Variant
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -79,6 +84,41 @@ def convert_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:
     model, _ = tf2onnx.convert.from_function(serve, input_signature=input_signature, opset=opset)
     _name_batch_dim(model)
     return model
+
+
+def export_onnx(
+    variant: Variant, saved_model: Path, calibration: np.ndarray | None, cfg: ExportConfig, metadata: Mapping[str, bytes]
+) -> ConvertedModel:
+    """One ONNX variant of the SavedModel, with ``metadata`` embedded, checked by ONNX and ONNX Runtime.
+
+    The float32 graph is converted once per SavedModel state and opset (``_float_graph``),
+    so the int8 variant of the same run quantizes it instead of converting again.
+    """
+    import onnx
+
+    model = onnx.load_from_string(_float_graph(str(saved_model), cfg.opset, _fingerprint(saved_model)))
+    extra: dict[str, Any] = {"opset": cfg.opset}
+    if variant.needs_calibration:
+        model = quantize_onnx_int8(model, calibration)
+        recipe = ONNX_INT8_RECIPE
+        extra.update(quant_format=recipe.quant_format, per_channel=recipe.per_channel, reduce_range=recipe.reduce_range)
+    embed_onnx_metadata(model, metadata)
+    data = model.SerializeToString()
+    check_onnx(data)
+    inputs, outputs = onnx_io_specs(model)
+    return ConvertedModel(data, inputs, outputs, extra)
+
+
+def _fingerprint(saved_model: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and mtimes of the SavedModel's files: a new SavedModel is a new cache key."""
+    files = sorted(p for p in Path(saved_model).rglob("*") if p.is_file())
+    return tuple((str(p.relative_to(saved_model)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+@functools.lru_cache(maxsize=2)
+def _float_graph(saved_model: str, opset: int, fingerprint: tuple[tuple[str, int, int], ...]) -> bytes:
+    """``convert_onnx`` serialised (bytes: immutable, so each variant gets its own copy)."""
+    return convert_onnx(Path(saved_model), opset).SerializeToString()
 
 
 def _name_batch_dim(model: onnx.ModelProto) -> None:

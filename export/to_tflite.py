@@ -24,7 +24,8 @@ from edgefm.core.manifest import TensorSpec
 from edgefm.core.quiet import import_tensorflow
 from edgefm.formats.metadata import embed_tflite_metadata
 from export.calibration import tflite_representative_dataset
-from export.config import Quantization
+from export.config import ExportConfig, Quantization
+from export.variants import ConvertedModel, Variant
 
 # Inputs for the "same outputs after embedding metadata" check.
 PROBE_BATCH, PROBE_SEED = 8, 1234
@@ -71,6 +72,17 @@ def convert_tflite(
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     return bytes(converter.convert())
+
+
+def export_tflite(
+    variant: Variant, saved_model: Path, calibration: np.ndarray | None, cfg: ExportConfig, metadata: Mapping[str, bytes]
+) -> ConvertedModel:
+    """One TFLite variant of the SavedModel, with ``metadata`` embedded and its I/O specs read back."""
+    int8_io = variant.int8_io(cfg)
+    raw = convert_tflite(saved_model, variant.quantization, calibration=calibration, int8_io=int8_io)
+    data = with_metadata(raw, metadata)
+    inputs, outputs = tflite_io_specs(data)
+    return ConvertedModel(data, inputs, outputs, {"signature": SERVING_SIGNATURE, "int8_io": int8_io})
 
 
 def _interpreter(model: bytes) -> Any:

@@ -7,9 +7,15 @@ summary all read this table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
 
 from edgefm.core.errors import ConfigError
+from edgefm.core.manifest import TensorSpec
 from export.config import ExportConfig, ExportFormat, Quantization
 
 
@@ -23,6 +29,29 @@ class Variant:
     @property
     def needs_calibration(self) -> bool:
         return self.quantization is Quantization.INT8
+
+    def int8_io(self, cfg: ExportConfig) -> bool:
+        """Whether this variant's file takes and returns int8 tensors (``--int8-io``: full-integer TFLite only)."""
+        return cfg.int8_io and self.format is ExportFormat.TFLITE and self.needs_calibration
+
+
+@dataclass
+class ConvertedModel:
+    """What an exporter returns: the finished file's bytes (metadata embedded), its I/O specs, format facts."""
+
+    data: bytes
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Exporter(Protocol):
+    """The one signature of ``export_tflite`` and ``export_onnx``: converter exceptions propagate unwrapped."""
+
+    def __call__(
+        self, variant: Variant, saved_model: Path, calibration: np.ndarray | None, cfg: ExportConfig,
+        metadata: Mapping[str, bytes],
+    ) -> ConvertedModel: ...
 
 
 VARIANTS: tuple[Variant, ...] = (
