@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgefm.core.errors import ModelFileError, UsageError
+from edgefm.core.errors import ModelFileError, RuntimeUnavailableError, UsageError
 from edgefm.core.manifest import TensorSpec
 
 
@@ -153,6 +153,16 @@ class Runtime(abc.ABC):
                 )
             out[name] = np.ascontiguousarray(arr)
         return out
+
+
+def import_runtime(module: str, package: str) -> Any:
+    """Import a runtime's Python module, or say which package to install (RuntimeUnavailableError)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise RuntimeUnavailableError(f"{module} is not installed: pip install {package}") from e
 
 
 def _shape(sig: Any) -> list[int | None]:

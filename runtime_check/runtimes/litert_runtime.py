@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgefm.core.contract import SERVING_SIGNATURE, TFLITE_FORMAT
-from edgefm.core.errors import ModelFileError, RuntimeUnavailableError
+from edgefm.core.errors import ModelFileError
 from edgefm.core.manifest import TensorSpec
-from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.base import Runtime, import_runtime
 
 
 class LiteRTRuntime(Runtime):
@@ -23,13 +23,10 @@ class LiteRTRuntime(Runtime):
     def _activate_impl(self) -> None:
         from edgefm.core.quiet import quiet_native_output
 
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as e:
-            raise RuntimeUnavailableError("LiteRT is not installed: pip install ai-edge-litert") from e
+        litert = import_runtime("ai_edge_litert.interpreter", "ai-edge-litert")
         try:
             with quiet_native_output():  # LiteRT prints "INFO: Created ... XNNPACK delegate"
-                self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self._interp = litert.Interpreter(model_path=str(self.path), num_threads=self.threads)
                 self._interp.allocate_tensors()
             sigs = self._interp.get_signature_list()
             key = self.signature_key if self.signature_key in sigs else next(iter(sigs))

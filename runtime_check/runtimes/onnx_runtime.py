@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from edgefm.core.contract import ONNX_FORMAT
-from edgefm.core.errors import ModelFileError, RuntimeUnavailableError
+from edgefm.core.errors import ModelFileError
 from edgefm.core.manifest import TensorSpec
 from edgefm.formats.onnx_file import ORT_TYPES
-from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.base import Runtime, import_runtime
 
 
 class OnnxRuntime(Runtime):
@@ -22,10 +22,7 @@ class OnnxRuntime(Runtime):
     format = ONNX_FORMAT
 
     def _activate_impl(self) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise RuntimeUnavailableError("ONNX Runtime is not installed: pip install onnxruntime") from e
+        ort = import_runtime("onnxruntime", "onnxruntime")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if self.threads:
