@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefm.core.errors import ConfigError, RuntimeUnavailableError, UsageError
+from edgefm.core.errors import ConfigError, ManifestError, RuntimeUnavailableError, UsageError
 from edgefm.core.manifest import Artifact, Manifest
 from export.config import ExportConfig
 from runtime_check.verify.check import check
@@ -338,3 +338,64 @@ def test_real_model_every_variant_passes_on_the_full_test_split(real_data: Path,
     assert {a.name for a in report.artifacts} >= set(VARIANTS)
     assert report.result("tflite_int8").metric("top1_agreement").value >= 0.97
     assert report.timings["total"] < 30, report.timings
+
+
+# -- every bound overridable; the report reloads ---------------------------------------------------
+
+
+def test_bound_overrides_any_metric_and_the_failure_names_the_option(exported: Path, cfg_for, tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    cfg = cfg_for(root, only=("onnx_int8", "tflite_float16"), samples=40,
+                  bounds={"onnx_int8": {"cosine": 1.0, "mean_abs_error": 0.0}, "tflite_float16": {"max_abs_error": None}})
+    report = check(Manifest.load(root), cfg)
+    int8 = report.result("onnx_int8")
+    assert int8.metric("cosine").bound == 1.0 and int8.metric("mean_abs_error").bound == 0.0
+    assert {m.name for m in int8.failures} >= {"mean_abs_error"}
+    assert report.result("tflite_float16").metric("max_abs_error").informational
+    summary = report.summary()
+    assert "--bound onnx_int8.mean_abs_error=VALUE" in summary
+    assert "--atol NAME=VALUE" not in summary  # the old advice named options that could not help
+
+
+def test_cli_bound_syntax_and_meaning_errors(exported: Path) -> None:
+    for args, message in (
+        (["--bound", "onnx_int8cosine=0.9"], "expected NAME.METRIC=VALUE"),
+        (["--bound", "onnx_int8.cosine=high"], "is not a number"),
+        (["--bound", "onnx_int8.cosine=1.5"], "--bound onnx_int8.cosine=1.5: the bound must be a number of at least -1 and at most 1"),
+        (["--bound", "onnx_int8.checksum=1"], "'checksum' has no bound to set"),
+        (["--bound", "onnx_fp8.cosine=0.9"], "--bound: unknown artifact name 'onnx_fp8'"),
+    ):
+        res = run_cli("verify", "--artifacts", str(exported), *args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in " ".join(res.stderr.split()), (args, res.stderr)
+        _no_traceback(res)
+
+
+def test_cli_bound_loosens_a_failing_check(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    common = ["verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+              "--only", "tflite_float16", "--samples", "20", "--no-html"]
+    strict = run_cli(*common, "--bound", "tflite_float16.max_abs_error=0")
+    assert strict.returncode == 1 and "--bound tflite_float16.max_abs_error=VALUE" in " ".join(strict.stderr.split())
+    loose = run_cli(*common, "--bound", "tflite_float16.max_abs_error=0", "--bound", "tflite_float16.max_abs_error=info")
+    assert loose.returncode == 0, loose.stderr  # the last one given wins
+
+
+def test_report_reloads_and_renders_again_without_running(exported: Path, cfg_for, tmp_path: Path) -> None:
+    from runtime_check.verify.html_page import render_html
+    from runtime_check.verify.report import ParityReport
+
+    root = _copy(exported, tmp_path)
+    report = check(Manifest.load(root), cfg_for(root, samples=30))
+    loaded = ParityReport.load(report.path)
+    assert loaded.to_dict() == report.to_dict()
+    assert render_table(loaded) == render_table(report)
+    assert loaded.host["int8_kernels"] and "avx2" in loaded.host["features"] or loaded.host["machine"] != "x86_64"
+    assert "host: " in render_table(loaded)
+    assert set(loaded.images) == set(report.images) and all(
+        np.array_equal(loaded.images[i], report.images[i]) for i in report.images)
+    page = render_html(loaded)
+    assert page.count("data-artifact=") == render_html(report).count("data-artifact=")
+    (root / REPORT_NAME).write_text('{"schema_version": 1}')
+    with pytest.raises(ManifestError, match="schema version 1; this edgefm reads version 2"):
+        ParityReport.load(root / REPORT_NAME)
