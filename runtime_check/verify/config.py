@@ -37,12 +37,11 @@ class CheckConfig:
             positive_int(self.samples, "--samples")
         positive_int(self.batch_size, "--batch-size")
         positive_int(self.invariance_samples, "invariance_samples")
-        for name, v in self.atol.items():
-            positive_float(v, f"--atol {name}")
-        for name, v in self.min_top1.items():
-            f = positive_float(v, f"--min-top1 {name}")
+        set_(self, "atol", {name: positive_float(v, f"--atol {name}") for name, v in self.atol.items()})
+        set_(self, "min_top1", {name: positive_float(v, f"--min-top1 {name}") for name, v in self.min_top1.items()})
+        for name, f in self.min_top1.items():
             if f > 1:
-                raise ConfigError(f"--min-top1 {name}={v}: a fraction between 0 and 1 is expected (e.g. 0.99).")
+                raise ConfigError(f"--min-top1 {name}={f}: a fraction between 0 and 1 is expected (e.g. 0.99).")
         for name, per_metric in self.bounds.items():
             for metric, v in per_metric.items():
                 check_bound(name, metric, v)

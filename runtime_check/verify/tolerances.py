@@ -139,9 +139,9 @@ def tolerance_for(
     """
     tol = default_tolerance(fmt, quantization)
     if atol and name in atol:
-        tol = replace(tol, max_abs=float(atol[name]))
+        tol = replace(tol, max_abs=atol[name])
     if min_top1 and name in min_top1:
-        tol = replace(tol, min_top1=float(min_top1[name]))
+        tol = replace(tol, min_top1=min_top1[name])
     if bounds and name in bounds:
         tol = tol.with_bounds(bounds[name])
     return tol
