@@ -27,7 +27,7 @@ from edgefm.core.contract import CHECKPOINT_DIRNAME, CLASS_NAMES, SAVEDMODEL_KEY
 from edgefm.core.errors import ConfigError, ModelFileError, TrainingInterrupted
 from edgefm.core.fileio import atomic_output_path, atomic_write_json, ensure_directory
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
-from edgefm.core.manifest import Manifest, edgefm_version, tool_versions
+from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
 from edgefm.train.config import LRSchedule, TrainConfig
@@ -135,20 +135,100 @@ def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
 
 def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResult:
     """Train, evaluate, save the SavedModel and write ``manifest.json``; return both."""
-    from edgefm.core.quiet import import_tensorflow, quiet_native_output
-
     # The dataset first: a missing or corrupt file is reported before seconds of TensorFlow import.
-    train_split = ds.load_split("train", cfg.data_dir, verify=cfg.verify_data)
-    test_split = ds.load_split("test", cfg.data_dir, verify=cfg.verify_data)
+    train_split, test_split = _load_splits(cfg)
     root = ensure_directory(cfg.artifacts)
-    with quiet_native_output():  # TensorFlow's C++ start-up log lines
-        tf = import_tensorflow()
-    from edgefm.train.model import build_model, write_savedmodel
-
+    tf = _import_tensorflow()
     reporter = reporter or TrainReporter(quiet=cfg.quiet)
     threads = _apply_threads(tf, cfg.threads, reporter)
-    ckpt_dir = root / CHECKPOINT_DIRNAME
+    run = _prepare_run(tf, cfg, root, reporter)
+    data = _as_tensors(tf, train_split, test_split)
+    _run_epochs(tf, cfg, run, data, root, reporter)
+    saved, scores = _save_and_evaluate(tf, run.model, root, data, reporter)
+    training = _training_record(cfg, run, threads, data, scores)
+    manifest = _build_manifest(cfg, training, saved)
+    _write_outputs(root, run.history, manifest)
+    reporter.finish(manifest)
+    return TrainResult(manifest=manifest, history=run.history)
 
+
+@dataclass
+class _Run:
+    """The model and its checkpointed progress: what each epoch advances and ``--resume`` restores."""
+
+    model: Any
+    epoch_var: Any  # tf.Variable: completed epochs, saved in the checkpoint with the model
+    manager: Any  # tf.train.CheckpointManager over ckpt_dir
+    ckpt_dir: Path
+    state: dict[str, Any]  # _checkpoint_state(cfg), written beside each checkpoint
+    history: list[EpochStats]
+    start_epoch: int
+
+
+@dataclass
+class _Tensors:
+    """Both splits as in-memory tensors: train as uint8 (the step scales it), test scaled."""
+
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
+    y_test_np: np.ndarray  # the test labels as int32, for the host-side metrics
+    n_train: int
+    n_test: int
+
+
+@dataclass
+class _Stepper:
+    """The (compiled) step and evaluation, and how an epoch is cut into ``run_steps`` calls."""
+
+    run_steps: Callable[..., Any]
+    evaluate: Callable[..., Any]
+    lr_var: Any  # tf.Variable the step reads: set per epoch by the schedule
+    batch_size: int
+    steps: int  # full batches per epoch
+    rest: int  # samples in the last, smaller batch (0: none)
+    chunk: int  # steps per run_steps call
+
+    @property
+    def batches(self) -> int:
+        """Batches per epoch, the smaller last one included (what the progress line counts)."""
+        return self.steps + (1 if self.rest else 0)
+
+
+@dataclass
+class _Scores:
+    """What the saved model scores on the test split: the numbers the manifest reports."""
+
+    test_loss: float
+    test_accuracy: float
+    per_class: list[float]
+    confusion: np.ndarray
+
+
+def _load_splits(cfg: TrainConfig) -> tuple[ds.Split, ds.Split]:
+    """The train and test splits, read (and verified if asked) before TensorFlow is imported."""
+    train_split = ds.load_split("train", cfg.data_dir, verify=cfg.verify_data)
+    test_split = ds.load_split("test", cfg.data_dir, verify=cfg.verify_data)
+    return train_split, test_split
+
+
+def _import_tensorflow() -> Any:
+    """TensorFlow, imported quietly, and then the model module built on it."""
+    from edgefm.core.quiet import import_tensorflow, quiet_native_output
+
+    with quiet_native_output():  # TensorFlow's C++ start-up log lines
+        tf = import_tensorflow()
+    import edgefm.train.model  # noqa: F401  (imports tensorflow at module level: only after the quiet import)
+
+    return tf
+
+
+def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter) -> _Run:
+    """Build the model and its checkpoint manager, then resume from the checkpoint or start afresh."""
+    from edgefm.train.model import build_model
+
+    ckpt_dir = root / CHECKPOINT_DIRNAME
     model = build_model(cfg.model, cfg.hidden_units, cfg.seed)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
     ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var)
@@ -163,13 +243,22 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     start_epoch = int(epoch_var.numpy())
     if start_epoch >= cfg.epochs and cfg.resume:
         reporter.note(f"checkpoint already has {start_epoch} epochs; nothing to train, re-saving the model")
+    return _Run(model, epoch_var, manager, ckpt_dir, state, history, start_epoch)
 
+
+def _as_tensors(tf: Any, train_split: ds.Split, test_split: ds.Split) -> _Tensors:
+    """Move both splits into TensorFlow once: epochs then shuffle and slice tensors, not arrays."""
     x_train = tf.constant(train_split.images)
     y_train = tf.constant(train_split.labels.astype(np.int32))
     x_test = tf.constant(test_split.scaled())
     y_test_np = test_split.labels.astype(np.int32)
     y_test = tf.constant(y_test_np)
-    n, bs = len(train_split), cfg.batch_size
+    return _Tensors(x_train, y_train, x_test, y_test, y_test_np, len(train_split), len(test_split))
+
+
+def _make_stepper(tf: Any, cfg: TrainConfig, model: Any, data: _Tensors) -> _Stepper:
+    """The step runner and evaluator for ``model``, and the epoch's cut into calls."""
+    n, bs = data.n_train, cfg.batch_size
     steps = n // bs
     rest = n - steps * bs
     lr_var = tf.Variable(cfg.learning_rate, dtype=tf.float32, trainable=False)
@@ -177,71 +266,107 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     evaluate = make_evaluator(model)
     # XLA compiles once per input shape: with --jit the whole epoch is one call.
     chunk = steps if cfg.jit else max(1, min(cfg.steps_per_call, steps))
+    return _Stepper(run_steps, evaluate, lr_var, bs, steps, rest, chunk)
 
-    reporter.start(cfg, n_params=model.parameter_count, start_epoch=start_epoch)
+
+def _run_epochs(tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, root: Path, reporter: TrainReporter) -> None:
+    """Train the epochs left, checkpointing each; SIGINT/SIGTERM become ``TrainingInterrupted``.
+
+    An interruption keeps the last completed epoch's checkpoint and tells how to resume.
+    """
+    stepper = _make_stepper(tf, cfg, run.model, data)
+    reporter.start(cfg, n_params=run.model.parameter_count, start_epoch=run.start_epoch)
     with interrupts_noted() as seen:
         try:
-            for epoch in range(start_epoch, cfg.epochs):
-                t0 = time.perf_counter()
-                lr_var.assign(learning_rate_at(cfg, epoch))
-                perm = epoch_permutation(n, cfg.seed, epoch)
-                xs, ys = tf.gather(x_train, perm), tf.gather(y_train, perm)
-                xb = tf.reshape(xs[: steps * bs], [steps, bs, 28, 28])
-                yb = tf.reshape(ys[: steps * bs], [steps, bs])
-                loss_sum = correct = 0.0
-                done = 0
-                reporter.epoch_start(epoch + 1, cfg.epochs, steps + (1 if rest else 0))
-                for s in range(0, steps, chunk):
-                    chunk_loss, chunk_correct = run_steps(xb[s : s + chunk], yb[s : s + chunk])
-                    loss_sum += float(chunk_loss)
-                    correct += float(chunk_correct)
-                    done += min(chunk, steps - s)
-                    reporter.epoch_progress(done, loss_sum / (done * bs), correct / (done * bs), time.perf_counter() - t0)
-                if rest:  # the last, smaller batch (what a batched tf.data pipeline gives)
-                    chunk_loss, chunk_correct = run_steps(xs[None, steps * bs :], ys[None, steps * bs :])
-                    loss_sum += float(chunk_loss)
-                    correct += float(chunk_correct)
-                seconds = time.perf_counter() - t0
-                tl, preds = evaluate(x_test, y_test)
-                stats = EpochStats(
-                    epoch=epoch + 1,
-                    train_loss=loss_sum / n,
-                    train_accuracy=correct / n,
-                    test_loss=float(tl) / len(test_split),
-                    test_accuracy=float(np.mean(preds.numpy() == y_test_np)),
-                    seconds=seconds,
-                )
-                with signals_deferred():  # the checkpoint and its state.json, or neither
-                    history.append(stats)
-                    epoch_var.assign(epoch + 1)
-                    manager.save(checkpoint_number=epoch + 1)
-                    atomic_write_json(ckpt_dir / STATE_NAME, {**state, "history": [vars(h) for h in history]})
-                reporter.epoch_end(stats, steps + (1 if rest else 0))
+            for epoch in range(run.start_epoch, cfg.epochs):
+                stats = _train_epoch(tf, cfg, epoch, stepper, data, reporter)
+                _checkpoint_epoch(run, stats)
+                reporter.epoch_end(stats, stepper.batches)
         except KeyboardInterrupt:
-            done_epochs = int(epoch_var.numpy())
+            done_epochs = int(run.epoch_var.numpy())
             how = seen[0] if seen else "SIGINT"
             raise TrainingInterrupted(
                 f"Training stopped by {how} during epoch {done_epochs + 1}; the checkpoint of epoch "
-                f"{done_epochs} is kept in {ckpt_dir} and no manifest claims a finished run. Run "
+                f"{done_epochs} is kept in {run.ckpt_dir} and no manifest claims a finished run. Run "
                 f"`edgefm train --resume --artifacts {root}` (same options) to finish it."
             ) from None
 
-    # Save, then measure what the *saved* model scores: that is what the manifest reports.
+
+def _train_epoch(
+    tf: Any, cfg: TrainConfig, epoch: int, stepper: _Stepper, data: _Tensors, reporter: TrainReporter
+) -> EpochStats:
+    """One (0-based) ``epoch``: shuffle, run the steps chunk by chunk, then score the test split."""
+    n, bs, steps, chunk = data.n_train, stepper.batch_size, stepper.steps, stepper.chunk
+    run_steps = stepper.run_steps
+    t0 = time.perf_counter()
+    stepper.lr_var.assign(learning_rate_at(cfg, epoch))
+    perm = epoch_permutation(n, cfg.seed, epoch)
+    xs, ys = tf.gather(data.x_train, perm), tf.gather(data.y_train, perm)
+    xb = tf.reshape(xs[: steps * bs], [steps, bs, 28, 28])
+    yb = tf.reshape(ys[: steps * bs], [steps, bs])
+    loss_sum = correct = 0.0
+    done = 0
+    reporter.epoch_start(epoch + 1, cfg.epochs, stepper.batches)
+    for s in range(0, steps, chunk):
+        chunk_loss, chunk_correct = run_steps(xb[s : s + chunk], yb[s : s + chunk])
+        loss_sum += float(chunk_loss)  # the one host sync per chunk, for the progress line
+        correct += float(chunk_correct)
+        done += min(chunk, steps - s)
+        reporter.epoch_progress(done, loss_sum / (done * bs), correct / (done * bs), time.perf_counter() - t0)
+    if stepper.rest:  # the last, smaller batch (what a batched tf.data pipeline gives)
+        chunk_loss, chunk_correct = run_steps(xs[None, steps * bs :], ys[None, steps * bs :])
+        loss_sum += float(chunk_loss)
+        correct += float(chunk_correct)
+    seconds = time.perf_counter() - t0
+    tl, preds = stepper.evaluate(data.x_test, data.y_test)
+    return EpochStats(
+        epoch=epoch + 1,
+        train_loss=loss_sum / n,
+        train_accuracy=correct / n,
+        test_loss=float(tl) / data.n_test,
+        test_accuracy=float(np.mean(preds.numpy() == data.y_test_np)),
+        seconds=seconds,
+    )
+
+
+def _checkpoint_epoch(run: _Run, stats: EpochStats) -> None:
+    """Record the epoch ``stats`` describe (1-based) in the history, the checkpoint and state.json."""
+    with signals_deferred():  # the checkpoint and its state.json, or neither
+        run.history.append(stats)
+        run.epoch_var.assign(stats.epoch)
+        run.manager.save(checkpoint_number=stats.epoch)
+        atomic_write_json(run.ckpt_dir / STATE_NAME, {**run.state, "history": [vars(h) for h in run.history]})
+
+
+def _save_and_evaluate(
+    tf: Any, model: Any, root: Path, data: _Tensors, reporter: TrainReporter
+) -> tuple[Artifact, _Scores]:
+    """Save the SavedModel, then score what was *saved* on the test split: that is what the manifest reports."""
+    from edgefm.train.model import write_savedmodel
+
     saved = write_savedmodel(model, root)
     reporter.note("evaluating the saved model on the test split")
     served = tf.saved_model.load(str(root / saved.path)).signatures[SERVING_SIGNATURE]
-    logits = served(images=x_test)["logits"].numpy()
+    logits = served(images=data.x_test)["logits"].numpy()
     test_loss = float(
-        np.mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y_test_np, logits=logits).numpy())
+        np.mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=data.y_test_np, logits=logits).numpy())
     )
     predictions = logits.argmax(axis=1)
-    cm = confusion_matrix(y_test_np, predictions)
+    cm = confusion_matrix(data.y_test_np, predictions)
     per_class = (np.diag(cm) / np.maximum(cm.sum(axis=1), 1)).round(4).tolist()
-    last = history[-1] if history else None
-    training = {
+    test_accuracy = float(np.mean(predictions == data.y_test_np))
+    return saved, _Scores(test_loss=test_loss, test_accuracy=test_accuracy, per_class=per_class, confusion=cm)
+
+
+def _training_record(
+    cfg: TrainConfig, run: _Run, threads: int | None, data: _Tensors, scores: _Scores
+) -> dict[str, Any]:
+    """The manifest's ``training`` section: options, the saved model's scores, the history, the data used."""
+    last = run.history[-1] if run.history else None
+    return {
         "model": cfg.model.value,
         "hidden_units": cfg.hidden_units,
-        "parameters": model.parameter_count,
+        "parameters": run.model.parameter_count,
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate,
@@ -250,30 +375,36 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
         "mode": "eager" if cfg.eager else "graph",
         "threads": threads,
         "jit_compile": cfg.jit,
-        "resumed_from_epoch": start_epoch if cfg.resume else 0,
+        "resumed_from_epoch": run.start_epoch if cfg.resume else 0,
         "train_accuracy": last.train_accuracy if last else None,
         "train_loss": last.train_loss if last else None,
-        "test_accuracy": float(np.mean(predictions == y_test_np)),
-        "test_loss": test_loss,
-        "epoch_seconds": [round(h.seconds, 4) for h in history],
-        "history": [vars(h) for h in history],
-        "per_class_accuracy": dict(zip(CLASS_NAMES, per_class)),
-        "confusion_matrix": cm.tolist(),
-        "dataset": {"directory": str(ds.locate(cfg.data_dir)), "train": n, "test": len(test_split), "verified": cfg.verify_data},
+        "test_accuracy": scores.test_accuracy,
+        "test_loss": scores.test_loss,
+        "epoch_seconds": [round(h.seconds, 4) for h in run.history],
+        "history": [vars(h) for h in run.history],
+        "per_class_accuracy": dict(zip(CLASS_NAMES, scores.per_class)),
+        "confusion_matrix": scores.confusion.tolist(),
+        "dataset": {"directory": str(ds.locate(cfg.data_dir)), "train": data.n_train, "test": data.n_test, "verified": cfg.verify_data},
         "curves": CURVES_NAME,
     }
-    manifest = Manifest(
+
+
+def _build_manifest(cfg: TrainConfig, training: dict[str, Any], saved: Artifact) -> Manifest:
+    """The run's manifest: the SavedModel as its one artifact, and the versions that produced it."""
+    return Manifest(
         model=cfg.model.value,
         labels=list(CLASS_NAMES),
         training=training,
         artifacts={SAVEDMODEL_KEY: saved},
         versions={"edgefm": edgefm_version(), **tool_versions("tensorflow-cpu", "tensorflow", "numpy")},
     )
+
+
+def _write_outputs(root: Path, history: list[EpochStats], manifest: Manifest) -> None:
+    """The curves (if any epoch ran), then the manifest last: it claims a finished run."""
     if history:
         plot_curves(history, root / CURVES_NAME)
     manifest.save(root)
-    reporter.finish(manifest)
-    return TrainResult(manifest=manifest, history=history)
 
 
 def _apply_threads(tf: Any, threads: int | None, reporter: TrainReporter) -> int | None:
