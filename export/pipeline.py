@@ -21,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ import numpy as np
 
 from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, INPUT_SCALING, NUM_CLASSES, OUTPUT_NAMES, SERVING_SIGNATURE
 from edgefm.core.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
-from edgefm.core.fileio import atomic_write_bytes, sha256_tree
+from edgefm.core.fileio import StagedFiles, human_bytes, json_bytes, sha256_tree
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
+from edgefm.core.locking import artifacts_lock
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
 from edgefm.formats.metadata import metadata_entries
@@ -43,6 +45,8 @@ from export.config import ExportConfig, ExportFormat
 from export.summary import summary_table
 from export.variants import Exporter, Variant, plan, skipped
 
+#: bytes kept free beyond what the commit writes (file-system metadata, other writers)
+COMMIT_SPACE_MARGIN = 1 << 20
 # Characters of a converter's exception and captured log quoted in an ExportError.
 ERROR_QUOTE_CHARS = 600
 TOOL_DISTRIBUTIONS: dict[ExportFormat, tuple[str, ...]] = {
@@ -251,37 +255,90 @@ def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
 # -- public API --------------------------------------------------------------------------
 
 
-def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
+def export(manifest: Manifest, cfg: ExportConfig, *, notify: Callable[[str], None] | None = None) -> Manifest:
     """Convert the manifest's SavedModel to every variant ``cfg`` asks for; return the new manifest.
 
-    Writes the files atomically and saves ``manifest.json`` once, after every
-    conversion succeeded. ``manifest`` itself is not modified.
+    Holds the artifacts directory's lock (``edgefm.core.locking``) from the first
+    read to the commit, and reads ``manifest.json`` again inside it, so a second
+    export or a train on the same directory waits instead of losing artifacts.
+    Writes the files and ``manifest.json`` together, after every conversion
+    succeeded (``_commit``). ``manifest`` itself is not modified.
     """
-    with interrupts_noted() as seen:
-        try:
-            converted = convert_all(manifest, cfg)
-        except (KeyboardInterrupt, EdgefmError) as e:
-            if not (seen or isinstance(e, KeyboardInterrupt)):
-                raise
-            raise Interrupted(
-                f"Export interrupted ({seen[0] if seen else 'SIGINT'}) before anything was written: the files and "
-                f"manifest.json in {cfg.artifacts} are as they were. Run `edgefm export` again to convert."
-            ) from None
-    updated = copy.deepcopy(manifest)
-    for fmt in dict.fromkeys(c.variant.format for c in converted):
-        updated.versions.update(_tools(fmt))
-    with signals_deferred():  # every file and the manifest that describes them, or none of it
+    with artifacts_lock(cfg.artifacts, "edgefm export", notify=notify):
+        manifest = _current_manifest(manifest, cfg.artifacts)
+        with interrupts_noted() as seen:
+            try:
+                converted = convert_all(manifest, cfg)
+            except (KeyboardInterrupt, EdgefmError) as e:
+                if not (seen or isinstance(e, KeyboardInterrupt)):
+                    raise
+                raise Interrupted(
+                    f"Export interrupted ({seen[0] if seen else 'SIGINT'}) before anything was written: the files and "
+                    f"manifest.json in {cfg.artifacts} are as they were. Run `edgefm export` again to convert."
+                ) from None
+        updated = copy.deepcopy(manifest)
+        for fmt in dict.fromkeys(c.variant.format for c in converted):
+            updated.versions.update(_tools(fmt))
         for c in converted:
-            atomic_write_bytes(cfg.artifacts / c.variant.filename, c.data)
             updated.artifacts[c.variant.name] = c.artifact
-        updated.save(cfg.artifacts)
+        _commit(cfg.artifacts, converted, updated)
     return updated
 
 
-def run_export(cfg: ExportConfig) -> ExportResult:
+def _current_manifest(given: Manifest, root: Path) -> Manifest:
+    """The manifest on disk, read inside the lock, when it records the same SavedModel as ``given``.
+
+    Another export may have added artifacts since ``given`` was read: they are kept.
+    Otherwise ``given`` stands, and ``source_savedmodel`` checks it against the
+    SavedModel on disk, so a train that replaced the model meanwhile is a
+    ManifestError, never a manifest that mixes two models.
+    """
+    if not Manifest.path_in(root).is_file():
+        return given
+    try:
+        current = Manifest.load(root)
+        if current.savedmodel(root)[1].sha256 == given.savedmodel(root)[1].sha256:
+            return current
+    except ManifestError:
+        pass
+    return given
+
+
+def _commit(root: Path, converted: list[Converted], updated: Manifest) -> None:
+    """Every new file and the manifest that describes them, or none of it.
+
+    Free space is checked first (a clear error instead of a failed write). Then all
+    files and the manifest are staged beside their targets; a write error while
+    staging removes the staged files and leaves every old file as it was. Only then
+    are they renamed into place, with SIGINT/SIGTERM held.
+    """
+    manifest_bytes = json_bytes(updated.to_dict())
+    need = sum(len(c.data) for c in converted) + len(manifest_bytes)
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        free = None
+    if free is not None and free < need + COMMIT_SPACE_MARGIN:
+        raise ExportError(
+            f"Not enough free space in {root} to write the export: {human_bytes(need)} needed (plus "
+            f"{human_bytes(COMMIT_SPACE_MARGIN)} of margin), {human_bytes(free)} free. Nothing was written; free some "
+            "space or pass --artifacts on another disk."
+        )
+    staged = StagedFiles()
+    try:
+        for c in converted:
+            staged.add(root / c.variant.filename, c.data)
+        staged.add(Manifest.path_in(root), manifest_bytes)
+        with signals_deferred():
+            staged.commit()
+    finally:
+        staged.discard()  # a no-op after a commit
+
+
+def run_export(cfg: ExportConfig, *, notify: Callable[[str], None] | None = None) -> ExportResult:
     """What ``edgefm export`` does: load the manifest, export, describe the result."""
     names = [v.name for v in plan(cfg)]  # option errors before touching the disk
-    manifest = export(Manifest.load(cfg.artifacts), cfg)
+    manifest = export(Manifest.load(cfg.artifacts), cfg, notify=notify)
     return ExportResult(
         manifest=manifest,
         exported=names,

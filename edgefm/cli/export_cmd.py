@@ -56,7 +56,7 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
         calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
         verify_data=not no_verify,
     )
-    result = run_export(cfg)
+    result = run_export(cfg, notify=lambda msg: click.echo(msg, err=True))
     if not quiet:
         click.echo(result.table)
         if result.skipped:

@@ -60,8 +60,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
     """
     from edgefm.core.contract import REPORT_NAME
     from edgefm.core.errors import ParityError, UsageError
-    from edgefm.core.manifest import Manifest
-    from runtime_check.verify.check import check
+    from runtime_check.verify.check import run_check
     from runtime_check.verify.config import CheckConfig
     from runtime_check.verify.report import default_html_path
     from runtime_check.verify.text import render_table
@@ -79,7 +78,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
     )
     progress = None if quiet else (lambda msg: click.echo(msg, err=True))
-    result = check(Manifest.load(cfg.artifacts), cfg, progress=progress)
+    result = run_check(cfg, progress=progress)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:

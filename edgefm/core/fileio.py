@@ -1,8 +1,14 @@
-"""Atomic writes and content hashes.
+"""Atomic writes, confined reads and content hashes.
 
 Nothing edgefm writes is ever half-written: every file goes to a temporary file in
 the destination directory and is renamed over the target (rename is atomic on
 POSIX within one filesystem). Directories (SavedModels) are staged the same way.
+
+Only regular files (or new paths) are replaced that way. A special file given as
+an output (``/dev/stdout``, a FIFO) is written directly, never renamed over; a
+device node is never replaced (as root, a rename over ``/dev/null`` would break it
+for every process); a symlink is written through to its target only when that
+target lies in the link's own directory.
 """
 
 from __future__ import annotations
@@ -52,8 +58,42 @@ def ensure_directory(path: Path) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def output_target(path: Path) -> tuple[Path, bool]:
+    """Where a write to ``path`` goes: ``(target, direct)``.
+
+    ``direct`` is True for special files (character devices, FIFOs, sockets: written
+    in place, e.g. ``--report /dev/stdout``). A symlink is followed when its target is
+    in the link's directory; one that points elsewhere is refused (OutputError), so
+    a link planted in an artifacts directory cannot redirect a write to another file.
+    """
+    import stat
+
     path = Path(path)
+    try:
+        mode = path.stat().st_mode  # follows links: /dev/stdout -> /proc/self/fd/1 -> a pipe
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise OutputError(path, e) from e
+    if mode is not None and stat.S_ISBLK(mode):
+        raise OutputError(path, OSError(1, "it is a block device; pass a file path"))
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return path, True  # a character device, FIFO or socket: written in place
+    if path.is_symlink():
+        resolved = path.resolve()
+        if resolved.parent != path.parent.resolve():
+            raise OutputError(path, OSError(1, f"it is a symbolic link to {resolved}, outside its directory; "
+                                               "edgefm does not write through it"))
+        return resolved, False
+    return path, False
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path, direct = output_target(Path(path))
+    if direct:  # /dev/stdout, /dev/null, a FIFO: write the stream, never replace the node
+        with _writing(path), open(path, "wb") as f:
+            f.write(data)
+        return
     with _writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -74,8 +114,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """How edgefm writes JSON files: indented, keys in insertion order, a final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 @contextlib.contextmanager
@@ -91,7 +136,8 @@ def atomic_output_path(path: Path) -> Iterator[Path]:
         os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        with _writing(path):  # the writer's own OSError (a full disk) names the file too
+            yield tmp_path
         with _writing(path):
             _publishable(tmp_path)
             os.replace(tmp_path, path)
@@ -122,6 +168,62 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+class StagedFiles:
+    """Several files committed together: every one is written beside its target first, then all renamed.
+
+    A full disk (or any write error) strikes while staging, when nothing is replaced
+    yet: the temporary files go and every target is as it was. Renames allocate no
+    data, so once staged the switch does not fail for want of space.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+
+    def add(self, path: Path, data: bytes) -> None:
+        path = Path(path)
+        with _writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            self._staged.append((Path(tmp), path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            _publishable(tmp)
+
+    def commit(self) -> None:
+        for tmp, path in self._staged:
+            with _writing(path):
+                os.replace(tmp, path)
+        self._staged = []
+
+    def discard(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        self._staged = []
+
+
+def confined(root: Path, relative: str | Path, what: str) -> Path:
+    """``root / relative``, resolved (symlinks too), if it stays inside ``root``; else a ManifestError.
+
+    Paths recorded in a manifest are relative to its directory: an absolute path,
+    ``..`` or a symlink out of the directory must not make edgefm read (hash, run,
+    embed) a file elsewhere.
+    """
+    from edgefm.core.errors import ManifestError
+
+    base = Path(root).resolve()
+    rel = Path(relative)
+    target = (base / rel).resolve()
+    if rel.is_absolute() or not target.is_relative_to(base) or target == base:
+        raise ManifestError(
+            f"{what} {str(relative)!r} points outside the artifacts directory {root} (resolved: {target}). "
+            "Paths in manifest.json are relative to its directory; re-create it with `edgefm train` and `edgefm export`."
+        )
+    return target
 
 
 def sha256_file(path: Path) -> str:

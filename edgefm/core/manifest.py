@@ -16,7 +16,7 @@ import numpy as np
 
 from edgefm.core.contract import DEPLOYABLE_FORMATS, MANIFEST_NAME, SAVEDMODEL_FORMAT, SAVEDMODEL_KEY
 from edgefm.core.errors import ManifestError
-from edgefm.core.fileio import atomic_write_json, sha256_tree, tree_bytes
+from edgefm.core.fileio import atomic_write_json, confined, sha256_tree, tree_bytes
 
 SCHEMA_VERSION = 1
 
@@ -155,7 +155,7 @@ class Manifest:
                 "Re-create the artifacts with this edgefm (`edgefm train`, then `edgefm export`)."
             )
         try:
-            return cls(
+            manifest = cls(
                 model=str(raw["model"]),
                 labels=[str(x) for x in raw["labels"]],
                 training=dict(raw.get("training", {})),
@@ -167,6 +167,15 @@ class Manifest:
                 f"{path} is missing or has a malformed field ({e!r}). Re-create the artifacts "
                 "with `edgefm train` and `edgefm export`."
             ) from e
+        for name, art in manifest.artifacts.items():  # nothing outside the directory is read, hashed or run
+            confined(root, art.path, f"{path}: artifact {name!r} has the path")
+        bad_labels = [label for label in manifest.labels if not label.strip() or "\n" in label or "\r" in label]
+        if bad_labels:
+            raise ManifestError(
+                f"{path} has class names that are empty or hold a line break ({bad_labels[:3]!r}); labels.txt "
+                "holds one name per line. Fix the names and re-export."
+            )
+        return manifest
 
     def save(self, root: Path) -> Path:
         path = self.path_in(root)

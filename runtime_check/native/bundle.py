@@ -114,6 +114,7 @@ def write_bundle(
             "Run `edgefm export` again so the bundle ships the file the manifest describes."
         )
 
+    _check_destination(dest, artifacts)
     images = _golden_inputs(golden_samples, data_dir, verify_data)
     with runtime_for(model_path) as rt:
         if len(rt.input_specs) != 1:
@@ -185,6 +186,32 @@ def write_bundle(
         (stage / "manifest.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         (stage / "README.md").write_text(_readme(meta, build_cmd, check_args, manifest.labels), encoding="utf-8")
     return dest
+
+
+def is_bundle(directory: Path) -> bool:
+    """A directory ``write_bundle`` wrote: its manifest.json has the bundle's schema key."""
+    try:
+        meta = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(meta, dict) and "bundle_schema_version" in meta
+
+
+def _check_destination(dest: Path, artifacts: Path) -> None:
+    """A bundle replaces ``dest`` whole: refuse a directory that holds anything else (or the artifacts)."""
+    dest_r, artifacts_r = dest.resolve(), Path(artifacts).resolve()
+    if dest_r == artifacts_r or artifacts_r.is_relative_to(dest_r):
+        raise UsageError(
+            f"--bundle {dest}: that directory holds the artifacts directory {artifacts}; a bundle replaces its "
+            "directory whole. Pass a new directory, e.g. --bundle device-bundle."
+        )
+    if dest.is_dir() and any(dest.iterdir()) and not is_bundle(dest):
+        raise UsageError(
+            f"--bundle {dest}: the directory is not empty and is not an edgefm bundle; a bundle replaces its "
+            "directory whole, so edgefm will not write there. Pass a new or empty directory."
+        )
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"--bundle {dest}: that path is a file, not a directory. Pass a new directory.")
 
 
 def _check_args(model_file: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> list[str]:

@@ -209,6 +209,24 @@ def check_artifact(
 
 
 def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
+    """``verify`` holding the artifacts directory's lock (``edgefm.core.locking``): no export or train
+    replaces a model or the manifest while they are compared (a checksum that changed under a
+    running verify would be reported as a mismatch that is not one)."""
+    from edgefm.core.locking import artifacts_lock
+
+    with artifacts_lock(cfg.artifacts, "edgefm verify", notify=progress):
+        return _check(manifest, cfg, progress=progress)
+
+
+def run_check(cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
+    """What ``edgefm verify`` does: read the manifest inside the lock, then ``check``."""
+    from edgefm.core.locking import artifacts_lock
+
+    with artifacts_lock(cfg.artifacts, "edgefm verify", notify=progress):
+        return _check(Manifest.load(cfg.artifacts), cfg, progress=progress)
+
+
+def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
     """Verify every selected artifact against the TensorFlow reference; write and return the report.
 
     Raises only for problems that prevent any comparison (unusable manifest,
@@ -231,6 +249,7 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
             f"The HTML page {cfg.html} would overwrite the JSON report of the same name; pass --html with "
             "another path (or --no-html)."
         )
+    _outputs_are_not_inputs(root, ref_art, selected, {"--report": json_path, "--html": cfg.html})
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -320,6 +339,22 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         timings["total"] = time.perf_counter() - t_start
         report.write(json_path)
     return report
+
+
+def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[str, Artifact],
+                            outputs: Mapping[str, Path | None]) -> None:
+    """A report written over manifest.json, a model being verified or a SavedModel file would destroy it."""
+    inputs = {Manifest.path_in(root).resolve(): "manifest.json"}
+    inputs.update({(root / a.path).resolve(): f"artifact {n!r}" for n, a in selected.items()})
+    saved = (root / reference.path).resolve()
+    for flag, out in outputs.items():
+        if out is None:
+            continue
+        target = Path(out).resolve()
+        what = inputs.get(target) or ("a file of the reference SavedModel" if target.is_relative_to(saved) else None)
+        if what:
+            raise ConfigError(f"{flag} {out} is {what}, an input of this verify; writing there would destroy it. "
+                              f"Pass {flag} with another path.")
 
 
 def _keep_detail(

@@ -351,14 +351,39 @@ def _training_section(report: ParityReport) -> str:
     text = f'<p class="muted">{html.escape(facts)}.</p>' if facts else ""
     if usable:
         return '<div class="charts" id="training">' + _img(_png(_curves_figure(usable)), "training curves") + "</div>" + text
-    curves = report.artifacts_dir / CURVES_NAME if report.artifacts_dir else None
-    if curves is not None and curves.is_file():
+    curves = _curves_png(report.artifacts_dir)
+    if curves is not None:
         return (
-            '<div class="charts" id="training">' + _img(curves.read_bytes(), "training curves") + "</div>"
-            f'<p class="muted">From {html.escape(str(curves))} (the manifest holds no per-epoch history).</p>' + text
+            '<div class="charts" id="training">' + _img(curves[1], "training curves") + "</div>"
+            f'<p class="muted">From {html.escape(str(curves[0]))} (the manifest holds no per-epoch history).</p>' + text
         )
     return ('<p id="training">The manifest holds no per-epoch training history and there is no '
             f"{CURVES_NAME} beside it (a SavedModel not trained by <code>edgefm train</code>).</p>" + text)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: the page embeds the curves byte for byte: a bound, so a planted file cannot bloat a shared page
+MAX_CURVES_BYTES = 4 << 20
+
+
+def _curves_png(root: Path | None) -> tuple[Path, bytes] | None:
+    """``training_curves.png`` beside the manifest, if it is a PNG file inside the directory.
+
+    The page is shared with other people: a symlink to another file, or a file that
+    is not a PNG, is never embedded (its bytes would travel base64 in the page).
+    """
+    if root is None:
+        return None
+    path = Path(root) / CURVES_NAME
+    try:
+        if not path.is_file() or not path.resolve().is_relative_to(Path(root).resolve()):
+            return None
+        if path.stat().st_size > MAX_CURVES_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return (path, data) if data.startswith(PNG_SIGNATURE) else None
 
 
 def _curves_figure(history: list[dict[str, Any]]) -> Figure:

@@ -1,0 +1,268 @@
+"""Hardening 2: no data lost, nothing read or written outside its place, every fault a clean exit.
+
+Each case drives the real ``edgefm`` entry point in a subprocess (``run_cli``), as a
+hostile or unlucky user would, and checks the exit status, the one-paragraph
+message and what is left on disk. The shared directory is the bad-input suite's
+kind: the session's tiny SavedModel exported by the real exporter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_bad_input import assert_fails_cleanly, snapshot
+
+from edgefm.core.manifest import Manifest
+from export.config import ExportConfig
+
+from conftest import REPO, run_cli
+
+
+@pytest.fixture(scope="module")
+def data_dir(tiny_data_session: tuple[Path, dict[str, str]]) -> Path:
+    return tiny_data_session[0]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_artifacts: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from export.pipeline import export
+
+    root = tmp_path_factory.mktemp("hardening") / "artifacts"
+    shutil.copytree(tiny_artifacts, root)
+    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir,
+                                             verify_data=False))
+    return root
+
+
+def _copy(src: Path, tmp_path: Path, name: str = "artifacts") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def _verify(root: Path, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                   "--no-html", *extra, env=env)
+
+
+# -- data lost: --bundle ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["artifacts", "parent", "foreign"])
+def test_bundle_refuses_a_directory_it_would_wipe(exported: Path, data_dir: Path, tmp_path: Path, where: str) -> None:
+    root = _copy(exported, tmp_path)
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine\n")
+    dest = {"artifacts": root, "parent": tmp_path, "foreign": foreign}[where]
+    before = snapshot(tmp_path)
+    proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "tflite",
+                   "--quantize", "none", "--bundle", str(dest), "-q")
+    needle = "is not empty and is not an edgefm bundle" if where == "foreign" else "holds the artifacts directory"
+    assert_fails_cleanly(proc, 2, f"--bundle {dest}", needle)
+    after = snapshot(tmp_path)
+    # the export itself ran before the bundle; what the bundle refused to touch is all still there
+    assert {k: v for k, v in before.items() if "manifest.json" not in k and "model_float32" not in k} == {
+        k: v for k, v in after.items() if "manifest.json" not in k and "model_float32" not in k}
+    assert (foreign / "keep.txt").read_text() == "mine\n" and (root / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_bundle_replaces_an_earlier_bundle(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    dest = tmp_path / "bundle"
+    args = ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "tflite",
+            "--quantize", "none", "--bundle", str(dest), "-q"]
+    assert run_cli(*args).returncode == 0
+    assert run_cli(*args).returncode == 0, "an existing bundle is replaced"
+    assert json.loads((dest / "manifest.json").read_text())["bundle_schema_version"]
+
+
+# -- data lost: two writers on one directory --------------------------------------------------------
+
+
+def _popen_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "edgefm.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, cwd=REPO, env={**os.environ, **(env or {})})
+
+
+def test_two_exports_at_once_keep_both_artifacts(tiny_artifacts: Path, data_dir: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_artifacts, tmp_path)
+    common = ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none", "-q"]
+    procs = [_popen_cli(*common, "--format", fmt) for fmt in ("tflite", "onnx")]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert {"savedmodel", "tflite_float32", "onnx_float32"} <= set(Manifest.load(root).artifacts)
+
+
+def test_a_held_lock_makes_a_writer_wait_then_fail_clearly(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    from edgefm.core.locking import artifacts_lock
+
+    root = _copy(exported, tmp_path)
+    before = snapshot(root)
+    with artifacts_lock(root, "the test"):
+        proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format",
+                       "tflite", "--quantize", "none", env={"EDGEFM_LOCK_TIMEOUT": "1"})
+        assert "waiting for another edgefm command" in proc.stderr
+        assert_fails_cleanly(proc, 1, f"{root} is locked by another edgefm command", "waited 1 s")
+        vproc = _verify(root, data_dir, env={"EDGEFM_LOCK_TIMEOUT": "1"})
+        assert vproc.returncode == 1 and "is locked" in vproc.stderr
+    assert snapshot(root) == before
+
+
+def test_the_lock_of_a_killed_holder_is_taken_over(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from edgefm.core.locking import artifacts_lock\n"
+        f"with artifacts_lock({str(root)!r}, 'holder'):\n    print('held', flush=True); time.sleep(600)\n")],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.kill()  # SIGKILL: no clean-up code runs
+        holder.wait(timeout=30)
+        t0 = time.monotonic()
+        proc = _verify(root, data_dir)
+        assert proc.returncode == 0, proc.stderr
+        assert time.monotonic() - t0 < 120
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+# -- data lost: a full disk during the commit ----------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # a generator fixture
+    """A 1.5 MiB tmpfs (as root, which `make test` and CI are); unmounted after the test."""
+    if os.geteuid() != 0:
+        pytest.fail("this case mounts a small tmpfs and needs root, as `make test` and CI run")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_is_found_before_the_commit(tiny_artifacts: Path, data_dir: Path, small_disk: Path) -> None:
+    root = _copy(tiny_artifacts, small_disk)
+    filler = small_disk / "filler"
+    free = shutil.disk_usage(small_disk).free
+    filler.write_bytes(b"\0" * max(0, free - (200 << 10)))  # leave 200 KiB: less than the export and its margin
+    before = snapshot(root)
+    proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "all",
+                   "--quantize", "none", "-q")
+    assert_fails_cleanly(proc, 1, "Not enough free space in", "Nothing was written")
+    assert snapshot(root) == before
+    assert not [p for p in root.rglob(".*") if ".tmp" in p.name]
+
+
+def test_staged_files_leave_every_target_as_it_was_when_a_write_fails(small_disk: Path) -> None:
+    from edgefm.core.errors import OutputError
+    from edgefm.core.fileio import StagedFiles
+
+    old = {small_disk / f"f{i}": f"old {i}".encode() for i in range(3)}
+    for path, data in old.items():
+        path.write_bytes(data)
+    staged = StagedFiles()
+    with pytest.raises(OutputError, match="No space left on device"):
+        staged.add(small_disk / "f0", b"new 0")
+        staged.add(small_disk / "f1", b"\1" * (4 << 20))  # larger than the disk
+    staged.discard()
+    assert {p: p.read_bytes() for p in old} == old
+    assert sorted(p.name for p in small_disk.iterdir()) == ["f0", "f1", "f2"]
+
+
+# -- output paths that are not regular files ---------------------------------------------------------
+
+
+def test_report_to_dev_null_and_dev_stdout_writes_the_stream(exported: Path, data_dir: Path) -> None:
+    null_before = os.stat("/dev/null")
+    proc = _verify(exported, data_dir, "--report", "/dev/null")
+    assert proc.returncode == 0, proc.stderr
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == null_before.st_rdev and after.st_ino == null_before.st_ino
+    proc = _verify(exported, data_dir, "--report", "/dev/stdout", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["passed"] is True  # the report went to the stream
+    assert os.path.islink("/dev/stdout")
+
+
+def test_report_through_a_symlink_out_of_its_directory_is_refused(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("keep me\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").symlink_to(secret)
+    proc = _verify(exported, data_dir, "--report", str(out / "report.json"))
+    assert_fails_cleanly(proc, 1, "symbolic link to", "outside its directory")
+    assert secret.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("target", ["manifest.json", "model.onnx", "saved_model/saved_model.pb"])
+def test_report_over_an_input_of_the_run_is_refused(exported: Path, data_dir: Path, tmp_path: Path, target: str) -> None:
+    root = _copy(exported, tmp_path)
+    before = snapshot(root)
+    for flag in ("--report", "--html"):
+        proc = run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                       flag, str(root / target))
+        assert_fails_cleanly(proc, 2, f"{flag} {root / target} is", "an input of this verify")
+    assert snapshot(root) == before
+
+
+# -- reading outside the artifacts directory ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.onnx", ".", "escape.onnx"])
+def test_manifest_paths_stay_inside_the_directory(exported: Path, data_dir: Path, tmp_path: Path, path: str) -> None:
+    root = _copy(exported, tmp_path)
+    (tmp_path / "outside.onnx").write_bytes((root / "model.onnx").read_bytes())
+    (root / "escape.onnx").symlink_to(tmp_path / "outside.onnx")
+    raw = json.loads((root / "manifest.json").read_text())
+    raw["artifacts"]["onnx_float32"]["path"] = path
+    (root / "manifest.json").write_text(json.dumps(raw))
+    for command in (["verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify"],
+                    ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none"],
+                    ["benchmark", "--artifacts", str(root), "--runs", "1", "--warmup", "0", "--batch-sizes", "1"]):
+        proc = run_cli(*command)
+        message = assert_fails_cleanly(proc, 1, "points outside the artifacts directory", repr(path))
+        assert "passwd" not in proc.stdout and "root:x:" not in message
+
+
+def test_the_page_never_embeds_a_curves_file_that_is_not_a_png_inside(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    import base64
+
+    root = _copy(exported, tmp_path)
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\n-----BEGIN OPENSSH PRIVATE KEY----- a secret")
+    (root / "training_curves.png").symlink_to(secret)
+    proc = run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8")
+    assert proc.returncode == 0, proc.stderr
+    page = (root / "verify-report.html").read_text()
+    assert base64.b64encode(secret.read_bytes()).decode() not in page and "PRIVATE KEY" not in page
+    (root / "training_curves.png").unlink()
+    (root / "training_curves.png").write_bytes(b"GIF89a not a png at all")
+    assert run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                   ).returncode == 0
+    assert base64.b64encode(b"GIF89a not a png at all").decode() not in (root / "verify-report.html").read_text()
+
+
+@pytest.mark.parametrize("label", ["", "Sneaker\nBoot"])
+def test_class_names_that_break_labels_txt_are_refused(exported: Path, data_dir: Path, tmp_path: Path, label: str) -> None:
+    root = _copy(exported, tmp_path)
+    raw = json.loads((root / "manifest.json").read_text())
+    raw["labels"][7] = label
+    (root / "manifest.json").write_text(json.dumps(raw))
+    proc = _verify(root, data_dir)
+    assert_fails_cleanly(proc, 1, "class names that are empty or hold a line break")
