@@ -266,3 +266,134 @@ def test_class_names_that_break_labels_txt_are_refused(exported: Path, data_dir:
     (root / "manifest.json").write_text(json.dumps(raw))
     proc = _verify(root, data_dir)
     assert_fails_cleanly(proc, 1, "class names that are empty or hold a line break")
+
+
+# -- resource bombs: memory bounded by what is needed, not by what a file claims ---------------------
+
+
+def _peak_rss_mb(*cli_args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the CLI in a child of a small launcher; return its result and the CLI process's peak RSS (MiB)."""
+    launcher = (
+        "import json, resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'edgefm.cli', *sys.argv[1:]], capture_output=True, text=True,\n"
+        "                   stdin=subprocess.DEVNULL)\n"
+        "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr,\n"
+        "                  'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", launcher, *cli_args], capture_output=True, text=True, cwd=REPO,
+                         timeout=600)
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    return subprocess.CompletedProcess(cli_args, info["rc"], info["out"], info["err"]), info["rss_kib"] / 1024
+
+
+def _gz_bomb(path: Path, header: bytes, zeros: int) -> None:
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
+    chunk = b"\0" * (1 << 20)
+    with open(path, "wb") as f:
+        f.write(comp.compress(header))
+        for _ in range(zeros // len(chunk)):
+            f.write(comp.compress(chunk))
+        f.write(comp.flush())
+
+
+def test_a_gzip_bomb_behind_a_valid_header_is_refused_in_bounded_memory(data_dir: Path, tmp_path: Path) -> None:
+    from edgefm.data.fashion_mnist import ALL_FILES
+
+    bombed = tmp_path / "fmnist"
+    shutil.copytree(data_dir, bombed)
+    header = bytes([0, 0, 8, 3]) + (128).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
+    _gz_bomb(bombed / "t10k-images-idx3-ubyte.gz", header, 1280 << 20)  # 1.25 GiB of zeros after the header
+    assert (bombed / "t10k-images-idx3-ubyte.gz").stat().st_size < 4 << 20
+    proc, rss = _peak_rss_mb("data", "verify", "--data-dir", str(bombed))
+    assert proc.returncode == 1 and "FAIL t10k-images-idx3-ubyte" in proc.stdout
+    assert rss < 400, f"peak RSS {rss:.0f} MiB: the bomb was decompressed whole"
+    proc, rss = _peak_rss_mb("train", "--data-dir", str(bombed), "--no-verify", "--artifacts", str(tmp_path / "run"))
+    assert_fails_cleanly(proc, 1, "t10k-images-idx3-ubyte.gz declares shape (128, 28, 28)", "truncated or padded")
+    assert rss < 400, f"peak RSS {rss:.0f} MiB: the bomb was decompressed whole"
+    assert len(ALL_FILES) == 4
+    huge = tmp_path / "declared"
+    shutil.copytree(data_dir, huge)
+    big_header = bytes([0, 0, 8, 3]) + (10**6).to_bytes(4, "big") + (280).to_bytes(4, "big") + (280).to_bytes(4, "big")
+    _gz_bomb(huge / "t10k-images-idx3-ubyte.gz", big_header, 1 << 20)
+    proc = run_cli("train", "--data-dir", str(huge), "--no-verify", "--artifacts", str(tmp_path / "a"), "--epochs", "1")
+    assert_fails_cleanly(proc, 1, "declares 78,400,000,016 bytes of IDX data", "more than any Fashion-MNIST file")
+
+
+def test_a_huge_png_is_predicted_in_bounded_memory(exported: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    a = np.full((9400, 9400), 255, np.uint8)  # dark trousers on white: 88 Mpx in a small PNG
+    a[1500:8000, 3500:4500] = 20
+    a[1500:8000, 5000:6000] = 20
+    a[1500:2500, 3500:6000] = 20
+    path = tmp_path / "huge.png"
+    Image.fromarray(a).save(path, optimize=True)
+    assert path.stat().st_size < 1 << 20
+    proc, rss = _peak_rss_mb("predict", str(path), "--model", str(exported / "model.onnx"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["inverted"] is True
+    assert rss < 1024, f"peak RSS {rss:.0f} MiB for a 9400x9400 image"
+    too_big = tmp_path / "too-big.png"
+    Image.new("L", (12000, 9000), 255).save(too_big, optimize=True)
+    proc = run_cli("predict", str(too_big), "--model", str(exported / "model.onnx"))
+    assert_fails_cleanly(proc, 1, "has more than the 89,478,485 pixels edgefm decodes", "108000000 pixels")
+
+
+def test_a_palette_png_with_a_transparent_white_background_is_inverted(exported: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from edgefm.data.demo_image import write_demo_image
+    from edgefm.data.images import load_image
+
+    plain = tmp_path / "sneaker.png"
+    write_demo_image(plain)  # a real test image, dark on light
+    p = Image.open(plain).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    import numpy as np
+
+    background = int(np.bincount(np.asarray(p).ravel()).argmax())
+    p.save(tmp_path / "sneaker-p.png", transparency=background)
+    a, b = load_image(plain), load_image(tmp_path / "sneaker-p.png")
+    assert b.inverted and b.background == 1.0
+    assert float(np.abs(a.pixels - b.pixels).max()) < 0.15  # 16 palette colours, otherwise the same picture
+    proc = run_cli("predict", str(tmp_path / "sneaker-p.png"), str(plain), "--model", str(exported / "model.onnx"),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert all(json.loads(line)["inverted"] for line in proc.stdout.splitlines())
+
+
+def test_fetch_stops_a_server_that_sends_without_end(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        sent = 0
+
+        def do_GET(self) -> None:  # no Content-Length, bytes until the client goes (at most 64 MiB)
+            self.send_response(200)
+            self.end_headers()
+            chunk = b"\0" * (1 << 16)
+            try:
+                for _ in range(1024):
+                    self.wfile.write(chunk)
+                    type(self).sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        dest = tmp_path / "cache"
+        proc = run_cli("data", "fetch", "--dest", str(dest), "--mirror", f"http://127.0.0.1:{httpd.server_address[1]}/",
+                       "--retries", "1")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert_fails_cleanly(proc, 1, "Could not download", "more than the")
+    assert sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) == 0  # nothing kept
+    assert Endless.sent < 64 << 20

@@ -103,16 +103,68 @@ def locate(data_dir: Path | None = None) -> Path:
     raise DatasetError(f"Fashion-MNIST was not found (looked in {looked}). {_HOW_TO_GET}")
 
 
+#: No Fashion-MNIST file is larger (train images: 47,040,016 bytes decompressed). A file that
+#: declares or decompresses to more is refused before it is held in memory: a 3 MiB .gz of
+#: zeros behind a valid header would otherwise take gigabytes.
+MAX_IDX_BYTES = 64 << 20
+#: The official release's .gz sizes; a download that sends more than twice as much is stopped.
+GZ_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte": 26_421_880,
+    "train-labels-idx1-ubyte": 29_515,
+    "t10k-images-idx3-ubyte": 4_422_102,
+    "t10k-labels-idx1-ubyte": 5_148,
+}
+MIN_DOWNLOAD_CAP = 1 << 20
+
+
+def _declared_size(head: bytes) -> int | None:
+    """Header plus payload bytes an IDX header declares (None if ``head`` is no complete IDX header)."""
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES or not 1 <= head[3] <= 4:
+        return None
+    header = 4 + 4 * head[3]
+    if len(head) < header:
+        return None
+    return header + math.prod(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(head[3]))
+
+
 def read_bytes(path: Path) -> bytes:
-    """Read a file, decompressing .gz; a truncated or corrupt gzip is a DatasetError."""
+    """Read a file, decompressing .gz as a stream that stops at the size its header declares.
+
+    At most ``MAX_IDX_BYTES`` (+1, to notice padding) are ever decompressed; a
+    truncated or corrupt gzip, or a file larger than any Fashion-MNIST file, is a
+    DatasetError.
+    """
+    path = Path(path)
     try:
-        raw = Path(path).read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        if path.suffix != ".gz":
+            if path.stat().st_size > MAX_IDX_BYTES:
+                raise DatasetError(_too_large(path, path.stat().st_size))
+            return path.read_bytes()
+        with gzip.open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0" and 1 <= head[3] <= 4:
+                head += f.read(4 * head[3])
+            declared = _declared_size(head)
+            if declared is not None and declared > MAX_IDX_BYTES:
+                raise DatasetError(_too_large(path, declared, declared=True))
+            limit = (declared if declared is not None else MAX_IDX_BYTES) + 1 - len(head)
+            data = head + f.read(max(limit, 0))
+            if declared is None and len(data) > MAX_IDX_BYTES:
+                raise DatasetError(_too_large(path, len(data)))
+            return data
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
         raise DatasetError(
             f"Cannot read {path}: {e}. The file is truncated or corrupt; delete it and "
             f"re-install or re-fetch the dataset. {_HOW_TO_GET}"
         ) from e
+
+
+def _too_large(path: Path, size: int, *, declared: bool = False) -> str:
+    what = "declares" if declared else "holds"
+    return (
+        f"{path} {what} {size:,} bytes of IDX data, more than any Fashion-MNIST file ({MAX_IDX_BYTES:,} bytes at "
+        f"most); it is not the dataset and was not loaded. {_HOW_TO_GET}"
+    )
 
 
 def parse_idx(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
@@ -249,8 +301,18 @@ def _stderr_progress(name: str, done: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
-def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float) -> None:
-    """Download ``url`` to ``dest`` resuming from ``dest.part`` with an HTTP Range request."""
+class DownloadTooLarge(OSError):
+    """A server sent (or announced) more bytes than the file can have; the partial file is deleted."""
+
+
+def download_cap(stem: str) -> int:
+    """Bytes a download of ``stem``.gz may bring at most: twice the official size (a server that streams
+    without end, or a bigger file, must not fill the disk)."""
+    return max(2 * GZ_SIZES.get(stem, MAX_IDX_BYTES), MIN_DOWNLOAD_CAP)
+
+
+def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float, cap: int = MAX_IDX_BYTES) -> None:
+    """Download ``url`` to ``dest`` resuming from ``dest.part`` with an HTTP Range request; at most ``cap`` bytes."""
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "edgefm"})
@@ -262,9 +324,16 @@ def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float)
             have = 0
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
+        if total is not None and total > cap:
+            part.unlink(missing_ok=True)
+            raise DownloadTooLarge(f"the server announces {total:,} bytes, more than the {cap:,} this file can have")
         with open(part, "ab" if have else "wb") as f:
             done = have
             while chunk := resp.read(1 << 16):
+                if done + len(chunk) > cap:
+                    f.close()
+                    part.unlink(missing_ok=True)
+                    raise DownloadTooLarge(f"the server sent more than the {cap:,} bytes this file can have")
                 f.write(chunk)
                 done += len(chunk)
                 if progress:
@@ -305,8 +374,11 @@ def fetch(
             url = base.rstrip("/") + "/" + stem + ".gz"
             for attempt in range(retries):
                 try:
-                    _download(url, target, progress, timeout)
+                    _download(url, target, progress, timeout, download_cap(stem))
                     break
+                except DownloadTooLarge as e:
+                    errors.append(f"{url}: {e}")
+                    break  # the same server would send the same again
                 except (urllib.error.URLError, OSError, TimeoutError) as e:
                     errors.append(f"{url}: {e}")
                     if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500 and e.code != 429:

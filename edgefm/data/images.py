@@ -3,11 +3,14 @@
 Pure Pillow and NumPy, so ``edgefm predict`` on a .tflite or .onnx never imports
 TensorFlow. The steps, in order:
 
-1. decode any image Pillow reads (PNG, JPEG, BMP, ...), apply the EXIF orientation;
+1. decode any image Pillow reads (PNG, JPEG, BMP, ...) of at most ``MAX_DECODED_PIXELS``,
+   shrink one larger than ``REDUCE_ABOVE`` per side in its own mode first, apply the EXIF
+   orientation;
 2. to one grayscale channel in [0, 1], whatever the mode: 16-bit and 32-bit
    integers are scaled by their range, palette and CMYK go through RGB, and
-   transparent pixels become the colour that contrasts with the opaque ones
-   (black under a light item, white under a dark one);
+   transparent pixels are composited onto the colour the file stores under them
+   when it stands out from the drawing, else onto the colour that contrasts with
+   the opaque ones (black under a light item, white under a dark one);
 3. the background level is the median of the border pixels. Fashion-MNIST items
    are light on black, so a light background (> 0.5) means "invert"
    (``invert=None``); ``True``/``False`` force it;
@@ -35,6 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: background level above which an image is taken to be dark-on-light and inverted
 LIGHT_BACKGROUND = 0.5
+#: largest image decoded, in pixels: Pillow's decompression-bomb bound (``Image.MAX_IMAGE_PIXELS``,
+#: 89,478,485), checked from the header before decoding. A 0.4 MB PNG of 9400x9400 pixels
+#: decodes to 88 Mpx, so the bound is on pixels, never on the file size.
+MAX_DECODED_PIXELS = 89_478_485
+#: longer side above which the decoded image is first shrunk by an integer factor in its own
+#: mode (uint8, Pillow's ``reduce``, a box filter) before any float32 copy is made: memory
+#: then stays ~1 byte per decoded pixel instead of several float32 copies of the full size
+REDUCE_ABOVE = 2048
 _SUPPORTED = "PNG, JPEG, BMP (and other formats Pillow reads)"
 
 
@@ -67,12 +78,15 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
         with warnings.catch_warnings():
             # A huge image is an error here, not a warning on stderr.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_DECODED_PIXELS  # the bound above, whatever another module set
             with Image.open(path) as img:
                 mode, size = img.mode, img.size
                 if img.format == "JPEG":
                     # Let the decoder downscale by 1/2..1/8 when the image is far larger than needed.
                     img.draft(img.mode, (IMAGE_SHAPE[1] * 8, IMAGE_SHAPE[0] * 8))
                 img.load()
+                if max(img.size) > REDUCE_ABOVE:
+                    img = img.reduce(-(-max(img.size) // REDUCE_ABOVE))
                 try:
                     img = ImageOps.exif_transpose(img)
                 except Exception:  # noqa: BLE001 - a malformed EXIF block: use the pixels as stored
@@ -83,7 +97,10 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
             f"{path} is not an image Pillow can read. edgefm predict takes {_SUPPORTED}."
         ) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{path} is too large to decode safely ({e}). Downscale it first.") from e
+        raise ImageError(
+            f"{path} has more than the {MAX_DECODED_PIXELS:,} pixels edgefm decodes (Pillow's decompression-bomb "
+            f"bound: {e}); it is shrunk to 28x28 anyway. Downscale it first."
+        ) from e
     except (OSError, ValueError, SyntaxError) as e:  # truncated data, bad headers, permission
         raise ImageError(f"Cannot read image {path}: {e}. The file is unreadable, truncated or corrupt.") from e
     if gray.size == 0:
@@ -109,10 +126,30 @@ def _to_gray(img: Image.Image) -> np.ndarray:
         gray = np.asarray(rgba.convert("L"), dtype=np.float32) / np.float32(255.0)
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / np.float32(255.0)
         opaque = alpha > 0.5
-        # Transparent areas become the colour that contrasts with what is drawn.
-        fill = 0.0 if opaque.any() and float(np.median(gray[opaque])) > LIGHT_BACKGROUND else 1.0
+        fill = _matte(gray, opaque)
         return (gray * alpha + np.float32(fill) * (1 - alpha)).astype(np.float32)
     return np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255.0)
+
+
+#: the stored colour of transparent pixels is used as the background only if it differs this much from the item
+MATTE_CONTRAST = 0.25
+
+
+def _matte(gray: np.ndarray, opaque: np.ndarray) -> float:
+    """The level transparent pixels are composited onto.
+
+    The colour the file stores under its transparent pixels, when they share one
+    and it stands out from the drawing (a palette PNG's transparent white entry:
+    the author's background). Otherwise, as when editors store (0, 0, 0, 0) under
+    a dark drawing, the level that contrasts with what is drawn. (The contrast rule
+    alone read a dark sneaker on a transparent white palette entry as a light item,
+    black-on-black, because the sneaker's inside is light.)
+    """
+    item = float(np.median(gray[opaque])) if opaque.any() else 0.0
+    under = gray[~opaque]
+    if under.size and float(under.max() - under.min()) <= 1 / 255 and abs(float(under.mean()) - item) >= MATTE_CONTRAST:
+        return float(under.mean())
+    return 0.0 if opaque.any() and item > LIGHT_BACKGROUND else 1.0
 
 
 def border_level(gray: np.ndarray) -> float:
