@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgefm.core.errors import ModelFileError, RuntimeUnavailableError, UsageError
+from edgefm.core.errors import EdgefmError, ModelFileError, RuntimeUnavailableError, UsageError
 from edgefm.core.manifest import TensorSpec
 
 
@@ -93,7 +93,22 @@ class Runtime(abc.ABC):
         self._require_active()
         checked = self._check_feeds(feeds)
         t0 = time.perf_counter()
-        outputs = self._infer_impl(checked)
+        try:
+            outputs = self._infer_impl(checked)
+        except EdgefmError:
+            raise
+        except MemoryError as e:
+            rows = next(iter(checked.values())).shape[0] if checked else 0
+            raise ModelFileError(
+                f"{self.name} ran out of memory running {self.path} on a batch of {rows}: the model allocates "
+                "more than this machine has. Try a smaller --batch-size."
+            ) from e
+        except Exception as e:  # the runtime's own error types: the model, not edgefm, failed
+            detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:500]
+            raise ModelFileError(
+                f"{self.name} failed while running {self.path}: {type(e).__name__}: {detail}. The model loads but "
+                "cannot run on these inputs (for example a batch size or shape fixed inside the graph)."
+            ) from e
         self.last_inference_seconds = time.perf_counter() - t0
         self.last_engine_seconds = self._engine_seconds()
         return {k: np.asarray(v) for k, v in outputs.items()}
