@@ -31,9 +31,10 @@ import numpy as np
 
 from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, INPUT_SCALING, NUM_CLASSES, OUTPUT_NAMES, SERVING_SIGNATURE
 from edgefm.core.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
-from edgefm.core.fileio import atomic_write_bytes, sha256_tree
+from edgefm.core.fileio import atomic_write_bytes, human_bytes, sha256_tree
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
+from edgefm.core.progress import NoProgress, Progress
 from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
 from edgefm.formats.metadata import metadata_entries
 from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
@@ -238,20 +239,34 @@ def convert_variant(
     return Converted(variant, out.data, _describe(variant, out.data, (out.inputs, out.outputs), time.perf_counter() - t0, extra))
 
 
-def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
-    """Every planned variant converted in memory, in registry order; nothing is written."""
+def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None) -> list[Converted]:
+    """Every planned variant converted in memory, in registry order; nothing is written.
+
+    ``progress`` hears each step (the SavedModel check, calibration, then one unit per variant).
+    """
+    progress = progress or NoProgress()
     variants = plan(cfg)
+    progress.start("checking the SavedModel")
     saved_model, recorded = source_savedmodel(manifest, cfg.artifacts)
     calibration = None
     if any(v.needs_calibration for v in variants):
+        progress.start(f"loading {cfg.calibration_samples} calibration images")
         calibration = calibration_samples(cfg.calibration_samples, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
-    return [convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration) for v in variants]
+    progress.start("converting", total=len(variants))
+    converted = []
+    for i, v in enumerate(variants):
+        progress.advance(i, v.name)
+        c = convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration)
+        progress.note(f"exported {v.name}: {human_bytes(c.artifact.bytes)} in {c.artifact.extra['seconds']:.1f} s")
+        converted.append(c)
+    progress.finish()
+    return converted
 
 
 # -- public API --------------------------------------------------------------------------
 
 
-def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
+def export(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None) -> Manifest:
     """Convert the manifest's SavedModel to every variant ``cfg`` asks for; return the new manifest.
 
     Writes the files atomically and saves ``manifest.json`` once, after every
@@ -259,7 +274,7 @@ def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
     """
     with interrupts_noted() as seen:
         try:
-            converted = convert_all(manifest, cfg)
+            converted = convert_all(manifest, cfg, progress)
         except (KeyboardInterrupt, EdgefmError) as e:
             if not (seen or isinstance(e, KeyboardInterrupt)):
                 raise
@@ -278,10 +293,10 @@ def export(manifest: Manifest, cfg: ExportConfig) -> Manifest:
     return updated
 
 
-def run_export(cfg: ExportConfig) -> ExportResult:
+def run_export(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """What ``edgefm export`` does: load the manifest, export, describe the result."""
     names = [v.name for v in plan(cfg)]  # option errors before touching the disk
-    manifest = export(Manifest.load(cfg.artifacts), cfg)
+    manifest = export(Manifest.load(cfg.artifacts), cfg, progress)
     return ExportResult(
         manifest=manifest,
         exported=names,
