@@ -57,7 +57,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(call apt_install,chromium chromium-driver); }
 
 demo: dataset compiler
-	$(BIN)/edgefm train --artifacts $(ARTIFACTS)
+	$(BIN)/edgefm train --artifacts $(ARTIFACTS) --force
 	$(BIN)/edgefm export --artifacts $(ARTIFACTS) --format all --quantize all --bundle $(ARTIFACTS)/device-bundle
 	$(BIN)/edgefm verify --artifacts $(ARTIFACTS) --native
 	$(BIN)/python -m edgefm.data.demo_image $(ARTIFACTS)/demo-sneaker.png
