@@ -57,11 +57,16 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(call apt_install,chromium chromium-driver); }
 
 demo: dataset compiler
-	$(BIN)/edgefm train --artifacts $(ARTIFACTS)
+	$(BIN)/edgefm train --artifacts $(ARTIFACTS) --force
 	$(BIN)/edgefm export --artifacts $(ARTIFACTS) --format all --quantize all --bundle $(ARTIFACTS)/device-bundle
 	$(BIN)/edgefm verify --artifacts $(ARTIFACTS) --native
 	$(BIN)/python -m edgefm.data.demo_image $(ARTIFACTS)/demo-sneaker.png
 	$(BIN)/edgefm predict $(ARTIFACTS)/demo-sneaker.png --artifacts $(ARTIFACTS) --top-k 3
+	@echo
+	@echo "edgefm is installed in $(VENV)/. To run it, either activate the virtualenv:"
+	@echo "    source $(VENV)/bin/activate && edgefm --help"
+	@echo "or call it by its path:"
+	@echo "    $(BIN)/edgefm --help"
 
 test: dataset compiler browser emulator
 	$(BIN)/ruff check .

@@ -23,7 +23,7 @@ import copy
 import hashlib
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from edgefm.core.fileio import StagedFiles, human_bytes, json_bytes, sha256_tree
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
 from edgefm.core.locking import artifacts_lock
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
+from edgefm.core.progress import NoProgress, Progress
 from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
 from edgefm.formats.metadata import metadata_entries
 from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
@@ -242,20 +243,34 @@ def convert_variant(
     return Converted(variant, out.data, _describe(variant, out.data, (out.inputs, out.outputs), time.perf_counter() - t0, extra))
 
 
-def convert_all(manifest: Manifest, cfg: ExportConfig) -> list[Converted]:
-    """Every planned variant converted in memory, in registry order; nothing is written."""
+def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None) -> list[Converted]:
+    """Every planned variant converted in memory, in registry order; nothing is written.
+
+    ``progress`` hears each step (the SavedModel check, calibration, then one unit per variant).
+    """
+    progress = progress or NoProgress()
     variants = plan(cfg)
+    progress.start("checking the SavedModel")
     saved_model, recorded = source_savedmodel(manifest, cfg.artifacts)
     calibration = None
     if any(v.needs_calibration for v in variants):
+        progress.start(f"loading {cfg.calibration_samples} calibration images")
         calibration = calibration_samples(cfg.calibration_samples, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
-    return [convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration) for v in variants]
+    progress.start("converting", total=len(variants))
+    converted = []
+    for i, v in enumerate(variants):
+        progress.advance(i, v.name)
+        c = convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration)
+        progress.note(f"exported {v.name}: {human_bytes(c.artifact.bytes)} in {c.artifact.extra['seconds']:.1f} s")
+        converted.append(c)
+    progress.finish()
+    return converted
 
 
 # -- public API --------------------------------------------------------------------------
 
 
-def export(manifest: Manifest, cfg: ExportConfig, *, notify: Callable[[str], None] | None = None) -> Manifest:
+def export(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None) -> Manifest:
     """Convert the manifest's SavedModel to every variant ``cfg`` asks for; return the new manifest.
 
     Holds the artifacts directory's lock (``edgefm.core.locking``) from the first
@@ -264,11 +279,11 @@ def export(manifest: Manifest, cfg: ExportConfig, *, notify: Callable[[str], Non
     Writes the files and ``manifest.json`` together, after every conversion
     succeeded (``_commit``). ``manifest`` itself is not modified.
     """
-    with artifacts_lock(cfg.artifacts, "edgefm export", notify=notify):
+    with artifacts_lock(cfg.artifacts, "edgefm export", notify=(progress or NoProgress()).note):
         manifest = _current_manifest(manifest, cfg.artifacts)
         with interrupts_noted() as seen:
             try:
-                converted = convert_all(manifest, cfg)
+                converted = convert_all(manifest, cfg, progress)
             except (KeyboardInterrupt, EdgefmError) as e:
                 if not (seen or isinstance(e, KeyboardInterrupt)):
                     raise
@@ -335,10 +350,10 @@ def _commit(root: Path, converted: list[Converted], updated: Manifest) -> None:
         staged.discard()  # a no-op after a commit
 
 
-def run_export(cfg: ExportConfig, *, notify: Callable[[str], None] | None = None) -> ExportResult:
+def run_export(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """What ``edgefm export`` does: load the manifest, export, describe the result."""
     names = [v.name for v in plan(cfg)]  # option errors before touching the disk
-    manifest = export(Manifest.load(cfg.artifacts), cfg, notify=notify)
+    manifest = export(Manifest.load(cfg.artifacts), cfg, progress)
     return ExportResult(
         manifest=manifest,
         exported=names,

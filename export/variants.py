@@ -2,7 +2,9 @@
 
 Each variant has a stable manifest name (``tflite_int8``), a file name, a
 format and a quantization mode. The CLI's choices, the plan for one run and the
-summary all read this table.
+summary all read this table. Distinct files have distinct names: the int8 TFLite
+model with int8 inputs and outputs (``--int8-io``) is ``tflite_int8_io`` in
+``model_int8io.tflite``, so it never replaces the float-I/O ``tflite_int8``.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ class Variant:
     format: ExportFormat
     quantization: Quantization
     filename: str
+    integer_io: bool = False  # int8 input and output tensors (full-integer TFLite, ``--int8-io``)
 
     @property
     def needs_calibration(self) -> bool:
         return self.quantization is Quantization.INT8
 
     def int8_io(self, cfg: ExportConfig) -> bool:
-        """Whether this variant's file takes and returns int8 tensors (``--int8-io``: full-integer TFLite only)."""
-        return cfg.int8_io and self.format is ExportFormat.TFLITE and self.needs_calibration
+        """Whether this variant's file takes and returns int8 tensors: the variant says (``plan`` chose it by ``cfg``)."""
+        return self.integer_io
 
 
 @dataclass
@@ -59,6 +62,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("tflite_float16", ExportFormat.TFLITE, Quantization.FLOAT16, "model_float16.tflite"),
     Variant("tflite_dynamic", ExportFormat.TFLITE, Quantization.DYNAMIC, "model_dynamic.tflite"),
     Variant("tflite_int8", ExportFormat.TFLITE, Quantization.INT8, "model_int8.tflite"),
+    Variant("tflite_int8_io", ExportFormat.TFLITE, Quantization.INT8, "model_int8io.tflite", integer_io=True),
     Variant("onnx_float32", ExportFormat.ONNX, Quantization.NONE, "model.onnx"),
     Variant("onnx_int8", ExportFormat.ONNX, Quantization.INT8, "model_int8.onnx"),
 )
@@ -68,7 +72,7 @@ SIZE_REFERENCES: tuple[str, ...] = ("tflite_float32", "onnx_float32")
 
 
 def supported_quantizations(fmt: ExportFormat) -> list[Quantization]:
-    return [v.quantization for v in VARIANTS if v.format is fmt]
+    return list(dict.fromkeys(v.quantization for v in VARIANTS if v.format is fmt))
 
 
 def plan(cfg: ExportConfig) -> list[Variant]:
@@ -79,7 +83,9 @@ def plan(cfg: ExportConfig) -> list[Variant]:
     or ``--int8-io`` without an int8 TFLite variant, is a ConfigError.
     """
     formats, quants = set(cfg.formats), set(cfg.quantizations)
-    chosen = [v for v in VARIANTS if v.format in formats and v.quantization in quants]
+    # --int8-io picks the int8-I/O full-integer TFLite variant instead of the float-I/O one (never both in one run)
+    chosen = [v for v in VARIANTS if v.format in formats and v.quantization in quants
+              and v.integer_io == (cfg.int8_io and v.format is ExportFormat.TFLITE and v.needs_calibration)]
     if not chosen:
         fmt = cfg.formats[0]
         ok = ", ".join(q.value for q in supported_quantizations(fmt))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from edgefm.cli.console import echo_json
 from edgefm.cli.options import DATA_DIR
 
 
@@ -27,7 +27,7 @@ def data_info(data_dir: Path | None, as_json: bool) -> None:
 
     info = ds.describe(data_dir)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(info)
         return
     click.echo(f"directory: {info['directory']}")
     for split, n in info["splits"].items():
@@ -37,8 +37,9 @@ def data_info(data_dir: Path | None, as_json: bool) -> None:
 
 @data.command("verify")
 @DATA_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print each file's result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status.")
-def data_verify(data_dir: Path | None, quiet: bool) -> None:
+def data_verify(data_dir: Path | None, as_json: bool, quiet: bool) -> None:
     """Check the four files' structure and sha256 (of the decompressed content).
 
     Exit status 0 when all match the official release, 1 otherwise.
@@ -48,7 +49,11 @@ def data_verify(data_dir: Path | None, quiet: bool) -> None:
     from edgefm.data import fashion_mnist as ds
 
     directory, statuses = ds.verify_dir(data_dir)
-    if not quiet:
+    if as_json:
+        echo_json({"directory": str(directory), "ok": all(s.ok for s in statuses),
+                   "files": [{"file": s.stem, "path": None if s.path is None else str(s.path), "ok": s.ok,
+                              "detail": s.detail, "records": s.count} for s in statuses]})
+    elif not quiet:
         click.echo(f"directory: {directory}")
         for s in statuses:
             click.echo(f"  {'ok  ' if s.ok else 'FAIL'} {s.stem:26s} {s.detail if s.ok else ''}"
@@ -64,7 +69,8 @@ def data_verify(data_dir: Path | None, quiet: bool) -> None:
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
               help="Base URL to download from (repeatable; default: the official release, then the Keras mirror).")
 @click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True)
-def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print where the verified files are as JSON.")
+def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int, as_json: bool) -> None:
     """Download the official release files, resume partial downloads, verify them.
 
     Example: edgefm data fetch
@@ -72,4 +78,7 @@ def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int) -> Non
     from edgefm.data import fashion_mnist as ds
 
     out = ds.fetch(dest, mirrors=mirrors or ds.MIRRORS, retries=retries)
-    click.echo(f"Fashion-MNIST verified in {out}")
+    if as_json:
+        echo_json({"directory": str(out), "verified": True, "files": sorted(p.name for p in Path(out).glob("*.gz"))})
+    else:
+        click.echo(f"Fashion-MNIST verified in {out}")

@@ -31,10 +31,12 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
                    "the C runner source and check.sh, to re-run the parity check on the device.")
 @click.option("--bundle-artifact", default=None, metavar="NAME",
               help="Artifact to bundle [default: tflite_float32, else the first exported .tflite].")
-@click.option("--quiet", "-q", is_flag=True, help="Do not print the summary table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what was exported (names, files, sizes, sha256, manifest path) as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
 def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration_samples: int, int8_io: bool,
                seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None, bundle_artifact: str | None,
-               quiet: bool) -> None:
+               as_json: bool, quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
 
     Writes model_float32/float16/dynamic/int8.tflite, model.onnx and model_int8.onnx
@@ -48,6 +50,9 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
       edgefm export --format onnx --quantize none --opset 13
       edgefm export --bundle device-check/
     """
+    from dataclasses import asdict
+
+    from edgefm.cli.console import echo_json, progress_for
     from export.config import ExportConfig
     from export.pipeline import run_export
 
@@ -56,15 +61,25 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
         calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
         verify_data=not no_verify,
     )
-    result = run_export(cfg, notify=lambda msg: click.echo(msg, err=True))
-    if not quiet:
+    with progress_for(quiet) as progress:
+        result = run_export(cfg, progress)
+    if not quiet and not as_json:
         click.echo(result.table)
         if result.skipped:
             click.echo(f"(no variant for {', '.join(result.skipped)}: ONNX export supports none and int8)")
         click.echo(f"-> {result.manifest_path}")
+    dest = name = None
     if bundle is not None:
         from runtime_check.native.bundle import default_bundle_artifact, write_bundle
 
         name = bundle_artifact or default_bundle_artifact(result.manifest)
         dest = write_bundle(artifacts, result.manifest, name, bundle, data_dir=data_dir, verify_data=not no_verify)
-        click.echo(f"bundle: {dest} ({name}; on the device: ./check.sh /path/to/libLiteRt.so)")
+        if not as_json:
+            click.echo(f"bundle: {dest} ({name}; on the device: ./check.sh /path/to/libLiteRt.so)")
+    if as_json:
+        echo_json({
+            "manifest": str(result.manifest_path),
+            "exported": {n: asdict(result.manifest.artifacts[n]) for n in result.exported},
+            "skipped": result.skipped,
+            "bundle": None if dest is None else {"path": str(dest), "artifact": name},
+        })

@@ -9,6 +9,7 @@ starts fast. Errors are mapped to exit statuses in one place
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -16,29 +17,52 @@ from typing import Any
 import click
 
 from edgefm.cli import data_cmd, export_cmd, tools_cmd, train_cmd, verify_cmd
+from edgefm.cli.console import JSON_PRINTED
 from edgefm.core.errors import EdgefmError
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, as_json: bool = False) -> None:
     # One paragraph on one line: the terminal wraps it, and grep still finds it.
-    click.echo("error: " + " ".join(message.split()), err=True)
+    message = " ".join(message.split())
+    click.echo("error: " + message, err=True)
+    if as_json:  # and for scripts, the same on stdout as the one JSON document they parse
+        click.echo(json.dumps({"error": message, "exit_code": code}))
     sys.exit(code)
 
 
+def _json_args(ctx: click.Context) -> bool:
+    """``--json`` among the subcommand's arguments (before a ``--``); read before click consumes them."""
+    args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
 class EdgefmGroup(click.Group):
-    """Maps library errors to one-paragraph messages and exit statuses; no tracebacks."""
+    """Maps library errors to one-paragraph messages and exit statuses; no tracebacks.
+
+    With ``--json`` the error is also one JSON object on stdout: ``{"error": ..., "exit_code": ...}``.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        wants_json = _json_args(ctx)
+        # A command that printed its JSON result and then fails (``verify`` with a failed check) has
+        # already given scripts their one document, with the verdict in it.
+        as_json = lambda: wants_json and not ctx.meta.get(JSON_PRINTED)  # noqa: E731
         try:
             return super().invoke(ctx)
         except EdgefmError as e:
-            _fail(str(e), e.exit_code)
+            _fail(str(e), e.exit_code, as_json())
         except KeyboardInterrupt:
-            _fail("interrupted.", 130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            _fail("interrupted.", 130, as_json())
+        except click.ClickException as e:
+            if not as_json():
+                raise
+            e.show()  # click's usage message on stderr, as without --json
+            click.echo(json.dumps({"error": " ".join(e.format_message().split()), "exit_code": e.exit_code}))
+            sys.exit(e.exit_code)
+        except (click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except OSError as e:  # an unwrapped file-system failure: name the file, no traceback
-            _fail(f"{e.filename or 'a file'}: {e.strerror or e}. Check the path and its permissions.", 1)
+            _fail(f"{e.filename or 'a file'}: {e.strerror or e}. Check the path and its permissions.", 1, as_json())
         except Exception as e:  # a bug in edgefm or an unwrapped library failure
             if os.environ.get("EDGEFM_DEBUG"):
                 raise
@@ -46,6 +70,7 @@ class EdgefmGroup(click.Group):
                 f"unexpected {type(e).__name__}: {e}. This is a bug in edgefm; re-run with "
                 "EDGEFM_DEBUG=1 to see the traceback and report it.",
                 70,
+                as_json(),
             )
 
 

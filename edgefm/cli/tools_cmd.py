@@ -61,8 +61,9 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
 @click.option("--native", is_flag=True,
               help="Also time each .tflite/.onnx in its native C runner (one process per call).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines (the table or JSON is still printed).")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
-                  runs: int, data_dir: Path | None, native: bool, as_json: bool) -> None:
+                  runs: int, data_dir: Path | None, native: bool, as_json: bool, quiet: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
 
     Each model runs in a fresh process; the TensorFlow SavedModel is the baseline, and
@@ -73,12 +74,17 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
       edgefm benchmark
       edgefm benchmark --batch-sizes 1,64 --threads 1 --runs 200 --json
     """
+    from edgefm.cli.console import echo_json, progress_for
     from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
                              warmup=warmup, runs=runs, data_dir=data_dir, native=native)
-    report = benchmark(config)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))
+    with progress_for(quiet) as progress:
+        report = benchmark(config, progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(format_table(report))
     report.raise_for_failures()
 
 

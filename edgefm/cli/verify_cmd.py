@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -58,6 +57,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
       edgefm verify --bound onnx_int8.cosine=0.998 --bound onnx_int8.mean_abs_error=0.3
       edgefm verify --html /tmp/parity.html
     """
+    from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
     from edgefm.core.errors import ParityError, UsageError
     from runtime_check.verify.check import run_check
@@ -77,12 +77,12 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         bounds=_group_bounds(bounds),
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
     )
-    progress = None if quiet else (lambda msg: click.echo(msg, err=True))
-    result = run_check(cfg, progress=progress)
+    with progress_for(quiet) as view:
+        result = run_check(cfg, progress=text_callback(view))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        echo_json(result.to_dict())
     elif not quiet:
-        click.echo(render_table(result))
+        click.echo(render_table(result, width=output_width()))
     if not result.passed:
         raise ParityError(result.summary())
 

@@ -333,6 +333,8 @@ def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float,
                 if done + len(chunk) > cap:
                     f.close()
                     part.unlink(missing_ok=True)
+                    if progress:  # end the progress line, so the error starts a line of its own
+                        progress(dest.name, done, done)
                     raise DownloadTooLarge(f"the server sent more than the {cap:,} bytes this file can have")
                 f.write(chunk)
                 done += len(chunk)

@@ -1,10 +1,13 @@
-"""Console progress for training: a live line per epoch and a final table (stderr/stdout)."""
+"""Training progress: the run's header, a live line per epoch, one line per finished epoch (with the ETA of the
+run) and the final table, said through an ``edgefm.core.progress.Progress`` the caller chooses."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
+
+from edgefm.core.progress import LineProgress, NoProgress, Progress, format_seconds, plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgefm.core.manifest import Manifest
@@ -24,51 +27,53 @@ class EpochStats:
 
 
 class TrainReporter:
-    """Prints training progress; ``quiet`` silences everything but errors."""
+    """Says what training does through a ``Progress``: the run, a live line per epoch, the final table.
 
-    def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
+    The CLI passes the ``Progress`` (a live bar on a terminal, timestamped lines with an
+    ETA off it); a Python caller gets timestamped lines on ``stream`` (stderr), or
+    nothing with ``quiet``.
+    """
+
+    def __init__(self, quiet: bool = False, stream: TextIO | None = None, progress: Progress | None = None) -> None:
         self.quiet = quiet
-        self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
+        if progress is None:
+            progress = NoProgress() if quiet else LineProgress(stream or sys.stderr)
+        self.progress = progress
         self._epoch = (0, 0, 0)
-
-    def _write(self, text: str) -> None:
-        if not self.quiet:
-            self.stream.write(text)
-            self.stream.flush()
+        self._first_epoch = 0
+        self._epoch_seconds: list[float] = []
 
     def note(self, text: str) -> None:
-        self._write(f"{text}\n")
+        self.progress.note(text)
 
     def start(self, cfg: TrainConfig, n_params: int, start_epoch: int) -> None:
         resumed = f", resuming after epoch {start_epoch}" if start_epoch else ""
-        self._write(
-            f"training {cfg.model.value} ({n_params:,} parameters) for {cfg.epochs} epochs, batch {cfg.batch_size}, "
-            f"SGD lr {cfg.learning_rate:g}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} mode{resumed}\n"
+        self._first_epoch = start_epoch
+        self.note(
+            f"training {cfg.model.value} ({n_params:,} parameters) for {plural(cfg.epochs, 'epoch')}, batch "
+            f"{cfg.batch_size}, SGD lr {cfg.learning_rate:g}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} "
+            f"mode{resumed}"
         )
 
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
         self._epoch = (epoch, epochs, batches)
+        self.progress.start(f"epoch {epoch}/{epochs}", total=batches)
 
     def epoch_progress(self, done: int, loss: float, acc: float, seconds: float) -> None:
-        if not self.live:
-            return
-        epoch, epochs, batches = self._epoch
-        width = 24
-        filled = int(width * done / max(batches, 1))
         rate = done / seconds if seconds > 0 else 0.0
-        self._write(
-            f"\repoch {epoch}/{epochs} [{'#' * filled}{'-' * (width - filled)}] {done}/{batches} "
-            f"loss {loss:.4f} acc {100 * acc:5.2f}% {rate:,.0f} batch/s"
-        )
+        self.progress.advance(done, f"loss {loss:.4f} acc {100 * acc:5.2f}% {rate:,.0f} batch/s")
 
     def epoch_end(self, s: EpochStats, batches: int) -> None:
         epoch, epochs, _ = self._epoch
-        clear = "\r\033[K" if self.live else ""
-        self._write(
-            f"{clear}epoch {epoch}/{epochs}: loss {s.train_loss:.4f} acc {100 * s.train_accuracy:5.2f}% | "
+        self.progress.finish()
+        self._epoch_seconds.append(s.seconds)
+        left = epochs - epoch
+        mean = sum(self._epoch_seconds) / len(self._epoch_seconds)
+        eta = f", {plural(left, 'epoch')} left, ETA {format_seconds(mean * left)}" if left > 0 else ""
+        self.note(
+            f"epoch {epoch}/{epochs}: loss {s.train_loss:.4f} acc {100 * s.train_accuracy:5.2f}% | "
             f"test loss {s.test_loss:.4f} acc {100 * s.test_accuracy:5.2f}% | {s.seconds:.2f} s "
-            f"({batches / s.seconds:,.0f} batch/s)\n"
+            f"({batches / s.seconds:,.0f} batch/s){eta}"
         )
 
     def finish(self, manifest: Manifest) -> None:
@@ -91,8 +96,9 @@ class TrainReporter:
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         _, saved = manifest.savedmodel()
-        self._write(
-            "\n".join(lines)
-            + f"\nSavedModel {saved.path}: test accuracy {100 * t['test_accuracy']:.2f}%, "
-            f"test loss {t['test_loss']:.4f} (measured on the saved model)\n"
+        for line in lines:
+            self.note(line)
+        self.note(
+            f"SavedModel {saved.path}: test accuracy {100 * t['test_accuracy']:.2f}%, "
+            f"test loss {t['test_loss']:.4f} (measured on the saved model)"
         )

@@ -228,15 +228,19 @@ def _check_script(kind: str, build_cmd: str, check_args: list[str]) -> str:
     src = SOURCES[kind]
     return f"""#!/bin/sh
 # Re-run edgefm's golden check on this device. Exit status 0 = PASS.
-#   usage: ./check.sh /path/to/{lib}      (or set {env})
+#   usage: ./check.sh [--verbose] /path/to/{lib}      (or set {env})
 # Needs a C compiler the first time (the runner is built beside this script).
+# The runtime's own log lines on stderr (LiteRT prints a dozen per call: "INFO: ...", and "WARNING: [..registry.cc..]"
+# for the NPU/GPU accelerators a CPU device does not have) show with --verbose.
 set -eu
 PATH="${{PATH:-/usr/local/bin:/usr/bin:/bin}}"
 export PATH  # gcc finds its own programs (cc1) through PATH
 cd "$(dirname "$0")"
+VERBOSE=0
+if [ "${{1:-}}" = "--verbose" ]; then VERBOSE=1; shift; fi
 LIB="${{1:-${{{env}:-}}}}"
 if [ -z "$LIB" ]; then
-    echo "usage: $0 /path/to/{lib} (or set {env})" >&2
+    echo "usage: $0 [--verbose] /path/to/{lib} (or set {env})" >&2
     exit 2
 fi
 if command -v sha256sum >/dev/null 2>&1; then
@@ -248,7 +252,15 @@ fi
 if [ ! -x runner ] || [ {src} -nt runner ] || [ {COMMON_HEADER} -nt runner ]; then
     {build_cmd}
 fi
-exec ./runner check --lib "$LIB" {" ".join(shlex.quote(a) for a in check_args)}
+if [ "$VERBOSE" = 1 ]; then
+    exec ./runner check --lib "$LIB" {" ".join(shlex.quote(a) for a in check_args)}
+fi
+ERR="${{TMPDIR:-/tmp}}/edgefm-check.$$"
+status=0
+./runner check --lib "$LIB" {" ".join(shlex.quote(a) for a in check_args)} 2>"$ERR" || status=$?
+grep -v -e '^INFO: ' -e '^WARNING: \\[[a-z_]*registry\\.cc:' "$ERR" >&2 || true
+rm -f "$ERR"
+exit "$status"
 """
 
 

@@ -45,6 +45,7 @@ from edgefm.core.contract import (
 from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 from edgefm.core.fileio import human_bytes
 from edgefm.core.options import parse_int_list
+from edgefm.core.progress import NoProgress, Progress
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -218,7 +219,7 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
         model = config.model
         if not any(t.path.resolve() == model.resolve() for t in out):
             fmt = SAVEDMODEL_FORMAT if model.is_dir() else model.suffix.lower().lstrip(".")
-            out.append(Target(model.name, model, fmt, "unknown"))
+            out.append(Target(model.name, model, fmt, _embedded_quantization(model)))
         return out, notes
     assert manifest is not None
     deployable = manifest.deployable()
@@ -231,6 +232,21 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
             for name, a in deployable.items()
         ]
     return out, notes
+
+
+def _embedded_quantization(model: Path) -> str:
+    """The quantization ``edgefm export`` embedded in the file's metadata; ``unknown`` for a foreign or broken file.
+
+    A broken file is not an error here: its child process reports it with the file's name.
+    """
+    from edgefm.formats.metadata import read_metadata
+
+    if model.is_dir():
+        return "none" if (model / "saved_model.pb").is_file() else "unknown"
+    try:
+        return str(read_metadata(model).get("quantization") or "unknown")
+    except (EdgefmError, OSError):
+        return "unknown"
 
 
 def benchmark_inputs(n: int, data_dir: Path | None = None, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -249,17 +265,23 @@ def benchmark_inputs(n: int, data_dir: Path | None = None, seed: int = 0) -> tup
 # -- the parent ---------------------------------------------------------------------------
 
 
-def benchmark(config: BenchmarkConfig) -> BenchmarkReport:
-    """Measure each target in its own child process; fill in the ratios to the TF baseline."""
+def benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> BenchmarkReport:
+    """Measure each target in its own child process; fill in the ratios to the TF baseline.
+
+    ``progress`` hears one unit per model (each takes seconds: a fresh process, warm-up, timed runs).
+    """
     from edgefm.core.fileio import tree_bytes
 
+    progress = progress or NoProgress()
     todo, notes = targets(config)
     inputs, source = benchmark_inputs(max(config.batch_sizes), config.data_dir)
     results: list[BenchmarkResult] = []
     with tempfile.TemporaryDirectory(prefix="edgefm-bench-") as tmp:
         inputs_path = Path(tmp) / "inputs.npy"
         np.save(inputs_path, inputs)
+        progress.start("benchmarking", total=len(todo))
         for i, t in enumerate(todo):
+            progress.advance(i, t.name)
             result = BenchmarkResult(
                 name=t.name,
                 path=t.path,
@@ -280,6 +302,10 @@ def benchmark(config: BenchmarkConfig) -> BenchmarkReport:
             }
             _run_child(spec, result)
             results.append(result)
+            first = result.latency[0] if result.latency else None
+            progress.note(f"{t.name}: " + (f"error ({result.error.splitlines()[0][:80]})" if result.error else
+                                           f"batch {first.batch_size} p50 {first.p50_ms:.3f} ms" if first else "done"))
+        progress.finish()
     report = BenchmarkReport(
         results=results,
         batch_sizes=config.batch_sizes,

@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from edgefm.core.contract import CLASS_NAMES, INPUT_NAME
-from edgefm.core.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
+from edgefm.core.errors import (
+    ConfigError,
+    EdgefmError,
+    ManifestError,
+    ModelFileError,
+    RuntimeUnavailableError,
+    UsageError,
+)
 from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
@@ -259,9 +266,16 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
 
     # The reference, computed once.
     t0 = time.perf_counter()
+    say(f"reference: running {ref_art.path} in TensorFlow on {inputs['count']} images…")
     ref_checksum = checksum_metric(root, ref_art)
     tf_runtime = TensorFlowRuntime(root / ref_art.path)
-    reference, ref_b1, ref_timings = run_runtime(tf_runtime, images, cfg.batch_size, inputs["invariance_samples"])
+    try:
+        reference, ref_b1, ref_timings = run_runtime(tf_runtime, images, cfg.batch_size, inputs["invariance_samples"])
+    except UsageError as e:  # edgefm built the feeds itself: a mismatch is the file's fault (exit 1), not the user's
+        raise ModelFileError(
+            f"The reference SavedModel {root / ref_art.path} does not take edgefm's input ({e}). Its "
+            f"serving signature must take {INPUT_NAME!r}; re-create it with `edgefm train`."
+        ) from e
     timings["reference"] = time.perf_counter() - t0
     if LOGITS not in reference:
         raise ManifestError(
@@ -279,7 +293,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     results: list[ArtifactResult] = []
     details: dict[str, ArtifactDetail] = {}
     sizes: dict[str, int] = {}
-    for name, art in selected.items():
+    for i, (name, art) in enumerate(selected.items()):
+        say(f"[{i + 1}/{len(selected)}] {name}: running {art.path}…")
         path = root / art.path
         if (size := _size(path)) is not None:
             sizes[name] = size
@@ -297,6 +312,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         versions.update(_versions(runtime))
         say(f"{name}: {runtime.name} {'PASS' if result.passed else 'FAIL'} ({result.timings['total']:.1f} s)")
         if make_native is not None:
+            say(f"[{i + 1}/{len(selected)}] {name}@native: running {art.path} in the C runner…")
             nres, noutputs = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
             results.append(nres)
             _keep_detail(details, nres.name, noutputs, reference, labels)

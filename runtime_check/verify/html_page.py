@@ -35,9 +35,13 @@ import numpy as np
 
 from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
+from edgefm.core.progress import plural
 from runtime_check.verify.compare import ArtifactResult, Metric, format_value
 from runtime_check.verify.report import ArtifactDetail, ParityReport
 from runtime_check.verify.text import COLUMNS
+
+#: the name suffix of a native runner's row (runtime_check.verify.check names them ``NAME@native``)
+NATIVE_SUFFIX = "@native"
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,9 +69,10 @@ h3{margin:1.2em 0 .3em} .muted{color:#586069} code{font-size:90%;background:#f3f
 .banner{display:inline-block;padding:2px 12px;border-radius:4px;color:#fff;font-weight:700}
 .banner.pass,.badge.pass{background:#2da44e} .banner.fail,.badge.fail{background:#cf222e}
 .badge{color:#fff;font-size:12px;font-weight:700;padding:1px 7px;border-radius:3px;vertical-align:middle}
-table.checks{border-collapse:collapse;font-size:12.5px;margin:.4em 0;width:100%}
+table.checks{border-collapse:collapse;font-size:12px;margin:.4em 0;width:100%}
 .scroll{overflow-x:auto}
-table.checks th,table.checks td{border:1px solid #d0d7de;padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}
+table.checks th,table.checks td{border:1px solid #d0d7de;padding:3px 4px;text-align:right;vertical-align:top;white-space:nowrap}
+table.checks thead th{white-space:normal;vertical-align:bottom} table.checks th[scope=row] .rt{display:block;font-weight:400;color:#57606a;font-size:11px}
 table.checks thead th:first-child{text-align:left}
 table.checks th{background:#f6f8fa;font-weight:600} table.checks th[scope=row]{text-align:left;white-space:nowrap}
 table.checks td.res{text-align:center;font-weight:700}
@@ -88,7 +93,8 @@ table.cm td.diff{outline:2px solid #cf222e;outline-offset:-2px;font-weight:700}
 .grid{display:flex;flex-wrap:wrap;gap:10px}
 figure.d{margin:0;width:112px;font-size:11px;line-height:1.3}
 figure.d img{display:block;width:84px;height:84px;image-rendering:pixelated;border:1px solid #ccc}
-figure.d .tf{color:#57606a} figure.d .cand{color:#a40e26;font-weight:600;overflow-wrap:anywhere}
+figure.d .tf{color:#57606a} figure.d .cand{color:#a40e26;font-weight:600}
+figure.d figcaption span{white-space:nowrap} p.same{margin:.4em 0}
 details{margin:.6em 0} table.kv td{padding:0 12px 0 0;font-size:13px}
 """
 
@@ -99,6 +105,9 @@ window.addEventListener('load', function () {
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
   document.body.setAttribute('data-images-total', String(imgs.length));
   document.body.setAttribute('data-images-loaded', String(ok.length));
+  var root = document.documentElement, checks = document.getElementById('checks-box');
+  document.body.setAttribute('data-page-overflow', String(Math.max(0, root.scrollWidth - root.clientWidth)));
+  if (checks) document.body.setAttribute('data-checks-overflow', String(Math.max(0, checks.scrollWidth - checks.clientWidth)));
 });
 """
 
@@ -154,6 +163,7 @@ def render_html(report: ParityReport) -> str:
         "<h2>Training</h2>",
         _training_section(report),
         "<h2>Per artifact</h2>",
+        _reference_confusion(report),
         *[_artifact_section(report, a) for a in report.artifacts],
         _versions(report),
         f"</main><script>{_SCRIPT}</script></body></html>",
@@ -172,7 +182,19 @@ def _columns(artifacts: Sequence[ArtifactResult]) -> list[tuple[str, str]]:
     return known + [(k, k) for k in extra]
 
 
-def _metric_cell(m: Metric | None, error: bool) -> str:
+def unjudged_reason(m: Metric, quantization: str = "") -> str:
+    """Why a reported metric has no bound (shown under it, so a value without a bound is not a mystery)."""
+    if m.name == "max_abs_error" and quantization == "int8":
+        return ("int8 clips logits outside its calibration range, so its largest error is large by design; int8 is "
+                "judged by top-1 agreement, accuracy, cosine and mean error instead (set one with --bound NAME.max_abs_error=VALUE)")
+    if m.name == "accuracy":
+        return ""  # the accuracy drop is judged
+    if m.name == "batch_invariance" or m.op == "info":
+        return "reported only (set a bound with --bound NAME.METRIC=VALUE)"
+    return ""
+
+
+def _metric_cell(m: Metric | None, error: bool, quantization: str = "") -> str:
     esc = html.escape
     if m is None:
         return '<td class="info">' + ("not run" if error else "–") + "</td>"
@@ -182,7 +204,8 @@ def _metric_cell(m: Metric | None, error: bool) -> str:
     value = esc(format_value(m.name, m.value))
     title = f' title="{esc(m.detail)}"' if m.detail else ""
     if m.informational:
-        return f'<td class="info"{title}>{value}</td>'
+        return f'<td class="info"{title}>{value}<span class="b" title="{esc(why)}">not judged</span></td>' if (
+            why := unjudged_reason(m, quantization)) else f'<td class="info"{title}>{value}</td>'
     bound = f"{_OPS.get(m.op, m.op)} {format_value(m.name, m.bound)}"
     return f'<td class="{"pass" if m.passed else "fail"}"{title}>{value}<span class="b">{esc(bound)}</span></td>'
 
@@ -199,8 +222,8 @@ def _checks_table(report: ParityReport) -> str:
     ref_ok = all(m.passed for m in report.reference_metrics)
     rows = [
         f'<tr class="reference" data-reference="{esc(str(ref.get("name", "")))}"><th scope="row">'
-        f'{esc(str(ref.get("name", "reference")))} <span class="muted">(reference)</span></th>'
-        f'<td>{esc(str(ref.get("runtime", "tensorflow")))}</td>'
+        f'{esc(str(ref.get("name", "reference")))} <span class="muted">(reference)</span>'
+        f'<span class="rt">{esc(str(ref.get("runtime", "tensorflow")))}</span></th>'
         f'<td class="res {"pass" if ref_ok else "fail"}">{"REF" if ref_ok else "FAIL"}</td>'
         + "".join(_metric_cell(ref_metrics.get(k), False) if k in ref_metrics else '<td class="info"></td>' for k, _ in cols)
         + "</tr>"
@@ -208,26 +231,29 @@ def _checks_table(report: ParityReport) -> str:
     for a in report.artifacts:
         by = {m.name: m for m in a.metrics}
         res = "PASS" if a.passed else "FAIL"
-        cells = "".join(_metric_cell(by.get(k), a.error is not None) for k, _ in cols)
+        cells = "".join(_metric_cell(by.get(k), a.error is not None, a.quantization) for k, _ in cols)
         rows.append(
             f'<tr data-artifact="{esc(a.name)}" data-result="{res}"><th scope="row">'
-            f'<a href="#a-{esc(a.name)}">{esc(a.name)}</a></th><td>{esc(a.runtime)}</td>'
+            f'<a href="#a-{esc(a.name)}">{esc(a.name)}</a><span class="rt">{esc(a.runtime)}</span></th>'
             f'<td class="res {res.lower()}">{res}</td>{cells}</tr>'
         )
         if a.error:
-            rows.append(f'<tr class="error"><td colspan="{len(cols) + 3}">{esc(a.name)} could not run: {esc(a.error)}</td></tr>')
+            rows.append(f'<tr class="error"><td colspan="{len(cols) + 2}">{esc(a.name)} could not run: {esc(a.error)}</td></tr>')
+    # The runtime sits under the name (one column fewer), headers wrap: the table fits a 1280 px window.
+    # Narrower windows scroll the table inside its box, never the page.
     return (
-        '<div class="scroll"><table class="checks" id="checks"><thead><tr><th scope="col">artifact</th><th scope="col">runtime</th>'
+        '<div class="scroll" id="checks-box"><table class="checks" id="checks"><thead><tr>'
+        '<th scope="col">artifact / runtime</th>'
         f'<th scope="col">result</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-        '<p class="muted">Each cell: the measured value, and under it the bound it is held to; cells without a '
-        "bound are informational. Accuracy drop = reference accuracy − artifact accuracy.</p>"
+        '<p class="muted">Each cell: the measured value, and under it the bound it is held to; "not judged" cells '
+        "are reported only (hover for why). Accuracy drop = reference accuracy − artifact accuracy.</p>"
     )
 
 
 def _failures(report: ParityReport) -> str:
     failures = report.failures()
     if not failures:
-        return f'<p id="failures">All {len(report.artifacts)} artifacts pass every check.</p>'
+        return f'<p id="failures">All {plural(len(report.artifacts), "artifact")} pass every check.</p>'
     items = "".join(f"<li>{html.escape(f)}</li>" for f in failures)
     return f'<h3>Failures</h3><ul class="failures" id="failures">{items}</ul>'
 
@@ -421,13 +447,28 @@ def _artifact_section(report: ParityReport, a: ArtifactResult) -> str:
         return head + f'<p class="fail">{esc(why)}</p></section>'
     fails = [m.describe() for m in a.failures]
     failed = f'<p class="fail">{esc("; ".join(fails))}</p>' if fails else ""
+    binding = _identical_binding(report, a)
+    if binding is not None:
+        return (head + failed + f'<p class="same" data-same-as="{esc(binding)}">Bit-identical to the Python binding\'s '
+                f'outputs (max |Δ| = 0 on every output): histogram, confusion matrix and disagreements are those of '
+                f'<a href="#a-{esc(binding)}">{esc(binding)}</a>.</p></section>')
     return (
         head + failed + '<div class="row">'
         + _error_histogram(a, detail)
         + "<div>" + _confusion_table(report, a.name, detail) + "</div></div>"
-        + _disagreements(report, a.name, detail)
+        + _disagreements(report, a, detail)
         + "</section>"
     )
+
+
+def _identical_binding(report: ParityReport, a: ArtifactResult) -> str | None:
+    """The binding run whose card a native run would repeat: same file, outputs bit-identical (checked, passed)."""
+    same = next((m for m in a.metrics if m.name == "binding_max_abs_diff"), None)
+    name = a.name.removesuffix(NATIVE_SUFFIX)
+    if (same is None or not same.passed or same.value != 0 or name == a.name or name not in report.details
+            or a.name not in report.details):
+        return None
+    return name
 
 
 def _error_histogram(a: ArtifactResult, d: ArtifactDetail) -> str:
@@ -435,7 +476,9 @@ def _error_histogram(a: ArtifactResult, d: ArtifactDetail) -> str:
     bound = next((m for m in a.metrics if m.name == "max_abs_error"), None)
     bound_text = (
         f"bound {_OPS.get(bound.op, bound.op)} {format_value(bound.name, bound.bound)}"
-        if bound is not None and not bound.informational else "no bound on the largest error for this variant"
+        if bound is not None and not bound.informational else
+        f"not judged: {unjudged_reason(bound, a.quantization)}" if bound is not None and unjudged_reason(bound, a.quantization)
+        else "no bound on the largest error for this variant"
     )
     caption = (
         f'<p class="muted">|{html.escape(a.name)} − TF| over {total:,} logits: largest '
@@ -478,15 +521,16 @@ def _confusion_table(report: ParityReport, name: str, d: ArtifactDetail) -> str:
         total = max(int(row.sum()), 1)
         cells = []
         for j, v in enumerate(row):
-            share = v / total
-            colour = (f"rgba(31,119,180,{0.08 + 0.8 * share:.2f})" if i == j else
-                      f"rgba(214,39,40,{min(0.85, 3 * share):.2f})" if v else "transparent")
+            colour = _cm_colour(i == j, v / total, v)
             diff = ref is not None and ref.shape == cm.shape and int(ref[i, j]) != int(v)
             title = f"true {names[i]}, predicted {names[j]}: {int(v)}" + (f" (TF: {int(ref[i, j])})" if ref is not None and ref.shape == cm.shape else "")
             klass = ' class="diff"' if diff else ""
             cells.append(f'<td{klass} style="background:{colour}" title="{esc(title)}">{int(v)}</td>')
         rows.append(f'<tr><th scope="row">{esc(names[i])}</th>{"".join(cells)}</tr>')
     changed = int((ref != cm).sum()) if ref is not None and ref.shape == cm.shape else None
+    if changed == 0:  # the same table as TF's: say so instead of repeating it
+        return (f'<p class="muted same" data-cm-same="{esc(name)}">Confusion matrix identical to TF\'s '
+                '(<a href="#reference-cm">shown once above</a>).</p>')
     note = (
         "" if changed is None else
         f" {changed} cell{'s' if changed != 1 else ''} differ from TF's matrix (outlined)." if changed else
@@ -499,13 +543,44 @@ def _confusion_table(report: ParityReport, name: str, d: ArtifactDetail) -> str:
     )
 
 
+def _reference_confusion(report: ParityReport) -> str:
+    """TF's own confusion matrix, once: the artifacts whose matrix equals it only say so."""
+    ref = report.reference_confusion
+    if ref is None:
+        return ""
+    esc = html.escape
+    names = _class_names(report, ref.shape[0])
+    head = "".join(f'<th scope="col">{esc(n)}</th>' for n in names)
+    rows = []
+    for i, row in enumerate(ref):
+        total = max(int(row.sum()), 1)
+        cells = "".join(
+            f'<td style="background:{_cm_colour(i == j, v / total, v)}">{int(v)}</td>' for j, v in enumerate(row)
+        )
+        rows.append(f'<tr><th scope="row">{esc(names[i])}</th>{cells}</tr>')
+    return (
+        '<section class="artifact" id="reference-cm"><h3>TensorFlow (reference)</h3>'
+        '<table class="cm" data-artifact="reference"><caption class="muted">confusion matrix: rows true label, '
+        f'columns TF\'s prediction</caption><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+        "</table></section>"
+    )
+
+
+def _cm_colour(diagonal: bool, share: float, v: int) -> str:
+    return (f"rgba(31,119,180,{0.08 + 0.8 * share:.2f})" if diagonal else
+            f"rgba(214,39,40,{min(0.85, 3 * share):.2f})" if v else "transparent")
+
+
 def _class_names(report: ParityReport, n: int) -> list[str]:
     names = list(report.class_names)
     return names[:n] + [str(i) for i in range(len(names), n)]
 
 
-def _disagreements(report: ParityReport, name: str, d: ArtifactDetail) -> str:
+def _disagreements(report: ParityReport, a: ArtifactResult, d: ArtifactDetail) -> str:
     esc = html.escape
+    name = a.name
+    # the caption's label: short (the card names the artifact), so a 112 px caption never breaks a word
+    label = "native" if name.endswith(NATIVE_SUFFIX) else (a.format or "this")
     count = report.inputs.get("count")
     of = f" of {count:,}" if isinstance(count, int) else ""
     if d.disagreements == 0:
@@ -528,7 +603,7 @@ def _disagreements(report: ParityReport, name: str, d: ArtifactDetail) -> str:
         figs.append(
             f'<figure class="d" data-index="{i}">'
             + _img(_upscaled_png(report.images[i]), alt, width=84, height=84)
-            + f'<figcaption><span class="tf">TF: {esc(tf_name)}</span><br><span class="cand">{esc(name)}: {esc(c_name)}</span>'
+            + f'<figcaption><span class="tf">TF: {esc(tf_name)}</span><br><span class="cand">{esc(label)}: {esc(c_name)}</span>'
             f'<br><span class="muted">#{i} · true: {esc(y_name)}</span></figcaption></figure>'
         )
     return intro + f'<div class="grid">{"".join(figs)}</div>'

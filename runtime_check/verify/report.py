@@ -25,6 +25,7 @@ from edgefm.core.contract import CLASS_NAMES, REPORT_NAME
 from edgefm.core.errors import ManifestError
 from edgefm.core.fileio import atomic_write_json
 from edgefm.core.metrics import confusion_matrix
+from edgefm.core.progress import plural
 from runtime_check.verify.compare import ArtifactResult, Metric
 from runtime_check.verify.tolerances import loosen_hint
 
@@ -183,7 +184,7 @@ class ParityReport:
         """One paragraph naming the failing artifacts and metrics (the ParityError message)."""
         failed = [a for a in self.artifacts if not a.passed]
         if self.passed:
-            return f"All {len(self.artifacts)} artifacts match TensorFlow on {self.inputs.get('count')} inputs."
+            return f"All {plural(len(self.artifacts), 'artifact')} match TensorFlow on {self.inputs.get('count')} inputs."
         parts = []
         for a in failed:
             what = ([f"did not run ({a.error})"] if a.error else []) + [m.describe() for m in a.failures]

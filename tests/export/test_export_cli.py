@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,12 @@ def test_export_prints_the_table_and_nothing_from_the_converters(
     assert lines[-1] == f"-> {artifacts / 'manifest.json'}"
     for noise in CONVERTER_NOISE:
         assert noise not in res.stdout + res.stderr
-    assert res.stderr == ""
+    # stderr holds only the progress, off a TTY as timestamped lines: a line per variant, then what it wrote
+    progress = res.stderr.splitlines()
+    assert progress and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in progress), res.stderr
+    assert any(ln.endswith("[0/2] converting: tflite_int8 (elapsed 0 s)") for ln in progress), res.stderr
+    assert any("[1/2] converting: onnx_int8 (elapsed" in ln and "ETA" in ln for ln in progress), res.stderr
+    assert re.search(r"exported onnx_int8: [\d.]+ KiB in [\d.]+ s$", progress[-1]), res.stderr
     assert {"tflite_int8", "onnx_int8"} <= set(Manifest.load(artifacts).artifacts)
 
 
@@ -88,7 +94,7 @@ def test_converter_failure_exits_1_and_keeps_the_previous_manifest(
     res = run_cli("export", "--artifacts", str(root), "--format", "onnx", "--quantize", "none",
                   *_data_args(tiny_data_session))
     assert res.returncode == 1, res.stdout + res.stderr
-    stderr = " ".join(res.stderr.split())
+    stderr = res.stderr.strip().splitlines()[-1]  # the progress lines come first, the error paragraph last
     assert stderr.startswith("error: ONNX export of onnx_float32 failed (ValidationError): No Op registered for Bucketize")
     assert "Nothing was written" in stderr and "Traceback" not in res.stderr
     assert res.stdout == ""

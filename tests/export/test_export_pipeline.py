@@ -22,7 +22,7 @@ from export.variants import BY_NAME, VARIANTS, plan
 
 from export_helpers import Exported, copy_artifacts, export_config
 
-ALL_NAMES = {v.name for v in VARIANTS}
+ALL_NAMES = {v.name for v in VARIANTS if not v.integer_io}  # what `edgefm export` writes by default
 # Per-variant bounds on |logits - TF| for the tiny model (logits span about [-0.6, 0.7]).
 MAX_ABS_ERR = {
     "tflite_float32": 1e-4, "onnx_float32": 1e-4, "tflite_float16": 5e-3,
@@ -115,8 +115,8 @@ def test_int8_io_records_raw_int8_tensors_with_scale(exported_int8_io: Exported,
                                                      reference_logits: np.ndarray) -> None:
     from runtime_check.runtimes.litert_runtime import LiteRTRuntime
 
-    a = exported_int8_io.manifest.artifacts["tflite_int8"]
-    assert set(exported_int8_io.manifest.deployable()) == {"tflite_int8"}
+    a = exported_int8_io.manifest.artifacts["tflite_int8_io"]
+    assert set(exported_int8_io.manifest.deployable()) == {"tflite_int8_io"} and a.path == "model_int8io.tflite"
     assert a.extra["int8_io"] is True
     (inp,) = a.inputs
     assert (inp.name, inp.dtype, inp.shape) == ("images", "int8", [None, 28, 28])
@@ -130,6 +130,23 @@ def test_int8_io_records_raw_int8_tensors_with_scale(exported_int8_io: Exported,
         logits = rt.infer({"images": test_images})["logits"]
     assert np.mean(logits.argmax(1) == reference_logits.argmax(1)) >= 0.95
     assert read_metadata(exported_int8_io.root / a.path)["int8_io"] is True
+
+
+def test_int8_io_and_float_io_int8_coexist(exported_int8_io: Exported, tiny_data_session: tuple[Path, dict[str, str]],
+                                           tmp_path: Path) -> None:
+    """Two distinct files, two manifest names: exporting one never replaces the other, and each says which it is."""
+    from export.pipeline import export
+
+    root = copy_artifacts(exported_int8_io.root, tmp_path / "artifacts")
+    int8io_bytes = (root / "model_int8io.tflite").read_bytes()
+    manifest = export(Manifest.load(root), export_config(root, tiny_data_session[0], format="tflite", quantize="int8"))
+    assert {"tflite_int8", "tflite_int8_io"} <= set(manifest.deployable())
+    assert (manifest.artifacts["tflite_int8"].path, manifest.artifacts["tflite_int8_io"].path) == (
+        "model_int8.tflite", "model_int8io.tflite")
+    assert (root / "model_int8io.tflite").read_bytes() == int8io_bytes
+    assert manifest.artifacts["tflite_int8"].inputs[0].dtype == "float32"
+    assert read_metadata(root / "model_int8.tflite")["variant"] == "tflite_int8"
+    assert read_metadata(root / "model_int8io.tflite")["variant"] == "tflite_int8_io"
 
 
 # -- runtimes ------------------------------------------------------------------------------
@@ -210,7 +227,7 @@ def test_quantized_files_are_smaller(exported: Exported) -> None:
 def test_summary_table_has_a_row_per_variant_with_size_ratios(exported: Exported) -> None:
     from export.summary import summary_table
 
-    names = [v.name for v in VARIANTS]
+    names = [v.name for v in VARIANTS if v.name in ALL_NAMES]
     table = summary_table(exported.manifest, names)
     lines = table.splitlines()
     assert "x tflite_float32" in lines[0] and len(lines) == 2 + len(names)
@@ -239,3 +256,9 @@ def test_summary_table_has_a_row_per_variant_with_size_ratios(exported: Exported
 )
 def test_plan(fmt: str, quantize: str, expected: list[str]) -> None:
     assert sorted(v.name for v in plan(ExportConfig(format=fmt, quantize=quantize))) == expected  # type: ignore[arg-type]
+
+
+def test_plan_int8_io_picks_its_own_variant() -> None:
+    names = [v.name for v in plan(ExportConfig(int8_io=True))]
+    assert "tflite_int8_io" in names and "tflite_int8" not in names and "onnx_int8" in names
+    assert BY_NAME["tflite_int8_io"].filename != BY_NAME["tflite_int8"].filename

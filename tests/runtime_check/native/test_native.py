@@ -368,6 +368,13 @@ def test_bundle_checks_on_the_device_without_python(
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "check: PASS" in ok.stdout and ok.stdout.count("PASS\t") == 2
     assert "top1_agreement=8/8" in ok.stdout
+    assert "INFO: " not in ok.stderr and "registry.cc" not in ok.stderr  # the runtime's log lines: only with --verbose
+    loud = subprocess.run(["env", "-i", "/bin/sh", str(dest / "check.sh"), "--verbose", str(lib)], capture_output=True,
+                          text=True, timeout=120)
+    untimed = lambda out: [ln for ln in out.splitlines() if not ln.startswith("timing")]  # noqa: E731
+    assert loud.returncode == 0 and untimed(loud.stdout) == untimed(ok.stdout), loud.stderr
+    if artifact.startswith("tflite"):  # LiteRT logs; ONNX Runtime does not at its default level
+        assert "INFO: " in loud.stderr
 
     golden = dest / meta["golden"]["outputs"]["logits"]["file"]
     logits = np.load(golden)

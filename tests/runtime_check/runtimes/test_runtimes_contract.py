@@ -25,7 +25,7 @@ from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 CASES = [
     ("tensorflow", TensorFlowRuntime, "saved_model", 0.0),
     ("litert-float32", LiteRTRuntime, "model_float32.tflite", 1e-4),
-    ("litert-int8-io", LiteRTRuntime, "model_int8.tflite", 0.1),  # int8 tensors behind float32 I/O
+    ("litert-int8-io", LiteRTRuntime, "model_int8io.tflite", 0.1),  # int8 tensors behind float32 I/O
     ("onnxruntime-float32", OnnxRuntime, "model.onnx", 1e-4),
     ("onnxruntime-int8", OnnxRuntime, "model_int8.onnx", 0.1),
 ]
@@ -120,7 +120,7 @@ def test_outputs_match_tensorflow(case: tuple[Runtime, float], images: np.ndarra
 
 def test_int8_io_model_really_stores_int8(models: Path) -> None:
     """The litert-int8-io case exercises the base class's quantize/dequantize path, not float I/O."""
-    with LiteRTRuntime(models / "model_int8.tflite") as rt:
+    with LiteRTRuntime(models / "model_int8io.tflite") as rt:
         raw_in, raw_out = rt.raw_specs()
     assert raw_in[0].dtype == "int8" and raw_in[0].scale and raw_in[0].zero_point is not None
     assert {s.dtype for s in raw_out} == {"int8"}

@@ -48,7 +48,7 @@ def test_tflite_float32(exported: Path) -> None:
 
 
 def test_tflite_int8_io_shows_scale_and_zero_point(exported: Path) -> None:
-    report = inspect_model(exported / "model_int8.tflite")
+    report = inspect_model(exported / "model_int8io.tflite")
     (images,) = report.inputs
     assert images.dtype == "int8" and images.shape == [None, 28, 28]
     # Calibrated on the synthetic images (max 230/255): the range [0, 0.9] over 256 steps.

@@ -399,3 +399,85 @@ def test_report_reloads_and_renders_again_without_running(exported: Path, cfg_fo
     (root / REPORT_NAME).write_text('{"schema_version": 1}')
     with pytest.raises(ManifestError, match="schema version 1; this edgefm reads version 2"):
         ParityReport.load(root / REPORT_NAME)
+
+
+# -- output that fits, JSON errors, a reference with the wrong input ------------------------------
+
+
+def _line_lengths(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+def test_cli_table_fits_the_terminal_width(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
+                                           tmp_path: Path) -> None:
+    """COLUMNS=80: one block per artifact, every line within 80 columns; the JSON report stays complete."""
+    from runtime_check.verify.report import ParityReport
+
+    root = _copy(exported, tmp_path)
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                  "--no-html", env={"COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    assert _line_lengths(res.stdout) <= 80, res.stdout
+    for name in VARIANTS:
+        head = next(line for line in res.stdout.splitlines() if line.startswith(name + "  "))
+        assert " PASS " in head
+    assert "max|d| ok" in res.stdout and "PASSED: all 6 artifacts match TensorFlow" in res.stdout
+    report = ParityReport.load(root / REPORT_NAME)
+    wide = render_table(report)
+    assert _line_lengths(wide) > 120  # without a width: one row per artifact, as wide as it takes
+    # The widest case the issue measured: every artifact with its native row (~250 columns in one row).
+    natives = []
+    for a in report.artifacts:
+        n = type(a).from_dict(a.name + "@native", {**a.to_dict(), "runtime": "native"})
+        n.metrics.append(type(a.metrics[0])("binding_max_abs_diff", 0.0, 0.0, "==", True))
+        natives.append(n)
+    report.artifacts += natives
+    assert _line_lengths(render_table(report)) > 240
+    for width in (80, 100):
+        text = render_table(report, width=width)
+        assert _line_lengths(text) <= width, text
+        assert text.count("=binding ok 0") == len(natives)  # nothing dropped to make it fit
+        assert all(f"{a.name}  " in text for a in report.artifacts)
+    data = json.loads((root / REPORT_NAME).read_text())
+    assert set(data["artifacts"]) == set(VARIANTS) and all(data["artifacts"][n]["metrics"] for n in VARIANTS)
+
+
+def test_cli_json_errors_are_json_on_stdout(exported: Path) -> None:
+    res = run_cli("verify", "--artifacts", str(exported), "--only", "tflite_fp8", "--json")
+    assert res.returncode == 2
+    err = json.loads(res.stdout)
+    assert err["exit_code"] == 2 and "--only: unknown artifact name 'tflite_fp8'" in err["error"]
+    assert res.stderr.strip().splitlines()[-1].startswith("error: --only: unknown artifact name")
+    res = run_cli("verify", "--artifacts", str(exported), "--samples", "zero", "--json")  # click's own usage error
+    assert res.returncode == 2 and json.loads(res.stdout)["exit_code"] == 2
+    assert "'zero' is not a valid integer" in json.loads(res.stdout)["error"]
+
+
+def _savedmodel_with_input(path: Path, input_name: str) -> None:
+    import tensorflow as tf
+
+    class Renamed(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(tf.zeros([784, 10]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name=input_name)])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            logits = tf.reshape(x, [-1, 784]) @ self.w
+            return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    m = Renamed()
+    tf.saved_model.save(m, str(path), signatures={"serving_default": m.serve})
+
+
+def test_reference_with_a_misnamed_input_is_a_bad_file_exit_1(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
+                                                               tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    shutil.rmtree(root / "saved_model")
+    _savedmodel_with_input(root / "saved_model", "pixels")
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                  "--only", "onnx_float32", "--json")
+    assert res.returncode == 1, res.stderr
+    _no_traceback(res)
+    msg = json.loads(res.stdout)["error"]
+    assert "does not take edgefm's input" in msg and "'pixels'" in msg and "re-create it with `edgefm train`" in msg

@@ -167,10 +167,61 @@ def test_chromium_dom_has_table_images_and_disagreements(verified: tuple[ParityR
     assert f'<figure class="d" data-index="{i}">' in dom
     assert "Top-1 equals TF's on all of 128 images." in dom  # the good artifacts
 
-    # A confusion matrix per artifact, class names on both axes.
-    for name in VARIANTS:
+    # TF's confusion matrix once; an artifact's own only where it differs from TF's, else a sentence saying so.
+    for name in ("reference", MUTANT):
         cm = re.search(rf'<table class="cm" data-artifact="{name}">.*?</table>', dom, re.S).group(0)
         assert all(cls in cm for cls in ("T-shirt/top", "Ankle boot")) and cm.count("<tr>") == 11
+    for name in VARIANTS:
+        same = np.array_equal(report.details[name].confusion, report.reference_confusion)
+        assert (f'data-cm-same="{name}"' in dom) == same and (f'<table class="cm" data-artifact="{name}">' in dom) != same
+    assert sum(np.array_equal(report.details[n].confusion, report.reference_confusion) for n in VARIANTS) >= 4
+
+    # int8's largest error is reported, not judged, and the page says why.
+    int8_row = re.search(r'<tr data-artifact="tflite_int8".*?</tr>', dom, re.S).group(0)
+    assert 'not judged</span>' in int8_row and "int8 clips logits outside its calibration range" in int8_row
+    # Thumbnail captions: short labels that never need breaking inside a word.
+    assert f'<span class="cand">tflite: {CLASS_NAMES[c]}</span>' in dom
+
+
+def _with_native_rows(report: ParityReport) -> ParityReport:
+    """``report`` plus a native row per artifact, bit-identical to its binding: the widest table (``--native``)."""
+    import copy
+
+    r = copy.deepcopy(report)
+    for a in list(r.artifacts):
+        native = ArtifactResult(f"{a.name}@native", "native", a.path, a.format, a.quantization,
+                                [*a.metrics, Metric.check("binding_max_abs_diff", 0.0, 0.0, "==")])
+        r.artifacts.append(native)
+        r.details[native.name] = r.details[a.name]
+    return r
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_chromium_page_fits_the_window(verified: tuple[ParityReport, Path], chromium: str, tmp_path: Path,
+                                       width: int) -> None:
+    """With every artifact and its native row (the old table overflowed 1280 px by 30 px): the page never
+    scrolls sideways; at 1280 px the Checks table needs no scrollbar either; every image decodes."""
+    report, _ = verified
+    page = tmp_path / "native.html"
+    page.write_text(render_html(_with_native_rows(report)), encoding="utf-8")
+    body = _body_attrs(_chromium(chromium, tmp_path, f"--window-size={width},1600", "--dump-dom",
+                                 page.resolve().as_uri()).stdout)
+    assert body["data-images-loaded"] == body["data-images-total"] != "0"
+    assert body["data-page-overflow"] == "0", body
+    if width >= 1280:
+        assert body["data-checks-overflow"] == "0", body
+    else:  # too narrow for 15 columns: the table scrolls inside its own box
+        assert int(body["data-checks-overflow"]) > 0, body
+
+
+def test_native_card_points_to_its_identical_binding(verified: tuple[ParityReport, Path]) -> None:
+    """A native row bit-identical to its binding gets a one-line card that links there, not the same charts again."""
+    report, _ = verified
+    page = render_html(_with_native_rows(report))
+    for name in VARIANTS:
+        card = re.search(rf'<section class="artifact[^"]*" id="a-{name}@native".*?</section>', page, re.S).group(0)
+        assert f'data-same-as="{name}"' in card and f'<a href="#a-{name}">' in card and "<img" not in card
+        assert page.count(f'id="a-{name}"') == 1  # the binding's own card is still there, once
 
 
 def test_chromium_notices_an_image_that_does_not_decode(verified: tuple[ParityReport, Path], chromium: str,
