@@ -397,3 +397,245 @@ def test_fetch_stops_a_server_that_sends_without_end(tmp_path: Path) -> None:
     assert_fails_cleanly(proc, 1, "Could not download", "more than the")
     assert sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) == 0  # nothing kept
     assert Endless.sent < 64 << 20
+
+
+# -- faults of the model, the machine or the user are clean exits, not "a bug" --------------------
+
+
+def _item_png(path: Path) -> Path:
+    """A 28x28 picture of a light bar (an item) on black: something predict classifies."""
+    from PIL import Image
+
+    img = Image.new("L", (28, 28), 0)
+    img.paste(220, (9, 4, 19, 26))
+    img.save(path)
+    return path
+
+
+def _fixed_batch_onnx(path: Path) -> None:
+    """A valid ONNX model whose Reshape fixes the batch to 1: it loads, and fails on two images."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((784, 10), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, 784], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["images", "shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+        "fixed_batch",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 10])],
+        [w, shape],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_a_model_that_fails_while_running_is_the_models_fault(exported: Path, tmp_path: Path) -> None:
+
+    model = tmp_path / "fixed.onnx"
+    _fixed_batch_onnx(model)
+    img = _item_png(tmp_path / "a.png")
+    one = run_cli("predict", str(img), "--model", str(model))
+    assert one.returncode == 0, one.stderr  # batch 1 runs
+    proc = run_cli("predict", str(img), str(img), "--model", str(model))
+    assert_fails_cleanly(proc, 1, "onnxruntime failed while running", str(model), "Reshape")
+
+
+def _raising_savedmodel(path: Path) -> None:
+    import tensorflow as tf
+
+    class Raises(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
+        def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            tf.debugging.assert_less(tf.reduce_max(images), -1.0, message="this model refuses every input")
+            logits = tf.zeros([tf.shape(images)[0], 10])
+            return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    m = Raises()
+    tf.saved_model.save(m, str(path), signatures={"serving_default": m.serve})
+
+
+def test_a_savedmodel_that_raises_is_exit_1_in_predict_and_verify(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    from edgefm.core.manifest import Artifact
+
+    root = _copy(exported, tmp_path)
+    shutil.rmtree(root / "saved_model")
+    _raising_savedmodel(root / "saved_model")
+    manifest = Manifest.load(root)
+    old = manifest.artifacts["savedmodel"]
+    manifest.artifacts["savedmodel"] = Artifact.describe(root, root / "saved_model", format=old.format,
+                                                         quantization=old.quantization, inputs=old.inputs,
+                                                         outputs=old.outputs)
+    manifest.save(root)
+
+    img = _item_png(tmp_path / "a.png")
+    proc = run_cli("predict", str(img), "--model", str(root / "saved_model"))
+    assert_fails_cleanly(proc, 1, "tensorflow failed while running", "this model refuses every input")
+    proc = _verify(root, data_dir)
+    assert_fails_cleanly(proc, 1, "tensorflow failed while running", str(root / "saved_model"))
+
+
+def _child_of(pid: int, marker: str) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat_fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat_fields[1]) == pid and marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                return int(proc.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
+def test_sigterm_ends_benchmark_cleanly_with_no_orphan(exported: Path, tmp_path: Path) -> None:
+    import signal
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("edgefm-bench-*"))
+    proc = _popen_cli("benchmark", "--artifacts", str(exported), "--runs", "100000", "--warmup", "0", "--batch-sizes", "1")
+    try:
+        deadline = time.monotonic() + 120
+        child = None
+        while child is None and proc.poll() is None and time.monotonic() < deadline:
+            child = _child_of(proc.pid, "--child")
+            time.sleep(0.1)
+        assert child is not None, "benchmark never started its measuring child"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_fails_cleanly(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 130, "interrupted by SIGTERM")
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+    assert set(Path(tempfile.gettempdir()).glob("edgefm-bench-*")) <= before
+
+
+@pytest.mark.parametrize("command", ["verify", "inspect", "predict"])
+def test_sigterm_ends_every_command_with_130(exported: Path, data_dir: Path, tmp_path: Path, command: str) -> None:
+    import signal
+
+
+    img = _item_png(tmp_path / "a.png")
+    args = {
+        "verify": ["verify", "--artifacts", str(exported), "--data-dir", str(data_dir), "--no-verify", "--no-html",
+                   "--report", str(tmp_path / "r.json")],
+        "inspect": ["inspect", str(exported / "saved_model")],
+        "predict": ["predict", str(img), "--model", str(exported / "saved_model")],
+    }[command]
+    proc = _popen_cli(*args)
+    time.sleep(1.5)  # inside the command: importing TensorFlow or running
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if proc.returncode != 0:  # the command may have finished first on a fast machine
+        assert_fails_cleanly(done, 130, "interrupted by SIGTERM")
+    assert proc.returncode in (0, 130)
+
+
+def test_a_closed_pipe_ends_quietly(exported: Path, tmp_path: Path) -> None:
+
+    img = _item_png(tmp_path / "a.png")
+    proc = subprocess.Popen([sys.executable, "-m", "edgefm.cli", "predict", *[str(img)] * 3000, "--model",
+                             str(exported / "model.onnx"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert json.loads(first)["image"]
+    assert proc.returncode == 141, (proc.returncode, err)
+    assert "Broken pipe" not in err and "Traceback" not in err and "error:" not in err and "Exception" not in err
+
+
+# -- nothing surprising ---------------------------------------------------------------------------
+
+
+def test_inspect_reads_a_savedmodel_without_running_it(tmp_path: Path) -> None:
+    """A SavedModel whose resource initializer writes a file writes it when loaded, never when inspected."""
+    marker = tmp_path / "written-by-the-model.txt"
+    code = f"""
+import tensorflow as tf
+
+class Writer(tf.saved_model.experimental.TrackableResource):
+    def _create_resource(self):
+        return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="edgefm_inspect_test")
+    def _initialize(self):
+        tf.io.write_file({str(marker)!r}, "written when loaded")
+        return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=1.0)
+
+class M(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = Writer()
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
+    def serve(self, images):
+        v = tf.raw_ops.ReadVariableOp(resource=self.w.resource_handle, dtype=tf.float32)
+        logits = tf.zeros([tf.shape(images)[0], 10]) + v
+        return {{"logits": logits, "probabilities": tf.nn.softmax(logits)}}
+
+m = M()
+tf.saved_model.save(m, {str(tmp_path / "sm")!r}, signatures={{"serving_default": m.serve}})
+"""
+    script = tmp_path / "make_sm.py"
+    script.write_text(code)
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True, timeout=300)
+    marker.unlink(missing_ok=True)  # saving ran the initializer once
+    proc = run_cli("inspect", str(tmp_path / "sm"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["signatures"]["serving_default"]["inputs"]["images"]["shape"] == [None, 28, 28]
+    assert not marker.exists(), "inspect ran the SavedModel's code"
+    # loading it (what verify/predict/export must do, and say in --help) does run it
+    proc = run_cli("predict", "--help")
+    assert "loading runs its code" in " ".join(proc.stdout.split())
+
+
+def _external_data_model(directory: Path) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((784, 10), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["images", "shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+        "external", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+        [w, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.weights",
+              size_threshold=1024)  # the weights go to the file; the small shape constant stays inline
+    return path
+
+
+def test_onnx_external_data_is_found_beside_the_model_and_confined_to_it(tmp_path: Path) -> None:
+    model = _external_data_model(tmp_path / "model")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ok = subprocess.run([sys.executable, "-m", "edgefm.cli", "inspect", str(model)], capture_output=True, text=True,
+                        cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert ok.returncode == 0, ok.stderr  # was refused: the checker looked for ext.weights in the current directory
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes((model.parent / "ext.weights").read_bytes())
+    (model.parent / "ext.weights").unlink()
+    (model.parent / "ext.weights").symlink_to(secret)
+    proc = run_cli("inspect", str(model))
+    assert_fails_cleanly(proc, 1, "in external data at 'ext.weights', outside the model's directory")
+    (model.parent / "ext.weights").unlink()
+    proc = run_cli("inspect", str(model))
+    assert_fails_cleanly(proc, 1, "'ext.weights', which is missing beside the model")

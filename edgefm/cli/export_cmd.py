@@ -39,6 +39,9 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
                as_json: bool, quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
 
+    The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
+    SavedModels you trust (`edgefm inspect` reads one without running it).
+
     Writes model_float32/float16/dynamic/int8.tflite, model.onnx and model_int8.onnx
     (as requested) and records each in manifest.json. Files and manifest are written
     only after every conversion succeeded. With no options every variant is exported.

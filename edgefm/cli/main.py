@@ -43,6 +43,7 @@ class EdgefmGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        _terminate_like_interrupt()
         wants_json = _json_args(ctx)
         # A command that printed its JSON result and then fails (``verify`` with a failed check) has
         # already given scripts their one document, with the verdict in it.
@@ -50,9 +51,14 @@ class EdgefmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgefmError as e:
+            if _SIGNALLED and e.exit_code != 130:  # a library turned the interrupt into its own error
+                _fail(f"interrupted by {_SIGNALLED[-1]}.", 130, as_json())
             _fail(str(e), e.exit_code, as_json())
         except KeyboardInterrupt:
-            _fail("interrupted.", 130, as_json())
+            how = f" by {_SIGNALLED[-1]}" if _SIGNALLED else ""
+            _fail(f"interrupted{how}.", 130, as_json())
+        except BrokenPipeError:
+            _closed_stdout()
         except click.ClickException as e:
             if not as_json():
                 raise
@@ -64,6 +70,8 @@ class EdgefmGroup(click.Group):
         except OSError as e:  # an unwrapped file-system failure: name the file, no traceback
             _fail(f"{e.filename or 'a file'}: {e.strerror or e}. Check the path and its permissions.", 1, as_json())
         except Exception as e:  # a bug in edgefm or an unwrapped library failure
+            if _SIGNALLED:  # ... or a library that turned the interrupt into its own error
+                _fail(f"interrupted by {_SIGNALLED[-1]}.", 130, as_json())
             if os.environ.get("EDGEFM_DEBUG"):
                 raise
             _fail(
@@ -72,6 +80,57 @@ class EdgefmGroup(click.Group):
                 70,
                 as_json(),
             )
+
+
+#: the signals that interrupted this process (for the message)
+_SIGNALLED: list[str] = []
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (a CI timeout, ``docker stop``) ends every command as SIGINT does: exit 130, a message.
+
+    By default SIGTERM killed verify, predict, inspect and benchmark with status 143
+    and no word, and left benchmark's measuring child running. As a KeyboardInterrupt
+    it unwinds through the same clean-up as Ctrl-C (``subprocess.run`` kills its
+    child, temporary directories are removed). ``train`` and ``export`` install their
+    own handlers on top (``edgefm.core.interrupts``), which say what was kept.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        _SIGNALLED.append(signal.Signals(signum).name)
+        if _importing(frame):
+            # A KeyboardInterrupt inside the import machinery corrupts the module being
+            # imported (TensorFlow's then fails with unrelated errors): send the signal
+            # again in 50 ms, from a timer thread (TensorFlow's import resets SIGALRM).
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` (the one a signal interrupted) is inside ``import``."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _closed_stdout() -> None:
+    """The reader went away (``edgefm predict *.png | head -1``): stop quietly, as a C tool killed by SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain
+    except OSError:
+        pass
+    sys.exit(141)
 
 
 @click.group(cls=EdgefmGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -94,7 +153,13 @@ for _command in (data_cmd.data, train_cmd.train_cmd, export_cmd.export_cmd, veri
 
 
 def main() -> None:
-    cli(prog_name="edgefm")
+    try:
+        cli(prog_name="edgefm")
+    finally:  # output still buffered when the reader has gone: flush it here, quietly
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _closed_stdout()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,9 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
                 invert: bool | None, as_json: bool) -> None:
     """Classify image files (PNG, JPEG, BMP; any size) with any artifact.
 
+    The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
+    SavedModels you trust (`edgefm inspect` reads one without running it).
+
     Images are made 28x28 grayscale (aspect kept, centred) and, when their background
     is light, inverted: Fashion-MNIST items are light on black.
 
@@ -65,6 +68,9 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
                   runs: int, data_dir: Path | None, native: bool, as_json: bool, quiet: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
+
+    The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
+    SavedModels you trust (`edgefm inspect` reads one without running it).
 
     Each model runs in a fresh process; the TensorFlow SavedModel is the baseline, and
     every row shows its speed-up (p50) and size relative to it.

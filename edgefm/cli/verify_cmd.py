@@ -39,6 +39,9 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
                native: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
+    The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
+    SavedModels you trust (`edgefm inspect` reads one without running it).
+
     Runs the SavedModel in TensorFlow (the reference) and every .tflite/.onnx
     artifact of the manifest in LiteRT / ONNX Runtime on the held-out test split,
     then checks per artifact: checksum, NaN/Inf, max and mean abs logit error,

@@ -62,11 +62,42 @@ def check_onnx_structure(path: Path, what_to_do: str) -> None:
         raise ModelFileError(f"{path} is not a valid ONNX protobuf ({e}). {what_to_do}") from e
     if not model.graph.node or not model.opset_import:
         raise ModelFileError(f"{path} parses but holds no ONNX graph (no nodes or opset). {what_to_do}")
+    check_external_data(model, Path(path), what_to_do)
     try:
-        onnx.checker.check_model(model)
+        # Given the path, not the proto: the checker then finds external data beside the model,
+        # not relative to the current directory (with the proto it refused a valid model run
+        # from elsewhere).
+        onnx.checker.check_model(str(path))
     except Exception as e:  # ValidationError, or e.g. UnicodeDecodeError for a name that is not UTF-8
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{path} fails the ONNX checker: {first}. {what_to_do}") from e
+
+
+def check_external_data(model: onnx.ModelProto, path: Path, what_to_do: str) -> None:
+    """Every external-data file of ``model`` lies in the model's own directory (symlinks resolved).
+
+    ONNX Runtime reads an initializer's ``location`` relative to the model file; an
+    absolute path, ``..`` or a symlink out of the directory would make it read
+    another file (a secret, a device) into the weights.
+    """
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    base = Path(path).resolve().parent
+    for tensor in model.graph.initializer:
+        if not uses_external_data(tensor):
+            continue
+        location = ExternalDataInfo(tensor).location
+        target = (base / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(base) or target == base:
+            raise ModelFileError(
+                f"{path}: the weights of {tensor.name!r} are in external data at {location!r}, outside the model's "
+                f"directory {base} (resolved: {target}). Keep external data files beside the model. {what_to_do}"
+            )
+        if not target.is_file():
+            raise ModelFileError(
+                f"{path}: the weights of {tensor.name!r} are in {location!r}, which is missing beside the model "
+                f"({target}). Copy the external data file with the model. {what_to_do}"
+            )
 
 
 def onnx_operators(path: Path) -> tuple[dict[str, int], dict[str, Any]]:

@@ -104,7 +104,7 @@ class Runtime(abc.ABC):
                 "more than this machine has. Try a smaller --batch-size."
             ) from e
         except Exception as e:  # the runtime's own error types: the model, not edgefm, failed
-            detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:500]
+            detail = runtime_message(e)
             raise ModelFileError(
                 f"{self.name} failed while running {self.path}: {type(e).__name__}: {detail}. The model loads but "
                 "cannot run on these inputs (for example a batch size or shape fixed inside the graph)."
@@ -168,6 +168,18 @@ class Runtime(abc.ABC):
                 )
             out[name] = np.ascontiguousarray(arr)
         return out
+
+
+def runtime_message(e: BaseException, limit: int = 500) -> str:
+    """The line of a runtime's exception a user can act on.
+
+    TensorFlow's graph errors start with "Graph execution error:" and a Python
+    stack of the node ("Detected at node ...", "File ..."); the cause comes after
+    (e.g. "assertion failed: [...]"). Those headers and stack lines are skipped.
+    """
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not (ln.endswith(":") or ln.startswith(("File ", "Detected at node", "[[", "<")))]
+    return ((useful or lines or [type(e).__name__])[0])[:limit]
 
 
 def import_runtime(module: str, package: str) -> Any:

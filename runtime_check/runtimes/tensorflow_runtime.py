@@ -10,7 +10,7 @@ import numpy as np
 from edgefm.core.contract import LABELS_SIGNATURE, SAVEDMODEL_FORMAT, SERVING_SIGNATURE
 from edgefm.core.errors import ModelFileError
 from edgefm.core.manifest import TensorSpec
-from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
+from edgefm.formats.savedmodel import require_savedmodel_dir
 from runtime_check.runtimes.base import Runtime, _shape
 
 
@@ -25,11 +25,7 @@ class TensorFlowRuntime(Runtime):
     def _activate_impl(self) -> None:
         from edgefm.core.quiet import import_tensorflow, quiet_native_output
 
-        if not is_savedmodel_dir(self.path):
-            raise ModelFileError(
-                f"{self.path} is not a SavedModel directory (no {SAVED_MODEL_PB}). Pass the directory "
-                "that `edgefm train` wrote (artifacts/saved_model)."
-            )
+        require_savedmodel_dir(self.path)
         with quiet_native_output() as captured:
             tf = import_tensorflow()
             if self.threads:

@@ -65,6 +65,8 @@ def inspect_model(path: Path) -> ModelReport:
     from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 
     path = Path(path)
+    if path.is_dir():
+        return _savedmodel_report(path)
     runtime = runtime_for(path)
     operators: dict[str, int] = {}
     signatures: dict[str, Any] = {}
@@ -94,6 +96,50 @@ def inspect_model(path: Path) -> ModelReport:
         metadata_error=metadata_error,
         signatures=signatures,
         details=details,
+    )
+
+
+def _savedmodel_report(path: Path) -> ModelReport:
+    """A SavedModel described from its ``saved_model.pb`` alone: inspecting never runs the model's code.
+
+    (Loading a SavedModel runs its resource initializers: one that writes a file
+    wrote it when inspected.) The runtime named is the one that would run it.
+    """
+    from edgefm.core.contract import SAVEDMODEL_FORMAT, SERVING_SIGNATURE
+    from edgefm.core.errors import ModelFileError
+    from edgefm.formats.savedmodel import read_signatures, require_savedmodel_dir
+    from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+
+    require_savedmodel_dir(path)
+    signatures = read_signatures(path)
+    if SERVING_SIGNATURE not in signatures:
+        raise ModelFileError(
+            f"SavedModel {path} has no {SERVING_SIGNATURE!r} signature (found: {', '.join(signatures) or 'none'}). "
+            "Re-create it with `edgefm train`."
+        )
+
+    def specs(side: str) -> list[TensorSpec]:
+        return [TensorSpec(n, str(t["dtype"]), list(t["shape"] or [])) for n, t in signatures[SERVING_SIGNATURE][side].items()]
+
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("tensorflow-cpu", "tensorflow"):
+        try:
+            versions["tensorflow"] = metadata.version(dist)
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    return ModelReport(
+        path=path,
+        format=SAVEDMODEL_FORMAT,
+        runtime=TensorFlowRuntime.name,
+        bytes=tree_bytes(path),
+        sha256=sha256_tree(path),
+        inputs=specs("inputs"),
+        outputs=specs("outputs"),
+        signatures=signatures,
+        details={**versions, "read_from": "saved_model.pb (the model was not loaded or run)"},
     )
 
 
