@@ -31,6 +31,7 @@ class TrainReporter:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self._epoch = (0, 0, 0)
+        self._rate_unit = "batch/s"
 
     def _write(self, text: str) -> None:
         if not self.quiet:
@@ -40,10 +41,14 @@ class TrainReporter:
     def note(self, text: str) -> None:
         self._write(f"{text}\n")
 
-    def start(self, cfg: TrainConfig, n_params: int, start_epoch: int) -> None:
+    def start(self, cfg: TrainConfig, n_params: int, start_epoch: int, cluster: str | None = None) -> None:
+        """``cluster``: how the cluster shares each batch (``None``: one process)."""
         resumed = f", resuming after epoch {start_epoch}" if start_epoch else ""
+        batch = f"batch {cfg.batch_size}" if cluster is None else cluster
+        # On a cluster a step is one global batch of the whole cluster: the rate says so.
+        self._rate_unit = "batch/s" if cluster is None else "global batch/s, whole cluster"
         self._write(
-            f"training {cfg.model.value} ({n_params:,} parameters) for {cfg.epochs} epochs, batch {cfg.batch_size}, "
+            f"training {cfg.model.value} ({n_params:,} parameters) for {cfg.epochs} epochs, {batch}, "
             f"SGD lr {cfg.learning_rate:g}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} mode{resumed}\n"
         )
 
@@ -59,7 +64,7 @@ class TrainReporter:
         rate = done / seconds if seconds > 0 else 0.0
         self._write(
             f"\repoch {epoch}/{epochs} [{'#' * filled}{'-' * (width - filled)}] {done}/{batches} "
-            f"loss {loss:.4f} acc {100 * acc:5.2f}% {rate:,.0f} batch/s"
+            f"loss {loss:.4f} acc {100 * acc:5.2f}% {rate:,.0f} {self._rate_unit}"
         )
 
     def epoch_end(self, s: EpochStats, batches: int) -> None:
@@ -68,7 +73,7 @@ class TrainReporter:
         self._write(
             f"{clear}epoch {epoch}/{epochs}: loss {s.train_loss:.4f} acc {100 * s.train_accuracy:5.2f}% | "
             f"test loss {s.test_loss:.4f} acc {100 * s.test_accuracy:5.2f}% | {s.seconds:.2f} s "
-            f"({batches / s.seconds:,.0f} batch/s)\n"
+            f"({batches / s.seconds:,.0f} {self._rate_unit})\n"
         )
 
     def finish(self, manifest: Manifest) -> None:
