@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -128,13 +127,3 @@ def parse_tf_config(raw: str) -> ClusterSpec:
 def tf_config(addresses: list[str], rank: int) -> str:
     """The ``TF_CONFIG`` of task ``rank`` of a chief-less cluster of ``addresses`` (what ``--workers`` sets)."""
     return json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": rank}})
-
-
-def accepts_connections(address: str, timeout: float = 1.0) -> bool:
-    """Whether something listens at ``host:port`` (a peer whose gRPC server is up)."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
-    except OSError:
-        return False

@@ -22,11 +22,13 @@ This module imports TensorFlow at module level: import it only after
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import hashlib
+import json
 import os
 import secrets
+import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ import tensorflow as tf
 from tensorflow.python.ops.resource_variable_ops import ResourceVariable
 
 from edgefm.core.fileio import atomic_write_json
-from edgefm.train.cluster import ClusterError, ClusterSpec, WorkerLostError, accepts_connections
+from edgefm.train.cluster import ClusterError, ClusterSpec, WorkerLostError
 
 STRATEGY_NAME = "MultiWorkerMirroredStrategy"
 COMMUNICATION = "ring"  # what MWMS's AUTO picks on CPU; set explicitly so the manifest says what ran
@@ -177,52 +179,90 @@ def join_cluster(cluster: ClusterSpec, *, connect_timeout: float, root: Path,
     """
     watchdog = _ConnectWatchdog(cluster, connect_timeout)
     watchdog.start()
+    problems: list[str] = []
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
                 implementation=tf.distribute.experimental.CommunicationImplementation.RING))
         workers = Workers(strategy, cluster)
-        _check_same_options(workers, agreed)
-        _check_shared_storage(workers, root)
+        # Check everything, then decide: one error with every problem, raised on every worker.
+        problems = [p for p in (_check_same_options(workers, agreed), _check_shared_storage(workers, root)) if p]
+    except PEER_ERRORS as e:  # e.g. DeadlineExceeded registering with a chief that is not there
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        problems = [f"This worker ({cluster.address}, rank {cluster.rank} of {cluster.workers}) could not join the "
+                    f"cluster ({type(e).__name__}: {reason}). Check that every address TF_CONFIG lists runs `edgefm "
+                    "train --distribute` with the same options."]
     finally:
-        watchdog.cancel()
+        if watchdog.cancel():
+            problems.insert(0, f"The cluster did not form within --connect-timeout {connect_timeout:g} s (see above).")
+    if problems:
+        raise ClusterError(" ".join(problems))
     return workers
 
 
 class _ConnectWatchdog:
     """Ends the process if the cluster has not formed within the timeout, naming the peers that are not up.
 
-    Forming the cluster blocks inside TensorFlow's C++ (measured: a worker whose peer never
-    starts waits there for good, and SIGTERM does not end it), where no Python exception can
-    reach the main thread. So the watchdog thread prints the one-paragraph error the CLI would
-    print and ends the process itself; nothing has been written yet.
+    Forming the cluster blocks inside TensorFlow's C++ *holding the GIL* (measured on TF 2.21:
+    a worker whose peer never starts waits there for good, a Python timer thread never runs,
+    and SIGTERM does not end it). So two helpers that need no GIL: a watcher process that, at
+    the timeout, probes the peers and prints the one-paragraph error the CLI would print; and
+    ``faulthandler``'s C watchdog thread, which ends this process with status 1 a moment later
+    (its traceback dump goes to /dev/null). Nothing has been written yet at that point.
     """
 
     def __init__(self, cluster: ClusterSpec, timeout: float) -> None:
         self.cluster = cluster
         self.timeout = timeout
-        self._timer = threading.Timer(timeout, self._fire)
-        self._timer.daemon = True
+        self._devnull: Any = None
+        self._watcher: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._timer.start()
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-    def _fire(self) -> None:
-        down = [(r, a) for r, a in self.cluster.peers() if not accepts_connections(a)]
-        who = down or self.cluster.peers()
-        names = ", ".join(f"worker {r} at {a}" for r, a in who)
-        why = "nothing accepts connections there" if down else "it accepts connections but did not join"
+        c = self.cluster
         message = (
-            f"{names} did not come up within {self.timeout:g} s ({why}); this worker ({self.cluster.address}, "
-            f"rank {self.cluster.rank} of {self.cluster.workers}) stops. Start `edgefm train --distribute` with the same "
-            "options on every address TF_CONFIG lists, check the addresses and firewalls, or raise --connect-timeout."
+            "{names} did not come up within %g s ({why}); this worker (%s, rank %d of %d) stops. Start `edgefm "
+            "train --distribute` with the same options on every address TF_CONFIG lists, check the addresses and "
+            "firewalls, or raise --connect-timeout." % (self.timeout, c.address, c.rank, c.workers)
         )
-        sys.stderr.write("error: " + message + "\n")
-        sys.stderr.flush()
-        os._exit(ClusterError.exit_code)
+        peers = json.dumps(c.peers())
+        self._watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, repr(self.timeout), peers, message],
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        self._devnull = open(os.devnull, "w")  # held open until cancel()
+        faulthandler.dump_traceback_later(self.timeout + 1.0, exit=True, file=self._devnull)
+
+    def cancel(self) -> bool:
+        """Stop both helpers; whether the watcher already reported a timeout (then this worker must stop too)."""
+        faulthandler.cancel_dump_traceback_later()
+        if self._devnull is not None:
+            self._devnull.close()
+        if self._watcher is None:
+            return False
+        assert self._watcher.stdin is not None
+        self._watcher.stdin.close()  # EOF: the watcher exits quietly unless it already reported
+        return self._watcher.wait() == _WATCHER_REPORTED
+
+
+_WATCHER_REPORTED = 3
+# The watcher: sockets only, so it starts in milliseconds and needs nothing from edgefm.
+_WATCHER = """
+import json, select, socket, sys
+timeout, peers, message = float(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+if select.select([sys.stdin], [], [], timeout)[0]:
+    sys.exit(0)  # the cluster formed (or the worker is gone): the pipe was closed
+def up(address):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+        return True
+    except OSError:
+        return False
+down = [(r, a) for r, a in peers if not up(a)]
+names = ", ".join("worker %d at %s" % (r, a) for r, a in (down or peers))
+why = "nothing accepts connections there" if down else "it accepts connections but did not join"
+sys.stderr.write("error: " + message.format(names=names, why=why) + "\\n")
+sys.stderr.flush()
+sys.exit(REPORTED)
+""".replace("REPORTED", str(_WATCHER_REPORTED))
 
 
 def fingerprint(value: Any) -> int:
@@ -230,21 +270,23 @@ def fingerprint(value: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(value).encode()).digest()[:8], "big") >> 2
 
 
-def _check_same_options(workers: Workers, agreed: Mapping[str, Any]) -> None:
+def _check_same_options(workers: Workers, agreed: Mapping[str, Any]) -> str | None:
+    """What differs between the workers' options or data (``None``: nothing)."""
     names = list(agreed)
     rows = workers.gather([fingerprint(agreed[n]) for n in names])
     differ = [n for i, n in enumerate(names) if len({row[i] for row in rows}) > 1]
     if differ:
         odd = [r for r, row in enumerate(rows) if row != rows[0]]
-        raise ClusterError(
+        return (
             f"The {workers.workers} workers were started with different {', '.join(differ)} (workers "
             f"{', '.join(map(str, odd))} differ from the chief, worker 0); here: "
             + ", ".join(f"{n} {agreed[n]!r}" for n in differ)
             + ". Start every worker with the same options and the same dataset."
         )
+    return None
 
 
-def _check_shared_storage(workers: Workers, root: Path) -> None:
+def _check_shared_storage(workers: Workers, root: Path) -> str | None:
     """The chief writes a random token into ``root``; every worker must read it back there."""
     path = root / CLUSTER_CHECK_NAME
     token = secrets.randbits(62) if workers.is_chief else 0
@@ -254,8 +296,6 @@ def _check_shared_storage(workers: Workers, root: Path) -> None:
     seen = True
     if not workers.is_chief:
         try:
-            import json
-
             seen = json.loads(path.read_text()).get("token") == chief_token
         except (OSError, ValueError, AttributeError):
             seen = False
@@ -264,11 +304,12 @@ def _check_shared_storage(workers: Workers, root: Path) -> None:
         path.unlink(missing_ok=True)
     blind = [r for r, (f,) in enumerate(flags) if not f]
     if blind:
-        raise ClusterError(
+        return (
             f"--artifacts {root} is not shared storage: worker(s) {', '.join(map(str, blind))} do not see the file the "
             f"chief wrote there. Across machines --artifacts must be one directory every worker mounts (NFS, a "
             "cloud bucket mount): the chief writes the checkpoints there and every worker resumes from them."
         )
+    return None
 
 
 def lost_peer_error(e: Exception, workers: int, epoch: int, ckpt_dir: Path, root: Path) -> WorkerLostError:
