@@ -365,8 +365,8 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
         result["training"] = {"skipped": "--skip-train-speed"}
     else:
         _stage(result, "training", lambda: training(effort, data_dir))
-    if skip_distributed:
-        result["distributed"] = {"skipped": "--skip-distributed"}
+    if skip_distributed or skip_train_speed:  # both are training-speed figures
+        result["distributed"] = {"skipped": "--skip-train-speed" if skip_train_speed else "--skip-distributed"}
     else:
         _stage(result, "distributed", lambda: distributed(effort, data_dir))
     inf = result.get("inference") or {}
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for bench.md and bench.json (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer timed runs and epochs (for the test)")
-    p.add_argument("--skip-train-speed", action="store_true", help="leave out graph vs eager vs Keras fit")
+    p.add_argument("--skip-train-speed", action="store_true", help="leave out graph vs eager vs Keras fit, and one process vs --workers 2")
     p.add_argument("--skip-distributed", action="store_true", help="leave out one process vs --workers 2")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
     p.add_argument("--data-dir", type=Path, default=None, help="directory with the four Fashion-MNIST IDX files")
