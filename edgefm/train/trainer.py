@@ -20,6 +20,7 @@ step runner.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -220,7 +221,10 @@ def _private_checkpoints(replicas: Any, root: Path) -> Path | None:
     """Where a non-chief worker writes its checkpoints (MWMS has every worker save; only the chief's are kept)."""
     if replicas.is_chief:
         return None
-    return Path(tempfile.gettempdir()) / f"edgefm-worker{replicas.rank}-{os.getpid()}-checkpoints"
+    # Named after the run, not the process: a worker restarted after a SIGKILL (which left no
+    # chance to clean up) reuses, and so replaces, the directory of the one it replaces.
+    run_id = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"edgefm-worker{replicas.rank}-{run_id}-checkpoints"
 
 
 @dataclass
@@ -305,6 +309,8 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
     ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var)
     write_dir = _private_checkpoints(replicas, root) or ckpt_dir
+    if write_dir != ckpt_dir:
+        shutil.rmtree(write_dir, ignore_errors=True)  # a dead predecessor's private checkpoints
     manager = tf.train.CheckpointManager(ckpt, str(write_dir), max_to_keep=2)
     history: list[EpochStats] = []
     state = _checkpoint_state(cfg)

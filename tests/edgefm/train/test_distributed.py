@@ -65,6 +65,15 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
     return root
 
 
+def _private_checkpoint_dirs(root: Path) -> list[Path]:
+    """What the non-chief workers of ``root``'s run left in the temporary directory (nothing, once done)."""
+    import hashlib
+    import tempfile
+
+    run_id = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    return list(Path(tempfile.gettempdir()).glob(f"edgefm-worker*-{run_id}-checkpoints"))
+
+
 def _weights(root: Path) -> dict[str, np.ndarray]:
     loaded = tf.saved_model.load(str(root / "saved_model"))
     return {n: getattr(loaded, n).numpy() for n in WEIGHTS}
@@ -101,6 +110,7 @@ def test_the_chief_records_the_cluster_and_the_others_write_nothing(one_process:
     state = json.loads((two_workers / "checkpoints" / "state.json").read_text())
     assert len(state["history"]) == EPOCHS and all(np.isfinite(h["test_loss"]) for h in state["history"])
     assert sorted(p.name for p in two_workers.iterdir() if p.name.startswith(".")) == []
+    assert _private_checkpoint_dirs(two_workers) == []
 
 
 def test_a_two_worker_checkpoint_resumes_in_one_process(tmp_path: Path, two_workers: Path, data: Path) -> None:
@@ -152,6 +162,7 @@ def test_killed_worker_restarts_the_cluster_from_the_checkpoint(tmp_path: Path, 
     assert "Traceback" not in err
     t = Manifest.load(root).training
     assert t["resumed_from_epoch"] >= 1 and len(t["history"]) == EPOCHS
+    assert _private_checkpoint_dirs(root) == []  # the SIGKILLed worker's too: its successor replaced it
     # Restarting from the checkpoint reproduces the uninterrupted run bit for bit.
     resumed, straight = _weights(root), _weights(two_workers)
     for n in WEIGHTS:
