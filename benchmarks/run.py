@@ -1,6 +1,6 @@
 """The benchmark suite: every speed, size and accuracy figure of edgefm, measured in one run.
 
-    python -m benchmarks.run [--out bench-results] [--quick] [--skip-train-speed] [--json] [--data-dir DIR]
+    python -m benchmarks.run [--out bench-results] [--quick] [--skip-train-speed] [--skip-distributed] [--json] [--data-dir DIR]
 
 In order, on this machine:
 
@@ -14,7 +14,9 @@ In order, on this machine:
 3. size of every artifact relative to the float32 TFLite file;
 4. accuracy of every artifact and its change vs TF (the verify report of step 1);
 5. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
-   ``model.fit`` (``benchmarks.train_speed``).
+   ``model.fit`` (``benchmarks.train_speed``);
+6. distributed: seconds per epoch of one process and ``--workers 2`` side by side,
+   and their largest weight difference (``benchmarks.distributed``).
 
 Writes ``OUT/bench.md`` and ``OUT/bench.json`` atomically and prints the Markdown
 (or the JSON with ``--json``); progress goes to stderr. The targets are printed as
@@ -204,6 +206,19 @@ def training_markdown(section: dict[str, Any]) -> str:
     )
 
 
+def distributed(effort: Effort, data_dir: Path | None) -> dict[str, Any]:
+    from benchmarks import distributed as dist
+
+    say(f"distributed: {effort.epochs} epochs each of 1 process (with and without XLA) and --workers 2")
+    return dist.run(effort.epochs, data_dir)
+
+
+def distributed_markdown(section: dict[str, Any]) -> str:
+    from benchmarks import distributed as dist
+
+    return dist.markdown(section)
+
+
 # -- targets ----------------------------------------------------------------------------------
 
 
@@ -262,6 +277,7 @@ def header_markdown(m: dict[str, Any], quick: bool) -> str:
 SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("end_to_end", "End to end: `edgefm train → export → verify`", end_to_end_markdown),
     ("training", "Training: per-epoch time, 784-20-10 MLP, batch 64", training_markdown),
+    ("distributed", "Training on two workers (this machine) vs one process", distributed_markdown),
     ("inference", "Inference latency and throughput", inference.inference_markdown),
     ("size", "Size", inference.size_markdown),
     ("accuracy", "Accuracy on the test split", inference.accuracy_markdown),
@@ -319,7 +335,8 @@ def _stage(result: dict[str, Any], key: str, fn: Callable[[], dict[str, Any]]) -
     return section
 
 
-def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, data_dir: Path | None = None) -> dict[str, Any]:
+def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_distributed: bool = False,
+        data_dir: Path | None = None) -> dict[str, Any]:
     """Run every section, write ``OUT/bench.json`` and ``OUT/bench.md``; return the result."""
     from edgefm.core.fileio import atomic_write_json, atomic_write_text
 
@@ -328,7 +345,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, data_
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "machine": machine(),
-        "options": {"quick": quick, "skip_train_speed": skip_train_speed,
+        "options": {"quick": quick, "skip_train_speed": skip_train_speed, "skip_distributed": skip_distributed,
                     "data_dir": None if data_dir is None else str(data_dir), **effort.__dict__},
         "crashed": [],
     }
@@ -348,6 +365,10 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, data_
         result["training"] = {"skipped": "--skip-train-speed"}
     else:
         _stage(result, "training", lambda: training(effort, data_dir))
+    if skip_distributed or skip_train_speed:  # both are training-speed figures
+        result["distributed"] = {"skipped": "--skip-train-speed" if skip_train_speed else "--skip-distributed"}
+    else:
+        _stage(result, "distributed", lambda: distributed(effort, data_dir))
     inf = result.get("inference") or {}
     failed = [r["name"] for r in inf.get("rows", []) if r["status"] == "failed"]
     if failed:  # a model that its (available) runtime could not run is a crash of that stage
@@ -365,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for bench.md and bench.json (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer timed runs and epochs (for the test)")
-    p.add_argument("--skip-train-speed", action="store_true", help="leave out graph vs eager vs Keras fit")
+    p.add_argument("--skip-train-speed", action="store_true", help="leave out graph vs eager vs Keras fit, and one process vs --workers 2")
+    p.add_argument("--skip-distributed", action="store_true", help="leave out one process vs --workers 2")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
     p.add_argument("--data-dir", type=Path, default=None, help="directory with the four Fashion-MNIST IDX files")
     a = p.parse_args(argv)
@@ -373,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out {a.out} is a file; pass a directory for bench.md and bench.json.")
     if a.data_dir is not None and not a.data_dir.is_dir():
         p.error(f"--data-dir {a.data_dir} is not a directory; pass the one that holds the Fashion-MNIST IDX files.")
-    result = run(a.out, quick=a.quick, skip_train_speed=a.skip_train_speed, data_dir=a.data_dir)
+    result = run(a.out, quick=a.quick, skip_train_speed=a.skip_train_speed, skip_distributed=a.skip_distributed,
+                 data_dir=a.data_dir)
     if a.json:
         import json
 

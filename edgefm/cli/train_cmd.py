@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,9 +35,18 @@ from edgefm.train.config import LRSchedule, ModelKind
                    "new run into such a directory is refused.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training record (metrics, history, paths) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train_cmd(model: str, epochs: int | None, batch_size: int | None, learning_rate: float | None,
-              lr_schedule: str | None, hidden_units: int | None, threads: int | None, seed: int, data_dir: Path | None, no_verify: bool, artifacts: Path,
-              eager: bool, jit: bool | None, resume: bool, force: bool, as_json: bool, quiet: bool) -> None:
+@click.option("--distribute", is_flag=True,
+              help="Be one worker of the MultiWorkerMirroredStrategy cluster in TF_CONFIG (start the same command "
+                   "on every machine; --artifacts must be shared storage).")
+@click.option("--workers", type=int, default=None,
+              help="Start this many workers on this machine (free 127.0.0.1 ports) and restart them all from the "
+                   "last checkpoint if one dies.")
+@click.option("--connect-timeout", type=float, default=120.0, show_default=True,
+              help="Seconds for every worker of the cluster to come up.")
+@click.option("--max-restarts", type=int, default=3, show_default=True,
+              help="With --workers: restarts of the whole cluster after a worker dies.")
+@click.option("--steps-per-call", type=int, default=100, hidden=True)  # the library option, for --workers' workers
+def train_cmd(**options: Any) -> None:
     """Train the classifier on Fashion-MNIST and write the SavedModel.
 
     Graph mode (tf.function) with GradientTape; evaluates on the test split and writes
@@ -49,24 +58,35 @@ def train_cmd(model: str, epochs: int | None, batch_size: int | None, learning_r
       edgefm train --model cnn --artifacts artifacts-cnn
       edgefm train --epochs 10 --resume
       edgefm train --eager --force       # replace the run in artifacts/
+      edgefm train --workers 2
+      TF_CONFIG='{"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}' \\
+        edgefm train --distribute --artifacts /shared/artifacts
     """
     from edgefm.cli.console import echo_json, progress_for
     from edgefm.core.rundir import refuse_finished_run
-    from edgefm.train.config import TrainConfig
     from edgefm.train.progress import TrainReporter
     from edgefm.train.trainer import train
 
-    cfg = TrainConfig(
-        model=model, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, lr_schedule=lr_schedule, hidden_units=hidden_units, threads=threads, seed=seed, data_dir=data_dir,
-        artifacts=artifacts, eager=eager, jit=jit, resume=resume, quiet=quiet, verify_data=not no_verify,
-    )
-    refuse_finished_run(cfg.artifacts, force=force, resume=resume)  # after the options are known to be valid
-    with progress_for(quiet) as progress:
-        result = train(cfg, reporter=TrainReporter(quiet=quiet, progress=progress))
+    force, as_json = options.pop("force"), options.pop("as_json")
+    cfg = build_config(**options)
+    refuse_finished_run(cfg.artifacts, force=force, resume=cfg.resume)  # after the options are known to be valid
+    with progress_for(cfg.quiet) as progress:
+        # A cluster's workers make their own reporter: only the chief prints.
+        one_process = not cfg.distribute and not cfg.workers
+        result = train(cfg, reporter=TrainReporter(quiet=cfg.quiet, progress=progress) if one_process else None)
+    if result.manifest is None:  # a worker that is not the chief: the chief writes the manifest
+        click.echo(f"worker done; the chief writes {cfg.artifacts / 'manifest.json'}")
+        return
     t = result.manifest.training
     if as_json:
         echo_json({"artifacts": str(artifacts), "manifest": str(artifacts / "manifest.json"), "training": t})
         return
     click.echo(f"test accuracy {100 * t['test_accuracy']:.2f}%  test loss {t['test_loss']:.4f}  "
-               f"-> {artifacts / 'manifest.json'}")
+               f"-> {cfg.artifacts / 'manifest.json'}")
+
+
+def build_config(*, no_verify: bool, **options: Any) -> Any:
+    """The ``TrainConfig`` of the command's options (also what a worker of ``--workers`` parses back)."""
+    from edgefm.train.config import TrainConfig
+
+    return TrainConfig(verify_data=not no_verify, **options)

@@ -72,6 +72,17 @@ class TrainConfig:
     # Batches per graph call; the epoch is split into chunks of this many steps so
     # the progress line can update without a host sync per batch.
     steps_per_call: int = 100
+    # Distribution (README "Training on several machines"): `distribute` makes this process one
+    # worker of the TF_CONFIG cluster; `workers` starts that many local workers and watches them.
+    distribute: bool = False
+    workers: int | None = None
+    connect_timeout: float = 120.0  # seconds for every worker of the cluster to come up
+    max_restarts: int = 3  # --workers: restarts of the whole cluster after a worker dies
+
+    @property
+    def distributed(self) -> bool:
+        """Whether training runs on a MultiWorkerMirroredStrategy cluster (this process's or its launched workers')."""
+        return self.distribute or self.workers is not None
 
     def __post_init__(self) -> None:
         model = ModelKind.parse(self.model, "--model")
@@ -88,7 +99,10 @@ class TrainConfig:
         set_(self, "hidden_units", positive_int(hu, "--hidden-units"))
         if self.jit and self.eager:
             raise ConfigError("--jit compiles the graph with XLA; it cannot be combined with --eager.")
-        set_(self, "jit", bool(d.jit and not self.eager) if self.jit is None else bool(self.jit))
+        self._check_distribution()
+        # XLA has no CPU collectives: distributed, the model's XLA default is off (_check_distribution).
+        default_jit = bool(d.jit and not self.eager and not self.distributed)
+        set_(self, "jit", default_jit if self.jit is None else bool(self.jit))
         if self.threads is None:
             set_(self, "threads", d.threads)
         else:
@@ -96,7 +110,34 @@ class TrainConfig:
         set_(self, "steps_per_call", positive_int(self.steps_per_call, "steps_per_call"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}.")
+        set_(self, "connect_timeout", positive_float(self.connect_timeout, "--connect-timeout"))
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            raise ConfigError(f"--max-restarts must be a non-negative integer, got {self.max_restarts!r}.")
         set_(self, "artifacts", Path(self.artifacts))
         if self.data_dir is not None:
             set_(self, "data_dir", Path(self.data_dir))
+
+    def _check_distribution(self) -> None:
+        if self.workers is not None:
+            positive_int(self.workers, "--workers")
+            if self.distribute:
+                raise ConfigError(
+                    "--workers N starts its own cluster of N local workers; --distribute joins the cluster TF_CONFIG "
+                    "describes. Use one of them."
+                )
+        if not self.distributed:
+            return
+        flag = "--distribute" if self.distribute else "--workers"
+        if self.jit:
+            # Measured on TF 2.21 CPU: "Collectives are not yet implemented for CPU devices when
+            # compiling with XLA", followed by a crash (double free).
+            raise ConfigError(
+                f"--jit cannot be combined with {flag}: XLA has no CPU collectives in TensorFlow 2.21 (the "
+                "all-reduce of each step cannot be compiled), and edgefm trains on CPU. Drop --jit (or pass --no-jit)."
+            )
+        if self.eager:
+            raise ConfigError(
+                f"--eager cannot be combined with {flag}: it runs one process's step without a graph, for "
+                "debugging. Debug in one process, then train the cluster in graph mode."
+            )
 

@@ -42,17 +42,21 @@ class TrainReporter:
         self._epoch = (0, 0, 0)
         self._first_epoch = 0
         self._epoch_seconds: list[float] = []
+        self._rate_unit = "batch/s"
 
     def note(self, text: str) -> None:
         self.progress.note(text)
 
-    def start(self, cfg: TrainConfig, n_params: int, start_epoch: int) -> None:
+    def start(self, cfg: TrainConfig, n_params: int, start_epoch: int, cluster: str | None = None) -> None:
+        """``cluster``: how the cluster shares each batch (``None``: one process)."""
         resumed = f", resuming after epoch {start_epoch}" if start_epoch else ""
         self._first_epoch = start_epoch
+        batch = f"batch {cfg.batch_size}" if cluster is None else cluster
+        # On a cluster a step is one global batch of the whole cluster: the rate says so.
+        self._rate_unit = "batch/s" if cluster is None else "global batch/s, whole cluster"
         self.note(
-            f"training {cfg.model.value} ({n_params:,} parameters) for {plural(cfg.epochs, 'epoch')}, batch "
-            f"{cfg.batch_size}, SGD lr {cfg.learning_rate:g}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} "
-            f"mode{resumed}"
+            f"training {cfg.model.value} ({n_params:,} parameters) for {plural(cfg.epochs, 'epoch')}, {batch}, "
+            f"SGD lr {cfg.learning_rate:g}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} mode{resumed}"
         )
 
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
@@ -61,7 +65,7 @@ class TrainReporter:
 
     def epoch_progress(self, done: int, loss: float, acc: float, seconds: float) -> None:
         rate = done / seconds if seconds > 0 else 0.0
-        self.progress.advance(done, f"loss {loss:.4f} acc {100 * acc:5.2f}% {rate:,.0f} batch/s")
+        self.progress.advance(done, f"loss {loss:.4f} acc {100 * acc:5.2f}% {rate:,.0f} {self._rate_unit}")
 
     def epoch_end(self, s: EpochStats, batches: int) -> None:
         epoch, epochs, _ = self._epoch
@@ -73,7 +77,7 @@ class TrainReporter:
         self.note(
             f"epoch {epoch}/{epochs}: loss {s.train_loss:.4f} acc {100 * s.train_accuracy:5.2f}% | "
             f"test loss {s.test_loss:.4f} acc {100 * s.test_accuracy:5.2f}% | {s.seconds:.2f} s "
-            f"({batches / s.seconds:,.0f} batch/s){eta}"
+            f"({batches / s.seconds:,.0f} {self._rate_unit}){eta}"
         )
 
     def finish(self, manifest: Manifest) -> None:

@@ -9,12 +9,23 @@ once per chunk, only to update the progress line. ``--eager`` runs the very same
 step function without ``tf.function``. Per model (measured, see
 ``edgefm.train.config.MODEL_DEFAULTS``) the MLP runs on one TensorFlow thread with the
 loop compiled by XLA, a whole epoch per call; the CNN on all cores without XLA.
+
+``--distribute`` runs the same loop on every worker of a MultiWorkerMirroredStrategy
+(``edgefm.train.replicas``): each worker shuffles the same permutation, takes its slice
+of every global batch, and the gradients are summed across workers per step. The chief
+alone evaluates and writes ``state.json``, the SavedModel and the manifest; the others
+checkpoint to temporary directories. One process is the strategy-free case of the same
+step runner.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +41,7 @@ from edgefm.core.interrupts import interrupts_noted, signals_deferred
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
+from edgefm.train.cluster import ClusterSpec
 from edgefm.train.config import LRSchedule, TrainConfig
 from edgefm.train.progress import EpochStats, TrainReporter
 
@@ -39,11 +51,13 @@ STATE_NAME = "state.json"
 
 @dataclass
 class TrainResult:
-    manifest: Manifest
+    manifest: Manifest | None  # None on a worker that is not the chief (the chief writes the manifest)
     history: list[EpochStats] = field(default_factory=list)
 
 
-def make_step_runner(model: Any, learning_rate: Any, eager: bool, jit: bool = False) -> Callable[..., Any]:
+def make_step_runner(
+    model: Any, learning_rate: Any, eager: bool, jit: bool = False, replicas: Any = None
+) -> Callable[..., Any]:
     """Return ``run_steps(xb, yb) -> (loss_sum, correct)`` over uint8 ``xb: [S, B, 28, 28]``.
 
     Images stay uint8 until the step scales them to [0, 1] (the same float32
@@ -51,18 +65,26 @@ def make_step_runner(model: Any, learning_rate: Any, eager: bool, jit: bool = Fa
 
     ``learning_rate`` is a float or a ``tf.Variable`` (for a schedule). The step is
     plain TensorFlow; it becomes a graph in exactly one place, here.
+
+    ``replicas`` (``edgefm.train.replicas``): who shares each global batch ``B``.
+    ``None`` is one process, where every hook is the identity or the plain op. With
+    ``Workers``, each worker steps on its slice of every batch and the sums
+    ``loss_sum, correct`` cover the whole cluster.
     """
     import tensorflow as tf
 
+    from edgefm.train.replicas import ONE_PROCESS
+
+    replicas = replicas or ONE_PROCESS
     variables = model.trainable_variables
     lr = learning_rate if isinstance(learning_rate, tf.Variable) else tf.constant(learning_rate, tf.float32)
 
-    def train_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def train_step(x: tf.Tensor, y: tf.Tensor, global_batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             logits = model(x)
             per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            loss = tf.reduce_mean(per_example)
-        grads = tape.gradient(loss, variables)
+            loss = replicas.mean_loss(per_example, global_batch)
+        grads = replicas.sum_gradients(tape.gradient(loss, variables))
         for v, g in zip(variables, grads):
             v.assign_sub(lr * g)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32))
@@ -71,11 +93,14 @@ def make_step_runner(model: Any, learning_rate: Any, eager: bool, jit: bool = Fa
     def run_steps(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0.0)
+        global_batch = tf.shape(yb)[1]
+        # The loop is around `replicas.run` (strategy.run), never inside it: see edgefm.train.replicas.
         for i in tf.range(tf.shape(xb)[0]):
-            batch_loss, batch_correct = train_step(tf.cast(xb[i], tf.float32) / 255.0, yb[i])
+            x, y = replicas.shard(xb[i]), replicas.shard(yb[i])
+            batch_loss, batch_correct = replicas.run(train_step, tf.cast(x, tf.float32) / 255.0, y, global_batch)
             loss_sum += batch_loss
             correct += batch_correct
-        return loss_sum, correct
+        return replicas.total(loss_sum), replicas.total(correct)
 
     if eager:
         return run_steps
@@ -134,22 +159,72 @@ def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResult:
-    """Train, evaluate, save the SavedModel and write ``manifest.json``; return both."""
-    # The dataset first: a missing or corrupt file is reported before seconds of TensorFlow import.
+    """Train, evaluate, save the SavedModel and write ``manifest.json``; return both.
+
+    ``cfg.workers``: start that many local workers (``edgefm.train.launcher``) and wait
+    for them. ``cfg.distribute``: this process is one worker of the cluster ``TF_CONFIG``
+    describes; only the chief saves, evaluates and writes the manifest.
+    """
+    if cfg.workers is not None:
+        from edgefm.train.launcher import launch
+
+        return launch(cfg)
+    # TF_CONFIG, then the dataset: bad input is reported before seconds of TensorFlow import.
+    cluster = ClusterSpec.from_environment() if cfg.distribute else None
     train_split, test_split = _load_splits(cfg)
     root = ensure_directory(cfg.artifacts)
+    if cluster is not None:
+        # Off GCP, nothing may probe the metadata server (tf.distribute's failure handling asks it).
+        os.environ.setdefault("GCE_METADATA_IP", "127.0.0.1:0")
     tf = _import_tensorflow()
-    reporter = reporter or TrainReporter(quiet=cfg.quiet)
+    chief = cluster is None or cluster.is_chief
+    reporter = reporter or TrainReporter(quiet=cfg.quiet or not chief)
     threads = _apply_threads(tf, cfg.threads, reporter)
-    run = _prepare_run(tf, cfg, root, reporter)
-    data = _as_tensors(tf, train_split, test_split)
-    _run_epochs(tf, cfg, run, data, root, reporter)
+    replicas = _replicas(cfg, cluster, root, train_split)
+    try:
+        run = _prepare_run(tf, cfg, root, reporter, replicas)
+        data = _as_tensors(tf, train_split, test_split)
+        _run_epochs(tf, cfg, run, data, root, reporter, replicas)
+    finally:
+        if run_dir := _private_checkpoints(replicas, root):
+            shutil.rmtree(run_dir, ignore_errors=True)
+    if not replicas.is_chief:
+        return TrainResult(manifest=None, history=run.history)
     saved, scores = _save_and_evaluate(tf, run.model, root, data, reporter)
-    training = _training_record(cfg, run, threads, data, scores)
+    training = _training_record(cfg, run, threads, data, scores, replicas)
     manifest = _build_manifest(cfg, training, saved)
     _write_outputs(root, run.history, manifest)
     reporter.finish(manifest)
     return TrainResult(manifest=manifest, history=run.history)
+
+
+def _replicas(cfg: TrainConfig, cluster: ClusterSpec | None, root: Path, train_split: ds.Split) -> Any:
+    """One process, or this worker of the cluster once every worker agrees on the options and the data."""
+    from edgefm.train import replicas
+
+    if cluster is None:
+        return replicas.ONE_PROCESS
+    # What must be equal on every worker: the checkpoint's options, the epochs and chunking (every
+    # worker must make the same collective calls), and the training data (its digest).
+    agreed = {**_checkpoint_state(cfg), "epochs": cfg.epochs, "steps_per_call": cfg.steps_per_call,
+              "resume": cfg.resume, "train data": _data_digest(train_split)}
+    return replicas.join_cluster(cluster, connect_timeout=cfg.connect_timeout, root=root, agreed=agreed)
+
+
+def _data_digest(split: ds.Split) -> str:
+    import zlib
+
+    return f"{len(split)} samples, crc32 {zlib.crc32(split.labels.tobytes(), zlib.crc32(split.images.tobytes())):08x}"
+
+
+def _private_checkpoints(replicas: Any, root: Path) -> Path | None:
+    """Where a non-chief worker writes its checkpoints (MWMS has every worker save; only the chief's are kept)."""
+    if replicas.is_chief:
+        return None
+    # Named after the run, not the process: a worker restarted after a SIGKILL (which left no
+    # chance to clean up) reuses, and so replaces, the directory of the one it replaces.
+    run_id = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"edgefm-worker{replicas.rank}-{run_id}-checkpoints"
 
 
 @dataclass
@@ -158,8 +233,8 @@ class _Run:
 
     model: Any
     epoch_var: Any  # tf.Variable: completed epochs, saved in the checkpoint with the model
-    manager: Any  # tf.train.CheckpointManager over ckpt_dir
-    ckpt_dir: Path
+    manager: Any  # tf.train.CheckpointManager: over ckpt_dir on the chief, a private directory elsewhere
+    ckpt_dir: Path  # the run's checkpoints (what --resume reads, on every worker)
     state: dict[str, Any]  # _checkpoint_state(cfg), written beside each checkpoint
     history: list[EpochStats]
     start_epoch: int
@@ -224,20 +299,24 @@ def _import_tensorflow() -> Any:
     return tf
 
 
-def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter) -> _Run:
+def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter, replicas: Any) -> _Run:
     """Build the model and its checkpoint manager, then resume from the checkpoint or start afresh."""
     from edgefm.train.model import build_model
 
     ckpt_dir = root / CHECKPOINT_DIRNAME
-    model = build_model(cfg.model, cfg.hidden_units, cfg.seed)
+    with replicas.scope():
+        model = build_model(cfg.model, cfg.hidden_units, cfg.seed)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
     ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var)
-    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
+    write_dir = _private_checkpoints(replicas, root) or ckpt_dir
+    if write_dir != ckpt_dir:
+        shutil.rmtree(write_dir, ignore_errors=True)  # a dead predecessor's private checkpoints
+    manager = tf.train.CheckpointManager(ckpt, str(write_dir), max_to_keep=2)
     history: list[EpochStats] = []
     state = _checkpoint_state(cfg)
     if cfg.resume:
-        history = _restore(ckpt, manager, ckpt_dir, state)
-    else:
+        history = _restore(ckpt, tf.train.latest_checkpoint(str(ckpt_dir)), ckpt_dir, state)
+    elif replicas.is_chief:
         # A new run: nothing in this directory describes a finished run any more.
         Manifest.path_in(root).unlink(missing_ok=True)
     start_epoch = int(epoch_var.numpy())
@@ -256,32 +335,43 @@ def _as_tensors(tf: Any, train_split: ds.Split, test_split: ds.Split) -> _Tensor
     return _Tensors(x_train, y_train, x_test, y_test, y_test_np, len(train_split), len(test_split))
 
 
-def _make_stepper(tf: Any, cfg: TrainConfig, model: Any, data: _Tensors) -> _Stepper:
+def _make_stepper(tf: Any, cfg: TrainConfig, model: Any, data: _Tensors, replicas: Any = None) -> _Stepper:
     """The step runner and evaluator for ``model``, and the epoch's cut into calls."""
     n, bs = data.n_train, cfg.batch_size
     steps = n // bs
     rest = n - steps * bs
     lr_var = tf.Variable(cfg.learning_rate, dtype=tf.float32, trainable=False)
-    run_steps = make_step_runner(model, lr_var, cfg.eager, jit=cfg.jit)
+    run_steps = make_step_runner(model, lr_var, cfg.eager, jit=cfg.jit, replicas=replicas)
     evaluate = make_evaluator(model)
     # XLA compiles once per input shape: with --jit the whole epoch is one call.
     chunk = steps if cfg.jit else max(1, min(cfg.steps_per_call, steps))
     return _Stepper(run_steps, evaluate, lr_var, bs, steps, rest, chunk)
 
 
-def _run_epochs(tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, root: Path, reporter: TrainReporter) -> None:
+def _run_epochs(
+    tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, root: Path, reporter: TrainReporter, replicas: Any
+) -> None:
     """Train the epochs left, checkpointing each; SIGINT/SIGTERM become ``TrainingInterrupted``.
 
     An interruption keeps the last completed epoch's checkpoint and tells how to resume.
+    On a cluster, a peer that dies becomes ``WorkerLostError`` (restart all with ``--resume``).
     """
-    stepper = _make_stepper(tf, cfg, run.model, data)
-    reporter.start(cfg, n_params=run.model.parameter_count, start_epoch=run.start_epoch)
+    from edgefm.train.replicas import PEER_ERRORS, lost_peer_error
+
+    stepper = _make_stepper(tf, cfg, run.model, data, replicas)
+    reporter.start(cfg, n_params=run.model.parameter_count, start_epoch=run.start_epoch,
+                   cluster=replicas.describe(cfg.batch_size))
     with interrupts_noted() as seen:
+        epoch = run.start_epoch
         try:
             for epoch in range(run.start_epoch, cfg.epochs):
-                stats = _train_epoch(tf, cfg, epoch, stepper, data, reporter)
+                stats = _train_epoch(tf, cfg, epoch, stepper, data, reporter, evaluate=replicas.is_chief)
                 _checkpoint_epoch(run, stats)
                 reporter.epoch_end(stats, stepper.batches)
+        except PEER_ERRORS as e:
+            if replicas.workers == 1:
+                raise
+            raise lost_peer_error(e, replicas.workers, epoch, run.ckpt_dir, root) from e
         except KeyboardInterrupt:
             done_epochs = int(run.epoch_var.numpy())
             how = seen[0] if seen else "SIGINT"
@@ -293,9 +383,13 @@ def _run_epochs(tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, root: Path
 
 
 def _train_epoch(
-    tf: Any, cfg: TrainConfig, epoch: int, stepper: _Stepper, data: _Tensors, reporter: TrainReporter
+    tf: Any, cfg: TrainConfig, epoch: int, stepper: _Stepper, data: _Tensors, reporter: TrainReporter,
+    evaluate: bool = True,
 ) -> EpochStats:
-    """One (0-based) ``epoch``: shuffle, run the steps chunk by chunk, then score the test split."""
+    """One (0-based) ``epoch``: shuffle, run the steps chunk by chunk, then score the test split.
+
+    ``evaluate=False`` (a worker that is not the chief) leaves the test scores NaN.
+    """
     n, bs, steps, chunk = data.n_train, stepper.batch_size, stepper.steps, stepper.chunk
     run_steps = stepper.run_steps
     t0 = time.perf_counter()
@@ -318,13 +412,16 @@ def _train_epoch(
         loss_sum += float(chunk_loss)
         correct += float(chunk_correct)
     seconds = time.perf_counter() - t0
-    tl, preds = stepper.evaluate(data.x_test, data.y_test)
+    test_loss = test_accuracy = float("nan")
+    if evaluate:
+        tl, preds = stepper.evaluate(data.x_test, data.y_test)
+        test_loss, test_accuracy = float(tl) / data.n_test, float(np.mean(preds.numpy() == data.y_test_np))
     return EpochStats(
         epoch=epoch + 1,
         train_loss=loss_sum / n,
         train_accuracy=correct / n,
-        test_loss=float(tl) / data.n_test,
-        test_accuracy=float(np.mean(preds.numpy() == data.y_test_np)),
+        test_loss=test_loss,
+        test_accuracy=test_accuracy,
         seconds=seconds,
     )
 
@@ -334,8 +431,8 @@ def _checkpoint_epoch(run: _Run, stats: EpochStats) -> None:
     with signals_deferred():  # the checkpoint and its state.json, or neither
         run.history.append(stats)
         run.epoch_var.assign(stats.epoch)
-        run.manager.save(checkpoint_number=stats.epoch)
-        atomic_write_json(run.ckpt_dir / STATE_NAME, {**run.state, "history": [vars(h) for h in run.history]})
+        run.manager.save(checkpoint_number=stats.epoch)  # on a cluster every worker saves (MWMS requires it)
+        atomic_write_json(Path(run.manager.directory) / STATE_NAME, {**run.state, "history": [vars(h) for h in run.history]})
 
 
 def _save_and_evaluate(
@@ -359,7 +456,7 @@ def _save_and_evaluate(
 
 
 def _training_record(
-    cfg: TrainConfig, run: _Run, threads: int | None, data: _Tensors, scores: _Scores
+    cfg: TrainConfig, run: _Run, threads: int | None, data: _Tensors, scores: _Scores, replicas: Any = None
 ) -> dict[str, Any]:
     """The manifest's ``training`` section: options, the saved model's scores, the history, the data used."""
     last = run.history[-1] if run.history else None
@@ -386,6 +483,7 @@ def _training_record(
         "confusion_matrix": scores.confusion.tolist(),
         "dataset": {"directory": str(ds.locate(cfg.data_dir)), "train": data.n_train, "test": data.n_test, "verified": cfg.verify_data},
         "curves": CURVES_NAME,
+        "cluster": replicas.record() if replicas is not None else None,  # None: one process
     }
 
 
@@ -422,8 +520,9 @@ def _apply_threads(tf: Any, threads: int | None, reporter: TrainReporter) -> int
         return current
 
 
-def _restore(ckpt: Any, manager: Any, ckpt_dir: Path, state: dict[str, Any]) -> list[EpochStats]:
-    if manager.latest_checkpoint is None:
+def _restore(ckpt: Any, latest: str | None, ckpt_dir: Path, state: dict[str, Any]) -> list[EpochStats]:
+    """Restore the checkpoint ``latest`` of ``ckpt_dir``; the history it completed (from state.json)."""
+    if latest is None:
         raise ConfigError(
             f"--resume: no checkpoint in {ckpt_dir}. Train without --resume first (an interrupted "
             "run keeps one checkpoint per completed epoch there)."
@@ -440,13 +539,13 @@ def _restore(ckpt: Any, manager: Any, ckpt_dir: Path, state: dict[str, Any]) -> 
         raise ConfigError(f"--resume: the checkpoint in {ckpt_dir} was trained with other options ({detail}). "
                           "Resume with the same options, or train without --resume.")
     try:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        ckpt.restore(latest).assert_existing_objects_matched()
         done = int(ckpt.completed_epochs.numpy())
         return [EpochStats(**h) for h in saved.get("history", [])][:done]
     except Exception as e:  # TF raises OpError, IndexError, AssertionError... for a truncated or foreign checkpoint
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ModelFileError(
-            f"--resume: the checkpoint {manager.latest_checkpoint} in {ckpt_dir} cannot be restored "
+            f"--resume: the checkpoint {latest} in {ckpt_dir} cannot be restored "
             f"({type(e).__name__}: {reason}); it is truncated or corrupt. Delete {ckpt_dir} and train without --resume."
         ) from e
 
