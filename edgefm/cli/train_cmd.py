@@ -69,7 +69,8 @@ def train_cmd(**options: Any) -> None:
 
     force, as_json = options.pop("force"), options.pop("as_json")
     cfg = build_config(**options)
-    refuse_finished_run(cfg.artifacts, force=force, resume=cfg.resume)  # after the options are known to be valid
+    if not cfg.distribute:  # a cluster's workers are started by a launcher (or a scheduler) that checked
+        refuse_finished_run(cfg.artifacts, force=force, resume=cfg.resume)  # after the options are known valid
     with progress_for(cfg.quiet) as progress:
         # A cluster's workers make their own reporter: only the chief prints.
         one_process = not cfg.distribute and not cfg.workers
@@ -79,7 +80,7 @@ def train_cmd(**options: Any) -> None:
         return
     t = result.manifest.training
     if as_json:
-        echo_json({"artifacts": str(artifacts), "manifest": str(artifacts / "manifest.json"), "training": t})
+        echo_json({"artifacts": str(cfg.artifacts), "manifest": str(cfg.artifacts / "manifest.json"), "training": t})
         return
     click.echo(f"test accuracy {100 * t['test_accuracy']:.2f}%  test loss {t['test_loss']:.4f}  "
                f"-> {cfg.artifacts / 'manifest.json'}")
