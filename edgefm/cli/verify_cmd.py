@@ -32,12 +32,15 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, pa
 @click.option("--no-html", "no_html", is_flag=True, help="Do not write the HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
+@click.option("--recompute-reference", "recompute_reference", is_flag=True,
+              help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
+                   "SavedModel, these inputs and this TensorFlow version.")
 @DATA_DIR
 @NO_VERIFY
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
-               native: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+               native: bool, recompute_reference: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     Runs the SavedModel in TensorFlow (the reference) and every .tflite/.onnx
@@ -48,6 +51,9 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
     verify-report.json and verify-report.html (one self-contained page: the
     table, logit-error histograms, confusion matrices, the images where an
     artifact disagrees with TF, training curves, sizes and latencies).
+    TensorFlow's outputs are kept in ARTIFACTS/reference-outputs.npz and reused
+    (without importing TensorFlow) while the SavedModel, the inputs and the
+    TensorFlow version are the same; --recompute-reference runs it again.
     Exit status 0 when every check passes, 1 otherwise.
 
     \b
@@ -77,6 +83,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
         bounds=_group_bounds(bounds),
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
+        recompute_reference=recompute_reference,
     )
     progress = None if quiet else (lambda msg: click.echo(msg, err=True))
     result = check(Manifest.load(cfg.artifacts), cfg, progress=progress)

@@ -11,7 +11,11 @@ every failure (checksum mismatch, a model that does not load, a metric out of
 bounds) into the report and never stops at the first; the caller decides what a
 failed report means (the CLI exits 1). It prints nothing.
 
-Speed: inputs are fed in large batches, each runtime is activated once and its
+Speed: the reference is computed once per SavedModel, input set and TensorFlow
+version and then kept beside the manifest (``runtime_check.verify.reference_cache``):
+a verify that finds it reuses it without importing TensorFlow, and the report says
+whether the reference was computed or reused (``--recompute-reference`` forces a
+run). Inputs are fed in large batches, each runtime is activated once and its
 session reused for the batch-1 invariance run. Per artifact only a compact
 ``ArtifactDetail`` outlives the run (error histogram, confusion matrix, the
 disagreements with TF), never the logits.
@@ -31,11 +35,12 @@ from edgefm.core.contract import CLASS_NAMES, INPUT_NAME
 from edgefm.core.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
 from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
-from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
+from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from runtime_check.runtimes.base import Runtime
 from runtime_check.runtimes.registry import runtime_for
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+from runtime_check.verify import reference_cache
 from runtime_check.verify.compare import (
     LOGITS,
     ArtifactResult,
@@ -47,6 +52,7 @@ from runtime_check.verify.compare import (
 )
 from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import write_html
+from runtime_check.verify.reference_cache import Reference, ReferenceKey
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
@@ -127,19 +133,23 @@ def load_inputs(cfg: CheckConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any
         "batch_size": cfg.batch_size,
         "invariance_samples": min(cfg.invariance_samples, int(n)),
     }
+    info["invariance_sha256"] = hashlib.sha256(images[: info["invariance_samples"]].tobytes()).hexdigest()
     return images, labels, info
 
 
 # -- running ------------------------------------------------------------------------------------
 
 
-def checksum_metric(root: Path, art: Artifact) -> Metric:
-    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises)."""
+def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Metric:
+    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises).
+
+    ``sha``: the file's sha256 when the caller has already computed it.
+    """
     path = root / art.path
     expected = f"sha256 {art.sha256} / {art.bytes} bytes"
     if not path.exists():
         return Metric.check("checksum", "missing", expected, "==", detail=f"{path} does not exist")
-    sha, size = sha256_tree(path), tree_bytes(path)
+    sha, size = sha or sha256_tree(path), tree_bytes(path)
     found = f"sha256 {sha} / {size} bytes"
     detail = "" if found == expected else (
         f"{path} changed since the manifest was written (sha256 {sha[:12]}…, {size} bytes; "
@@ -238,11 +248,13 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     timings["load_inputs"] = time.perf_counter() - t0
     say(f"inputs: {inputs['count']} images of the {SPLIT} split")
 
-    # The reference, computed once.
+    # The reference: computed once, or reused from the cache beside the manifest.
     t0 = time.perf_counter()
-    ref_checksum = checksum_metric(root, ref_art)
-    tf_runtime = TensorFlowRuntime(root / ref_art.path)
-    reference, ref_b1, ref_timings = run_runtime(tf_runtime, images, cfg.batch_size, inputs["invariance_samples"])
+    ref_path = root / ref_art.path
+    ref_sha = sha256_tree(ref_path) if ref_path.exists() else None
+    ref_checksum = checksum_metric(root, ref_art, sha=ref_sha)
+    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, images, inputs, cfg)
+    reference, ref_b1, ref_timings = ref.outputs, ref.batch1, ref.timings
     timings["reference"] = time.perf_counter() - t0
     if LOGITS not in reference:
         raise ManifestError(
@@ -254,8 +266,11 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         ref_checksum,
         Metric.check("batch_invariance", max_abs_error(ref_b1[LOGITS], reference[LOGITS][: len(ref_b1[LOGITS])]), None, "info"),
     ]
-    say(f"reference: {ref_art.path} in TensorFlow, accuracy {100 * ref_acc:.2f}% ({timings['reference']:.1f} s)")
-    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **tf_runtime.versions()}
+    how = "in TensorFlow" if ref_cache["status"] == "computed" else f"reused from {ref_cache['path']}"
+    say(f"reference: {ref_art.path} {how}, accuracy {100 * ref_acc:.2f}% ({timings['reference']:.1f} s)")
+    if ref_cache.get("note"):
+        say(f"reference cache: {ref_cache['note']}")
+    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **ref_versions}
 
     results: list[ArtifactResult] = []
     details: dict[str, ArtifactDetail] = {}
@@ -289,11 +304,12 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         reference={
             "name": ref_name,
             "path": ref_art.path,
-            "runtime": tf_runtime.name,
+            "runtime": TensorFlowRuntime.name,
             "sha256": ref_art.sha256,
             "bytes": _size(root / ref_art.path),
             "accuracy": ref_acc,
             "timings": {k: round(v, 4) for k, v in ref_timings.items()},
+            "cache": ref_cache,
         },
         inputs=inputs,
         versions=versions,
@@ -320,6 +336,46 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         timings["total"] = time.perf_counter() - t_start
         report.write(json_path)
     return report
+
+
+def reference_outputs(
+    root: Path, path: Path, sha: str | None, images: np.ndarray, inputs: Mapping[str, Any], cfg: CheckConfig
+) -> tuple[Reference, dict[str, Any], dict[str, str]]:
+    """The reference outputs, the cache record for the report, and the TensorFlow version they came from.
+
+    Reused from ``reference_cache`` when its key matches (TensorFlow is then not
+    imported); otherwise TensorFlow runs and the result is cached. A bad cache is a
+    note in the record, never an error.
+    """
+    key = None if sha is None else ReferenceKey(
+        savedmodel_sha256=sha,
+        signature=TensorFlowRuntime.signature_key,
+        inputs_sha256=inputs["sha256"],
+        count=int(inputs["count"]),
+        invariance_sha256=inputs["invariance_sha256"],
+        invariance_samples=int(inputs["invariance_samples"]),
+        batch_size=cfg.batch_size,
+        tensorflow=reference_cache.tensorflow_version(),
+    )
+    record: dict[str, Any] = {"path": reference_cache.CACHE_NAME}
+    note = ""
+    if key is not None and cfg.recompute_reference:
+        note = "--recompute-reference: TensorFlow ran again"
+    elif key is not None:
+        cached, note = reference_cache.load(root, key)
+        if cached is not None and LOGITS in cached.outputs:
+            record.update(status="reused", computed=cached.computed)
+            return cached, record, {"tensorflow": str(key.tensorflow)}
+    tf_runtime = TensorFlowRuntime(path)
+    outputs, b1, timings = run_runtime(tf_runtime, images, cfg.batch_size, int(inputs["invariance_samples"]))
+    ref = Reference(outputs, b1, timings, utc_now())
+    if key is not None and LOGITS in outputs:
+        saved = reference_cache.save(root, key, ref)
+        note = "; ".join(n for n in (note, saved) if n)
+    record.update(status="computed", computed=ref.computed)
+    if note:
+        record["note"] = note
+    return ref, record, tf_runtime.versions()
 
 
 def _keep_detail(

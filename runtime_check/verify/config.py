@@ -29,6 +29,8 @@ class CheckConfig:
     native: bool = False
     data_dir: Path | None = None
     verify_data: bool = True
+    #: run TensorFlow for the reference even when the cache beside the manifest matches
+    recompute_reference: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
