@@ -11,7 +11,8 @@ every failure (checksum mismatch, a model that does not load, a metric out of
 bounds) into the report and never stops at the first; the caller decides what a
 failed report means (the CLI exits 1). It prints nothing.
 
-Speed: the reference is computed once per SavedModel, input set and TensorFlow
+Speed: every model file is probed (loaded once in a child process, before this
+process's runtimes see it) by one child for all of them. The reference is computed once per SavedModel, input set and TensorFlow
 version and then kept beside the manifest (``runtime_check.verify.reference_cache``):
 a verify that finds it reuses it without importing TensorFlow, and the report says
 whether the reference was computed or reused (``--recompute-reference`` forces a
@@ -25,19 +26,20 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import CLASS_NAMES, INPUT_NAME
+from edgefm.core.contract import CLASS_NAMES, INPUT_NAME, ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import ConfigError, EdgefmError, ManifestError, RuntimeUnavailableError, UsageError
 from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
 from runtime_check.runtimes.registry import runtime_for
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 from runtime_check.verify import reference_cache
@@ -243,6 +245,12 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
         )
     timings: dict[str, float] = {}
 
+    # One probe process for every file the runtimes will load (their activate() then hits its cache). It runs
+    # while the inputs and the reference are prepared; no runtime here loads a file before probe.wait().
+    t_probe = time.perf_counter()
+    probe = PendingValidation(root / a.path for a in selected.values() if (root / a.path).suffix.lower() in STRUCTURE_CHECKS)
+    _import_runtimes(selected.values())
+
     t0 = time.perf_counter()
     images, labels, inputs = load_inputs(cfg)
     timings["load_inputs"] = time.perf_counter() - t0
@@ -271,6 +279,9 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
     if ref_cache.get("note"):
         say(f"reference cache: {ref_cache['note']}")
     versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **ref_versions}
+
+    probe.wait()
+    timings["probe"] = time.perf_counter() - t_probe  # the wall time until every file was probed
 
     results: list[ArtifactResult] = []
     details: dict[str, ArtifactDetail] = {}
@@ -376,6 +387,21 @@ def reference_outputs(
     if note:
         record["note"] = note
     return ref, record, tf_runtime.versions()
+
+
+#: artifact format -> the Python module its runtime imports in activate()
+RUNTIME_MODULES = {TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
+
+
+def _import_runtimes(artifacts: Iterable[Artifact]) -> None:
+    """Import the runtimes' Python modules now, while the probe child runs (they load no model file)."""
+    import importlib
+
+    for module in dict.fromkeys(RUNTIME_MODULES[a.format] for a in artifacts if a.format in RUNTIME_MODULES):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the runtime says so, with what to install, when it is activated
 
 
 def _keep_detail(
