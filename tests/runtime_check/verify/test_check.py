@@ -505,3 +505,54 @@ def test_warm_verify_never_imports_tensorflow(exported: Path, tiny_data_session:
     assert run() == {"status": 0, "tensorflow": False}
     report = json.loads((root / REPORT_NAME).read_text())
     assert report["reference"]["cache"]["status"] == "reused" and report["passed"] is True
+
+
+# -- streamed inputs and --split ----------------------------------------------------------------
+
+
+def test_streamed_images_are_the_split_and_bad_files_are_dataset_errors(
+    tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from edgefm.core.errors import DatasetError
+    from edgefm.data import fashion_mnist as ds
+
+    d = tiny_data_session[0]
+    whole = ds.load_split("train", d, verify=False).images
+    parts = list(ds.stream_images("train", d, batch_size=50, verify=False))
+    assert [len(p) for p in parts] == [50] * 5 + [6] and np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(np.concatenate(list(ds.stream_images("train", d, batch_size=64, count=70, verify=False))), whole[:70])
+    with pytest.raises(DatasetError, match=r"Checksum mismatch for .*train-images-idx3-ubyte\.gz"):
+        list(ds.stream_images("train", d, batch_size=64))  # not the official bytes: raised after the last batch
+    bad = tmp_path / "fmnist"
+    shutil.copytree(d, bad)
+    ds.write_idx(bad / "train-images-idx3-ubyte.gz", whole)
+    import gzip
+
+    raw = gzip.decompress((bad / "train-images-idx3-ubyte.gz").read_bytes())
+    (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[: len(raw) - 784 * 3 - 5]))
+    with pytest.raises(DatasetError, match=r"declares shape \(256, 28, 28\) \(200704 bytes of data\) but ends after 252 images: it is truncated"):
+        list(ds.stream_images("train", bad, batch_size=64, verify=False))
+
+
+def test_split_train_streams_and_hashes_like_the_whole_array(exported: Path, cfg_for, tmp_path: Path,
+                                                             tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    import hashlib
+
+    from edgefm.data.fashion_mnist import load_split
+
+    root = _copy(exported, tmp_path)
+    report = check(Manifest.load(root), cfg_for(root, split="train", samples=200, batch_size=64,
+                                               only=("tflite_float32", "onnx_int8")))
+    assert report.passed and report.inputs["split"] == "train" and report.inputs["count"] == 200
+    scaled = load_split("train", tiny_data_session[0], verify=False).scaled()
+    assert report.inputs["sha256"] == hashlib.sha256(scaled[:200].tobytes()).hexdigest()
+    assert report.inputs["invariance_sha256"] == hashlib.sha256(scaled[:64].tobytes()).hexdigest()
+    assert report.inputs["shape"] == [200, 28, 28]
+    reloaded = json.loads(report.path.read_text())
+    assert reloaded["inputs"]["split"] == "train"
+    with pytest.raises(ConfigError, match=r"--split 'val': use one of train, test"):
+        cfg_for(root, split="val")
+    res = run_cli("verify", "--artifacts", str(root), "--split", "val")
+    assert res.returncode == 2 and "--split 'val'" in res.stderr
+    _no_traceback(res)
+    assert 0 < reloaded["resources"]["peak_rss_mb"] == report.resources["peak_rss_mb"]
