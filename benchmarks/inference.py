@@ -178,7 +178,7 @@ def inference_markdown(section: dict[str, Any]) -> str:
 
 def native_pairs(section: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(binding row, its ``@native`` row) for every artifact whose native row was measured."""
-    rows = {r["name"]: r for r in section["rows"] if r["status"] == "ok"}
+    rows = {r["name"]: r for r in section["rows"] if r.get("status") == "ok"}
     return [(rows[n.split("@")[0]], r) for n, r in rows.items() if n.endswith("@native") and n.split("@")[0] in rows]
 
 

@@ -74,7 +74,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 
 @pytest.mark.integration
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
-    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "targets"):
+    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "targets"):
         assert key in result and "error" not in result[key], key
     assert result["crashed"] == [] and result["options"]["quick"] is True
     assert positive(result["total_seconds"])
@@ -131,6 +131,29 @@ def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+def test_verify_section_cold_warm_probe_and_growth(result: dict[str, Any]) -> None:
+    v = result["verify"]
+    wc = v["warm_vs_cold"]
+    assert [r["reference"] for r in wc["runs"]["cold"]] == ["computed"] and [r["reference"] for r in wc["runs"]["warm"]] == ["reused"]
+    assert all(r["passed"] and r["count"] == 10_000 and positive(r["seconds"]) for rs in wc["runs"].values() for r in rs)
+    med = wc["median_seconds"]
+    assert wc["warm_vs_cold"] == pytest.approx(med["warm"] / med["cold"], rel=1e-12)
+    probe = v["probe"]
+    assert len(probe["files"]) == 6 and len(probe["seconds"]["one child"]) == 3
+    assert probe["one_vs_per_artifact"] == pytest.approx(
+        probe["median_seconds"]["one child"] / probe["median_seconds"]["per artifact"], rel=1e-12)
+    rows = {r["inputs"]: r for r in v["growth"]["rows"]}
+    assert list(rows) == [1_000, 10_000, 60_000]
+    for r in rows.values():
+        assert r["cold"]["reference"] == "computed" and r["warm"]["reference"] == "reused"
+        assert r["cold"]["split"] == "train" and all(positive(r[m]["peak_rss_mb"]) for m in ("cold", "warm"))
+    ratios = v["growth"]["rss_60k_vs_10k"]
+    for mode in ("cold", "warm"):
+        assert ratios[mode] == pytest.approx(rows[60_000][mode]["peak_rss_mb"] / rows[10_000][mode]["peak_rss_mb"])
+    assert v["growth"]["rss_ratio_worst"] == max(ratios.values())
+
+
+@pytest.mark.integration
 def test_size_is_relative_to_float32_tflite(result: dict[str, Any]) -> None:
     size = result["size"]
     rows = {r["name"]: r for r in size["rows"]}
@@ -164,7 +187,13 @@ def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
         inf["tflite_float32"]["latency"]["1"]["speedup_vs_tf"],
         size["tflite_int8"]["vs_float32_tflite"],
         size["tflite_float16"]["vs_float32_tflite"],
+        result["verify"]["warm_vs_cold"]["warm_vs_cold"],
+        result["verify"]["probe"]["one_vs_per_artifact"],
+        result["verify"]["growth"]["rss_ratio_worst"],
+        *(inf[n + "@native"]["latency"]["1"]["p50_ms"] / inf[n]["latency"]["1"]["p50_ms"]
+          for n in ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8")),
     ]
+    assert len(expected) == len(TARGETS)
     for target, value in zip(TARGETS, expected):
         got = t[target.name]
         assert got["value"] == pytest.approx(value)
@@ -182,7 +211,7 @@ def test_check_targets_pass_fail_skip_and_goal() -> None:
         "size": {"rows": [{"name": "tflite_int8", "vs_float32_tflite": 0.35}]},  # no float16 row
     }
     t = check_targets(sections)
-    assert [x["status"] for x in t] == ["PASS", "FAIL", "PASS", "SKIP"]
+    assert [x["status"] for x in t] == ["PASS", "FAIL", "PASS", "SKIP"] + ["SKIP"] * (len(TARGETS) - 4)  # no verify section
     assert t[0]["goal_met"] is True
     assert target_line(t[0]).startswith("PASS edgefm graph 12.0× faster") and "goal 10×: reached" in target_line(t[0])
     assert target_line(t[1]) == "FAIL LiteRT float32 batch-1 p50 9.9× lower than the TF SavedModel's (target ≥ 10×)"
