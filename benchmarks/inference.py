@@ -2,7 +2,7 @@
 
 Inference reuses ``runtime_check.tools.benchmark`` (each model in a fresh child
 process, the TF SavedModel as the baseline) and adds every .tflite/.onnx file in
-its native C runner. Size is every artifact's bytes relative to the float32
+its native C runner (a warm loop of C API calls timed by the runner itself). Size is every artifact's bytes relative to the float32
 TFLite file. Accuracy is read from the ``verify-report.json`` that ``edgefm
 verify`` wrote for the same artifacts, so the suite runs TensorFlow on the test
 split once. Each function returns plain JSON-ready data; ``*_markdown`` renders it.
@@ -21,7 +21,7 @@ from edgefm.core.errors import EdgefmError
 BATCH_SIZES: tuple[int, ...] = (1, 256)
 #: Every size is given relative to this artifact.
 SIZE_BASELINE = "tflite_float32"
-NATIVE_LABEL = "native (process per call)"
+NATIVE_LABEL = "native C API (warm loop)"
 #: ``BenchmarkResult.runtime`` -> what the tables call it
 RUNTIME_LABELS = {"tensorflow": "TF SavedModel", "litert": "LiteRT", "onnxruntime": "ONNX Runtime"}
 
@@ -59,6 +59,7 @@ def inference_section(
                     "throughput": s.throughput,
                     "speedup_vs_tf": s.speedup_vs_tf,
                     "engine_p50_ms": s.engine_p50_ms,
+                    "engine_p99_ms": s.engine_p99_ms,
                 }
                 for s in r.latency
             },
@@ -171,22 +172,48 @@ def inference_markdown(section: dict[str, Any]) -> str:
             reasons.setdefault(f"{r['status']}: {' '.join((r['error'] or 'no message').split())}", []).append(r["name"])
     notes += [f"{', '.join(names)} {reason}" for reason, names in reasons.items()]
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    engine = [r for r in section["rows"] if r["status"] == "ok" and any(
-        r["latency"].get(str(b), {}).get("engine_p50_ms") is not None for b in bs)]
-    if engine:
-        text += (
-            f"\n\n{NATIVE_LABEL}: every call starts the C runner, which loads the model and reads and writes .npy "
-            "files; its peak RSS is not measured. The runner's own clock, around the run alone:\n\n"
-            "| native runner | " + " | ".join(f"b{b} p50 ms per call | b{b} p50 ms of the run alone" for b in bs)
-            + " |\n|---|" + "---:|---:|" * len(bs) + "\n"
-            + "\n".join(
-                f"| {r['name']} | " + " | ".join(
-                    f"{_ms(r['latency'][str(b)]['p50_ms'])} | {_ms(r['latency'][str(b)]['engine_p50_ms'])}" for b in bs
-                ) + " |"
-                for r in engine
-            )
-        )
-    return text
+    native = native_markdown(section)
+    return text + ("\n\n" + native if native else "")
+
+
+def native_pairs(section: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(binding row, its ``@native`` row) for every artifact whose native row was measured."""
+    rows = {r["name"]: r for r in section["rows"] if r.get("status") == "ok"}
+    return [(rows[n.split("@")[0]], r) for n, r in rows.items() if n.endswith("@native") and n.split("@")[0] in rows]
+
+
+def native_vs_binding_p50(section: dict[str, Any], name: str, batch: int = 1) -> float | None:
+    """Native p50 / Python binding p50 of ``name`` at ``batch``; None if either was not measured."""
+    for binding, native in native_pairs(section):
+        if binding["name"] == name:
+            b, n = binding["latency"].get(str(batch), {}), native["latency"].get(str(batch), {})
+            if b.get("p50_ms") and n.get("p50_ms") is not None:
+                return n["p50_ms"] / b["p50_ms"]
+    return None
+
+
+def native_markdown(section: dict[str, Any]) -> str:
+    pairs = native_pairs(section)
+    if not pairs:
+        return ""
+    bs = section["batch_sizes"]
+    head = ["model"] + [f"b{b} {w}" for b in bs for w in ("binding p50 ms", "native p50 ms", "native p99 ms", "native / binding")]
+    lines = [
+        f"{NATIVE_LABEL}: each native row is one C runner process per batch size that loads the model and times "
+        f"{section['warmup']} warm-up and {section['runs']} calls of the C API in a loop by its own clock (no process "
+        "start, no Python, no .npy files); its peak RSS is not measured. Beside the Python binding, per call:",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for binding, native in pairs:
+        cells = [binding["name"]]
+        for b in bs:
+            bl, nl = binding["latency"].get(str(b), {}), native["latency"].get(str(b), {})
+            ratio = nl["p50_ms"] / bl["p50_ms"] if bl.get("p50_ms") and nl.get("p50_ms") is not None else None
+            cells += [_ms(bl.get("p50_ms")), _ms(nl.get("p50_ms")), _ms(nl.get("p99_ms")), _ratio(ratio)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def size_markdown(section: dict[str, Any]) -> str:

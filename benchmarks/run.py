@@ -13,9 +13,13 @@ In order, on this machine:
    each in a fresh process (``runtime_check.tools.benchmark``);
 3. size of every artifact relative to the float32 TFLite file;
 4. accuracy of every artifact and its change vs TF (the verify report of step 1);
-5. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
+5. verify: cold vs warm ``edgefm verify`` (the reference computed vs reused from
+   its cache), the load probe (one child for all artifacts vs one per artifact),
+   and verify's seconds and peak RSS at 1,000, 10,000 and 60,000 inputs
+   (``benchmarks.verify_speed``);
+6. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
    ``model.fit`` (``benchmarks.train_speed``);
-6. distributed: seconds per epoch of one process and ``--workers 2`` side by side,
+7. distributed: seconds per epoch of one process and ``--workers 2`` side by side,
    and their largest weight difference (``benchmarks.distributed``).
 
 Writes ``OUT/bench.md`` and ``OUT/bench.json`` atomically and prints the Markdown
@@ -44,7 +48,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import inference
+from benchmarks import inference, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -63,11 +67,16 @@ class Effort:
     warmup: int
     epochs: int
     eager_epochs: int
+    verify_reps: int  # cold/warm verify pairs (and at least 3 probe rounds)
 
 
-FULL = Effort(runs=100, warmup=10, epochs=5, eager_epochs=2)
+FULL = Effort(runs=100, warmup=10, epochs=5, eager_epochs=2, verify_reps=3)
 # Three graph epochs, so the median is not the first (traced) epoch.
-QUICK = Effort(runs=10, warmup=2, epochs=3, eager_epochs=1)
+QUICK = Effort(runs=10, warmup=2, epochs=3, eager_epochs=1, verify_reps=1)
+
+
+#: the .tflite files whose native batch-1 p50 is held against the Python binding's
+NATIVE_TARGETS: tuple[str, ...] = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8")
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,14 @@ TARGETS: tuple[Target, ...] = (
     Target("LiteRT float32 batch-1 p50 vs TF SavedModel", "LiteRT float32 batch-1 p50 {value:.1f}× lower than the TF SavedModel's", ">=", 10.0),
     Target("int8 TFLite size vs float32", "int8 TFLite {value:.2f}× the float32 size", "<=", 0.35),
     Target("float16 TFLite size vs float32", "float16 TFLite {value:.2f}× the float32 size", "<=", 0.6),
+    Target("warm verify vs cold verify", "warm verify of every artifact on 10,000 images (reference reused) "
+           "{value:.2f}× the cold verify's wall time", "<=", 0.4),
+    Target("probe: one child vs one per artifact", "the load probe in one child {value:.2f}× the probe with a child "
+           "per artifact, six artifacts", "<=", 0.3),
+    Target("verify peak RSS 60k vs 10k inputs", "verify's peak RSS at 60,000 inputs {value:.2f}× that at 10,000 "
+           "(the larger of cold and warm)", "<=", 1.3),
+    *(Target(f"native vs binding batch-1 p50, {name}", f"native C API batch-1 p50 of {name} {{value:.2f}}× the "
+             "Python binding's", "<=", 1.2) for name in NATIVE_TARGETS),
 )
 
 
@@ -234,7 +251,15 @@ def target_values(sections: dict[str, Any]) -> list[float | None]:
     tfl = _row(sections.get("inference"), "tflite_float32")
     b1 = (tfl or {}).get("latency", {}).get("1", {})
     sizes = [(_row(sections.get("size"), n) or {}).get("vs_float32_tflite") for n in ("tflite_int8", "tflite_float16")]
-    return [train.get("speedup_vs_keras_fit"), b1.get("speedup_vs_tf"), *sizes]
+    verify = sections.get("verify") or {}
+    verify_values = [
+        (verify.get("warm_vs_cold") or {}).get("warm_vs_cold"),
+        (verify.get("probe") or {}).get("one_vs_per_artifact"),
+        (verify.get("growth") or {}).get("rss_ratio_worst"),
+    ]
+    inf = sections.get("inference")
+    native = [inference.native_vs_binding_p50(inf, n) if inf and "rows" in inf else None for n in NATIVE_TARGETS]
+    return [train.get("speedup_vs_keras_fit"), b1.get("speedup_vs_tf"), *sizes, *verify_values, *native]
 
 
 def check_targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
@@ -281,6 +306,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("inference", "Inference latency and throughput", inference.inference_markdown),
     ("size", "Size", inference.size_markdown),
     ("accuracy", "Accuracy on the test split", inference.accuracy_markdown),
+    ("verify", "Verify: cold vs warm, the load probe, cost growth", verify_speed.markdown),
 )
 
 
@@ -353,7 +379,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
         artifacts = Path(tmp) / "artifacts"
         e2e = _stage(result, "end_to_end", lambda: end_to_end(artifacts, data_dir))
         if e2e is None:
-            for key in ("inference", "size", "accuracy"):
+            for key in ("inference", "size", "accuracy", "verify"):
                 result[key] = {"skipped": "the end-to-end run produced no artifacts"}
         else:
             say("inference: each runtime in a fresh process")
@@ -361,6 +387,9 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
                 artifacts, runs=effort.runs, warmup=effort.warmup, data_dir=data_dir))
             _stage(result, "size", lambda: inference.size_section(artifacts))
             _stage(result, "accuracy", lambda: inference.accuracy_section(artifacts / "verify-report.json"))
+            say("verify: cold vs warm, the probe, 1k/10k/60k inputs")
+            _stage(result, "verify", lambda: verify_speed.verify_section(
+                artifacts, Path(tmp), reps=effort.verify_reps, data_dir=data_dir))
     if skip_train_speed:
         result["training"] = {"skipped": "--skip-train-speed"}
     else:

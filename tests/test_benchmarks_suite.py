@@ -65,7 +65,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
         assert header in md
     targets = [ln for ln in md.splitlines() if ln.startswith(("- PASS ", "- FAIL "))]
     assert len(targets) == len(TARGETS)
-    assert "native (process per call)" in md and "Traceback" not in proc.stderr
+    assert "native C API (warm loop)" in md and "Traceback" not in proc.stderr
     m = result["machine"]
     assert m["cpu"] in md and f"{m['cores']} cores" in md and f"TensorFlow {m['tensorflow']}" in md
     assert m["cores"] == os.cpu_count() and m["litert"] == metadata.version("ai-edge-litert")
@@ -74,7 +74,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 
 @pytest.mark.integration
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
-    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "targets"):
+    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "targets"):
         assert key in result and "error" not in result[key], key
     assert result["crashed"] == [] and result["options"]["quick"] is True
     assert positive(result["total_seconds"])
@@ -116,7 +116,7 @@ def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
         assert r["status"] == "ok", (name, r["error"])
         assert positive(r["load_ms"])
         assert (r["peak_rss_mb"] is None) if name in native else positive(r["peak_rss_mb"])
-        assert (r["label"] == "native (process per call)") == (name in native)
+        assert (r["label"] == "native C API (warm loop)") == (name in native)
         for b in ("1", "256"):
             s = r["latency"][b]
             assert all(positive(s[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput"))
@@ -124,7 +124,33 @@ def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
             assert s["throughput"] == pytest.approx(int(b) / (s["mean_ms"] / 1e3), rel=1e-9)
             assert s["speedup_vs_tf"] == pytest.approx(tf["latency"][b]["p50_ms"] / s["p50_ms"], rel=1e-9)
             assert (s["engine_p50_ms"] is not None) == (name in native)
+            if name in native:  # the runner's own percentiles of its warm loop are the row's figures
+                assert s["engine_p50_ms"] == pytest.approx(s["p50_ms"], abs=2e-6)
+                assert s["engine_p99_ms"] == pytest.approx(s["p99_ms"], abs=2e-6)
     assert {rows[n]["label"] for n in BINDING_ROWS} == {"TF SavedModel", "LiteRT", "ONNX Runtime"}
+
+
+@pytest.mark.integration
+def test_verify_section_cold_warm_probe_and_growth(result: dict[str, Any]) -> None:
+    v = result["verify"]
+    wc = v["warm_vs_cold"]
+    assert [r["reference"] for r in wc["runs"]["cold"]] == ["computed"] and [r["reference"] for r in wc["runs"]["warm"]] == ["reused"]
+    assert all(r["passed"] and r["count"] == 10_000 and positive(r["seconds"]) for rs in wc["runs"].values() for r in rs)
+    med = wc["median_seconds"]
+    assert wc["warm_vs_cold"] == pytest.approx(med["warm"] / med["cold"], rel=1e-12)
+    probe = v["probe"]
+    assert len(probe["files"]) == 6 and len(probe["seconds"]["one child"]) == 3
+    assert probe["one_vs_per_artifact"] == pytest.approx(
+        probe["median_seconds"]["one child"] / probe["median_seconds"]["per artifact"], rel=1e-12)
+    rows = {r["inputs"]: r for r in v["growth"]["rows"]}
+    assert list(rows) == [1_000, 10_000, 60_000]
+    for r in rows.values():
+        assert r["cold"]["reference"] == "computed" and r["warm"]["reference"] == "reused"
+        assert r["cold"]["split"] == "train" and all(positive(r[m]["peak_rss_mb"]) for m in ("cold", "warm"))
+    ratios = v["growth"]["rss_60k_vs_10k"]
+    for mode in ("cold", "warm"):
+        assert ratios[mode] == pytest.approx(rows[60_000][mode]["peak_rss_mb"] / rows[10_000][mode]["peak_rss_mb"])
+    assert v["growth"]["rss_ratio_worst"] == max(ratios.values())
 
 
 @pytest.mark.integration
@@ -161,7 +187,13 @@ def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
         inf["tflite_float32"]["latency"]["1"]["speedup_vs_tf"],
         size["tflite_int8"]["vs_float32_tflite"],
         size["tflite_float16"]["vs_float32_tflite"],
+        result["verify"]["warm_vs_cold"]["warm_vs_cold"],
+        result["verify"]["probe"]["one_vs_per_artifact"],
+        result["verify"]["growth"]["rss_ratio_worst"],
+        *(inf[n + "@native"]["latency"]["1"]["p50_ms"] / inf[n]["latency"]["1"]["p50_ms"]
+          for n in ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8")),
     ]
+    assert len(expected) == len(TARGETS)
     for target, value in zip(TARGETS, expected):
         got = t[target.name]
         assert got["value"] == pytest.approx(value)
@@ -179,7 +211,7 @@ def test_check_targets_pass_fail_skip_and_goal() -> None:
         "size": {"rows": [{"name": "tflite_int8", "vs_float32_tflite": 0.35}]},  # no float16 row
     }
     t = check_targets(sections)
-    assert [x["status"] for x in t] == ["PASS", "FAIL", "PASS", "SKIP"]
+    assert [x["status"] for x in t] == ["PASS", "FAIL", "PASS", "SKIP"] + ["SKIP"] * (len(TARGETS) - 4)  # no verify section
     assert t[0]["goal_met"] is True
     assert target_line(t[0]).startswith("PASS edgefm graph 12.0× faster") and "goal 10×: reached" in target_line(t[0])
     assert target_line(t[1]) == "FAIL LiteRT float32 batch-1 p50 9.9× lower than the TF SavedModel's (target ≥ 10×)"
@@ -192,7 +224,7 @@ def test_unavailable_native_rows_are_said_once_below_the_table() -> None:
     ok = {"name": "tflite_float32", "label": "LiteRT", "quantization": "none", "status": "ok", "error": None,
           "load_ms": 1.0, "peak_rss_mb": 50.0,
           "latency": {"1": {"p50_ms": 0.01, "p99_ms": 0.02, "throughput": 9e4, "speedup_vs_tf": 40.0, "engine_p50_ms": None}}}
-    gone = [{"name": n, "label": "native (process per call)", "quantization": "none", "status": "unavailable",
+    gone = [{"name": n, "label": "native C API (warm loop)", "quantization": "none", "status": "unavailable",
              "error": "No C compiler found\n(looked for cc).", "load_ms": None, "peak_rss_mb": None, "latency": {}}
             for n in ("tflite_float32@native", "onnx_float32@native")]
     section = {"batch_sizes": [1], "inputs": "random", "warmup": 0, "runs": 1, "rows": [ok, *gone], "notes": []}

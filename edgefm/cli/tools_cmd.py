@@ -62,7 +62,8 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed calls per batch size.")
 @DATA_DIR
 @click.option("--native", is_flag=True,
-              help="Also time each .tflite/.onnx in its native C runner (one process per call).")
+              help="Also time each .tflite/.onnx in its native C runner: a warm loop of C API calls inside the "
+                   "runner (its own clock, no process start), shown beside the Python binding's p50/p99.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (the table or JSON is still printed).")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,

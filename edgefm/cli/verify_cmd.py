@@ -11,8 +11,11 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, pa
 
 @click.command("verify")
 @ARTIFACTS
+@click.option("--split", default="test", show_default=True, metavar="test|train",
+              help="The Fashion-MNIST split to verify on: the held-out test split (10,000 images) or the train "
+                   "split (60,000; e.g. to see how verify's cost grows with the inputs).")
 @click.option("--samples", type=int, default=None, metavar="N",
-              help="Verify on the first N test images (default: the whole test split, 10,000).")
+              help="Verify on the first N images of the split (default: all of them).")
 @click.option("--batch-size", type=int, default=1000, show_default=True, help="Inputs per runtime call.")
 @click.option("--only", "only", multiple=True, metavar="NAME",
               help="Check only this artifact (manifest name; repeatable or comma-separated).")
@@ -31,12 +34,15 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, pa
 @click.option("--no-html", "no_html", is_flag=True, help="Do not write the HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
+@click.option("--recompute-reference", "recompute_reference", is_flag=True,
+              help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
+                   "SavedModel, these inputs and this TensorFlow version.")
 @DATA_DIR
 @NO_VERIFY
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
-def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
+def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
-               native: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+               native: bool, recompute_reference: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -50,6 +56,9 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
     verify-report.json and verify-report.html (one self-contained page: the
     table, logit-error histograms, confusion matrices, the images where an
     artifact disagrees with TF, training curves, sizes and latencies).
+    TensorFlow's outputs are kept in ARTIFACTS/reference-outputs.npz and reused
+    (without importing TensorFlow) while the SavedModel, the inputs and the
+    TensorFlow version are the same; --recompute-reference runs it again.
     Exit status 0 when every check passes, 1 otherwise.
 
     \b
@@ -59,6 +68,7 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
       edgefm verify --samples 1000 --atol tflite_float16=0.05 --json
       edgefm verify --bound onnx_int8.cosine=0.998 --bound onnx_int8.mean_abs_error=0.3
       edgefm verify --html /tmp/parity.html
+      edgefm verify --split train --no-html
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
@@ -74,11 +84,12 @@ def verify_cmd(artifacts: Path, samples: int | None, batch_size: int, only: tupl
         html = default_html_path(report or artifacts / REPORT_NAME)
 
     cfg = CheckConfig(
-        artifacts=artifacts, samples=samples, batch_size=batch_size,
+        artifacts=artifacts, split=split, samples=samples, batch_size=batch_size,
         only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
         atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
         bounds=_group_bounds(bounds),
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
+        recompute_reference=recompute_reference,
     )
     with progress_for(quiet) as view:
         result = run_check(cfg, progress=text_callback(view))

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,6 +256,82 @@ def load_split(
     if labels.size and int(labels.max()) > 9:
         raise DatasetError(f"{directory / lbl_stem}: label {int(labels.max())} is outside 0-9. {_HOW_TO_GET}")
     return Split(images=images, labels=labels)
+
+
+def load_labels(split: str, data_dir: Path | None = None, *, verify: bool = True) -> np.ndarray:
+    """The uint8 labels of ``split`` alone (small: 60 KB for the train split), checked like ``load_split``'s."""
+    if split not in FILES:
+        raise DatasetError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    directory = locate(data_dir)
+    stem = FILES[split][1]
+    labels = _load_file(directory, stem, verify, SHA256)
+    if labels.ndim != 1:
+        raise DatasetError(f"{directory / stem}: labels have shape {labels.shape}, expected [N]. {_HOW_TO_GET}")
+    if labels.size and int(labels.max()) > 9:
+        raise DatasetError(f"{directory / stem}: label {int(labels.max())} is outside 0-9. {_HOW_TO_GET}")
+    return labels
+
+
+def stream_images(
+    split: str, data_dir: Path | None = None, *, batch_size: int, count: int | None = None, verify: bool = True
+) -> Iterator[np.ndarray]:
+    """The first ``count`` images of ``split`` (default all) as uint8 ``[<= batch_size, 28, 28]`` batches.
+
+    Read from the (gzip) file as they are consumed, so memory holds one batch, not
+    the split. The header is checked first (magic, shape, against the file's
+    size when uncompressed); a file that ends early is a DatasetError. With
+    ``verify`` the whole file is read and its decompressed sha256 checked after
+    the last batch: a mismatch raises DatasetError there (consume the stream to
+    the end before trusting what it gave).
+    """
+    if split not in FILES:
+        raise DatasetError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    directory = locate(data_dir)
+    stem = FILES[split][0]
+    path = _file_in(directory, stem)
+    if path is None:
+        raise DatasetError(f"{directory / (stem + '.gz')} is missing. {_HOW_TO_GET}")
+    digest = hashlib.sha256()
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            header = f.read(16)
+            digest.update(header)
+            if len(header) < 16 or header[:4] != b"\x00\x00\x08\x03":
+                raise DatasetError(
+                    f"{path} has no IDX image header (0x00000803 and three dimensions). It is not a Fashion-MNIST "
+                    f"image file. {_HOW_TO_GET}"
+                )
+            n, rows, cols = (int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
+            if (rows, cols) != (28, 28):
+                raise DatasetError(f"{path}: images have shape {(n, rows, cols)}, expected [N, 28, 28]. {_HOW_TO_GET}")
+            wanted = n if count is None else min(count, n)
+            size = rows * cols
+            done = 0
+            while done < wanted:
+                take = min(batch_size, wanted - done)
+                data = f.read(take * size)
+                digest.update(data)
+                if len(data) != take * size:
+                    raise DatasetError(
+                        f"{path} declares shape {(n, rows, cols)} ({n * size} bytes of data) but ends after "
+                        f"{done + len(data) // size} images: it is truncated. {_HOW_TO_GET}"
+                    )
+                yield np.frombuffer(data, np.uint8).reshape(take, rows, cols)
+                done += take
+            if verify:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
+        raise DatasetError(
+            f"Cannot read {path}: {e}. The file is truncated or corrupt; delete it and re-install or re-fetch the "
+            f"dataset. {_HOW_TO_GET}"
+        ) from e
+    if verify and digest.hexdigest() != SHA256[stem]:
+        raise DatasetError(
+            f"Checksum mismatch for {path}: the decompressed content has sha256 {digest.hexdigest()}, expected "
+            f"{SHA256[stem]}. The file is corrupt or not the official Fashion-MNIST release: re-install or re-fetch "
+            "it, or pass --no-verify to use different data on purpose."
+        )
 
 
 @dataclass(frozen=True)

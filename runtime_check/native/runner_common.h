@@ -466,6 +466,8 @@ typedef struct {
     double atol;
     int threads;
     int repeat;
+    int warmup;
+    bool timed; /* --runs given: print every timed call's latency on a `latencies` line */
     long batch_size;
     bool raw;
 } Args;
@@ -495,6 +497,10 @@ static void usage(FILE *out, const Backend *be) {
             "  --batch-size N      run the inputs in chunks of N along the first dimension,\n"
             "                      outputs concatenated (default: all at once)\n"
             "  --repeat N          run every batch N times and report the timings\n"
+            "  --warmup W          run every batch W times untimed first (warm caches, lazy init)\n"
+            "  --runs N            like --repeat N, and print each timed call's milliseconds on a\n"
+            "                      `latencies` line; `timing` gives their p50/p99: a warm in-process\n"
+            "                      loop, no process start in the figures\n"
             "\n"
             "exit status: 0 ok, 2 usage, 3 library, 4 model load, 5 input file, 6 input does not\n"
             "fit the model, 7 run failed, 8 output write, 9 check mismatch\n",
@@ -573,12 +579,18 @@ static int parse_args(int argc, char **argv, const Backend *be, Args *a) {
                 if (*end || atols[n_atols].atol < 0) return fail(RC_USAGE, "--atol: '%s' is not NAME=non-negative number", val);
                 n_atols++;
             }
-        } else if (strcmp(opt, "--threads") == 0 || strcmp(opt, "--repeat") == 0 || strcmp(opt, "--batch-size") == 0) {
+        } else if (strcmp(opt, "--threads") == 0 || strcmp(opt, "--repeat") == 0 || strcmp(opt, "--batch-size") == 0 ||
+                   strcmp(opt, "--runs") == 0 || strcmp(opt, "--warmup") == 0) {
             char *end;
             long v = strtol(val, &end, 10);
             if (*end || v < 0 || v > 100000000) return fail(RC_USAGE, "%s: '%s' is not a non-negative integer", opt, val);
-            if (opt[2] == 't') a->threads = (int)v;
-            else if (opt[2] == 'r') a->repeat = v < 1 ? 1 : (int)v;
+            if (strcmp(opt, "--threads") == 0) a->threads = (int)v;
+            else if (strcmp(opt, "--repeat") == 0) a->repeat = v < 1 ? 1 : (int)v;
+            else if (strcmp(opt, "--runs") == 0) {
+                if (v < 1) return fail(RC_USAGE, "--runs: '%s' must be at least 1", val);
+                a->repeat = (int)v;
+                a->timed = true;
+            } else if (strcmp(opt, "--warmup") == 0) a->warmup = (int)v;
             else a->batch_size = v;
         } else {
             return fail(RC_USAGE, "unknown option %s (--help for help)", opt);
@@ -794,11 +806,44 @@ static int slice_rows(const Tensor *t, int64_t start, int64_t n, Tensor *out) {
     return RC_OK;
 }
 
+/* Per-call milliseconds of the timed runs, kept for percentiles (grown as needed). */
+typedef struct {
+    double *ms;
+    size_t n, cap;
+} Latencies;
+
+static bool latencies_add(Latencies *l, double ms) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        double *p = realloc(l->ms, cap * sizeof *p);
+        if (!p) return false;
+        l->ms = p;
+        l->cap = cap;
+    }
+    l->ms[l->n++] = ms;
+    return true;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* The q-quantile (0..1) of sorted values, interpolated linearly between the two nearest
+ * ranks: NumPy's default np.percentile method, so both sides report the same figure. */
+static double quantile_sorted(const double *v, size_t n, double q) {
+    if (n == 0) return 0.0;
+    double pos = q * (double)(n - 1);
+    size_t lo = (size_t)pos, hi = lo + 1 < n ? lo + 1 : n - 1;
+    return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
+}
+
 /* Run the inputs whole or in chunks of --batch-size along the first dimension,
- * every chunk --repeat times; outputs are concatenated in order. run_ms is the
- * mean time of one batch, min_ms the fastest. */
+ * every chunk --warmup times untimed, then --repeat (--runs) times timed, all in
+ * this process; outputs (of the last run) are concatenated in order. run_ms is
+ * the mean time of one timed call, min_ms the fastest; every timed call goes into lat. */
 static int run_batches(const Backend *be, const Args *a, const ModelInfo *mi, Tensor *feeds, Tensor *outs, double *run_ms,
-                       double *min_ms, int *n_batches) {
+                       double *min_ms, int *n_batches, Latencies *lat) {
     char err[ERR_LEN] = {0};
     bool chunked = a->batch_size > 0;
     int64_t n = 0;
@@ -823,7 +868,7 @@ static int run_batches(const Backend *be, const Args *a, const ModelInfo *mi, Te
             if (chunked) rc = slice_rows(&feeds[i], start, len, &part[i]);
             else part[i] = feeds[i];
         }
-        for (int r = 0; r < a->repeat && !rc; r++) {
+        for (int r = 0; r < a->warmup + a->repeat && !rc; r++) {
             for (int i = 0; i < mi->n_outputs; i++) {
                 free(got[i].data);
                 got[i].data = NULL;
@@ -832,9 +877,11 @@ static int run_batches(const Backend *be, const Args *a, const ModelInfo *mi, Te
             rc = be->run(part, got, err, sizeof err);
             double dt = now_ms() - t1;
             if (rc) rc = fail(rc, "%s", err);
+            if (r < a->warmup) continue; /* untimed */
             sum += dt;
             if (runs == 0 || dt < *min_ms) *min_ms = dt;
             runs++;
+            if (a->timed && !rc && !latencies_add(lat, dt)) rc = fail(RC_RUN, "out of memory for the latencies");
         }
         for (int i = 0; i < mi->n_outputs && !rc; i++) {
             if (!chunked) {
@@ -904,11 +951,24 @@ static int runner_main(int argc, char **argv, const Backend *be) {
     rc = prepare_inputs(&a, &mi, feeds);
     double run_ms = 0, min_ms = 0;
     int n_batches = 0;
+    Latencies lat = {NULL, 0, 0};
     set_crash_context("while running the model %s", a.model);
-    if (!rc) rc = run_batches(be, &a, &mi, feeds, outs, &run_ms, &min_ms, &n_batches);
-    if (!rc)
-        printf("timing\topen_ms=%.3f\trun_ms=%.3f\tmin_run_ms=%.3f\tbatches=%d\truns=%d\n", open_ms, run_ms, min_ms, n_batches,
-               a.repeat);
+    if (!rc) rc = run_batches(be, &a, &mi, feeds, outs, &run_ms, &min_ms, &n_batches, &lat);
+    if (!rc) {
+        printf("timing\topen_ms=%.3f\trun_ms=%.3f\tmin_run_ms=%.3f\tbatches=%d\truns=%d\twarmup=%d", open_ms, run_ms, min_ms,
+               n_batches, a.repeat, a.warmup);
+        double *sorted = a.timed && lat.n ? malloc(lat.n * sizeof *sorted) : NULL;
+        if (sorted) { /* p50/p99 of the timed calls on the timing line; every call, in order, on the next */
+            memcpy(sorted, lat.ms, lat.n * sizeof *sorted);
+            qsort(sorted, lat.n, sizeof *sorted, cmp_double);
+            printf("\tcalls=%zu\tp50_ms=%.6f\tp90_ms=%.6f\tp99_ms=%.6f", lat.n, quantile_sorted(sorted, lat.n, 0.50),
+                   quantile_sorted(sorted, lat.n, 0.90), quantile_sorted(sorted, lat.n, 0.99));
+            for (size_t i = 0; i < lat.n; i++) printf(i ? "\t%.6f" : "\nlatencies\t%.6f", lat.ms[i]);
+            free(sorted);
+        }
+        printf("\n");
+    }
+    free(lat.ms);
     bool all_ok = true;
     for (int i = 0; !rc && i < mi.n_outputs; i++) {
         const TensorInfo *ti = &mi.outputs[i];

@@ -4,7 +4,9 @@
 file in the C runners of this package (built by :mod:`runtime_check.native.build`).
 Every call is a separate process started with an *empty* environment, so what
 runs is the C runtime library alone: no Python, no LD_LIBRARY_PATH. Tensors travel
-as .npy files in a temporary directory.
+as .npy files in a temporary directory. ``time_calls`` times a warm loop of calls
+inside one runner process instead (``--warmup W --runs N``), which is what the C
+API costs per call without the process start.
 
 Inputs and outputs are logical, as for the Python runtimes: float32 images in,
 float32 logits/probabilities out. For int8-I/O .tflite models the *runner*
@@ -59,12 +61,22 @@ EXIT_CODES: dict[int, tuple[type[EdgefmError], str]] = {
 
 @dataclass(frozen=True)
 class RunTiming:
-    """What the runner measured itself (no process start-up): load, and one batch."""
+    """What the runner measured itself (no process start-up): load, and one batch.
+
+    After ``--warmup W --runs N`` (``NativeRuntime.time_calls``) also every timed
+    call's milliseconds in call order and their p50/p90/p99 as the runner computed
+    them (NumPy's linear interpolation): a warm loop inside one process.
+    """
 
     open_ms: float
     run_ms: float
     min_run_ms: float
     batches: int
+    warmup: int = 0
+    latencies_ms: tuple[float, ...] = ()
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
 
 
 def _runner_message(stderr: str) -> str:
@@ -151,7 +163,12 @@ def parse_timing(stdout: str) -> RunTiming | None:
     if not rows:
         return None
     kv = dict(item.split("=", 1) for item in rows[0] if "=" in item)
-    return RunTiming(float(kv["open_ms"]), float(kv["run_ms"]), float(kv["min_run_ms"]), int(kv["batches"]))
+    lat = _fields(stdout, "latencies")
+    pct = {k: float(kv[k]) if k in kv else None for k in ("p50_ms", "p90_ms", "p99_ms")}
+    return RunTiming(
+        float(kv["open_ms"]), float(kv["run_ms"]), float(kv["min_run_ms"]), int(kv["batches"]),
+        warmup=int(kv.get("warmup", 0)), latencies_ms=tuple(float(x) for x in lat[0]) if lat else (), **pct,
+    )
 
 
 def _logical(spec: TensorSpec) -> TensorSpec:
@@ -224,7 +241,21 @@ class NativeRuntime(Runtime):
         checked = self._check_feeds(feeds)
         return {k: np.asarray(v) for k, v in self._run(checked, batch_size=batch_size).items()}
 
-    def _run(self, feeds: Mapping[str, np.ndarray], batch_size: int | None) -> dict[str, np.ndarray]:
+    def time_calls(self, feeds: Mapping[str, np.ndarray], *, warmup: int, runs: int) -> RunTiming:
+        """Time ``runs`` calls on ``feeds`` after ``warmup`` untimed ones, in one runner process (``--runs``).
+
+        The latencies are the runner's own clock around each call of the C API: no
+        process start, no .npy files, no Python. Returns its ``RunTiming``; the
+        outputs (of the last call) are checked and dropped.
+        """
+        self._require_active()
+        if warmup < 0 or runs < 1:
+            raise UsageError(f"time_calls needs warmup >= 0 and runs >= 1, got {warmup} and {runs}.")
+        self._run(self._check_feeds(feeds), batch_size=None, extra=("--warmup", str(warmup), "--runs", str(runs)))
+        assert self.last_timing is not None
+        return self.last_timing
+
+    def _run(self, feeds: Mapping[str, np.ndarray], batch_size: int | None, extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         assert self.runner is not None
         with tempfile.TemporaryDirectory(prefix="edgefm-native-") as tmp:
             args: list[str] = []
@@ -239,6 +270,7 @@ class NativeRuntime(Runtime):
                 args += ["--batch-size", str(batch_size)]
             if self.threads:
                 args += ["--threads", str(self.threads)]
+            args += extra
             proc = run_process(
                 [*self.launcher, *self.runner.command("run", self._model_arg(), *args)],
                 timeout=self.timeout,

@@ -10,10 +10,13 @@ random values in [0, 1].
 
 With ``native=True`` every .tflite/.onnx file is measured a second time in its
 native C runner (``runtime_check.native``), named ``NAME@native`` as in
-``edgefm verify --native``. Those runners start one process per ``infer`` call,
-so their latency includes process start-up; the runner's own timing of the run
-alone is kept beside it (``engine_p50_ms``). A runner that cannot be built here
-(no C compiler, no runtime library) is a row marked ``unavailable``, not a failure.
+``edgefm verify --native``. Each batch size is one runner process that loads the
+model, runs ``warmup`` untimed and ``runs`` timed calls of the C API in a loop and
+reports each call's latency by its own clock (``NativeRuntime.time_calls``): the
+engine's per-call cost with no process start and no Python, shown beside the
+binding's (``engine_p50_ms``/``engine_p99_ms``; ``format_table``'s last table).
+A runner that cannot be built here (no C compiler, no runtime library) is a row
+marked ``unavailable``, not a failure.
 """
 
 from __future__ import annotations
@@ -115,8 +118,10 @@ class LatencyStats:
     p99_ms: float
     throughput: float  # images per second, from the mean
     speedup_vs_tf: float | None = None  # TF p50 / this p50 at the same batch size
-    # Native runners only: p50 of the runner's own timing of the run, without process start-up.
+    # Native runners only: p50/p99 as the runner computed them from its own clock around each call
+    # (a warm loop in one process: no process start-up, no Python)
     engine_p50_ms: float | None = None
+    engine_p99_ms: float | None = None
 
 
 @dataclass
@@ -413,9 +418,11 @@ def measure(
 ) -> dict[str, Any]:
     """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process.
 
-    ``native``: run it in its C runner instead of the Python binding. Peak RSS is
-    then ``None``: this process only waits for the runner processes, and their
-    ``ru_maxrss`` would carry this process's peak across fork and exec.
+    ``native``: run it in its C runner instead of the Python binding, each batch
+    size as one warm loop of ``runs`` calls inside the runner (``time_calls``); load
+    is the runner's own model load. Peak RSS is then ``None``: this process only
+    waits for the runner processes, and their ``ru_maxrss`` would carry this
+    process's peak across fork and exec.
     """
     from runtime_check.runtimes.registry import runtime_for
     from runtime_check.tools.predict import model_feeds
@@ -432,9 +439,17 @@ def measure(
         with contextlib.suppress(ImportError):
             importlib.import_module(_RUNTIME_MODULES.get(runtime.format, "numpy"))
     latency: list[LatencyStats] = []
+    native_load_ms: float | None = None
     with runtime:
         for bs in batch_sizes:
             feeds = model_feeds(np.ascontiguousarray(inputs[:bs]), runtime)
+            if native:
+                timing = runtime.time_calls(feeds, warmup=warmup, runs=runs)  # type: ignore[attr-defined]
+                stats = latency_stats(bs, [ms / 1e3 for ms in timing.latencies_ms])
+                stats.engine_p50_ms, stats.engine_p99_ms = timing.p50_ms, timing.p99_ms
+                latency.append(stats)
+                native_load_ms = timing.open_ms if native_load_ms is None else native_load_ms
+                continue
             for _ in range(warmup):
                 runtime.infer(feeds)
             times, engine = [], []
@@ -448,11 +463,11 @@ def measure(
             if engine:
                 stats.engine_p50_ms = float(np.percentile(engine, 50))
             latency.append(stats)
-        load_s = runtime.load_seconds or 0.0
+        load_ms = native_load_ms if native_load_ms is not None else (runtime.load_seconds or 0.0) * 1e3
         versions = runtime.versions()
     return {
         "runtime": runtime.name,
-        "load_ms": load_s * 1e3,
+        "load_ms": load_ms,
         "peak_rss_mb": None if native else peak_rss_mb(),
         "versions": versions,
         "latency": [asdict(s) for s in latency],
@@ -522,12 +537,50 @@ def format_table(report: BenchmarkReport) -> str:
                 f"{bs:>5d}  {r.name:{w}s}  {s.mean_ms:9.3f}  {s.p50_ms:9.3f}  {s.p90_ms:9.3f}  {s.p99_ms:9.3f}  "
                 f"{s.throughput:10,.0f}  {_ratio(s.speedup_vs_tf):>14s}"
             )
+    lines += native_vs_binding_lines(report)
     for r in report.unavailable:
         lines += ["", f"UNAVAILABLE {r.name} ({r.path}): {r.error}"]
     for r in report.failures:
         lines += ["", f"FAILED {r.name} ({r.path}): {r.error}"]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def native_vs_binding(report: BenchmarkReport) -> list[dict[str, Any]]:
+    """Per measured ``NAME@native`` row and batch size: its p50/p99 beside the Python binding's, and their ratio."""
+    by_name = {r.name: r for r in report.results if r.error is None}
+    out = []
+    for r in report.results:
+        binding = by_name.get(r.name[: -len(NATIVE_SUFFIX)]) if r.name.endswith(NATIVE_SUFFIX) else None
+        if r.error is not None or binding is None:
+            continue
+        for s in r.latency:
+            b = binding.at(s.batch_size)
+            if b is None:
+                continue
+            out.append({
+                "name": binding.name, "batch_size": s.batch_size,
+                "binding_p50_ms": b.p50_ms, "binding_p99_ms": b.p99_ms,
+                "native_p50_ms": s.p50_ms, "native_p99_ms": s.p99_ms,
+                "native_vs_binding_p50": s.p50_ms / b.p50_ms if b.p50_ms > 0 else None,
+            })
+    return out
+
+
+def native_vs_binding_lines(report: BenchmarkReport) -> list[str]:
+    rows = native_vs_binding(report)
+    if not rows:
+        return []
+    w = max([len(r["name"]) for r in rows] + [8])
+    lines = ["", "native C API (a warm loop in the runner) beside the Python binding, per call:",
+             f"{'batch':>5s}  {'model':{w}s}  {'binding p50':>11s}  {'binding p99':>11s}  {'native p50':>10s}  "
+             f"{'native p99':>10s}  {'native/binding p50':>18s}"]
+    for r in rows:
+        lines.append(
+            f"{r['batch_size']:>5d}  {r['name']:{w}s}  {r['binding_p50_ms']:11.4f}  {r['binding_p99_ms']:11.4f}  "
+            f"{r['native_p50_ms']:10.4f}  {r['native_p99_ms']:10.4f}  {_ratio(r['native_vs_binding_p50']):>18s}"
+        )
+    return lines
 
 
 if __name__ == "__main__":  # pragma: no cover - the child entry point

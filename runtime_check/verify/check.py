@@ -11,25 +11,35 @@ every failure (checksum mismatch, a model that does not load, a metric out of
 bounds) into the report and never stops at the first; the caller decides what a
 failed report means (the CLI exits 1). It prints nothing.
 
-Speed: inputs are fed in large batches, each runtime is activated once and its
-session reused for the batch-1 invariance run. Per artifact only a compact
-``ArtifactDetail`` outlives the run (error histogram, confusion matrix, the
-disagreements with TF), never the logits.
+Speed: every model file is probed (loaded once in a child process, before this
+process's runtimes see it) by one child for all of them. The reference is computed once
+per SavedModel, input set and TensorFlow
+version and then kept beside the manifest (``runtime_check.verify.reference_cache``):
+a verify that finds it reuses it without importing TensorFlow, and the report says
+whether the reference was computed or reused (``--recompute-reference`` forces a
+run). Every runtime is activated once; the inputs are streamed from the dataset
+file in batches, and each batch goes through every runtime in turn
+(``stream_through``), so memory holds one batch of images, never all of them. Per
+artifact only its ``[N, classes]`` outputs are gathered, and only a compact
+``ArtifactDetail`` outlives the comparison (error histogram, confusion matrix,
+the disagreements with TF).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import CLASS_NAMES, INPUT_NAME
+from edgefm.core.contract import CLASS_NAMES, INPUT_NAME, ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import (
     ConfigError,
+    DatasetError,
     EdgefmError,
     ManifestError,
     ModelFileError,
@@ -38,11 +48,14 @@ from edgefm.core.errors import (
 )
 from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
-from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
+from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
+from edgefm.data.fashion_mnist import scale_images
 from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
 from runtime_check.runtimes.registry import runtime_for
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
+from runtime_check.verify import reference_cache
 from runtime_check.verify.compare import (
     LOGITS,
     ArtifactResult,
@@ -54,12 +67,14 @@ from runtime_check.verify.compare import (
 )
 from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import write_html
+from runtime_check.verify.reference_cache import Reference, ReferenceKey
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
 ProgressFn = Callable[[str], None]
 NativeFactory = Callable[[Path], Runtime]
-SPLIT = "test"
+#: the result name of an artifact run by its native C runner
+NATIVE_SUFFIX = "@native"
 #: distributions whose versions go into the report
 VERSIONED = ("numpy", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "onnxruntime", "onnx", "tf2onnx")
 
@@ -108,45 +123,110 @@ def native_factory() -> NativeFactory:
 # -- inputs -------------------------------------------------------------------------------------
 
 
-def load_inputs(cfg: CheckConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """The held-out images (float32 [0, 1]), their labels, and a record of exactly which ones."""
+@dataclass(frozen=True)
+class VerifyInputs:
+    """The verify inputs, read from the dataset file batch by batch whenever they are fed.
+
+    Streaming: no runtime, and no part of verify, holds all N images at once; each
+    pass (``batches``) reads the split's image file again (a 60,000-image pass
+    decompresses 26 MB in ~0.15 s) and scales one batch at a time, so verify's
+    memory grows with the batch size, not with the number of inputs. What is
+    kept whole is small: the labels and every runtime's ``[N, classes]`` outputs.
+    """
+
+    split: str
+    data_dir: Path
+    count: int
+    labels: np.ndarray
+    info: dict[str, Any]
+    #: the first ``invariance_samples`` images, float32 (the batch-1 runs), kept: at most a few dozen
+    head: np.ndarray
+
+    def __len__(self) -> int:
+        return self.count
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """float32 [0, 1] batches of the ``count`` images in order (``uint8 / 255``, as ``Split.scaled``)."""
+        from edgefm.data import fashion_mnist as ds
+
+        # verified by load_inputs' pass already: the later passes read the same file unchecked
+        for batch in ds.stream_images(self.split, self.data_dir, batch_size=batch_size, count=self.count, verify=False):
+            yield scale_images(batch)
+
+    def images_at(self, indices: Iterable[int]) -> dict[int, np.ndarray]:
+        """The dataset's uint8 pixels of a few images (those the page shows), in one more pass."""
+        from edgefm.data import fashion_mnist as ds
+
+        wanted, out, start = sorted(set(indices)), {}, 0
+        if not wanted:
+            return out
+        for batch in ds.stream_images(self.split, self.data_dir, batch_size=1000, count=wanted[-1] + 1, verify=False):
+            out.update({i: np.array(batch[i - start]) for i in wanted if start <= i < start + len(batch)})
+            start += len(batch)
+        return out
+
+
+def load_inputs(cfg: CheckConfig) -> VerifyInputs:
+    """The verify inputs (streamed; see ``VerifyInputs``), their labels, and a record of exactly which ones.
+
+    One pass over the image file here checks it (structure; the official sha256 unless
+    ``--no-verify``) and hashes the float32 images the runtimes will see, batch by batch.
+    """
     from edgefm.data import fashion_mnist as ds
 
-    split = ds.load_split(SPLIT, cfg.data_dir, verify=cfg.verify_data)
-    n = len(split) if cfg.samples is None else cfg.samples
-    if n > len(split):
-        raise ConfigError(f"--samples {n}: the {SPLIT} split has only {len(split)} images; pass at most {len(split)}.")
+    data_dir = ds.locate(cfg.data_dir)
+    labels = ds.load_labels(cfg.split, data_dir, verify=cfg.verify_data)
+    n = len(labels) if cfg.samples is None else cfg.samples
+    if n > len(labels):
+        raise ConfigError(f"--samples {n}: the {cfg.split} split has only {len(labels)} images; pass at most {len(labels)}.")
     if n == 0:
-        raise ConfigError(f"The {SPLIT} split in {ds.locate(cfg.data_dir)} is empty; there is nothing to verify on.")
-    images = np.ascontiguousarray(split.scaled()[:n])
-    labels = np.asarray(split.labels[:n])
+        raise ConfigError(f"The {cfg.split} split in {data_dir} is empty; there is nothing to verify on.")
+    n_inv = min(cfg.invariance_samples, int(n))
+    digest, head, seen = hashlib.sha256(), [], 0
+    # count=None: the whole file is read (for its sha256), the images past n only counted
+    for batch in ds.stream_images(cfg.split, data_dir, batch_size=cfg.batch_size, verify=cfg.verify_data):
+        use = scale_images(batch[: max(0, n - seen)])
+        digest.update(use.tobytes())  # the same digest as of all n float32 images at once
+        if seen < n_inv:
+            head.append(use[: n_inv - seen])
+        seen += len(batch)
+    if seen != len(labels):
+        raise DatasetError(
+            f"{data_dir}: the {cfg.split} split holds {seen} images but {len(labels)} labels; the files belong to "
+            "different releases. Re-install or re-fetch the dataset."
+        )
+    head_images = np.concatenate(head)
     info = {
-        "split": SPLIT,
-        "data_dir": str(ds.locate(cfg.data_dir)),
+        "split": cfg.split,
+        "data_dir": str(data_dir),
         "checksums_verified": cfg.verify_data,
         "count": int(n),
         "first_index": 0,
-        "dtype": str(images.dtype),
-        "shape": list(images.shape),
+        "dtype": "float32",
+        "shape": [int(n), *map(int, head_images.shape[1:])],
         "scaling": "uint8 / 255",
-        "sha256": hashlib.sha256(images.tobytes()).hexdigest(),
-        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+        "sha256": digest.hexdigest(),
+        "labels_sha256": hashlib.sha256(np.ascontiguousarray(labels[:n]).tobytes()).hexdigest(),
         "batch_size": cfg.batch_size,
-        "invariance_samples": min(cfg.invariance_samples, int(n)),
+        "invariance_samples": n_inv,
+        "invariance_sha256": hashlib.sha256(head_images.tobytes()).hexdigest(),
     }
-    return images, labels, info
+    return VerifyInputs(cfg.split, data_dir, int(n), np.asarray(labels[:n]), info, head_images)
 
 
 # -- running ------------------------------------------------------------------------------------
 
 
-def checksum_metric(root: Path, art: Artifact) -> Metric:
-    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises)."""
+def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Metric:
+    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises).
+
+    ``sha``: the file's sha256 when the caller has already computed it.
+    """
     path = root / art.path
     expected = f"sha256 {art.sha256} / {art.bytes} bytes"
     if not path.exists():
         return Metric.check("checksum", "missing", expected, "==", detail=f"{path} does not exist")
-    sha, size = sha256_tree(path), tree_bytes(path)
+    sha, size = sha or sha256_tree(path), tree_bytes(path)
     found = f"sha256 {sha} / {size} bytes"
     detail = "" if found == expected else (
         f"{path} changed since the manifest was written (sha256 {sha[:12]}…, {size} bytes; "
@@ -155,63 +235,124 @@ def checksum_metric(root: Path, art: Artifact) -> Metric:
     return Metric.check("checksum", found, expected, "==", detail=detail)
 
 
-def run_runtime(runtime: Runtime, images: np.ndarray, batch_size: int, n_invariance: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
-    """Activate once, run every input in large batches, then the first ``n_invariance`` one by one."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    runtime.activate()
-    timings["load"] = time.perf_counter() - t0
+@dataclass
+class Stream:
+    """One runtime fed the input stream: its outputs gathered batch by batch, its timings, or what stopped it."""
+
+    name: str
+    runtime: Runtime
+    timings: dict[str, float] = field(default_factory=dict)
+    error: BaseException | None = None
+    _parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    _b1: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> dict[str, np.ndarray]:
+        return _concatenated(self._parts)
+
+    @property
+    def batch1(self) -> dict[str, np.ndarray]:
+        return _concatenated(self._b1)
+
+    def _feed(self, batch: np.ndarray, into: dict[str, list[np.ndarray]], timing: str) -> None:
+        if self.error is not None:
+            return
+        t0 = time.perf_counter()
+        try:
+            out = self.runtime.infer({INPUT_NAME: batch})
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one broken runtime must not stop the others
+            self.error = e
+            return
+        finally:
+            self.timings[timing] = self.timings.get(timing, 0.0) + time.perf_counter() - t0
+        for k, v in out.items():
+            into.setdefault(k, []).append(v)
+
+
+def stream_through(streams: list[Stream], data: VerifyInputs, batch_size: int) -> None:
+    """Activate every runtime, feed each batch of one pass over the inputs to all of them, then the batch-1 runs.
+
+    A runtime that fails to load or to run keeps its error and gets nothing more;
+    the others go on. Every runtime is deactivated at the end.
+    """
+    for s in streams:
+        t0 = time.perf_counter()
+        try:
+            s.runtime.activate()
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - recorded per runtime
+            s.error = e
+        s.timings["load"] = time.perf_counter() - t0
     try:
-        feeds = {INPUT_NAME: images}
-        t0 = time.perf_counter()
-        out = runtime.infer_batched(feeds, batch_size)
-        timings["infer"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        b1 = runtime.infer_batched({INPUT_NAME: images[:n_invariance]}, 1)
-        timings["batch1"] = time.perf_counter() - t0
+        for batch in data.batches(batch_size):
+            for s in streams:
+                s._feed(batch, s._parts, "infer")
+        for i in range(len(data.head)):
+            for s in streams:
+                s._feed(data.head[i : i + 1], s._b1, "batch1")
     finally:
-        runtime.deactivate()
-    return out, b1, timings
+        for s in streams:
+            s.runtime.deactivate()
+    for s in streams:
+        s.timings["total"] = sum(s.timings.get(k, 0.0) for k in ("load", "infer", "batch1"))
+
+
+def run_runtime(runtime: Runtime, data: VerifyInputs, batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+    """One runtime through the whole stream: its outputs, batch-1 outputs and timings; its error is raised."""
+    stream = Stream(runtime.name, runtime)
+    stream_through([stream], data, batch_size)
+    if stream.error is not None:
+        raise stream.error
+    timings = dict(stream.timings)
+    timings.pop("total", None)
+    return stream.outputs, stream.batch1, timings
+
+
+def _concatenated(chunks: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-batch outputs joined along the batch."""
+    if not chunks:
+        raise UsageError("no inputs to run (0 rows).")
+    return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
 def _describe_error(e: BaseException) -> str:
     return str(e) if isinstance(e, EdgefmError) else f"{type(e).__name__}: {e}"
 
 
-def check_artifact(
-    name: str,
+def judge(
+    stream: Stream,
     art: Artifact,
-    runtime: Runtime,
     reference: Mapping[str, np.ndarray],
-    images: np.ndarray,
     labels: np.ndarray,
     tol: Tolerance,
-    cfg: CheckConfig,
     *,
     checksum: Metric | None = None,
     binding: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
-    """Run one artifact in ``runtime`` and compare it with the reference; errors become the result's ``error``.
+    """One streamed runtime's outputs against the reference; its error becomes the result's ``error``.
 
     With ``binding`` (the Python binding's outputs of the same file), the exact
     match of the two runs is checked as well. Returns the outputs for reuse.
     """
-    result = ArtifactResult(name, runtime.name, art.path, art.format, art.quantization)
+    result = ArtifactResult(stream.name, stream.runtime.name, art.path, art.format, art.quantization)
     if checksum is not None:
         result.metrics.append(checksum)
-    t0 = time.perf_counter()
+    result.timings.update(stream.timings)
     outputs = None
     try:
-        outputs, b1, timings = run_runtime(runtime, images, cfg.batch_size, min(cfg.invariance_samples, len(images)))
-        result.timings.update(timings)
-        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=b1))
+        if stream.error is not None:
+            raise stream.error
+        outputs = stream.outputs
+        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=stream.batch1))
         if binding is not None:
             result.metrics.append(compare_exact(outputs, binding))
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 - one broken artifact must not hide the others' results
         result.error = _describe_error(e)
-    result.timings["total"] = time.perf_counter() - t0
     return result, outputs
 
 
@@ -259,23 +400,26 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     _outputs_are_not_inputs(root, ref_art, selected, {"--report": json_path, "--html": cfg.html})
     timings: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    images, labels, inputs = load_inputs(cfg)
-    timings["load_inputs"] = time.perf_counter() - t0
-    say(f"inputs: {inputs['count']} images of the {SPLIT} split")
+    # One probe process for every file the runtimes will load (their activate() then hits its cache). It runs
+    # while the inputs and the reference are prepared; no runtime here loads a file before probe.wait().
+    t_probe = time.perf_counter()
+    probe = PendingValidation(root / a.path for a in selected.values() if (root / a.path).suffix.lower() in STRUCTURE_CHECKS)
+    _import_runtimes(selected.values())
 
-    # The reference, computed once.
     t0 = time.perf_counter()
-    say(f"reference: running {ref_art.path} in TensorFlow on {inputs['count']} images…")
-    ref_checksum = checksum_metric(root, ref_art)
-    tf_runtime = TensorFlowRuntime(root / ref_art.path)
-    try:
-        reference, ref_b1, ref_timings = run_runtime(tf_runtime, images, cfg.batch_size, inputs["invariance_samples"])
-    except UsageError as e:  # edgefm built the feeds itself: a mismatch is the file's fault (exit 1), not the user's
-        raise ModelFileError(
-            f"The reference SavedModel {root / ref_art.path} does not take edgefm's input ({e}). Its "
-            f"serving signature must take {INPUT_NAME!r}; re-create it with `edgefm train`."
-        ) from e
+    data = load_inputs(cfg)
+    labels, inputs = data.labels, data.info
+    timings["load_inputs"] = time.perf_counter() - t0
+    say(f"inputs: {inputs['count']} images of the {cfg.split} split")
+
+    # The reference: computed once, or reused from the cache beside the manifest.
+    t0 = time.perf_counter()
+    ref_path = root / ref_art.path
+    ref_sha = sha256_tree(ref_path) if ref_path.exists() else None
+    ref_checksum = checksum_metric(root, ref_art, sha=ref_sha)
+    say(f"reference: {ref_art.path} (TensorFlow, or its cached outputs) on {inputs['count']} images…")
+    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, cfg)
+    reference, ref_b1, ref_timings = ref.outputs, ref.batch1, ref.timings
     timings["reference"] = time.perf_counter() - t0
     if LOGITS not in reference:
         raise ManifestError(
@@ -287,36 +431,62 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         ref_checksum,
         Metric.check("batch_invariance", max_abs_error(ref_b1[LOGITS], reference[LOGITS][: len(ref_b1[LOGITS])]), None, "info"),
     ]
-    say(f"reference: {ref_art.path} in TensorFlow, accuracy {100 * ref_acc:.2f}% ({timings['reference']:.1f} s)")
-    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **tf_runtime.versions()}
+    how = "in TensorFlow" if ref_cache["status"] == "computed" else f"reused from {ref_cache['path']}"
+    say(f"reference: {ref_art.path} {how}, accuracy {100 * ref_acc:.2f}% ({timings['reference']:.1f} s)")
+    if ref_cache.get("note"):
+        say(f"reference cache: {ref_cache['note']}")
+    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **ref_versions}
 
+    probe.wait()
+    timings["probe"] = time.perf_counter() - t_probe  # the wall time until every file was probed
+
+    # Every runtime, one pass over the inputs (each batch goes through all of them).
     results: list[ArtifactResult] = []
     details: dict[str, ArtifactDetail] = {}
     sizes: dict[str, int] = {}
-    for i, (name, art) in enumerate(selected.items()):
-        say(f"[{i + 1}/{len(selected)}] {name}: running {art.path}…")
+    streams: dict[str, Stream] = {}
+    failed: dict[str, ArtifactResult] = {}
+    for name, art in selected.items():
         path = root / art.path
         if (size := _size(path)) is not None:
             sizes[name] = size
-        tol = tolerances[name]
-        checksum = checksum_metric(root, art)
         try:
-            runtime = runtime_for(path)
+            streams[name] = Stream(name, runtime_for(path))
         except EdgefmError as e:
-            results.append(ArtifactResult(name, art.format, art.path, art.format, art.quantization, [checksum], str(e)))
-            say(f"{name}: FAIL ({e})")
-            continue
-        result, outputs = check_artifact(name, art, runtime, reference, images, labels, tol, cfg, checksum=checksum)
+            failed[name] = ArtifactResult(name, art.format, art.path, art.format, art.quantization, [], str(e))
+        if make_native is not None:
+            try:
+                streams[name + NATIVE_SUFFIX] = Stream(name + NATIVE_SUFFIX, make_native(path))
+            except EdgefmError as e:
+                failed[name + NATIVE_SUFFIX] = ArtifactResult(name + NATIVE_SUFFIX, "native", art.path, art.format,
+                                                              art.quantization, [], str(e))
+    t0 = time.perf_counter()
+    stream_through(list(streams.values()), data, cfg.batch_size)
+    timings["run"] = time.perf_counter() - t0
+    for name, art in selected.items():
+        tol = tolerances[name]
+        if name in failed:
+            result, outputs = failed[name], None
+            result.metrics.insert(0, checksum_metric(root, art))
+        else:
+            result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art))
+            versions.update(_versions(streams[name].runtime))
         results.append(result)
         _keep_detail(details, name, outputs, reference, labels)
-        versions.update(_versions(runtime))
-        say(f"{name}: {runtime.name} {'PASS' if result.passed else 'FAIL'} ({result.timings['total']:.1f} s)")
-        if make_native is not None:
-            say(f"[{i + 1}/{len(selected)}] {name}@native: running {art.path} in the C runner…")
-            nres, noutputs = _check_native(name, art, make_native, reference, outputs, images, labels, tol, cfg, versions)
-            results.append(nres)
-            _keep_detail(details, nres.name, noutputs, reference, labels)
-            say(f"{nres.name}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
+        say(f"{name}: {result.runtime} {'PASS' if result.passed else 'FAIL'} ({result.timings.get('total', 0.0):.1f} s)")
+        if make_native is None:
+            continue
+        native = name + NATIVE_SUFFIX
+        if native in failed:
+            nres, noutputs = failed[native], None
+        else:
+            nres, noutputs = judge(streams[native], art, reference, labels, tol, binding=outputs)
+            if outputs is None and nres.error is None:
+                nres.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
+            versions.update(_versions(streams[native].runtime))
+        results.append(nres)
+        _keep_detail(details, native, noutputs, reference, labels)
+        say(f"{native}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
 
     shown = sorted({int(i) for d in details.values() for i in d.shown})
     report = ParityReport(
@@ -324,11 +494,12 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         reference={
             "name": ref_name,
             "path": ref_art.path,
-            "runtime": tf_runtime.name,
+            "runtime": TensorFlowRuntime.name,
             "sha256": ref_art.sha256,
             "bytes": _size(root / ref_art.path),
             "accuracy": ref_acc,
             "timings": {k: round(v, 4) for k, v in ref_timings.items()},
+            "cache": ref_cache,
         },
         inputs=inputs,
         versions=versions,
@@ -339,8 +510,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         sizes=sizes,
         reference_confusion=confusion_matrix(labels, np.argmax(reference[LOGITS], axis=1), reference[LOGITS].shape[1]),
         class_names=list(manifest.labels) or list(CLASS_NAMES),
-        # back to the dataset's uint8 pixels (x = u / 255 in float32, so rounding is exact)
-        images={i: np.rint(images[i] * 255).astype(np.uint8) for i in shown},
+        images=data.images_at(shown),  # the dataset's uint8 pixels
         training=dict(manifest.training),
         artifacts_dir=root,
     )
@@ -352,7 +522,10 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             timings["html"] = time.perf_counter() - t0
             say(f"html: {cfg.html} ({timings['html']:.1f} s)")
     finally:  # the JSON report is written even if the page could not be
+        from runtime_check.tools.benchmark import peak_rss_mb
+
         timings["total"] = time.perf_counter() - t_start
+        report.resources["peak_rss_mb"] = round(peak_rss_mb(), 1)
         report.write(json_path)
     return report
 
@@ -371,6 +544,68 @@ def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[s
         if what:
             raise ConfigError(f"{flag} {out} is {what}, an input of this verify; writing there would destroy it. "
                               f"Pass {flag} with another path.")
+
+
+def reference_outputs(
+    root: Path, path: Path, sha: str | None, data: VerifyInputs, cfg: CheckConfig
+) -> tuple[Reference, dict[str, Any], dict[str, str]]:
+    """The reference outputs, the cache record for the report, and the TensorFlow version they came from.
+
+    Reused from ``reference_cache`` when its key matches (TensorFlow is then not
+    imported); otherwise TensorFlow runs and the result is cached. A bad cache is a
+    note in the record, never an error.
+    """
+    inputs = data.info
+    key = None if sha is None else ReferenceKey(
+        savedmodel_sha256=sha,
+        signature=TensorFlowRuntime.signature_key,
+        inputs_sha256=inputs["sha256"],
+        count=int(inputs["count"]),
+        invariance_sha256=inputs["invariance_sha256"],
+        invariance_samples=int(inputs["invariance_samples"]),
+        batch_size=cfg.batch_size,
+        tensorflow=reference_cache.tensorflow_version(),
+    )
+    record: dict[str, Any] = {"path": reference_cache.CACHE_NAME}
+    note = ""
+    if key is not None and cfg.recompute_reference:
+        note = "--recompute-reference: TensorFlow ran again"
+    elif key is not None:
+        cached, note = reference_cache.load(root, key)
+        if cached is not None and LOGITS in cached.outputs:
+            record.update(status="reused", computed=cached.computed)
+            return cached, record, {"tensorflow": str(key.tensorflow)}
+    tf_runtime = TensorFlowRuntime(path)
+    try:
+        outputs, b1, timings = run_runtime(tf_runtime, data, cfg.batch_size)
+    except UsageError as e:  # edgefm built the feeds itself: a mismatch is the file's fault (exit 1), not the user's
+        raise ModelFileError(
+            f"The reference SavedModel {path} does not take edgefm's input ({e}). Its "
+            f"serving signature must take {INPUT_NAME!r}; re-create it with `edgefm train`."
+        ) from e
+    ref = Reference(outputs, b1, timings, utc_now())
+    if key is not None and LOGITS in outputs:
+        saved = reference_cache.save(root, key, ref)
+        note = "; ".join(n for n in (note, saved) if n)
+    record.update(status="computed", computed=ref.computed)
+    if note:
+        record["note"] = note
+    return ref, record, tf_runtime.versions()
+
+
+#: artifact format -> the Python module its runtime imports in activate()
+RUNTIME_MODULES = {TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
+
+
+def _import_runtimes(artifacts: Iterable[Artifact]) -> None:
+    """Import the runtimes' Python modules now, while the probe child runs (they load no model file)."""
+    import importlib
+
+    for module in dict.fromkeys(RUNTIME_MODULES[a.format] for a in artifacts if a.format in RUNTIME_MODULES):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the runtime says so, with what to install, when it is activated
 
 
 def _keep_detail(
@@ -392,31 +627,6 @@ def _size(path: Path) -> int | None:
         return tree_bytes(path) if path.exists() else None
     except OSError:
         return None
-
-
-def _check_native(
-    name: str,
-    art: Artifact,
-    make_native: NativeFactory,
-    reference: Mapping[str, np.ndarray],
-    binding: Mapping[str, np.ndarray] | None,
-    images: np.ndarray,
-    labels: np.ndarray,
-    tol: Tolerance,
-    cfg: CheckConfig,
-    versions: dict[str, str],
-) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
-    """The native C runner on the same file: the same checks against TF, plus an exact match with the binding."""
-    native_name = f"{name}@native"
-    try:
-        native = make_native(Path(cfg.artifacts) / art.path)
-    except EdgefmError as e:
-        return ArtifactResult(native_name, "native", art.path, art.format, art.quantization, [], str(e)), None
-    result, outputs = check_artifact(native_name, art, native, reference, images, labels, tol, cfg, binding=binding)
-    if binding is None and result.error is None:
-        result.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
-    versions.update(_versions(native))
-    return result, outputs
 
 
 def _versions(runtime: Runtime) -> dict[str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from edgefm.core.contract import DEFAULT_ARTIFACTS
 from edgefm.core.errors import ConfigError
 from edgefm.core.options import positive_float, positive_int
+from edgefm.data.fashion_mnist import SPLITS
 from runtime_check.verify.tolerances import check_bound
 
 
@@ -16,7 +17,9 @@ class CheckConfig:
     """What ``edgefm verify`` does."""
 
     artifacts: Path = DEFAULT_ARTIFACTS
-    samples: int | None = None  # None: the whole test split
+    #: the Fashion-MNIST split to verify on: "test" (held out, the default) or "train" (60,000 images)
+    split: str = "test"
+    samples: int | None = None  # None: the whole split
     batch_size: int = 1000
     invariance_samples: int = 64
     only: tuple[str, ...] = ()
@@ -29,10 +32,14 @@ class CheckConfig:
     native: bool = False
     data_dir: Path | None = None
     verify_data: bool = True
+    #: run TensorFlow for the reference even when the cache beside the manifest matches
+    recompute_reference: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "artifacts", Path(self.artifacts))
+        if self.split not in SPLITS:
+            raise ConfigError(f"--split {self.split!r}: use one of {', '.join(SPLITS)} (the Fashion-MNIST splits).")
         if self.samples is not None:
             positive_int(self.samples, "--samples")
         positive_int(self.batch_size, "--batch-size")

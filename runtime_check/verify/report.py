@@ -157,6 +157,8 @@ class ParityReport:
     training: dict[str, Any] = field(default_factory=dict)  # the manifest's training record (curves)
     artifacts_dir: Path | None = None
     html_path: Path | None = None  # where the page was written, if it was
+    #: what the run cost this process: ``peak_rss_mb`` (its peak resident memory, VmHWM)
+    resources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -227,6 +229,7 @@ class ParityReport:
             "host": self.host,
             "versions": self.versions,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "resources": self.resources,
             "class_names": list(self.class_names),
             "training": self.training,
             **({"artifacts_dir": str(self.artifacts_dir)} if self.artifacts_dir is not None else {}),
@@ -244,6 +247,7 @@ class ParityReport:
             inputs=dict(d["inputs"]),
             versions=dict(d.get("versions", {})),
             timings=dict(d.get("timings", {})),
+            resources=dict(d.get("resources", {})),
             reference_metrics=[Metric.from_dict(k, m) for k, m in d["reference"].get("metrics", {}).items()],
             host=dict(d.get("host", {})),
             details={n: ArtifactDetail.from_dict(a["details"]) for n, a in d["artifacts"].items() if "details" in a},

@@ -30,6 +30,16 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 
+def _cache_words(reference: dict[str, Any]) -> str:
+    """How the reference came about: run now, or reused from the cache beside the manifest."""
+    cache = reference.get("cache") or {}
+    if cache.get("status") == "reused":
+        return f"; reused from {cache.get('path')} (computed {cache.get('computed', '?')}; TensorFlow not run)"
+    if cache.get("status") == "computed":
+        return "; computed now" + (f" ({cache['note']})" if cache.get("note") else "")
+    return ""
+
+
 def table_rows(report: ParityReport) -> tuple[list[str], list[list[str]]]:
     """Header and one row per artifact: ``ok value`` / ``FAIL value`` per check."""
     present = [(k, h) for k, h in COLUMNS if any(_has(a, k) for a in report.artifacts)]
@@ -59,7 +69,7 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
         table = _blocks(report, header, body, width)
     lines = [
         *_fit(f"reference: {report.reference.get('runtime', 'tensorflow')} {report.reference.get('path', '')} "
-              f"(accuracy {format_value('accuracy', report.reference.get('accuracy'))})", width),
+              f"(accuracy {format_value('accuracy', report.reference.get('accuracy'))}){_cache_words(report.reference)}", width),
         *_fit(f"inputs: {report.inputs.get('count')} images of the {report.inputs.get('split')} split "
               f"from index {report.inputs.get('first_index', 0)} (sha256 {str(report.inputs.get('sha256', ''))[:12]}…)", width),
         *(_fit(host_line(report.host), width) if report.host else []),

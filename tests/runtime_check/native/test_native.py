@@ -216,6 +216,38 @@ def test_runner_under_env_i_writes_every_output(models: Path, runners: dict, tmp
     assert info.returncode == 0 and "input\timages\t" in info.stdout and "output\tlogits\t" in info.stdout
 
 
+@pytest.mark.parametrize("file", ["int8io.tflite", "float32.tflite", "float32.onnx"])
+def test_warm_loop_reports_per_call_latencies_and_keeps_the_outputs_exact(
+    models: Path, runners: dict, cache: Path, tmp_path: Path, file: str
+) -> None:
+    from runtime_check.native.runtime import parse_timing
+
+    x = _images(3)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out"
+    out.mkdir()
+    kind = "litert" if file.endswith(".tflite") else "onnxruntime"
+    proc = _env_i(runners[kind], "run", models / file, "--input", f"images={tmp_path / 'x.npy'}", "--output-dir", str(out),
+                  "--warmup", "3", "--runs", "25")
+    assert proc.returncode == 0, proc.stderr
+    timing_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("timing\t"))
+    assert "\truns=25\twarmup=3\tcalls=25\tp50_ms=" in timing_line and "\tp99_ms=" in timing_line
+    t = parse_timing(proc.stdout)
+    assert t is not None and t.warmup == 3 and len(t.latencies_ms) == 25 and all(v > 0 for v in t.latencies_ms)
+    for q, got in ((50, t.p50_ms), (90, t.p90_ms), (99, t.p99_ms)):  # NumPy's percentile of the same calls
+        assert got == pytest.approx(float(np.percentile(t.latencies_ms, q)), abs=2e-6)
+    with runtime_for(models / file) as binding:  # the loop's outputs are the binding's, bit for bit
+        expected = binding.infer({"images": x})
+    for name in ("logits", "probabilities"):
+        assert np.array_equal(np.load(out / f"{name}.npy"), expected[name]), name
+    with _native(models / file, cache) as native:
+        timed = native.time_calls({"images": x[:1]}, warmup=2, runs=7)
+    assert len(timed.latencies_ms) == 7 and timed.p50_ms is not None and timed.open_ms > 0
+    bad = _env_i(runners[kind], "run", models / file, "--input", f"images={tmp_path / 'x.npy'}", "--output-dir", str(out),
+                 "--runs", "0")
+    assert bad.returncode == 2 and "--runs: '0' must be at least 1" in bad.stderr
+
+
 def test_running_runner_maps_the_runtime_and_no_python(models: Path, runners: dict, tmp_path: Path) -> None:
     """/proc/PID/maps of a runner in the middle of its work: libLiteRt.so is there, no Python is."""
     np.save(tmp_path / "x.npy", _images(256))

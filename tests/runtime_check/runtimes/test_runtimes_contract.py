@@ -124,3 +124,75 @@ def test_int8_io_model_really_stores_int8(models: Path) -> None:
         raw_in, raw_out = rt.raw_specs()
     assert raw_in[0].dtype == "int8" and raw_in[0].scale and raw_in[0].zero_point is not None
     assert {s.dtype for s in raw_out} == {"int8"}
+
+
+# -- the load probe: one child for many files ---------------------------------------------------
+
+
+@pytest.fixture
+def probe_files(models: Path, tmp_path: Path) -> list[Path]:
+    """Fresh copies (the probe caches per path): good files of both formats and bad ones of each kind."""
+    files = []
+    for name in ("model_float32.tflite", "model.onnx", "model_int8.tflite", "model_int8.onnx"):
+        files.append(tmp_path / name)
+        shutil.copyfile(models / name, files[-1])
+    data = (models / "model_float32.tflite").read_bytes()
+    (tmp_path / "truncated.tflite").write_bytes(data[: len(data) * 3 // 4])  # passes the cheap check; LiteRT refuses
+    (tmp_path / "empty.onnx").write_bytes(b"")  # fails the cheap check
+    return [*files[:2], tmp_path / "truncated.tflite", tmp_path / "empty.onnx", *files[2:]]
+
+
+def _one_by_one(paths: list[Path]) -> dict[Path, str | None]:
+    """What the per-file probe says of each file (copies, so nothing comes from the cache)."""
+    from edgefm.core.errors import ModelFileError
+    from runtime_check.runtimes.probe import check_structure, probe_in_subprocess
+
+    out: dict[Path, str | None] = {}
+    for p in paths:
+        try:
+            check_structure(p)
+            probe_in_subprocess(p)
+            out[p] = None
+        except ModelFileError as e:
+            out[p] = str(e)
+    return out
+
+
+def _messages(results: dict[Path, object]) -> dict[Path, str | None]:
+    return {p: None if e is None else str(e) for p, e in results.items()}
+
+
+def test_one_probe_child_gives_every_file_its_own_verdict(probe_files: list[Path]) -> None:
+    from edgefm.core.errors import ModelFileError
+    from runtime_check.runtimes import probe
+
+    got = _messages(probe.validate_model_files(probe_files))
+    assert got == _one_by_one(probe_files)
+    assert [p.name for p, e in got.items() if e is not None] == ["truncated.tflite", "empty.onnx"]
+    assert "The runtime cannot load" in str(got[probe_files[2]]) and "is empty (0 bytes)" in str(got[probe_files[3]])
+    # afterwards the per-file check answers from the cache, refusals included
+    probe.validate_model_file(probe_files[0])
+    with pytest.raises(ModelFileError, match=r"The runtime cannot load .*truncated\.tflite"):
+        probe.validate_model_file(probe_files[2])
+    assert _messages(probe.validate_model_files(probe_files)) == got
+
+
+@pytest.mark.parametrize("how", ["killed", "hung"])
+def test_a_probe_child_that_dies_or_hangs_is_probed_again_file_by_file(probe_files: list[Path], how: str) -> None:
+    import os
+    import signal
+
+    from runtime_check.runtimes.probe import ProbeChild, check_structure
+
+    loadable = [p for p in probe_files if p.stat().st_size > 0]  # what passes the cheap check
+    for p in loadable:
+        check_structure(p)
+    child = ProbeChild(timeout=1.0, per_file=0.0)
+    # a real child process, really stopped: by SIGKILL before it reads a file, or frozen by SIGSTOP (a hang)
+    os.kill(child._proc.pid, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+    for p in loadable:
+        child.send(p)
+    got = _messages(child.finish())
+    assert child._proc.returncode == -signal.SIGKILL  # finish() killed the frozen one too
+    assert got == _one_by_one(loadable)
+    assert [p.name for p, e in got.items() if e is not None] == ["truncated.tflite"]

@@ -481,3 +481,160 @@ def test_reference_with_a_misnamed_input_is_a_bad_file_exit_1(exported: Path, ti
     _no_traceback(res)
     msg = json.loads(res.stdout)["error"]
     assert "does not take edgefm's input" in msg and "'pixels'" in msg and "re-create it with `edgefm train`" in msg
+
+
+# -- the reference cache ----------------------------------------------------------------------
+
+
+def _cache_note(report: object) -> str:
+    return report.reference["cache"].get("note", "")  # type: ignore[attr-defined]
+
+
+def test_reference_is_cached_reused_and_recomputed_on_request(exported: Path, cfg_for, tmp_path: Path) -> None:
+    from runtime_check.verify.reference_cache import CACHE_NAME, KEY_NAME
+
+    root = _copy(exported, tmp_path)
+    for name in (CACHE_NAME, KEY_NAME):
+        (root / name).unlink(missing_ok=True)
+    cold = check(Manifest.load(root), cfg_for(root))
+    assert cold.reference["cache"]["status"] == "computed" and _cache_note(cold) == ""
+    meta = json.loads((root / KEY_NAME).read_text())
+    assert meta["key"]["inputs_sha256"] == cold.inputs["sha256"] and meta["key"]["count"] == 128
+    assert meta["key"]["tensorflow"] and meta["key"]["savedmodel_sha256"] == Manifest.load(root).artifacts["savedmodel"].sha256
+    warm = check(Manifest.load(root), cfg_for(root))
+    assert warm.reference["cache"]["status"] == "reused" and warm.passed
+    assert "reused from reference-outputs.npz" in render_table(warm).splitlines()[0]
+    for name in VARIANTS:  # the same numbers as with TensorFlow run
+        assert warm.result(name).to_dict()["metrics"] == cold.result(name).to_dict()["metrics"], name
+    assert warm.reference["accuracy"] == cold.reference["accuracy"]
+    assert warm.versions["tensorflow"] == cold.versions["tensorflow"]
+    again = check(Manifest.load(root), cfg_for(root, recompute_reference=True))
+    assert again.reference["cache"]["status"] == "computed" and "--recompute-reference" in _cache_note(again)
+    assert json.loads(again.path.read_text())["reference"]["cache"]["status"] == "computed"
+
+
+def test_a_bad_or_stale_cache_is_recomputed_with_a_note(exported: Path, cfg_for, tmp_path: Path) -> None:
+    from runtime_check.verify.reference_cache import CACHE_NAME, KEY_NAME
+
+    root = _copy(exported, tmp_path)
+    only = ("tflite_float32",)
+    check(Manifest.load(root), cfg_for(root, only=only))  # writes the cache (or reuses the copied one)
+    npz, key = root / CACHE_NAME, root / KEY_NAME
+    good_npz, good_key = npz.read_bytes(), key.read_text()
+
+    def verify() -> object:
+        report = check(Manifest.load(root), cfg_for(root, only=only))
+        assert report.passed
+        return report
+
+    data = bytearray(good_npz)
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    r = verify()
+    assert r.reference["cache"]["status"] == "computed" and "does not match the sha256" in _cache_note(r)
+    assert npz.read_bytes() == good_npz  # written again, whole
+
+    key.write_text("{not json")
+    r = verify()
+    assert r.reference["cache"]["status"] == "computed" and "cannot be read (JSONDecodeError" in _cache_note(r)
+
+    # an object array (a pickle inside the .npz), with its sha256 duly recorded: refused, never unpickled
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, out_0=np.array([{"x": 1}], dtype=object), out_1=np.zeros(1), b1_0=np.zeros(1), b1_1=np.zeros(1))
+    npz.write_bytes(buf.getvalue())
+    meta = json.loads(good_key)
+    meta["sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    key.write_text(json.dumps(meta))
+    r = verify()
+    assert r.reference["cache"]["status"] == "computed" and "Object arrays cannot be loaded" in _cache_note(r)
+
+    r = check(Manifest.load(root), cfg_for(root, only=only, samples=100))  # other inputs: recomputed
+    assert r.reference["cache"]["status"] == "computed"
+    assert "made for other inputs, another number of inputs" in _cache_note(r)
+    r = check(Manifest.load(root), cfg_for(root, only=only, samples=100, batch_size=7))
+    assert "another --batch-size" in _cache_note(r)
+    assert check(Manifest.load(root), cfg_for(root, only=only, samples=100, batch_size=7)).reference["cache"]["status"] == "reused"
+
+
+def test_warm_verify_never_imports_tensorflow(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = _copy(exported, tmp_path)
+    args = ["verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify", "-q"]
+    code = (
+        "import json, runpy, sys\n"
+        f"sys.argv = ['edgefm', *{args!r}, *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('edgefm.cli', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    status = e.code\n"
+        "print(json.dumps({'status': status, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+    )
+
+    def run(*extra: str) -> dict[str, object]:
+        proc = subprocess.run([sys.executable, "-c", code, *extra], capture_output=True, text=True, timeout=600,
+                              cwd=REPO, stdin=subprocess.DEVNULL)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert run("--recompute-reference") == {"status": 0, "tensorflow": True}
+    assert run() == {"status": 0, "tensorflow": False}
+    report = json.loads((root / REPORT_NAME).read_text())
+    assert report["reference"]["cache"]["status"] == "reused" and report["passed"] is True
+
+
+# -- streamed inputs and --split ----------------------------------------------------------------
+
+
+def test_streamed_images_are_the_split_and_bad_files_are_dataset_errors(
+    tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from edgefm.core.errors import DatasetError
+    from edgefm.data import fashion_mnist as ds
+
+    d = tiny_data_session[0]
+    whole = ds.load_split("train", d, verify=False).images
+    parts = list(ds.stream_images("train", d, batch_size=50, verify=False))
+    assert [len(p) for p in parts] == [50] * 5 + [6] and np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(np.concatenate(list(ds.stream_images("train", d, batch_size=64, count=70, verify=False))), whole[:70])
+    with pytest.raises(DatasetError, match=r"Checksum mismatch for .*train-images-idx3-ubyte\.gz"):
+        list(ds.stream_images("train", d, batch_size=64))  # not the official bytes: raised after the last batch
+    bad = tmp_path / "fmnist"
+    shutil.copytree(d, bad)
+    ds.write_idx(bad / "train-images-idx3-ubyte.gz", whole)
+    import gzip
+
+    raw = gzip.decompress((bad / "train-images-idx3-ubyte.gz").read_bytes())
+    (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[: len(raw) - 784 * 3 - 5]))
+    with pytest.raises(DatasetError, match=r"declares shape \(256, 28, 28\) \(200704 bytes of data\) but ends after 252 images: it is truncated"):
+        list(ds.stream_images("train", bad, batch_size=64, verify=False))
+
+
+def test_split_train_streams_and_hashes_like_the_whole_array(exported: Path, cfg_for, tmp_path: Path,
+                                                             tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    import hashlib
+
+    from edgefm.data.fashion_mnist import load_split
+
+    root = _copy(exported, tmp_path)
+    report = check(Manifest.load(root), cfg_for(root, split="train", samples=200, batch_size=64,
+                                               only=("tflite_float32", "onnx_int8")))
+    assert report.passed and report.inputs["split"] == "train" and report.inputs["count"] == 200
+    scaled = load_split("train", tiny_data_session[0], verify=False).scaled()
+    assert report.inputs["sha256"] == hashlib.sha256(scaled[:200].tobytes()).hexdigest()
+    assert report.inputs["invariance_sha256"] == hashlib.sha256(scaled[:64].tobytes()).hexdigest()
+    assert report.inputs["shape"] == [200, 28, 28]
+    reloaded = json.loads(report.path.read_text())
+    assert reloaded["inputs"]["split"] == "train"
+    with pytest.raises(ConfigError, match=r"--split 'val': use one of train, test"):
+        cfg_for(root, split="val")
+    res = run_cli("verify", "--artifacts", str(root), "--split", "val")
+    assert res.returncode == 2 and "--split 'val'" in res.stderr
+    _no_traceback(res)
+    assert 0 < reloaded["resources"]["peak_rss_mb"] == report.resources["peak_rss_mb"]
