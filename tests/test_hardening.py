@@ -639,3 +639,54 @@ def test_onnx_external_data_is_found_beside_the_model_and_confined_to_it(tmp_pat
     (model.parent / "ext.weights").unlink()
     proc = run_cli("inspect", str(model))
     assert_fails_cleanly(proc, 1, "'ext.weights', which is missing beside the model")
+
+
+# -- train: bounds, a full disk, a new run and the old checkpoints ---------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "300"], "--batch-size 300 is more than the 256 training images"),
+    (["--hidden-units", "100000000"], "--hidden-units 100000000 is more than 65,536"),
+])
+def test_train_option_upper_bounds(data_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_cli("train", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(tmp_path / "run"), "-q", *args)
+    assert_fails_cleanly(proc, 2, message)
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_a_full_disk_during_train_names_what_could_not_be_written(data_dir: Path, small_disk: Path) -> None:
+    root = small_disk / "run"
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * max(0, shutil.disk_usage(small_disk).free - (24 << 10)))
+    proc = run_cli("train", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(root), "--epochs", "1",
+                   "--hidden-units", "8", "-q")
+    assert_fails_cleanly(proc, 1, "Cannot write", "No space left on device")
+    assert not (root / "manifest.json").exists()
+
+
+def test_a_new_run_drops_the_previous_runs_checkpoints(data_dir: Path, tmp_path: Path) -> None:
+    import signal
+
+    root = tmp_path / "run"
+    common = ["--data-dir", str(data_dir), "--no-verify", "--artifacts", str(root), "--hidden-units", "8",
+              "--batch-size", "32", "-q"]
+    assert run_cli("train", "--epochs", "2", *common).returncode == 0
+    (root / "manifest.json").unlink()  # an unfinished run: checkpoints, no manifest
+    assert (root / "checkpoints").is_dir()
+    proc = _popen_cli("train", "--epochs", "100000", "--seed", "1", *common)
+    try:
+        deadline = time.monotonic() + 120
+        while (root / "checkpoints").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not (root / "checkpoints" / "state.json").exists() or proc.poll() is not None
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    resumed = run_cli("train", "--resume", "--epochs", "1", "--seed", "1", *common)
+    # either the new run's own first checkpoint, or none: never the old 2-epoch run under new options
+    if resumed.returncode == 2:
+        assert "--resume: no checkpoint" in resumed.stderr
+    else:
+        assert "checkpoint already has 2 epochs" not in resumed.stderr

@@ -67,7 +67,7 @@ def train_cmd(**options: Any) -> None:
     from edgefm.train.progress import TrainReporter
     from edgefm.train.trainer import train
 
-    force, as_json = options.pop("force"), options.pop("as_json")
+    force, as_json = options["force"], options["as_json"]
     cfg = build_config(**options)
     if not cfg.distribute:  # a cluster's workers are started by a launcher (or a scheduler) that checked
         refuse_finished_run(cfg.artifacts, force=force, resume=cfg.resume)  # after the options are known valid
@@ -86,8 +86,11 @@ def train_cmd(**options: Any) -> None:
                f"-> {cfg.artifacts / 'manifest.json'}")
 
 
-def build_config(*, no_verify: bool, **options: Any) -> Any:
-    """The ``TrainConfig`` of the command's options (also what a worker of ``--workers`` parses back)."""
+def build_config(*, no_verify: bool, force: bool = False, as_json: bool = False, **options: Any) -> Any:
+    """The ``TrainConfig`` of the command's options (also what a worker of ``--workers`` parses back).
+
+    ``--force`` and ``--json`` are the command's, not the training's: they are not in the config.
+    """
     from edgefm.train.config import TrainConfig
 
     return TrainConfig(verify_data=not no_verify, **options)

@@ -50,6 +50,10 @@ DEFAULT_HIDDEN_UNITS = {ModelKind.MLP: 20, ModelKind.CNN: 32}
 
 
 
+#: widest hidden layer: 784 x 65,536 float32 weights are 205 MB
+MAX_HIDDEN_UNITS = 65_536
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """What ``edgefm train`` does. ``None`` means: the model's own default."""
@@ -97,6 +101,12 @@ class TrainConfig:
         set_(self, "lr_schedule", sched)
         hu = DEFAULT_HIDDEN_UNITS[model] if self.hidden_units is None else self.hidden_units
         set_(self, "hidden_units", positive_int(hu, "--hidden-units"))
+        if self.hidden_units > MAX_HIDDEN_UNITS:
+            raise ConfigError(
+                f"--hidden-units {self.hidden_units} is more than {MAX_HIDDEN_UNITS:,}: the 784x{MAX_HIDDEN_UNITS:,} "
+                "float32 weights of the widest allowed layer are already 205 MB (with their gradients and "
+                "checkpoints several times that); a wider layer would run out of memory."
+            )
         if self.jit and self.eager:
             raise ConfigError("--jit compiles the graph with XLA; it cannot be combined with --eager.")
         self._check_distribution()

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from edgefm.core.contract import CHECKPOINT_DIRNAME, CLASS_NAMES, SAVEDMODEL_KEY, SERVING_SIGNATURE
-from edgefm.core.errors import ConfigError, ModelFileError, TrainingInterrupted
+from edgefm.core.errors import ConfigError, ModelFileError, OutputError, TrainingInterrupted
 from edgefm.core.fileio import atomic_output_path, atomic_write_json, ensure_directory
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
+from edgefm.core.locking import artifacts_lock
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
@@ -168,10 +170,29 @@ def train(cfg: TrainConfig, reporter: TrainReporter | None = None) -> TrainResul
     if cfg.workers is not None:
         from edgefm.train.launcher import launch
 
-        return launch(cfg)
+        with artifacts_lock(ensure_directory(cfg.artifacts), "edgefm train --workers", notify=_stderr_note):
+            return launch(cfg)
+    if cfg.distribute:  # a worker: its launcher (or scheduler) holds the directory
+        return _train(cfg, reporter)
+    with artifacts_lock(ensure_directory(cfg.artifacts), "edgefm train", notify=_stderr_note):
+        return _train(cfg, reporter)
+
+
+def _stderr_note(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _train(cfg: TrainConfig, reporter: TrainReporter | None) -> TrainResult:
+    """``train`` for one process or one worker of a cluster (the artifacts directory locked by the caller)."""
     # TF_CONFIG, then the dataset: bad input is reported before seconds of TensorFlow import.
     cluster = ClusterSpec.from_environment() if cfg.distribute else None
     train_split, test_split = _load_splits(cfg)
+    if cfg.batch_size > len(train_split):
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} is more than the {len(train_split):,} training images: an epoch would "
+            f"have no full batch. Pass at most {len(train_split):,} (the reference uses 64)."
+        )
     root = ensure_directory(cfg.artifacts)
     if cluster is not None:
         # Off GCP, nothing may probe the metadata server (tf.distribute's failure handling asks it).
@@ -317,8 +338,11 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     if cfg.resume:
         history = _restore(ckpt, tf.train.latest_checkpoint(str(ckpt_dir)), ckpt_dir, state)
     elif replicas.is_chief:
-        # A new run: nothing in this directory describes a finished run any more.
+        # A new run: nothing in this directory describes a finished run any more, and the previous
+        # run's checkpoints go too: killed before its first epoch ends, this run would otherwise
+        # leave them for `--resume` to revive under the new options.
         Manifest.path_in(root).unlink(missing_ok=True)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     start_epoch = int(epoch_var.numpy())
     if start_epoch >= cfg.epochs and cfg.resume:
         reporter.note(f"checkpoint already has {start_epoch} epochs; nothing to train, re-saving the model")
@@ -431,8 +455,20 @@ def _checkpoint_epoch(run: _Run, stats: EpochStats) -> None:
     with signals_deferred():  # the checkpoint and its state.json, or neither
         run.history.append(stats)
         run.epoch_var.assign(stats.epoch)
-        run.manager.save(checkpoint_number=stats.epoch)  # on a cluster every worker saves (MWMS requires it)
+        try:
+            run.manager.save(checkpoint_number=stats.epoch)  # on a cluster every worker saves (MWMS requires it)
+        except Exception as e:  # TF's OpError for a full disk or an unwritable directory
+            raise _write_failed(Path(run.manager.directory), e) from e
         atomic_write_json(Path(run.manager.directory) / STATE_NAME, {**run.state, "history": [vars(h) for h in run.history]})
+
+
+def _write_failed(path: Path, e: BaseException) -> OutputError:
+    """TensorFlow's write errors (a full disk: "No space left on device") as an OutputError naming ``path``."""
+    import errno
+
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    code = errno.ENOSPC if "No space left" in text else getattr(e, "errno", None) or errno.EIO
+    return OutputError(path, OSError(code, text))
 
 
 def _save_and_evaluate(

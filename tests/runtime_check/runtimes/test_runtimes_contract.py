@@ -133,7 +133,7 @@ def test_int8_io_model_really_stores_int8(models: Path) -> None:
 def probe_files(models: Path, tmp_path: Path) -> list[Path]:
     """Fresh copies (the probe caches per path): good files of both formats and bad ones of each kind."""
     files = []
-    for name in ("model_float32.tflite", "model.onnx", "model_int8.tflite", "model_int8.onnx"):
+    for name in ("model_float32.tflite", "model.onnx", "model_int8io.tflite", "model_int8.onnx"):
         files.append(tmp_path / name)
         shutil.copyfile(models / name, files[-1])
     data = (models / "model_float32.tflite").read_bytes()
