@@ -690,3 +690,13 @@ def test_a_new_run_drops_the_previous_runs_checkpoints(data_dir: Path, tmp_path:
         assert "--resume: no checkpoint" in resumed.stderr
     else:
         assert "checkpoint already has 2 epochs" not in resumed.stderr
+
+
+@pytest.mark.parametrize("count", [5, 12])
+def test_class_names_must_match_the_models_outputs(exported: Path, data_dir: Path, tmp_path: Path, count: int) -> None:
+    root = _copy(exported, tmp_path)
+    raw = json.loads((root / "manifest.json").read_text())
+    raw["labels"] = [f"class {i}" for i in range(count)]
+    (root / "manifest.json").write_text(json.dumps(raw))
+    proc = _verify(root, data_dir)
+    assert_fails_cleanly(proc, 1, f"names {count} classes", "has 10 outputs per image")

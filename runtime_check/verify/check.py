@@ -426,6 +426,13 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             f"The reference SavedModel {root / ref_art.path} returns {sorted(reference)}, not {LOGITS!r}. "
             "Re-create it with `edgefm train`."
         )
+    n_classes = int(reference[LOGITS].shape[1])
+    if manifest.labels and len(manifest.labels) != n_classes:
+        raise ManifestError(
+            f"{Manifest.path_in(root)} names {len(manifest.labels)} classes, but the reference SavedModel "
+            f"{root / ref_art.path} has {n_classes} outputs per image: every report, page and labels.txt would "
+            "name the wrong class. Give one name per output (re-create the artifacts with `edgefm train`)."
+        )
     ref_acc = accuracy(reference[LOGITS], labels)
     reference_metrics = [
         ref_checksum,
