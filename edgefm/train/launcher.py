@@ -137,7 +137,7 @@ def launch(cfg: TrainConfig, reporter: TrainReporter | None = None) -> Any:
 
     Returns the chief's ``TrainResult`` (read back from its manifest).
     """
-    from edgefm.train.trainer import TrainResult
+    from edgefm.train.progress import TrainResult
 
     n = cfg.workers
     assert n is not None, "launch() needs TrainConfig.workers"

@@ -4,7 +4,7 @@ run) and the final table, said through an ``edgefm.core.progress.Progress`` the 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from edgefm.core.progress import LineProgress, NoProgress, Progress, format_seconds, plural
@@ -24,6 +24,18 @@ class EpochStats:
     test_loss: float
     test_accuracy: float
     seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the manifest (None on a worker that is not the chief, which writes it) and the history.
+
+    Beside ``EpochStats`` so that the trainer and the ``--workers`` launcher both return it without
+    importing each other.
+    """
+
+    manifest: Manifest | None
+    history: list[EpochStats] = field(default_factory=list)
 
 
 class TrainReporter:

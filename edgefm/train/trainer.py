@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +45,10 @@ from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
 from edgefm.train.cluster import ClusterSpec
 from edgefm.train.config import LRSchedule, TrainConfig
-from edgefm.train.progress import EpochStats, TrainReporter
+from edgefm.train.progress import EpochStats, TrainReporter, TrainResult
 
 CURVES_NAME = "training_curves.png"
 STATE_NAME = "state.json"
-
-
-@dataclass
-class TrainResult:
-    manifest: Manifest | None  # None on a worker that is not the chief (the chief writes the manifest)
-    history: list[EpochStats] = field(default_factory=list)
 
 
 def make_step_runner(
