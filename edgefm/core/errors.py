@@ -67,6 +67,15 @@ class OutputError(EdgefmError, OSError):
     def __str__(self) -> str:
         return self.message
 
+    @classmethod
+    def from_failure(cls, path: Path | str, e: BaseException) -> OutputError:
+        """A write error of a library that names no file (TensorFlow's OpError for a full disk) as one naming ``path``."""
+        import errno
+
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        code = errno.ENOSPC if "No space left" in text else getattr(e, "errno", None) or errno.EIO
+        return cls(path, OSError(code, text))
+
 
 class ImageError(EdgefmError):
     """An image file that cannot be read or used."""

@@ -94,20 +94,37 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with _writing(path), open(path, "wb") as f:
             f.write(data)
         return
+    tmp = _stage(path, data)
+    try:
+        with _writing(path):
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _stage(path: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file beside ``path``, flushed to disk, with a plain file's mode.
+
+    The first half of every atomic write (the rename is the second). On a failure
+    the temporary file is removed and the OutputError names ``path``.
+    """
     with _writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             _publishable(tmp)
-            os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                tmp.unlink()
             raise
+    return tmp
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -183,15 +200,7 @@ class StagedFiles:
 
     def add(self, path: Path, data: bytes) -> None:
         path = Path(path)
-        with _writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            self._staged.append((Path(tmp), path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            _publishable(tmp)
+        self._staged.append((_stage(path, data), path))
 
     def commit(self) -> None:
         for tmp, path in self._staged:

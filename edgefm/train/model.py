@@ -144,12 +144,9 @@ def write_savedmodel(model: Classifier, root: Path) -> Artifact:
         try:
             save_model(model, str(staging))
         except tf.errors.OpError as e:  # a full disk: TF's error names no file, and would be exit 70
-            import errno
-
             from edgefm.core.errors import OutputError
 
-            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise OutputError(target, OSError(errno.ENOSPC if "No space left" in text else errno.EIO, text)) from e
+            raise OutputError.from_failure(target, e) from e
     batch: list[int | None] = [None]
     return Artifact.describe(
         Path(root),

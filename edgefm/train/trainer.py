@@ -452,17 +452,8 @@ def _checkpoint_epoch(run: _Run, stats: EpochStats) -> None:
         try:
             run.manager.save(checkpoint_number=stats.epoch)  # on a cluster every worker saves (MWMS requires it)
         except Exception as e:  # TF's OpError for a full disk or an unwritable directory
-            raise _write_failed(Path(run.manager.directory), e) from e
+            raise OutputError.from_failure(run.manager.directory, e) from e
         atomic_write_json(Path(run.manager.directory) / STATE_NAME, {**run.state, "history": [vars(h) for h in run.history]})
-
-
-def _write_failed(path: Path, e: BaseException) -> OutputError:
-    """TensorFlow's write errors (a full disk: "No space left on device") as an OutputError naming ``path``."""
-    import errno
-
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    code = errno.ENOSPC if "No space left" in text else getattr(e, "errno", None) or errno.EIO
-    return OutputError(path, OSError(code, text))
 
 
 def _save_and_evaluate(
