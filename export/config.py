@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefm.core.contract import DEFAULT_ARTIFACTS
@@ -55,6 +55,13 @@ class ExportConfig:
     seed: int = 0
     data_dir: Path | None = None
     verify_data: bool = True
+    #: calibration inputs for a model edgefm did not train: .npz, .npy, a directory of images or "synthetic"
+    #: (``edgefm.data.sources``); None: the Fashion-MNIST train split for edgefm's own model, else synthetic
+    data: str | None = None
+    #: ``--value-range NAME=LO,HI`` for synthetic calibration inputs
+    value_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: export the variants that convert and report the others, instead of writing nothing
+    keep_going: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -24,13 +24,11 @@ import hashlib
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, INPUT_SCALING, NUM_CLASSES, OUTPUT_NAMES, SERVING_SIGNATURE
+from edgefm.core.contract import INPUT_NAME, INPUT_SCALING, SERVING_SIGNATURE
 from edgefm.core.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
 from edgefm.core.fileio import StagedFiles, human_bytes, json_bytes, sha256_tree
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
@@ -38,10 +36,11 @@ from edgefm.core.locking import artifacts_lock
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.progress import NoProgress, Progress
 from edgefm.core.quiet import CapturedOutput, import_tensorflow, quiet_native_output
+from edgefm.data.sources import InputSource, open_data
 from edgefm.formats.metadata import metadata_entries
 from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from export import to_onnx, to_tflite
-from export.calibration import calibration_samples
+from export.calibration import FASHION_INPUT, fashion_calibration
 from export.config import ExportConfig, ExportFormat
 from export.summary import summary_table
 from export.variants import Exporter, Variant, plan, skipped
@@ -72,6 +71,7 @@ class ExportResult:
     skipped: list[str]  # "onnx/float16"-style requests that have no variant
     table: str
     manifest_path: Path
+    failed: list[Failed] = field(default_factory=list)  # ``--keep-going``: variants that did not convert
 
 
 # -- checks before converting ------------------------------------------------------------
@@ -94,11 +94,18 @@ def source_savedmodel(manifest: Manifest, root: Path) -> tuple[Path, Artifact]:
             f"recorded {recorded.sha256[:12]}...). Run `edgefm train --artifacts {root}` again so the manifest "
             "describes the model you export."
         )
-    _check_signature(path)
+    _check_signature(path, recorded)
     return path, recorded
 
 
-def _check_signature(path: Path) -> None:
+def _check_signature(path: Path, recorded: Artifact) -> None:
+    """TensorFlow loads the SavedModel, it has the serving signature, and that signature is the one recorded.
+
+    The manifest's SavedModel entry records every input and output (name, dtype,
+    shape): the model's contract as data, written by ``edgefm train`` or by
+    ``edgefm export --saved-model/--keras``. A SavedModel whose signature differs was
+    replaced behind the manifest's back; the variants would not match the record.
+    """
     with quiet_native_output():
         tf = import_tensorflow()
         try:
@@ -106,33 +113,30 @@ def _check_signature(path: Path) -> None:
         except Exception as e:  # TF raises many types for a corrupt SavedModel
             raise ModelFileError(
                 f"TensorFlow cannot load the SavedModel {path} ({type(e).__name__}: {_first_line(e)}). "
-                "Run `edgefm train` to write it again."
+                "Run `edgefm train` (or `edgefm export --saved-model`) to write it again."
             ) from e
     if SERVING_SIGNATURE not in loaded.signatures:
         found = ", ".join(loaded.signatures) or "none"
         raise ModelFileError(
             f"The SavedModel {path} has no {SERVING_SIGNATURE!r} signature (found: {found}); the exporters convert "
-            "that signature. Re-create it with `edgefm train` (edgefm.train.model.write_savedmodel)."
+            "that signature. Bring it with `edgefm export --saved-model DIR --signature NAME`."
         )
+    if not recorded.inputs and not recorded.outputs:
+        return  # a hand-made manifest that records no signature: the converters find out
     fn = loaded.signatures[SERVING_SIGNATURE]
     _, kwargs = fn.structured_input_signature
-    problems = []
-    spec = kwargs.get(INPUT_NAME)
-    want_in = [None, *IMAGE_SHAPE]
-    if set(kwargs) != {INPUT_NAME} or spec is None:
-        problems.append(f"inputs {sorted(kwargs)} (expected [{INPUT_NAME!r}])")
-    elif spec.dtype.name != "float32" or spec.shape.as_list() != want_in:
-        problems.append(f"input {INPUT_NAME!r} is {spec.dtype.name} {spec.shape.as_list()} (expected float32 {want_in})")
-    outs = fn.structured_outputs
-    if not isinstance(outs, dict) or set(outs) != set(OUTPUT_NAMES):
-        got = sorted(outs) if isinstance(outs, dict) else type(outs).__name__
-        problems.append(f"outputs {got} (expected {list(OUTPUT_NAMES)})")
-    elif any(o.shape.as_list()[-1:] != [NUM_CLASSES] for o in outs.values()):
-        problems.append(f"outputs {[o.shape.as_list() for o in outs.values()]} (expected [None, {NUM_CLASSES}])")
-    if problems:
+    outs = fn.structured_outputs if isinstance(fn.structured_outputs, dict) else {}
+    actual = ({n: (s.dtype.name, s.shape.as_list()) for n, s in kwargs.items()},
+              {n: (s.dtype.name, s.shape.as_list()) for n, s in outs.items()})
+    want = ({s.name: (s.dtype, list(s.shape)) for s in recorded.inputs}, {s.name: (s.dtype, list(s.shape)) for s in recorded.outputs})
+    if actual != want:
+        def show(d: dict[str, tuple[str, list[int | None]]]) -> str:
+            return ", ".join(f"{n} {t} {shape}" for n, (t, shape) in sorted(d.items())) or "none"
+
         raise ModelFileError(
-            f"The SavedModel {path}'s {SERVING_SIGNATURE!r} signature does not follow edgefm's serving contract: "
-            f"{'; '.join(problems)}. Re-create it with `edgefm train`."
+            f"The SavedModel {path}'s {SERVING_SIGNATURE!r} signature is not the one the manifest records: inputs "
+            f"{show(actual[0])} and outputs {show(actual[1])}, recorded inputs {show(want[0])} and outputs "
+            f"{show(want[1])}. Re-create the artifacts (`edgefm train`, or `edgefm export --saved-model DIR --force`)."
         )
 
 
@@ -189,13 +193,20 @@ def _tools(fmt: ExportFormat) -> dict[str, str]:
 
 def embedded_metadata(manifest: Manifest, variant: Variant, source_sha256: str, int8_io: bool) -> dict[str, Any]:
     """What travels inside the file (see edgefm.formats.metadata.read_metadata)."""
+    saved = manifest.savedmodel()[1]
+    inputs = [s.name for s in saved.inputs] or [INPUT_NAME]
+    preps = {n: manifest.preprocessing_for(n) for n in inputs}
+    scaling = INPUT_SCALING if _is_fashion(manifest) else "; ".join(f"{n}: {p.describe()}" for n, p in preps.items() if p)
     return {
         "edgefm_version": edgefm_version(),
         "model": manifest.model,
         "labels": list(manifest.labels),
-        "input_scaling": INPUT_SCALING,
-        "input_name": INPUT_NAME,
-        "output_names": list(OUTPUT_NAMES),
+        "input_scaling": scaling,
+        "input_name": inputs[0],
+        "input_names": inputs,
+        "output_names": [s.name for s in saved.outputs],
+        "classes": manifest.class_names(),
+        "preprocessing": dict(manifest.preprocessing),
         "source_savedmodel_sha256": source_sha256,
         "format": variant.format.value,
         "quantization": variant.quantization.value,
@@ -229,7 +240,7 @@ FORMAT_LABELS: dict[ExportFormat, str] = {ExportFormat.TFLITE: "TFLite", ExportF
 
 def convert_variant(
     variant: Variant, saved_model: Path, manifest: Manifest, source_sha: str, cfg: ExportConfig,
-    calibration: np.ndarray | None,
+    calibration: InputSource | None,
 ) -> Converted:
     """One variant converted in memory by its format's exporter, described for the manifest."""
     calibration = calibration if variant.needs_calibration else None
@@ -239,14 +250,47 @@ def convert_variant(
         out = EXPORTERS[variant.format](variant, saved_model, calibration, cfg, metadata)
     extra: dict[str, Any] = {**out.extra, "source_savedmodel_sha256": source_sha}
     if calibration is not None:
-        extra.update(calibration_samples=int(len(calibration)), calibration_seed=cfg.seed)
+        extra.update(calibration_samples=int(calibration.count), calibration_seed=cfg.seed,
+                     calibration_data=calibration.kind + (f" {calibration.path}" if calibration.path else ""))
     return Converted(variant, out.data, _describe(variant, out.data, (out.inputs, out.outputs), time.perf_counter() - t0, extra))
 
 
-def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None) -> list[Converted]:
+def _is_fashion(manifest: Manifest) -> bool:
+    """The model ``edgefm train`` writes: one float32 [N, 28, 28] input named ``images``."""
+    inputs = manifest.savedmodel()[1].inputs
+    return not inputs or [(s.name, s.dtype, list(s.shape)) for s in inputs] == [
+        (FASHION_INPUT.name, FASHION_INPUT.dtype, list(FASHION_INPUT.shape))]
+
+
+def calibration_for(manifest: Manifest, cfg: ExportConfig) -> InputSource:
+    """What int8 is calibrated on: ``--data`` (its first rows), else Fashion-MNIST's train split for edgefm's
+    own model, else seeded random inputs (a note says so in the manifest and the summary)."""
+    n = cfg.calibration_samples
+    if cfg.data is None and _is_fashion(manifest):
+        return fashion_calibration(n, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
+    inputs = manifest.savedmodel()[1].inputs
+    preps = {name: p for name in manifest.preprocessing if (p := manifest.preprocessing_for(name)) is not None}
+    source = open_data(cfg.data or "synthetic", inputs, seed=cfg.seed, value_ranges=cfg.value_ranges,
+                       preprocessing=preps, samples=None if cfg.data not in (None, "synthetic") else n)
+    source.count = min(source.count, n)
+    return source
+
+
+@dataclass
+class Failed:
+    """A variant that did not convert (``--keep-going``): its name and the converter's words."""
+
+    name: str
+    message: str
+
+
+def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None,
+                failures: list[Failed] | None = None) -> list[Converted]:
     """Every planned variant converted in memory, in registry order; nothing is written.
 
     ``progress`` hears each step (the SavedModel check, calibration, then one unit per variant).
+    With ``cfg.keep_going`` a variant whose converter fails is appended to ``failures``
+    and the others go on; without it the first failure raises.
     """
     progress = progress or NoProgress()
     variants = plan(cfg)
@@ -254,23 +298,33 @@ def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None
     saved_model, recorded = source_savedmodel(manifest, cfg.artifacts)
     calibration = None
     if any(v.needs_calibration for v in variants):
-        progress.start(f"loading {cfg.calibration_samples} calibration images")
-        calibration = calibration_samples(cfg.calibration_samples, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
+        progress.start(f"loading {cfg.calibration_samples} calibration samples")
+        calibration = calibration_for(manifest, cfg)
     progress.start("converting", total=len(variants))
     converted = []
     for i, v in enumerate(variants):
         progress.advance(i, v.name)
-        c = convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration)
+        try:
+            c = convert_variant(v, saved_model, manifest, recorded.sha256, cfg, calibration)
+        except ExportError as e:
+            if not cfg.keep_going or failures is None:
+                raise
+            failures.append(Failed(v.name, str(e).split(" Nothing was written")[0]))
+            progress.note(f"failed {v.name}: {e}")
+            continue
         progress.note(f"exported {v.name}: {human_bytes(c.artifact.bytes)} in {c.artifact.extra['seconds']:.1f} s")
         converted.append(c)
     progress.finish()
+    if failures is not None and not converted:
+        raise ExportError("No variant converted: " + " ".join(f"{f.name}: {f.message}" for f in failures))
     return converted
 
 
 # -- public API --------------------------------------------------------------------------
 
 
-def export(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None) -> Manifest:
+def export(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None,
+           failures: list[Failed] | None = None) -> Manifest:
     """Convert the manifest's SavedModel to every variant ``cfg`` asks for; return the new manifest.
 
     Holds the artifacts directory's lock (``edgefm.core.locking``) from the first
@@ -283,7 +337,7 @@ def export(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = No
         manifest = _current_manifest(manifest, cfg.artifacts)
         with interrupts_noted() as seen:
             try:
-                converted = convert_all(manifest, cfg, progress)
+                converted = convert_all(manifest, cfg, progress, failures)
             except (KeyboardInterrupt, EdgefmError) as e:
                 if not (seen or isinstance(e, KeyboardInterrupt)):
                     raise
@@ -353,8 +407,11 @@ def _commit(root: Path, converted: list[Converted], updated: Manifest) -> None:
 def run_export(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """What ``edgefm export`` does: load the manifest, export, describe the result."""
     names = [v.name for v in plan(cfg)]  # option errors before touching the disk
-    manifest = export(Manifest.load(cfg.artifacts), cfg, progress)
+    failures: list[Failed] = []
+    manifest = export(Manifest.load(cfg.artifacts), cfg, progress, failures)
+    names = [n for n in names if n not in {f.name for f in failures}]
     return ExportResult(
+        failed=failures,
         manifest=manifest,
         exported=names,
         skipped=[f"{f.value}/{q.value}" for f, q in skipped(cfg)],

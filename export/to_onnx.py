@@ -22,9 +22,10 @@ import numpy as np
 from edgefm.core.contract import SERVING_SIGNATURE
 from edgefm.core.errors import ExportError
 from edgefm.core.quiet import import_tensorflow
+from edgefm.data.sources import InputSource
 from edgefm.formats.metadata import embed_onnx_metadata
 from edgefm.formats.onnx_file import onnx_io_specs
-from export.calibration import onnx_calibration_batches
+from export.calibration import as_source, onnx_calibration_batches
 from export.config import ExportConfig
 from export.variants import ConvertedModel, Variant
 
@@ -87,7 +88,7 @@ def convert_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:
 
 
 def export_onnx(
-    variant: Variant, saved_model: Path, calibration: np.ndarray | None, cfg: ExportConfig, metadata: Mapping[str, bytes]
+    variant: Variant, saved_model: Path, calibration: InputSource | None, cfg: ExportConfig, metadata: Mapping[str, bytes]
 ) -> ConvertedModel:
     """One ONNX variant of the SavedModel, with ``metadata`` embedded, checked by ONNX and ONNX Runtime.
 
@@ -130,18 +131,21 @@ def _name_batch_dim(model: onnx.ModelProto) -> None:
 
 
 def quantize_onnx_int8(
-    model: onnx.ModelProto, calibration: np.ndarray, recipe: OnnxInt8Recipe = ONNX_INT8_RECIPE
+    model: onnx.ModelProto, calibration: InputSource | np.ndarray | None, recipe: OnnxInt8Recipe = ONNX_INT8_RECIPE
 ) -> onnx.ModelProto:
     """Static int8 quantization calibrated on ``calibration``; float32 inputs and outputs stay."""
     import onnx
     from onnxruntime import quantization as q
 
-    if calibration is None or len(calibration) == 0:
+    if calibration is None or as_source(calibration).count == 0:
         raise ExportError("Static int8 ONNX quantization needs calibration samples; none were given.")
+    fixed_batch = any(i.type.tensor_type.shape.dim and i.type.tensor_type.shape.dim[0].HasField("dim_value")
+                      for i in model.graph.input)
+    source = as_source(calibration)
 
     class Reader(q.CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
-            self._it: Iterator[dict[str, np.ndarray]] = iter(onnx_calibration_batches(calibration))
+            self._it: Iterator[dict[str, np.ndarray]] = onnx_calibration_batches(source, 1 if fixed_batch else 50)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
@@ -174,11 +178,14 @@ def check_onnx(model: bytes) -> None:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    from edgefm.formats.onnx_file import ORT_TYPES
+
     rng = np.random.default_rng(PROBE_SEED)
-    feeds = {
-        i.name: rng.random([PROBE_BATCH if not isinstance(d, int) else d for d in i.shape], dtype=np.float32)
-        for i in session.get_inputs()
-    }
+    feeds = {}
+    for i in session.get_inputs():
+        x = rng.random([PROBE_BATCH if not isinstance(d, int) else d for d in i.shape], dtype=np.float32)
+        dtype = np.dtype(ORT_TYPES.get(i.type, "float32"))
+        feeds[i.name] = x.astype(dtype) if dtype.kind == "f" else (x * 4).astype(dtype)  # integers 0..3
     outputs = session.run(None, feeds)
-    if not all(np.all(np.isfinite(o)) for o in outputs):
+    if not all(np.all(np.isfinite(o)) for o in outputs if np.asarray(o).dtype.kind == "f"):
         raise ExportError("The exported ONNX model produces NaN or Inf on a probe batch.")

@@ -22,8 +22,9 @@ from edgefm.core.contract import OUTPUT_NAMES, SERVING_SIGNATURE
 from edgefm.core.errors import ExportError
 from edgefm.core.manifest import TensorSpec
 from edgefm.core.quiet import import_tensorflow
+from edgefm.data.sources import InputSource
 from edgefm.formats.metadata import embed_tflite_metadata
-from export.calibration import tflite_representative_dataset
+from export.calibration import as_source, tflite_representative_dataset
 from export.config import ExportConfig, Quantization
 from export.variants import ConvertedModel, Variant
 
@@ -52,7 +53,7 @@ def convert_tflite(
     saved_model: Path,
     quantization: Quantization,
     *,
-    calibration: np.ndarray | None = None,
+    calibration: InputSource | np.ndarray | None = None,
     int8_io: bool = False,
 ) -> bytes:
     """Convert the SavedModel's serving signature; converter exceptions propagate unwrapped."""
@@ -64,7 +65,7 @@ def convert_tflite(
     if recipe.supported_types:
         converter.target_spec.supported_types = [tf.as_dtype(t) for t in recipe.supported_types]
     if recipe.integer_only:
-        if calibration is None or len(calibration) == 0:
+        if calibration is None or as_source(calibration).count == 0:
             raise ExportError("Full-integer TFLite quantization needs calibration samples; none were given.")
         converter.representative_dataset = lambda: tflite_representative_dataset(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -75,7 +76,7 @@ def convert_tflite(
 
 
 def export_tflite(
-    variant: Variant, saved_model: Path, calibration: np.ndarray | None, cfg: ExportConfig, metadata: Mapping[str, bytes]
+    variant: Variant, saved_model: Path, calibration: InputSource | None, cfg: ExportConfig, metadata: Mapping[str, bytes]
 ) -> ConvertedModel:
     """One TFLite variant of the SavedModel, with ``metadata`` embedded and its I/O specs read back."""
     int8_io = variant.int8_io(cfg)
@@ -118,7 +119,7 @@ def probe_feeds(model: bytes) -> dict[str, np.ndarray]:
         shape = [PROBE_BATCH if int(s) < 0 else int(s) for s in d["shape_signature"]]
         x = rng.random(shape, dtype=np.float32)
         spec = TensorSpec.from_litert(name, d)
-        feeds[name] = spec.quantize(x) if spec.quantized else x.astype(spec.dtype)
+        feeds[name] = spec.quantize(x) if spec.quantized else (x * 4).astype(spec.dtype)  # integers 0..3
     return feeds
 
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from edgefm.core.errors import ConfigError
 from edgefm.core.manifest import TensorSpec
+from edgefm.data.sources import InputSource
 from export.config import ExportConfig, ExportFormat, Quantization
 
 
@@ -52,7 +51,7 @@ class Exporter(Protocol):
     """The one signature of ``export_tflite`` and ``export_onnx``: converter exceptions propagate unwrapped."""
 
     def __call__(
-        self, variant: Variant, saved_model: Path, calibration: np.ndarray | None, cfg: ExportConfig,
+        self, variant: Variant, saved_model: Path, calibration: InputSource | None, cfg: ExportConfig,
         metadata: Mapping[str, bytes],
     ) -> ConvertedModel: ...
 

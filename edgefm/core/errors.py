@@ -30,6 +30,10 @@ class DatasetError(EdgefmError):
     """Dataset missing, truncated, malformed, or failing its checksum."""
 
 
+class DataError(UsageError):
+    """``--data`` that does not fit the model: a missing input, a wrong dtype or shape, mismatched labels (exit 2)."""
+
+
 class ManifestError(EdgefmError):
     """Artifacts directory without a usable manifest.json."""
 

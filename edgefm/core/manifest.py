@@ -72,6 +72,116 @@ class TensorSpec:
         return (y.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
 
+#: dtypes a model's inputs and outputs may have (what every runtime and the native runners handle)
+SUPPORTED_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
+#: image tensor layouts: channels last, channels first, or no channel axis (grayscale)
+LAYOUTS = ("NHWC", "NCHW", "NHW")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image file becomes one image input's tensor: the record ``predict`` and ``--data DIR`` follow.
+
+    Decoded to ``channels`` (1 gray, 3 RGB) at ``size`` (height, width), optionally
+    inverted (``255 - pixel``), then ``(pixel * scale - mean) / std`` per channel
+    and cast to ``dtype`` in ``layout``. An integer ``dtype`` skips the arithmetic:
+    the uint8 pixels go in as they are.
+    """
+
+    size: tuple[int, int]
+    channels: int = 3
+    layout: str = "NHWC"
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    invert: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "size", tuple(int(v) for v in self.size))
+        set_(self, "mean", tuple(float(v) for v in self.mean))
+        set_(self, "std", tuple(float(v) for v in self.std))
+        problems = []
+        if len(self.size) != 2 or min(self.size) < 1:
+            problems.append(f"size {list(self.size)} (two positive numbers, height and width)")
+        if self.channels not in (1, 3):
+            problems.append(f"channels {self.channels} (1 or 3)")
+        if self.layout not in LAYOUTS or (self.layout == "NHW" and self.channels != 1):
+            problems.append(f"layout {self.layout!r} ({', '.join(LAYOUTS)}; NHW only with channels=1)")
+        for what, values in (("mean", self.mean), ("std", self.std)):
+            if values and len(values) not in (1, self.channels):
+                problems.append(f"{what} has {len(values)} values (1 or {self.channels})")
+        if any(v == 0 for v in self.std):
+            problems.append("std 0")
+        if self.dtype not in SUPPORTED_DTYPES:
+            problems.append(f"dtype {self.dtype!r}")
+        if problems:
+            raise ManifestError(f"Image preprocessing: {'; '.join(problems)}.")
+
+    def tensor(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels ``[H, W, channels]`` (``edgefm.data.images.read_pixels``) -> this input's tensor, no batch axis."""
+        x = 255 - pixels if self.invert else pixels
+        if np.dtype(self.dtype).kind in "iub":
+            out = x
+        else:
+            out = x.astype(np.float32) * np.float32(self.scale)
+            if self.mean:
+                out = out - np.asarray(self.mean, np.float32)
+            if self.std:
+                out = out / np.asarray(self.std, np.float32)
+        if self.layout == "NCHW":
+            out = np.moveaxis(out, -1, 0)
+        elif self.layout == "NHW":
+            out = out[..., 0]
+        return np.ascontiguousarray(out, dtype=self.dtype)
+
+    def describe(self) -> str:
+        parts = [f"{self.size[0]}x{self.size[1]}", "gray" if self.channels == 1 else "RGB", self.layout, self.dtype]
+        if np.dtype(self.dtype).kind == "f":
+            parts.append(f"scale {self.scale:.6g}")
+            if self.mean:
+                parts.append(f"mean {list(self.mean)}")
+            if self.std:
+                parts.append(f"std {list(self.std)}")
+        if self.invert:
+            parts.append("inverted")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "channels": self.channels, "layout": self.layout, "scale": self.scale,
+                "mean": list(self.mean), "std": list(self.std), "invert": self.invert, "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        return cls(size=tuple(d["size"]), channels=int(d.get("channels", 3)), layout=str(d.get("layout", "NHWC")),
+                   scale=float(d.get("scale", 1 / 255)), mean=tuple(d.get("mean", ())), std=tuple(d.get("std", ())),
+                   invert=bool(d.get("invert", False)), dtype=str(d.get("dtype", "float32")))
+
+    @classmethod
+    def for_input(cls, spec: TensorSpec, **given: Any) -> Preprocessing | None:
+        """The preprocessing an image input's shape implies (``[N,H,W,C]``, ``[N,C,H,W]`` with C 1 or 3, or
+        ``[N,H,W]``), with the ``given`` fields (from ``--preprocess``) winning; ``None`` if it is no image."""
+        dims = spec.shape[1:]
+        if len(dims) == 3 and dims[-1] in (1, 3):
+            layout, channels, hw = "NHWC", dims[-1], dims[:2]
+        elif len(dims) == 3 and dims[0] in (1, 3):
+            layout, channels, hw = "NCHW", dims[0], dims[1:]
+        elif len(dims) == 2:
+            layout, channels, hw = "NHW", 1, dims
+        else:
+            return None
+        fields: dict[str, Any] = {"layout": layout, "channels": channels, "dtype": spec.dtype}
+        if None not in hw:
+            fields["size"] = tuple(hw)
+        if np.dtype(spec.dtype).kind not in "f" and spec.dtype != "float16":
+            fields["scale"] = 1.0
+        fields.update(given)
+        if "size" not in fields:
+            return None  # a dynamic spatial size needs --preprocess size=H,W
+        return cls(**fields)
+
+
 @dataclass
 class Artifact:
     """One file or directory the pipeline produced."""
@@ -120,6 +230,10 @@ class Manifest:
     training: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: image input name -> ``Preprocessing.to_dict()``: how an image file becomes that input
+    preprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: classification output name -> its class names (``labels`` are those of the first one)
+    classes: dict[str, list[str]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     # -- persistence -------------------------------------------------------
@@ -161,7 +275,11 @@ class Manifest:
                 training=dict(raw.get("training", {})),
                 artifacts={k: Artifact.from_dict(v) for k, v in raw.get("artifacts", {}).items()},
                 versions=dict(raw.get("versions", {})),
+                preprocessing={str(k): dict(v) for k, v in raw.get("preprocessing", {}).items()},
+                classes={str(k): [str(x) for x in v] for k, v in raw.get("classes", {}).items()},
             )
+            for d in manifest.preprocessing.values():
+                Preprocessing.from_dict(d)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ManifestError(
                 f"{path} is missing or has a malformed field ({e!r}). Re-create the artifacts "
@@ -194,6 +312,21 @@ class Manifest:
         except KeyError:
             known = ", ".join(sorted(self.artifacts)) or "none"
             raise ManifestError(f"No artifact named {name!r} in the manifest (known: {known}).") from None
+
+    def preprocessing_for(self, name: str) -> Preprocessing | None:
+        """The recorded preprocessing of image input ``name``, or ``None``."""
+        d = self.preprocessing.get(name)
+        return None if d is None else Preprocessing.from_dict(d)
+
+    def class_names(self) -> dict[str, list[str]]:
+        """Classification output -> class names: ``classes``, or ``labels`` for the first output (older manifests)."""
+        if self.classes:
+            return dict(self.classes)
+        if not self.labels:
+            return {}
+        specs = self.savedmodel()[1].outputs if self.artifacts else []
+        first = next((s.name for s in specs if s.name == "logits"), specs[0].name if specs else "logits")
+        return {first: list(self.labels)}
 
     def deployable(self) -> dict[str, Artifact]:
         return {k: a for k, a in self.artifacts.items() if a.format in DEPLOYABLE_FORMATS}

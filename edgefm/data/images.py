@@ -23,10 +23,10 @@ TensorFlow. The steps, in order:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -67,6 +67,28 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
     Raises ``ImageError`` (naming the file) for a missing, unreadable, truncated or
     non-image file.
     """
+    return _decode(path, (IMAGE_SHAPE[1] * 8, IMAGE_SHAPE[0] * 8), _to_gray)
+
+
+def read_pixels(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+    """``path`` decoded and resized to ``size`` (height, width): uint8 ``[H, W, channels]`` (1 gray, 3 RGB).
+
+    The input of any image model (``edgefm.core.manifest.Preprocessing`` turns it into
+    the model's tensor). Same errors as ``read_grayscale``.
+    """
+    from PIL import Image
+
+    def convert(img: Image.Image) -> np.ndarray:
+        img = img.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        a = np.asarray(img, np.uint8)
+        return a[..., None] if a.ndim == 2 else a
+
+    pixels, _, _ = _decode(path, (size[1] * 2, size[0] * 2), convert)
+    return pixels
+
+
+def _decode(path: Path, draft: tuple[int, int], convert: Callable[[Any], np.ndarray]) -> tuple[np.ndarray, str, tuple[int, int]]:
+    """Open, bound, decode and orient an image, then ``convert`` it; every failure an ``ImageError`` naming it."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -83,7 +105,7 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
                 mode, size = img.mode, img.size
                 if img.format == "JPEG":
                     # Let the decoder downscale by 1/2..1/8 when the image is far larger than needed.
-                    img.draft(img.mode, (IMAGE_SHAPE[1] * 8, IMAGE_SHAPE[0] * 8))
+                    img.draft(img.mode, draft)
                 img.load()
                 if max(img.size) > REDUCE_ABOVE:
                     img = img.reduce(-(-max(img.size) // REDUCE_ABOVE))
@@ -91,21 +113,21 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
                     img = ImageOps.exif_transpose(img)
                 except Exception:  # noqa: BLE001 - a malformed EXIF block: use the pixels as stored
                     pass
-                gray = _to_gray(img)
+                pixels = convert(img)
     except UnidentifiedImageError as e:
         raise ImageError(
-            f"{path} is not an image Pillow can read. edgefm predict takes {_SUPPORTED}."
+            f"{path} is not an image Pillow can read. edgefm takes {_SUPPORTED}."
         ) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(
             f"{path} has more than the {MAX_DECODED_PIXELS:,} pixels edgefm decodes (Pillow's decompression-bomb "
-            f"bound: {e}); it is shrunk to 28x28 anyway. Downscale it first."
+            f"bound: {e}); it is shrunk anyway. Downscale it first."
         ) from e
     except (OSError, ValueError, SyntaxError) as e:  # truncated data, bad headers, permission
         raise ImageError(f"Cannot read image {path}: {e}. The file is unreadable, truncated or corrupt.") from e
-    if gray.size == 0:
+    if pixels.size == 0:
         raise ImageError(f"Image {path} has no pixels ({size[0]}x{size[1]}).")
-    return gray, mode, (int(size[0]), int(size[1]))
+    return pixels, mode, (int(size[0]), int(size[1]))
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:

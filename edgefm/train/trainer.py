@@ -510,12 +510,19 @@ def _training_record(
 
 def _build_manifest(cfg: TrainConfig, training: dict[str, Any], saved: Artifact) -> Manifest:
     """The run's manifest: the SavedModel as its one artifact, and the versions that produced it."""
+    from edgefm.core.contract import IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAMES
+    from edgefm.core.manifest import Preprocessing
+
+    # the model's contract as data: the same record a model brought with `export --saved-model` gets
+    images = Preprocessing(size=IMAGE_SHAPE, channels=1, layout="NHW", scale=1 / 255, invert=False)
     return Manifest(
         model=cfg.model.value,
         labels=list(CLASS_NAMES),
         training=training,
         artifacts={SAVEDMODEL_KEY: saved},
         versions={"edgefm": edgefm_version(), **tool_versions("tensorflow-cpu", "tensorflow", "numpy")},
+        preprocessing={INPUT_NAME: images.to_dict()},
+        classes={OUTPUT_NAMES[0]: list(CLASS_NAMES)},
     )
 
 

@@ -95,7 +95,8 @@ def select_artifacts(manifest: Manifest, cfg: CheckConfig) -> dict[str, Artifact
             f"`edgefm export --artifacts {cfg.artifacts}` first."
         )
     known = ", ".join(deployable)
-    for flag, names in (("--only", cfg.only), ("--atol", tuple(cfg.atol)), ("--min-top1", tuple(cfg.min_top1)),
+    for flag, names in (("--only", cfg.only), ("--atol", tuple(k.partition(".")[0] for k in cfg.atol)),
+                        ("--min-top1", tuple(cfg.min_top1)),
                         ("--bound", tuple(cfg.bounds))):
         unknown = [n for n in names if n not in deployable]
         if unknown:

@@ -15,8 +15,15 @@ Definitions (``a`` candidate, ``r`` reference, both ``[N, C]``):
 - ``accuracy_drop``: reference accuracy minus candidate accuracy (a fraction; a
   candidate that is more accurate has a negative drop).
 - ``nonfinite``: count of NaN or Inf values over all outputs.
-- ``batch_invariance``: max abs difference of the logits of a batch-1 run and
+- ``batch_invariance``: max abs difference of the outputs of a batch-1 run and
   of the large-batch run on the same samples.
+- ``max_rel_error``: max abs error divided by the reference output's peak |value|.
+- ``snr_db``: 10 log10(sum r^2 / sum (a - r)^2).
+- ``exact_match``: fraction of equal elements (integer outputs: class ids, indices).
+
+Models with several outputs: the primary output (``logits``, else the first
+classification output, else the first float one) keeps these plain names; the
+metrics of every other output are named ``OUTPUT/metric``.
 - ``probability_sum``: max over samples of ``|sum(probabilities) - 1|``.
 """
 
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,7 +162,7 @@ class ArtifactResult:
 # -- formatting -----------------------------------------------------------------------------
 
 #: metrics shown as percentages in tables and messages
-PERCENT_METRICS = frozenset({"top1_agreement", "accuracy"})
+PERCENT_METRICS = frozenset({"top1_agreement", "accuracy", "exact_match"})
 #: metrics that are differences of percentages, shown in percentage points
 POINT_METRICS = frozenset({"accuracy_drop"})
 
@@ -167,8 +174,11 @@ def format_value(name: str, value: object) -> str:
         return str(value)
     if isinstance(value, (float, np.floating)):
         v = float(value)
+        name = name.rsplit(OUTPUT_SEP, 1)[-1]  # "probabilities/cosine" is formatted as "cosine"
         if not math.isfinite(v):
             return str(v)
+        if name == "snr_db":
+            return f"{v:.1f} dB"
         if name in PERCENT_METRICS:
             return f"{100 * v:.2f}%"
         if name in POINT_METRICS:
@@ -257,20 +267,82 @@ def probability_sum_error(probabilities: np.ndarray) -> float:
 
 # -- one artifact against the reference -------------------------------------------------------
 
+#: output names that mark a classification output when the manifest declares none
+CLASSIFICATION_NAMES = frozenset({LOGITS, PROBABILITIES, "scores", "predictions", "probs", "output_0"})
+#: separates an output's name from a metric's in the metrics of every output but the primary one
+OUTPUT_SEP = "/"
+
+
+def metric_name(metric: str, output: str, primary: str | None) -> str:
+    """``metric`` for the primary output (as in every report so far), ``OUTPUT/metric`` for the others."""
+    return metric if output == primary else f"{output}{OUTPUT_SEP}{metric}"
+
+
+def is_integer(a: np.ndarray) -> bool:
+    """Class ids, indices, masks: compared exactly, never by a float tolerance."""
+    return np.asarray(a).dtype.kind in "iub"
+
+
+def primary_output(reference: Mapping[str, np.ndarray], classification: Collection[str] = ()) -> str | None:
+    """The output a report leads with: ``logits``, else the first classification output, else the first float one."""
+    if LOGITS in reference:
+        return LOGITS
+    for k in reference:
+        if k in classification:
+            return k
+    return next((k for k, v in reference.items() if not is_integer(v)), next(iter(reference), None))
+
+
+def max_rel_error(a: np.ndarray, r: np.ndarray) -> float:
+    """Largest |a - r| relative to the reference output's own range (max |r|); 0 for an all-zero reference.
+
+    Element-wise relative errors explode where the reference is near zero, so the
+    error is divided by the output's peak magnitude instead (scale-free, stable).
+    """
+    peak = float(np.max(np.abs(np.asarray(r, np.float64)))) if np.size(r) else 0.0
+    err = max_abs_error(a, r)
+    return err / peak if peak > 0 else (0.0 if err == 0 else math.inf)
+
+
+def snr_db(a: np.ndarray, r: np.ndarray) -> float:
+    """Signal-to-noise ratio of the candidate against the reference, in dB (inf when they are equal)."""
+    r64 = np.asarray(r, np.float64)
+    noise = float(np.sum((np.asarray(a, np.float64) - r64) ** 2))
+    signal = float(np.sum(r64**2))
+    if noise == 0:
+        return math.inf
+    if signal == 0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+def exact_match(a: np.ndarray, r: np.ndarray) -> float:
+    """Fraction of elements that are equal (integer outputs: class ids, indices, masks)."""
+    if not np.size(r):
+        return 1.0
+    return float(np.mean(np.asarray(a) == np.asarray(r)))
+
 
 def compare_outputs(
     candidate: Mapping[str, np.ndarray],
     reference: Mapping[str, np.ndarray],
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     tol: Tolerance,
     *,
     batch1: Mapping[str, np.ndarray] | None = None,
+    classification: Collection[str] | None = None,
 ) -> list[Metric]:
-    """All parity metrics of ``candidate`` against ``reference`` (same inputs, same order).
+    """All parity metrics of ``candidate`` against ``reference`` (same inputs, same order), for every output.
 
-    ``batch1`` holds the candidate's outputs for the first ``len(batch1[logits])``
-    samples run one at a time (batch invariance); omitted, that check is skipped.
-    Missing or misshapen outputs become failed metrics, never exceptions.
+    The primary output (``primary_output``) keeps the plain metric names; every other
+    output's metrics are named ``OUTPUT/metric``. Float outputs get max/mean absolute
+    error, max relative error and SNR (reported), cosine; classification outputs
+    (``classification``, default: those named like ``CLASSIFICATION_NAMES`` with
+    shape ``[N, C]``) also top-1 agreement, and with ``labels`` accuracy and its drop.
+    Integer outputs are compared exactly (``exact_match``). ``batch1`` holds the
+    candidate's outputs for the first samples run one at a time (batch invariance,
+    over every output); omitted, that check is skipped. Missing or misshapen outputs
+    become failed metrics, never exceptions.
     """
     metrics: list[Metric] = []
     missing = sorted(set(reference) - set(candidate))
@@ -285,23 +357,38 @@ def compare_outputs(
     ]
     metrics.append(Metric.check("output_shapes", "; ".join(bad_shape) or "ok", "ok", "=="))
     metrics.append(Metric.check("nonfinite", nonfinite_count(candidate), 0, "=="))
-    if missing or bad_shape or LOGITS not in reference:
+    if missing or bad_shape or not reference:
         return metrics
 
-    a, r = candidate[LOGITS], reference[LOGITS]
-    bounded = lambda name, value, op: Metric.check(name, value, tol.bound(name), op)  # noqa: E731
-    metrics.append(bounded("max_abs_error", max_abs_error(a, r), "<="))
-    metrics.append(bounded("mean_abs_error", mean_abs_error(a, r), "<="))
-    metrics.append(bounded("cosine", cosine_similarity(a, r), ">="))
-    metrics.append(bounded("top1_agreement", top1_agreement(a, r), ">="))
-    acc, ref_acc = accuracy(a, labels), accuracy(r, labels)
-    metrics.append(Metric.check("accuracy", acc, None, INFO))
-    metrics.append(bounded("accuracy_drop", ref_acc - acc, "<="))
-    if PROBABILITIES in candidate:
-        metrics.append(bounded("probability_sum", probability_sum_error(candidate[PROBABILITIES]), "<="))
-    if batch1 is not None and LOGITS in batch1:
-        b = batch1[LOGITS]
-        metrics.append(bounded("batch_invariance", max_abs_error(b, a[: len(b)]), "<="))
+    if classification is None:  # probabilities beside logits are the same classes again: top-1 once, on the logits
+        classification = {k for k, v in reference.items() if k in CLASSIFICATION_NAMES and np.ndim(v) == 2
+                          and not is_integer(v) and not (k == PROBABILITIES and LOGITS in reference)}
+    primary = primary_output(reference, classification)
+    order = [primary, *(k for k in reference if k != primary)]
+    for k in order:
+        a, r = candidate[k], reference[k]
+        bounded = lambda m, value, op, k=k: Metric.check(metric_name(m, k, primary), value, tol.bound(m, k), op)  # noqa: E731
+        info = lambda m, value, k=k: Metric.check(metric_name(m, k, primary), value, None, INFO)  # noqa: E731
+        if is_integer(r):
+            metrics.append(bounded("exact_match", exact_match(a, r), ">="))
+            continue
+        metrics.append(bounded("max_abs_error", max_abs_error(a, r), "<="))
+        metrics.append(bounded("mean_abs_error", mean_abs_error(a, r), "<="))
+        metrics.append(info("max_rel_error", max_rel_error(a, r)))
+        metrics.append(bounded("cosine", cosine_similarity(a, r), ">="))
+        metrics.append(info("snr_db", snr_db(a, r)))
+        if k in classification and np.ndim(r) == 2:
+            metrics.append(bounded("top1_agreement", top1_agreement(a, r), ">="))
+            if labels is not None and len(labels) == len(r):
+                acc, ref_acc = accuracy(a, labels), accuracy(r, labels)
+                metrics.append(info("accuracy", acc))
+                metrics.append(bounded("accuracy_drop", ref_acc - acc, "<="))
+    if PROBABILITIES in candidate and not is_integer(candidate[PROBABILITIES]):
+        metrics.append(Metric.check("probability_sum", probability_sum_error(candidate[PROBABILITIES]),
+                                    tol.bound("probability_sum"), "<="))
+    if batch1 is not None and any(k in batch1 for k in reference):
+        worst = max(max_abs_error(batch1[k], candidate[k][: len(batch1[k])]) for k in order if k in batch1)
+        metrics.append(Metric.check("batch_invariance", worst, tol.bound("batch_invariance"), "<="))
     return metrics
 
 

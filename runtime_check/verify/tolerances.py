@@ -60,7 +60,12 @@ BOUNDED_METRICS: dict[str, BoundedMetric] = {
     "accuracy_drop": BoundedMetric("max_accuracy_drop", -1.0, 1.0),
     "batch_invariance": BoundedMetric("batch_invariance", 0.0, math.inf),
     "probability_sum": BoundedMetric("probability_sum", 0.0, math.inf),
+    "exact_match": BoundedMetric("min_exact", 0.0, 1.0),
+    "max_rel_error": BoundedMetric("max_rel", 0.0, math.inf),
+    "snr_db": BoundedMetric("min_snr_db", -math.inf, math.inf),
 }
+#: separates an output's name from a metric's: ``--bound NAME.OUTPUT/METRIC=VALUE`` (compare.OUTPUT_SEP)
+OUTPUT_SEP = "/"
 #: how the CLI spells the per-metric override (named in failure messages)
 BOUND_OPTION = "--bound"
 
@@ -76,14 +81,29 @@ class Tolerance:
     max_accuracy_drop: float  # TF accuracy minus candidate accuracy (fraction)
     batch_invariance: float  # max |logits(batch 1) - logits(large batch)|
     probability_sum: float  # max |sum(probabilities) - 1|
+    min_exact: float = 1.0  # integer outputs (class ids, indices): fraction of equal elements
+    max_rel: float | None = None  # max |error| / max |reference| (reported unless bounded)
+    min_snr_db: float | None = None  # SNR in dB (reported unless bounded)
+    #: bounds of one output's metric, ``(("probabilities/max_abs_error", 1e-3), ...)``: ``--atol NAME.OUTPUT``
+    per_output: tuple[tuple[str, float | None], ...] = ()
 
-    def bound(self, metric: str) -> float | None:
-        """The bound of ``metric`` (a name of ``BOUNDED_METRICS``); ``None``: informational."""
+    def bound(self, metric: str, output: str | None = None) -> float | None:
+        """The bound of ``metric`` (a name of ``BOUNDED_METRICS``) for ``output``; ``None``: informational.
+
+        A bound set for ``OUTPUT/metric`` wins over the variant's bound of ``metric``.
+        """
+        if output is not None:
+            for key, value in self.per_output:
+                if key == f"{output}{OUTPUT_SEP}{metric}":
+                    return value
         return getattr(self, BOUNDED_METRICS[metric].field)
 
     def with_bounds(self, overrides: Mapping[str, float | None]) -> Tolerance:
-        """A copy with the bounds of the named metrics replaced."""
-        return replace(self, **{BOUNDED_METRICS[m].field: v for m, v in overrides.items()})
+        """A copy with the bounds of the named metrics replaced (``OUTPUT/metric`` names: that output's only)."""
+        plain = {BOUNDED_METRICS[m].field: v for m, v in overrides.items() if OUTPUT_SEP not in m}
+        qualified = tuple((m, v) for m, v in overrides.items() if OUTPUT_SEP in m)
+        kept = tuple((m, v) for m, v in self.per_output if m not in dict(qualified))
+        return replace(self, **plain, per_output=kept + qualified)
 
 
 FLOAT32 = Tolerance(
@@ -92,15 +112,15 @@ FLOAT32 = Tolerance(
 )
 FLOAT16 = Tolerance(
     max_abs=3e-2, mean_abs=5e-3, min_cosine=0.9999, min_top1=0.999,
-    max_accuracy_drop=0.005, batch_invariance=1e-3, probability_sum=1e-4,
+    max_accuracy_drop=0.005, batch_invariance=1e-3, probability_sum=1e-4, min_exact=0.999,
 )
 DYNAMIC = Tolerance(
     max_abs=0.5, mean_abs=5e-2, min_cosine=0.999, min_top1=0.98,
-    max_accuracy_drop=0.015, batch_invariance=1e-2, probability_sum=1e-4,
+    max_accuracy_drop=0.015, batch_invariance=1e-2, probability_sum=1e-4, min_exact=0.98,
 )
 INT8 = Tolerance(
     max_abs=None, mean_abs=0.25, min_cosine=0.999, min_top1=0.97,
-    max_accuracy_drop=0.015, batch_invariance=0.5, probability_sum=0.03,
+    max_accuracy_drop=0.015, batch_invariance=0.5, probability_sum=0.03, min_exact=0.97,
 )
 
 DEFAULT_TOLERANCES: dict[tuple[str, str], Tolerance] = {
@@ -140,6 +160,10 @@ def tolerance_for(
     tol = default_tolerance(fmt, quantization)
     if atol and name in atol:
         tol = replace(tol, max_abs=atol[name])
+    for key, value in (atol or {}).items():  # --atol NAME.OUTPUT=VALUE: that output's max_abs_error
+        artifact, _, output = key.partition(".")
+        if artifact == name and output:
+            tol = tol.with_bounds({f"{output}{OUTPUT_SEP}max_abs_error": value})
     if min_top1 and name in min_top1:
         tol = replace(tol, min_top1=min_top1[name])
     if bounds and name in bounds:
@@ -150,6 +174,7 @@ def tolerance_for(
 def check_bound(name: str, metric: str, value: float | None) -> None:
     """A ``--bound NAME.METRIC=VALUE`` that names a known metric with a value in its range, else a ConfigError."""
     where = f"{BOUND_OPTION} {name}.{metric}"
+    metric = metric.rsplit(OUTPUT_SEP, 1)[-1]  # OUTPUT/metric: the output is checked against the model later
     if metric not in BOUNDED_METRICS:
         raise ConfigError(
             f"{where}: {metric!r} has no bound to set; metrics with bounds are "
@@ -166,6 +191,6 @@ def check_bound(name: str, metric: str, value: float | None) -> None:
 
 def loosen_hint(artifact: str, metric: str) -> str | None:
     """The option that would move ``metric``'s bound for ``artifact`` (``name@native`` shares ``name``'s)."""
-    if metric not in BOUNDED_METRICS:
+    if metric.rsplit(OUTPUT_SEP, 1)[-1] not in BOUNDED_METRICS:
         return None
     return f"{BOUND_OPTION} {artifact.split('@', 1)[0]}.{metric}=VALUE"

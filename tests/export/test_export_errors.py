@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgefm.core.errors import ConfigError, DatasetError, ExportError, ManifestError, ModelFileError
-from edgefm.core.manifest import Artifact, Manifest
+from edgefm.core.manifest import Artifact, Manifest, TensorSpec
 from export.config import ExportConfig
 from export.pipeline import converter_reason, export
 from export.variants import plan
@@ -102,7 +102,8 @@ def test_savedmodel_without_serving_signature(tmp_path: Path, tiny_data_session:
         export(manifest, export_config(tmp_path, tiny_data_session[0], quantize="none"))
 
 
-def test_savedmodel_breaking_the_serving_contract(tmp_path: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+def test_savedmodel_unlike_the_recorded_signature(tmp_path: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    """The manifest records images -> logits/probabilities; the SavedModel on disk takes pixels -> scores."""
     import tensorflow as tf
 
     class Flat(tf.Module):
@@ -113,8 +114,10 @@ def test_savedmodel_breaking_the_serving_contract(tmp_path: Path, tiny_data_sess
     m = Flat()
     tf.saved_model.save(m, str(tmp_path / "saved_model"), signatures={"serving_default": m.serve})
     manifest = _describe_savedmodel(tmp_path)
-    with pytest.raises(ModelFileError, match=r"does not follow edgefm's serving contract: inputs \['pixels'\].*"
-                                             r"outputs \['scores'\]"):
+    manifest.artifacts["savedmodel"].inputs = [TensorSpec("images", "float32", [None, 28, 28])]
+    manifest.artifacts["savedmodel"].outputs = [TensorSpec("logits", "float32", [None, 10])]
+    with pytest.raises(ModelFileError, match=r"is not the one the manifest records: inputs pixels float32 \[None, 784\] "
+                                             r"and outputs scores float32 \[None, 10\], recorded inputs images"):
         export(manifest, export_config(tmp_path, tiny_data_session[0], quantize="none"))
 
 

@@ -97,8 +97,11 @@ def test_compare_outputs_identical_passes_everything() -> None:
     metrics = C.compare_outputs(ref, ref, np.array([2, 0]), TOL, batch1={"logits": REF[:1]})
     by = {m.name: m for m in metrics}
     assert all(m.passed for m in metrics), [m.describe() for m in metrics if not m.passed]
-    assert set(by) == {"outputs", "output_shapes", "nonfinite", "max_abs_error", "mean_abs_error", "cosine",
-                       "top1_agreement", "accuracy", "accuracy_drop", "probability_sum", "batch_invariance"}
+    per_output = {"max_abs_error", "mean_abs_error", "max_rel_error", "cosine", "snr_db"}
+    assert set(by) == {"outputs", "output_shapes", "nonfinite", *per_output, "top1_agreement", "accuracy",
+                       "accuracy_drop", "probability_sum", "batch_invariance",
+                       *(f"probabilities/{m}" for m in per_output)}  # top-1 once: on the logits
+    assert by["snr_db"].value == float("inf") and by["max_rel_error"].value == 0.0
     assert by["max_abs_error"].value == 0.0 and by["top1_agreement"].value == 1.0 and by["accuracy"].value == 1.0
     assert by["accuracy"].informational
 
@@ -110,7 +113,8 @@ def test_compare_outputs_collects_every_failure() -> None:
     metrics = C.compare_outputs(cand, ref, np.array([2, 0]), TOL, batch1={"logits": REF[:1]})
     failed = {m.name for m in metrics if not m.passed}
     assert failed == {"max_abs_error", "mean_abs_error", "cosine", "top1_agreement", "accuracy_drop", "probability_sum",
-                      "batch_invariance"}
+                      "batch_invariance", "probabilities/max_abs_error", "probabilities/mean_abs_error",
+                      "probabilities/cosine"}
     by = {m.name: m for m in metrics}
     assert by["max_abs_error"].value == 1.5
     assert by["top1_agreement"].value == 0.5
@@ -201,3 +205,19 @@ def test_cosine_of_tiny_rows_is_still_exact() -> None:
     tiny = np.array([[1e-38, 0.0, 2e-38]], np.float32)
     assert C.cosine_similarity(tiny * np.float32(10), tiny) == pytest.approx(1.0)
     assert math.isnan(C.cosine_similarity(np.array([[np.nan, 1.0]]), np.array([[1.0, 1.0]])))
+
+
+def test_compare_outputs_any_model_integer_outputs_exact_and_per_output_bounds() -> None:
+    """A model without logits: the first float output leads, an int64 output is compared exactly,
+    and a bound set for one output (``--atol NAME.OUTPUT``) moves only that output's metric."""
+    ref = {"value": np.array([[10.0], [20.0]], np.float32), "ids": np.array([1, 2], np.int64),
+           "aux": np.array([[1.0, 2.0]] * 2, np.float32)}
+    cand = {"value": ref["value"] + 0.5, "ids": np.array([1, 3], np.int64), "aux": ref["aux"] + 0.05}
+    tol = TOL.with_bounds({"aux/max_abs_error": 1e-2})  # tighter than TOL's 0.1: aux fails, by its own bound
+    by = {m.name: m for m in C.compare_outputs(cand, ref, None, tol)}
+    assert "top1_agreement" not in by and "accuracy" not in by  # a regression output: no classes
+    assert not by["max_abs_error"].passed and by["max_abs_error"].bound == TOL.max_abs  # "value" leads
+    assert not by["aux/max_abs_error"].passed and by["aux/max_abs_error"].bound == 1e-2
+    assert by["ids/exact_match"].value == 0.5 and not by["ids/exact_match"].passed
+    assert by["max_rel_error"].value == pytest.approx(0.5 / 20, rel=1e-5)
+    assert by["snr_db"].value == pytest.approx(10 * np.log10((100 + 400) / 0.5), rel=1e-5)
