@@ -31,6 +31,16 @@ DATA_DIR = click.option(
 NO_VERIFY = click.option(
     "--no-verify", "no_verify", is_flag=True, help="Accept data whose checksums differ from the official release."
 )
+DATA = click.option(
+    "--data", default=None, metavar="FILE|DIR|synthetic",
+    help="Inputs for a model edgefm did not train: an .npz (one array per input, named like it), an .npy "
+         "(one-input models), a directory of images (preprocessed as the manifest records), or 'synthetic' "
+         "(seeded random). Default: Fashion-MNIST for edgefm's own model, synthetic for any other.",
+)
+VALUE_RANGE = click.option(
+    "--value-range", "value_ranges", multiple=True, metavar="NAME=LO,HI",
+    help="Range of the synthetic values of input NAME (repeatable); default [0, 1) for floats.",
+)
 
 
 

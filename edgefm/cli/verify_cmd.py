@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, parse_name_values
+from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE, BoundOverride, parse_name_values
 
 
 @click.command("verify")
@@ -19,8 +19,9 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, pa
 @click.option("--batch-size", type=int, default=1000, show_default=True, help="Inputs per runtime call.")
 @click.option("--only", "only", multiple=True, metavar="NAME",
               help="Check only this artifact (manifest name; repeatable or comma-separated).")
-@click.option("--atol", "atol", multiple=True, metavar="NAME=VALUE",
-              help="Bound on the max abs logit error of artifact NAME (repeatable), e.g. tflite_float16=0.05.")
+@click.option("--atol", "atol", multiple=True, metavar="NAME[.OUTPUT]=VALUE",
+              help="Bound on the max abs error of artifact NAME (repeatable), e.g. tflite_float16=0.05; "
+                   "NAME.OUTPUT=VALUE bounds one output of a model with several.")
 @click.option("--min-top1", "min_top1", multiple=True, metavar="NAME=VALUE",
               help="Minimum top-1 agreement with TF of artifact NAME, a fraction (repeatable), e.g. tflite_int8=0.95.")
 @click.option("--bound", "bounds", multiple=True, type=BoundOverride(),
@@ -37,12 +38,18 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY, BoundOverride, pa
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
                    "SavedModel, these inputs and this TensorFlow version.")
+@DATA
+@click.option("--labels-data", "labels_data", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE.npy", help="One integer class id per row of --data: accuracy and its change are reported.")
+@VALUE_RANGE
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of --data synthetic.")
 @DATA_DIR
 @NO_VERIFY
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
-               native: bool, recompute_reference: bool, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+               native: bool, recompute_reference: bool, data: str | None, labels_data: Path | None,
+               value_ranges: tuple[str, ...], seed: int, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -69,10 +76,12 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --bound onnx_int8.cosine=0.998 --bound onnx_int8.mean_abs_error=0.3
       edgefm verify --html /tmp/parity.html
       edgefm verify --split train --no-html
+      edgefm verify --artifacts my-model --data inputs.npz --labels-data labels.npy --native
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
     from edgefm.core.errors import ParityError, UsageError
+    from edgefm.data.sources import parse_value_ranges
     from runtime_check.verify.check import run_check
     from runtime_check.verify.config import CheckConfig
     from runtime_check.verify.report import default_html_path
@@ -89,7 +98,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
         bounds=_group_bounds(bounds),
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
-        recompute_reference=recompute_reference,
+        recompute_reference=recompute_reference, data=data, labels_data=labels_data,
+        value_ranges=parse_value_ranges(value_ranges), seed=seed,
     )
     with progress_for(quiet) as view:
         result = run_check(cfg, progress=text_callback(view))

@@ -39,6 +39,7 @@ import numpy as np
 from edgefm.core.contract import CLASS_NAMES, INPUT_NAME, ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import (
     ConfigError,
+    DataError,
     DatasetError,
     EdgefmError,
     ManifestError,
@@ -51,6 +52,7 @@ from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data.fashion_mnist import scale_images
+from edgefm.data.sources import InputSource
 from runtime_check.runtimes.base import Runtime
 from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
 from runtime_check.runtimes.registry import runtime_for
@@ -64,11 +66,12 @@ from runtime_check.verify.compare import (
     compare_exact,
     compare_outputs,
     max_abs_error,
+    primary_output,
 )
 from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import write_html
 from runtime_check.verify.reference_cache import Reference, ReferenceKey
-from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport
+from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport, describe_inputs
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
 ProgressFn = Callable[[str], None]
@@ -140,19 +143,20 @@ class VerifyInputs:
     count: int
     labels: np.ndarray
     info: dict[str, Any]
-    #: the first ``invariance_samples`` images, float32 (the batch-1 runs), kept: at most a few dozen
-    head: np.ndarray
+    #: the first ``invariance_samples`` rows of each input (the batch-1 runs), kept: at most a few dozen
+    head: dict[str, np.ndarray]
+    input_name: str = INPUT_NAME
 
     def __len__(self) -> int:
         return self.count
 
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+    def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         """float32 [0, 1] batches of the ``count`` images in order (``uint8 / 255``, as ``Split.scaled``)."""
         from edgefm.data import fashion_mnist as ds
 
         # verified by load_inputs' pass already: the later passes read the same file unchecked
         for batch in ds.stream_images(self.split, self.data_dir, batch_size=batch_size, count=self.count, verify=False):
-            yield scale_images(batch)
+            yield {self.input_name: scale_images(batch)}
 
     def images_at(self, indices: Iterable[int]) -> dict[int, np.ndarray]:
         """The dataset's uint8 pixels of a few images (those the page shows), in one more pass."""
@@ -167,7 +171,78 @@ class VerifyInputs:
         return out
 
 
-def load_inputs(cfg: CheckConfig) -> VerifyInputs:
+@dataclass(frozen=True)
+class SourceInputs:
+    """Verify inputs of any model (``--data``): an ``edgefm.data.sources.InputSource`` with VerifyInputs' face."""
+
+    source: InputSource
+    info: dict[str, Any]
+    head: dict[str, np.ndarray]
+
+    @property
+    def count(self) -> int:
+        return self.source.count
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return self.source.labels
+
+    def __len__(self) -> int:
+        return self.source.count
+
+    def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+        return self.source.batches(batch_size)
+
+    def images_at(self, indices: Iterable[int]) -> dict[int, np.ndarray]:
+        return {}  # the page shows Fashion-MNIST images only
+
+
+Inputs = VerifyInputs | SourceInputs
+
+
+def is_fashion_model(manifest: Manifest) -> bool:
+    """The model ``edgefm train`` writes (one float32 ``images`` [N, 28, 28] input): verified on Fashion-MNIST."""
+    inputs = manifest.savedmodel()[1].inputs
+    return not inputs or [(s.name, s.dtype, list(s.shape)) for s in inputs] == [(INPUT_NAME, "float32", [None, 28, 28])]
+
+
+def load_inputs(cfg: CheckConfig, manifest: Manifest | None = None) -> Inputs:
+    """``--data`` as the model's inputs, or (no ``--data``, edgefm's own model) the Fashion-MNIST split."""
+    if cfg.data is None and (manifest is None or is_fashion_model(manifest)):
+        return load_fashion_inputs(cfg)
+    assert manifest is not None
+    from edgefm.data.sources import open_data
+
+    inputs = manifest.savedmodel()[1].inputs
+    preps = {n: p for n in manifest.preprocessing if (p := manifest.preprocessing_for(n)) is not None}
+    classes = next(iter(manifest.class_names().values()), [])
+    source = open_data(cfg.data or "synthetic", inputs, samples=cfg.samples, seed=cfg.seed,
+                       value_ranges=cfg.value_ranges, preprocessing=preps, labels_file=cfg.labels_data,
+                       class_names=classes)
+    n_inv = min(cfg.invariance_samples, source.count)
+    head = source.head(n_inv)
+    info = {
+        **source.info,
+        "batch_size": cfg.batch_size,
+        "invariance_samples": n_inv,
+        "invariance_sha256": _digest(head),
+    }
+    if source.labels is not None and classes:
+        bad = np.flatnonzero((source.labels < 0) | (source.labels >= len(classes)))
+        if len(bad):
+            raise DataError(f"The labels of {cfg.data} hold class id {int(source.labels[bad[0]])} (row {int(bad[0])}), "
+                            f"outside the model's {len(classes)} classes.")
+    return SourceInputs(source, info, head)
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
+
+
+def load_fashion_inputs(cfg: CheckConfig) -> VerifyInputs:
     """The verify inputs (streamed; see ``VerifyInputs``), their labels, and a record of exactly which ones.
 
     One pass over the image file here checks it (structure; the official sha256 unless
@@ -198,6 +273,7 @@ def load_inputs(cfg: CheckConfig) -> VerifyInputs:
         )
     head_images = np.concatenate(head)
     info = {
+        "source": "fashion-mnist",
         "split": cfg.split,
         "data_dir": str(data_dir),
         "checksums_verified": cfg.verify_data,
@@ -212,7 +288,7 @@ def load_inputs(cfg: CheckConfig) -> VerifyInputs:
         "invariance_samples": n_inv,
         "invariance_sha256": hashlib.sha256(head_images.tobytes()).hexdigest(),
     }
-    return VerifyInputs(cfg.split, data_dir, int(n), np.asarray(labels[:n]), info, head_images)
+    return VerifyInputs(cfg.split, data_dir, int(n), np.asarray(labels[:n]), info, {INPUT_NAME: head_images})
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -255,12 +331,12 @@ class Stream:
     def batch1(self) -> dict[str, np.ndarray]:
         return _concatenated(self._b1)
 
-    def _feed(self, batch: np.ndarray, into: dict[str, list[np.ndarray]], timing: str) -> None:
+    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str) -> None:
         if self.error is not None:
             return
         t0 = time.perf_counter()
         try:
-            out = self.runtime.infer({INPUT_NAME: batch})
+            out = self.runtime.infer(batch)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one broken runtime must not stop the others
@@ -272,7 +348,7 @@ class Stream:
             into.setdefault(k, []).append(v)
 
 
-def stream_through(streams: list[Stream], data: VerifyInputs, batch_size: int) -> None:
+def stream_through(streams: list[Stream], data: Inputs, batch_size: int) -> None:
     """Activate every runtime, feed each batch of one pass over the inputs to all of them, then the batch-1 runs.
 
     A runtime that fails to load or to run keeps its error and gets nothing more;
@@ -291,9 +367,9 @@ def stream_through(streams: list[Stream], data: VerifyInputs, batch_size: int) -
         for batch in data.batches(batch_size):
             for s in streams:
                 s._feed(batch, s._parts, "infer")
-        for i in range(len(data.head)):
+        for i in range(len(next(iter(data.head.values())))):
             for s in streams:
-                s._feed(data.head[i : i + 1], s._b1, "batch1")
+                s._feed({k: v[i : i + 1] for k, v in data.head.items()}, s._b1, "batch1")
     finally:
         for s in streams:
             s.runtime.deactivate()
@@ -301,7 +377,7 @@ def stream_through(streams: list[Stream], data: VerifyInputs, batch_size: int) -
         s.timings["total"] = sum(s.timings.get(k, 0.0) for k in ("load", "infer", "batch1"))
 
 
-def run_runtime(runtime: Runtime, data: VerifyInputs, batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+def run_runtime(runtime: Runtime, data: Inputs, batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
     """One runtime through the whole stream: its outputs, batch-1 outputs and timings; its error is raised."""
     stream = Stream(runtime.name, runtime)
     stream_through([stream], data, batch_size)
@@ -327,11 +403,12 @@ def judge(
     stream: Stream,
     art: Artifact,
     reference: Mapping[str, np.ndarray],
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     tol: Tolerance,
     *,
     checksum: Metric | None = None,
     binding: Mapping[str, np.ndarray] | None = None,
+    classification: Iterable[str] | None = None,
 ) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
     """One streamed runtime's outputs against the reference; its error becomes the result's ``error``.
 
@@ -347,7 +424,8 @@ def judge(
         if stream.error is not None:
             raise stream.error
         outputs = stream.outputs
-        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=stream.batch1))
+        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=stream.batch1,
+                                              classification=None if classification is None else set(classification)))
         if binding is not None:
             result.metrics.append(compare_exact(outputs, binding))
     except KeyboardInterrupt:
@@ -408,10 +486,10 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     _import_runtimes(selected.values())
 
     t0 = time.perf_counter()
-    data = load_inputs(cfg)
+    data = load_inputs(cfg, manifest)
     labels, inputs = data.labels, data.info
     timings["load_inputs"] = time.perf_counter() - t0
-    say(f"inputs: {inputs['count']} images of the {cfg.split} split")
+    say(f"inputs: {describe_inputs(inputs)}")
 
     # The reference: computed once, or reused from the cache beside the manifest.
     t0 = time.perf_counter()
@@ -422,25 +500,28 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, cfg)
     reference, ref_b1, ref_timings = ref.outputs, ref.batch1, ref.timings
     timings["reference"] = time.perf_counter() - t0
-    if LOGITS not in reference:
-        raise ManifestError(
-            f"The reference SavedModel {root / ref_art.path} returns {sorted(reference)}, not {LOGITS!r}. "
-            "Re-create it with `edgefm train`."
-        )
-    n_classes = int(reference[LOGITS].shape[1])
-    if manifest.labels and len(manifest.labels) != n_classes:
-        raise ManifestError(
-            f"{Manifest.path_in(root)} names {len(manifest.labels)} classes, but the reference SavedModel "
-            f"{root / ref_art.path} has {n_classes} outputs per image: every report, page and labels.txt would "
-            "name the wrong class. Give one name per output (re-create the artifacts with `edgefm train`)."
-        )
-    ref_acc = accuracy(reference[LOGITS], labels)
+    class_names = manifest.class_names()
+    classification = _classification_outputs(manifest, reference)
+    primary = primary_output(reference, classification or ())
+    for out_name, names in class_names.items():
+        got = reference.get(out_name)
+        n_classes = None if got is None or np.ndim(got) != 2 else int(np.shape(got)[1])
+        if n_classes is not None and len(names) != n_classes:
+            raise ManifestError(
+                f"{Manifest.path_in(root)} names {len(names)} classes, but the reference SavedModel "
+                f"{root / ref_art.path} has {n_classes} outputs per image: every report, page and labels.txt would "
+                "name the wrong class. Give one name per output (re-create the artifacts with `edgefm train`)."
+            )
+    scored = primary if primary in (classification or ()) or (classification is None and primary == LOGITS) else None
+    ref_acc = accuracy(reference[scored], labels) if scored is not None and labels is not None else None
     reference_metrics = [
         ref_checksum,
-        Metric.check("batch_invariance", max_abs_error(ref_b1[LOGITS], reference[LOGITS][: len(ref_b1[LOGITS])]), None, "info"),
+        Metric.check("batch_invariance", max(max_abs_error(ref_b1[k], reference[k][: len(ref_b1[k])]) for k in ref_b1),
+                     None, "info"),
     ]
     how = "in TensorFlow" if ref_cache["status"] == "computed" else f"reused from {ref_cache['path']}"
-    say(f"reference: {ref_art.path} {how}, accuracy {100 * ref_acc:.2f}% ({timings['reference']:.1f} s)")
+    acc_text = f", accuracy {100 * ref_acc:.2f}%" if ref_acc is not None else ""
+    say(f"reference: {ref_art.path} {how}{acc_text} ({timings['reference']:.1f} s)")
     if ref_cache.get("note"):
         say(f"reference cache: {ref_cache['note']}")
     versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **ref_versions}
@@ -477,10 +558,11 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             result, outputs = failed[name], None
             result.metrics.insert(0, checksum_metric(root, art))
         else:
-            result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art))
+            result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art),
+                                    classification=classification)
             versions.update(_versions(streams[name].runtime))
         results.append(result)
-        _keep_detail(details, name, outputs, reference, labels)
+        _keep_detail(details, name, outputs, reference, labels, scored)
         say(f"{name}: {result.runtime} {'PASS' if result.passed else 'FAIL'} ({result.timings.get('total', 0.0):.1f} s)")
         if make_native is None:
             continue
@@ -488,12 +570,13 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         if native in failed:
             nres, noutputs = failed[native], None
         else:
-            nres, noutputs = judge(streams[native], art, reference, labels, tol, binding=outputs)
+            nres, noutputs = judge(streams[native], art, reference, labels, tol, binding=outputs,
+                                   classification=classification)
             if outputs is None and nres.error is None:
                 nres.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
             versions.update(_versions(streams[native].runtime))
         results.append(nres)
-        _keep_detail(details, native, noutputs, reference, labels)
+        _keep_detail(details, native, noutputs, reference, labels, scored)
         say(f"{native}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
 
     shown = sorted({int(i) for d in details.values() for i in d.shown})
@@ -516,8 +599,9 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         host=host_cpu(),
         details=details,
         sizes=sizes,
-        reference_confusion=confusion_matrix(labels, np.argmax(reference[LOGITS], axis=1), reference[LOGITS].shape[1]),
-        class_names=list(manifest.labels) or list(CLASS_NAMES),
+        reference_confusion=None if ref_acc is None or scored is None else confusion_matrix(
+            labels, np.argmax(reference[scored], axis=1), reference[scored].shape[1]),
+        class_names=list(class_names.get(scored or "", [])) or (list(CLASS_NAMES) if scored == LOGITS else []),
         images=data.images_at(shown),  # the dataset's uint8 pixels
         training=dict(manifest.training),
         artifacts_dir=root,
@@ -555,7 +639,7 @@ def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[s
 
 
 def reference_outputs(
-    root: Path, path: Path, sha: str | None, data: VerifyInputs, cfg: CheckConfig
+    root: Path, path: Path, sha: str | None, data: Inputs, cfg: CheckConfig
 ) -> tuple[Reference, dict[str, Any], dict[str, str]]:
     """The reference outputs, the cache record for the report, and the TensorFlow version they came from.
 
@@ -580,19 +664,19 @@ def reference_outputs(
         note = "--recompute-reference: TensorFlow ran again"
     elif key is not None:
         cached, note = reference_cache.load(root, key)
-        if cached is not None and LOGITS in cached.outputs:
+        if cached is not None and cached.outputs:
             record.update(status="reused", computed=cached.computed)
             return cached, record, {"tensorflow": str(key.tensorflow)}
     tf_runtime = TensorFlowRuntime(path)
     try:
         outputs, b1, timings = run_runtime(tf_runtime, data, cfg.batch_size)
-    except UsageError as e:  # edgefm built the feeds itself: a mismatch is the file's fault (exit 1), not the user's
+    except UsageError as e:  # the feeds were checked against the recorded signature: the file is at fault (exit 1)
         raise ModelFileError(
-            f"The reference SavedModel {path} does not take edgefm's input ({e}). Its "
-            f"serving signature must take {INPUT_NAME!r}; re-create it with `edgefm train`."
+            f"The reference SavedModel {path} does not take the inputs its manifest records ({e}). "
+            "Re-create the artifacts (`edgefm train`, or `edgefm export --saved-model DIR --force`)."
         ) from e
     ref = Reference(outputs, b1, timings, utc_now())
-    if key is not None and LOGITS in outputs:
+    if key is not None and outputs:
         saved = reference_cache.save(root, key, ref)
         note = "; ".join(n for n in (note, saved) if n)
     record.update(status="computed", computed=ref.computed)
@@ -621,12 +705,22 @@ def _keep_detail(
     name: str,
     outputs: Mapping[str, np.ndarray] | None,
     reference: Mapping[str, np.ndarray],
-    labels: np.ndarray,
+    labels: np.ndarray | None,
+    scored: str | None = LOGITS,
 ) -> None:
-    """Summarise one run's logits for the page (nothing when it produced no comparable logits)."""
-    if outputs is None or LOGITS not in outputs or np.shape(outputs[LOGITS]) != np.shape(reference[LOGITS]):
+    """Summarise one run's class scores for the page (nothing without labelled, comparable class scores)."""
+    if scored is None or labels is None or outputs is None or scored not in outputs:
         return
-    details[name] = ArtifactDetail.from_logits(outputs[LOGITS], reference[LOGITS], labels)
+    if np.shape(outputs[scored]) != np.shape(reference[scored]):
+        return
+    details[name] = ArtifactDetail.from_logits(outputs[scored], reference[scored], labels)
+
+
+def _classification_outputs(manifest: Manifest, reference: Mapping[str, np.ndarray]) -> set[str] | None:
+    """Outputs the manifest declares as classification (with class names); ``None``: compare guesses by name."""
+    declared = {k for k in manifest.class_names() if k in reference}
+    return declared or None
+
 
 
 def _size(path: Path) -> int | None:

@@ -34,6 +34,14 @@ class CheckConfig:
     verify_data: bool = True
     #: run TensorFlow for the reference even when the cache beside the manifest matches
     recompute_reference: bool = False
+    #: inputs for any model: .npz, .npy, a directory of images or "synthetic" (``edgefm.data.sources``);
+    #: None: the Fashion-MNIST split for edgefm's own model, synthetic for any other
+    data: str | None = None
+    #: one integer label per row of ``data`` (``--labels-data FILE.npy``): accuracy for classification outputs
+    labels_data: Path | None = None
+    #: ``--value-range NAME=LO,HI`` for synthetic inputs, and their seed
+    value_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seed: int = 0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -53,7 +61,7 @@ class CheckConfig:
             for metric, v in per_metric.items():
                 check_bound(name, metric, v)
         set_(self, "only", tuple(self.only))
-        for attr in ("report", "html", "data_dir"):
+        for attr in ("report", "html", "data_dir", "labels_data"):
             v = getattr(self, attr)
             if v is not None:
                 set_(self, attr, Path(v))

@@ -36,8 +36,8 @@ import numpy as np
 from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
-from runtime_check.verify.compare import ArtifactResult, Metric, format_value
-from runtime_check.verify.report import ArtifactDetail, ParityReport
+from runtime_check.verify.compare import OUTPUT_SEP, ArtifactResult, Metric, format_value
+from runtime_check.verify.report import ArtifactDetail, ParityReport, describe_inputs
 from runtime_check.verify.text import COLUMNS
 
 #: the name suffix of a native runner's row (runtime_check.verify.check names them ``NAME@native``)
@@ -145,8 +145,9 @@ def render_html(report: ParityReport) -> str:
         f'<h1>edgefm verify <span class="banner {"pass" if report.passed else "fail"}" id="status">{status}</span></h1>',
         '<p class="muted">',
         f"{len(report.artifacts)} artifacts against the TensorFlow reference <code>{esc(str(ref.get('path', '')))}</code> "
-        f"(accuracy {esc(format_value('accuracy', ref.get('accuracy')))}) on {esc(str(inputs.get('count')))} images "
-        f"of the {esc(str(inputs.get('split', '')))} split from index {esc(str(inputs.get('first_index', 0)))} "
+        f"(accuracy {esc(format_value('accuracy', ref.get('accuracy')))}) on {esc(describe_inputs(inputs))}"
+        + (f" from index {esc(str(inputs.get('first_index', 0)))}" if "split" in inputs else "")
+        + " "
         f"(sha256 <code>{esc(str(inputs.get('sha256', ''))[:12])}…</code>)."
         + (f" JSON report: <code>{esc(str(report.path))}</code>." if report.path else "")
         + "</p>",
@@ -178,7 +179,10 @@ def _columns(artifacts: Sequence[ArtifactResult]) -> list[tuple[str, str]]:
     present = {m.name for a in artifacts for m in a.metrics}
     known = [(k, h) for k, h in HTML_COLUMNS if k in present]
     names = {k for k, _ in HTML_COLUMNS}
-    extra = dict.fromkeys(m.name for a in artifacts for m in a.metrics if m.name not in names)
+    # other outputs' metrics (OUTPUT/metric) and the reported-only ones get no column (the table must fit):
+    # every value is in the JSON, a failed one in the failure list under the table
+    quiet = lambda m: OUTPUT_SEP in m.name or m.name in ("max_rel_error", "snr_db")  # noqa: E731
+    extra = dict.fromkeys(m.name for a in artifacts for m in a.metrics if m.name not in names and not quiet(m))
     return known + [(k, k) for k in extra]
 
 

@@ -292,13 +292,20 @@ class ParityReport:
         return self.path
 
 
+def describe_inputs(info: dict[str, Any]) -> str:
+    """``10000 images of the test split`` / ``256 rows of synthetic``, for progress lines and tables."""
+    if info.get("source", "fashion-mnist") == "fashion-mnist":
+        return f"{info.get('count')} images of the {info.get('split')} split"
+    return f"{info.get('count')} rows of {info.get('source')} {info.get('path', '')}".rstrip()
+
+
 def _shown_images(report: ParityReport) -> dict[int, np.ndarray]:
     """The uint8 test images of the shown disagreements, read from the dataset the report names (or none)."""
     from edgefm.core.errors import DatasetError
     from edgefm.data.fashion_mnist import load_split
 
     wanted = sorted({int(i) for d in report.details.values() for i in d.shown})
-    if not wanted or not report.inputs.get("data_dir"):
+    if not wanted or not report.inputs.get("data_dir") or report.inputs.get("source", "fashion-mnist") != "fashion-mnist":
         return {}
     try:
         split = load_split(report.inputs.get("split", "test"), Path(report.inputs["data_dir"]), verify=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgefm.core.progress import plural
 from runtime_check.verify.compare import ArtifactResult, format_value
-from runtime_check.verify.report import ParityReport
+from runtime_check.verify.report import ParityReport, describe_inputs
 
 #: table columns: (metric name, column header)
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -70,8 +70,9 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
     lines = [
         *_fit(f"reference: {report.reference.get('runtime', 'tensorflow')} {report.reference.get('path', '')} "
               f"(accuracy {format_value('accuracy', report.reference.get('accuracy'))}){_cache_words(report.reference)}", width),
-        *_fit(f"inputs: {report.inputs.get('count')} images of the {report.inputs.get('split')} split "
-              f"from index {report.inputs.get('first_index', 0)} (sha256 {str(report.inputs.get('sha256', ''))[:12]}…)", width),
+        *_fit(f"inputs: {describe_inputs(report.inputs)}"
+              + (f" from index {report.inputs.get('first_index', 0)}" if "split" in report.inputs else "")
+              + f" (sha256 {str(report.inputs.get('sha256', ''))[:12]}…)", width),
         *(_fit(host_line(report.host), width) if report.host else []),
         "",
         *table,

@@ -480,7 +480,7 @@ def test_reference_with_a_misnamed_input_is_a_bad_file_exit_1(exported: Path, ti
     assert res.returncode == 1, res.stderr
     _no_traceback(res)
     msg = json.loads(res.stdout)["error"]
-    assert "does not take edgefm's input" in msg and "'pixels'" in msg and "re-create it with `edgefm train`" in msg
+    assert "does not take the inputs its manifest records" in msg and "'pixels'" in msg and "`edgefm train`" in msg
 
 
 # -- the reference cache ----------------------------------------------------------------------
