@@ -172,7 +172,10 @@ def parse_timing(stdout: str) -> RunTiming | None:
 
 
 def _logical(spec: TensorSpec) -> TensorSpec:
-    """What callers see: quantized int8/uint8 tensors are float32, like LiteRTRuntime's."""
+    """What callers see: quantized tensors (a scale) are float32, every other one keeps its dtype, like LiteRTRuntime's.
+
+    A uint8 image input without a scale stays uint8: the runner passes it through as stored.
+    """
     dtype = "float32" if spec.scale is not None else spec.dtype
     return TensorSpec(spec.name, dtype, list(spec.shape))
 
