@@ -42,14 +42,14 @@ LIBRARY_NAME: dict[str, str] = {"litert": "libLiteRt.so", "onnxruntime": "libonn
 #: Max abs difference allowed on the device, per quantization. Another CPU may pick other
 #: kernels (float rounding differs slightly); quantized outputs may move by a step.
 DEVICE_ATOL: dict[str, float] = {"none": 1e-4, "float16": 1e-3, "dynamic": 5e-2, "int8": 1e-1}
-#: For outputs stored as int8 with a known scale: allow this many quantization steps.
+#: For outputs stored quantized (int8/uint8/int16 with a known scale): allow this many quantization steps.
 INT8_STEPS = 2
 MAX_GOLDEN_SAMPLES = 10_000
 
 
 def device_tolerance(artifact: Artifact, spec: TensorSpec) -> float:
     """Tolerance for one output on a device: quantization steps when the scale is known, else the table."""
-    if spec.scale is not None and spec.dtype in ("int8", "uint8"):
+    if spec.scale is not None and spec.dtype in ("int8", "uint8", "int16"):
         return INT8_STEPS * float(spec.scale) * 1.0001
     return DEVICE_ATOL.get(artifact.quantization, DEVICE_ATOL["int8"])
 

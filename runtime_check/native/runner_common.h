@@ -10,8 +10,10 @@
  * Build (one line, the header beside the .c file):
  *     cc -O2 -o runner runner_litert.c -ldl
  *
- * Files are NumPy .npy (format 1.0 written; 1.0-3.0 read; little-endian;
- * float32, int8, uint8, int32, int64; C order).
+ * Files are NumPy .npy (format 1.0 written; 1.0-3.0 read; little-endian; C order;
+ * float32, float16, int8, uint8, int16, int32, int64, bool). Data is copied byte for
+ * byte between the file and the runtime: float16 is never widened, bool is one byte
+ * per element (NumPy and both runtimes store 0/1 in a byte).
  *
  * Exit status: 0 ok, 2 usage, 3 runtime library unusable, 4 model cannot be
  * loaded, 5 input file unreadable, 6 input does not fit the model (shape, dtype,
@@ -63,7 +65,7 @@ enum {
 /* LiteRT requires host buffers aligned to 64 bytes; ONNX Runtime is happy with it too. */
 #define HOST_ALIGN 64
 
-typedef enum { DT_INVALID = 0, DT_F32, DT_I8, DT_U8, DT_I32, DT_I64 } DType;
+typedef enum { DT_INVALID = 0, DT_F32, DT_I8, DT_U8, DT_I32, DT_I64, DT_F16, DT_I16, DT_BOOL } DType;
 
 /* A dense, C-ordered host tensor. */
 typedef struct {
@@ -80,7 +82,7 @@ typedef struct {
     DType dtype;
     int rank;
     int64_t dims[MAX_RANK];
-    bool quantized; /* per-tensor affine int8/uint8: real = (q - zero_point) * scale */
+    bool quantized; /* per-tensor affine int8/uint8/int16: real = (q - zero_point) * scale */
     float scale;
     int32_t zero_point;
 } TensorInfo;
@@ -179,6 +181,9 @@ static const char *dtype_name(DType t) {
         case DT_U8: return "uint8";
         case DT_I32: return "int32";
         case DT_I64: return "int64";
+        case DT_F16: return "float16";
+        case DT_I16: return "int16";
+        case DT_BOOL: return "bool"; /* NumPy's names: Python reads them back with np.dtype(name) */
         default: return "unsupported";
     }
 }
@@ -186,7 +191,8 @@ static const char *dtype_name(DType t) {
 static size_t dtype_size(DType t) {
     switch (t) {
         case DT_F32: case DT_I32: return 4;
-        case DT_I8: case DT_U8: return 1;
+        case DT_I8: case DT_U8: case DT_BOOL: return 1;
+        case DT_F16: case DT_I16: return 2;
         case DT_I64: return 8;
         default: return 0;
     }
@@ -199,6 +205,9 @@ static const char *dtype_descr(DType t) {
         case DT_U8: return "|u1";
         case DT_I32: return "<i4";
         case DT_I64: return "<i8";
+        case DT_F16: return "<f2";
+        case DT_I16: return "<i2";
+        case DT_BOOL: return "|b1";
         default: return "";
     }
 }
@@ -212,6 +221,10 @@ static DType dtype_from_descr(const char *d) {
     if (strcmp(d, "u1") == 0) return DT_U8;
     if (strcmp(d, "i4") == 0) return DT_I32;
     if (strcmp(d, "i8") == 0) return DT_I64;
+    if (strcmp(d, "f2") == 0) return DT_F16;
+    if (strcmp(d, "i2") == 0) return DT_I16;
+    if (strcmp(d, "b1") == 0) return DT_BOOL; /* np.save writes '|b1'; '?' is the same dtype's char code */
+    if (strcmp(d, "?") == 0) return DT_BOOL;
     return DT_INVALID;
 }
 
@@ -320,7 +333,7 @@ static int npy_read(const char *path, Tensor *t, char *err, size_t errlen) {
     memcpy(descr, d + 1, (size_t)(e - d - 1));
     t->dtype = dtype_from_descr(descr);
     if (t->dtype == DT_INVALID) {
-        set_err(err, errlen, RC_SHAPE, "%s: dtype '%s' is not supported (use float32, int8, uint8, int32 or int64, little-endian)", path, descr);
+        set_err(err, errlen, RC_SHAPE, "%s: dtype '%s' is not supported (use float32, float16, int8, uint8, int16, int32, int64 or bool, little-endian)", path, descr);
         rc = RC_SHAPE;
         goto done;
     }
@@ -422,25 +435,33 @@ static float round_half_even(float v) {
     return (float)t;
 }
 
-/* float32 -> int8/uint8 exactly as edgefm's Python side does it:
+/* The integer dtypes a per-tensor scale makes real-valued: int8/uint8, and int16 (TFLite's
+ * 16x8 mode: int16 activations, zero point 0). */
+static bool quantizable(DType t) { return t == DT_I8 || t == DT_U8 || t == DT_I16; }
+
+/* float32 -> int8/uint8/int16 exactly as edgefm's Python side does it:
  * clip(round(x / scale) + zero_point, min, max), all in float32. */
 static void quantize(const float *x, size_t n, const TensorInfo *ti, void *out) {
-    const float lo = ti->dtype == DT_I8 ? -128.0f : 0.0f, hi = ti->dtype == DT_I8 ? 127.0f : 255.0f;
+    const float lo = ti->dtype == DT_I8 ? -128.0f : ti->dtype == DT_I16 ? -32768.0f : 0.0f;
+    const float hi = ti->dtype == DT_I8 ? 127.0f : ti->dtype == DT_I16 ? 32767.0f : 255.0f;
     for (size_t i = 0; i < n; i++) {
         float q = round_half_even(x[i] / ti->scale) + (float)ti->zero_point;
         if (q != q) q = (float)ti->zero_point;
         if (q < lo) q = lo;
         if (q > hi) q = hi;
         if (ti->dtype == DT_I8) ((int8_t *)out)[i] = (int8_t)q;
+        else if (ti->dtype == DT_I16) ((int16_t *)out)[i] = (int16_t)q;
         else ((uint8_t *)out)[i] = (uint8_t)q;
     }
 }
 
-/* int8/uint8 -> float32: (q - zero_point) * scale, in float32. */
+/* int8/uint8/int16 -> float32: (q - zero_point) * scale, in float32. */
 static void dequantize(const void *q, size_t n, const TensorInfo *ti, float *out) {
     const float zp = (float)ti->zero_point;
     for (size_t i = 0; i < n; i++) {
-        float v = ti->dtype == DT_I8 ? (float)((const int8_t *)q)[i] : (float)((const uint8_t *)q)[i];
+        float v = ti->dtype == DT_I8    ? (float)((const int8_t *)q)[i]
+                : ti->dtype == DT_I16 ? (float)((const int16_t *)q)[i]
+                                      : (float)((const uint8_t *)q)[i];
         out[i] = (v - zp) * ti->scale;
     }
 }
@@ -482,16 +503,18 @@ static void usage(FILE *out, const Backend *be) {
             "  info   print the model's inputs and outputs (name, dtype, shape, scale, zero point)\n"
             "  run    --input NAME=FILE... --output-dir DIR: write every output as DIR/NAME.npy\n"
             "  check  --input NAME=FILE... --expect NAME=FILE...: compare outputs with expected\n"
-            "         ones; exit 0 if every max abs difference is <= its tolerance, else 9\n"
+            "         ones; exit 0 if every float32 max abs difference is <= its tolerance and\n"
+            "         every other dtype matches exactly, else 9\n"
             "\n"
             "options:\n"
             "  --lib PATH          the runtime library (default: $%s)\n"
             "  --input NAME=FILE   an input tensor (FILE alone if the model has one input);\n"
-            "                      float32 data is quantized for int8/uint8 model inputs\n"
+            "                      float32 data is quantized for quantized int8/uint8/int16\n"
+            "                      model inputs; any other dtype must be the model's own\n"
             "  --output-dir DIR    where run (and check, if given) writes outputs\n"
             "  --expect NAME=FILE  expected output (check)\n"
             "  --atol X | NAME=X   tolerance for all / one output (check; default 1e-5)\n"
-            "  --raw               write int8/uint8 outputs as stored, not dequantized to float32\n"
+            "  --raw               write quantized outputs as stored, not dequantized to float32\n"
             "  --signature KEY     the signature to run (.tflite; default: the first one)\n"
             "  --threads N         intra-op threads where the runtime supports it\n"
             "  --batch-size N      run the inputs in chunks of N along the first dimension,\n"
@@ -683,15 +706,21 @@ static void print_info(const ModelInfo *mi, const Backend *be) {
 
 /* Match the given input files to the model's inputs and convert them to its dtypes. */
 static int prepare_inputs(const Args *a, const ModelInfo *mi, Tensor *feeds) {
-    char err[ERR_LEN];
+    char err[ERR_LEN], names[MAX_TENSORS * (MAX_NAME + 2)];
+    size_t off = 0;
+    names[0] = '\0';
+    for (int i = 0; i < mi->n_inputs && off < sizeof names; i++)
+        off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "", mi->inputs[i].name);
     for (int j = 0; j < a->n_inputs; j++) {
         const char *nm = a->inputs[j].name;
         bool known = false;
         for (int i = 0; i < mi->n_inputs && nm; i++) known = known || strcmp(mi->inputs[i].name, nm) == 0;
-        if (nm && !known) return fail(RC_SHAPE, "the model has no input named '%s' (its inputs: %s%s%s)", nm,
-                                      mi->inputs[0].name, mi->n_inputs > 1 ? ", " : "", mi->n_inputs > 1 ? mi->inputs[1].name : "");
+        if (nm && !known) return fail(RC_SHAPE, "the model has no input named '%s' (its inputs: %s)", nm, names);
         if (!nm && mi->n_inputs != 1)
-            return fail(RC_USAGE, "--input %s has no NAME= but the model has %d inputs", a->inputs[j].path, mi->n_inputs);
+            return fail(RC_USAGE, "--input %s has no NAME= but the model has %d inputs (%s)", a->inputs[j].path, mi->n_inputs, names);
+        for (int k = 0; k < j; k++)
+            if (nm && a->inputs[k].name && strcmp(a->inputs[k].name, nm) == 0)
+                return fail(RC_USAGE, "--input %s= is given twice", nm);
     }
     for (int i = 0; i < mi->n_inputs; i++) {
         const TensorInfo *ti = &mi->inputs[i];
@@ -713,12 +742,12 @@ static int prepare_inputs(const Args *a, const ModelInfo *mi, Tensor *feeds) {
         }
         if (t.dtype == ti->dtype) {
             feeds[i] = t;
-        } else if (t.dtype == DT_F32 && ti->quantized && (ti->dtype == DT_I8 || ti->dtype == DT_U8)) {
+        } else if (t.dtype == DT_F32 && ti->quantized && quantizable(ti->dtype)) {
             size_t n = (size_t)num_elements(t.rank, t.dims);
             feeds[i] = t;
             feeds[i].dtype = ti->dtype;
-            feeds[i].nbytes = n;
-            feeds[i].data = host_alloc(n);
+            feeds[i].nbytes = n * dtype_size(ti->dtype);
+            feeds[i].data = host_alloc(feeds[i].nbytes);
             if (!feeds[i].data) {
                 free(t.data);
                 return fail(RC_INPUT, "out of memory");
@@ -736,7 +765,7 @@ static int prepare_inputs(const Args *a, const ModelInfo *mi, Tensor *feeds) {
 
 /* Outputs as the caller wants them: dequantized to float32 unless --raw. */
 static int finish_output(const TensorInfo *ti, Tensor *t, bool raw) {
-    if (raw || !ti->quantized || (t->dtype != DT_I8 && t->dtype != DT_U8)) return RC_OK;
+    if (raw || !ti->quantized || !quantizable(t->dtype)) return RC_OK;
     size_t n = (size_t)num_elements(t->rank, t->dims);
     float *f = host_alloc(n * sizeof(float));
     if (!f) return fail(RC_OUTPUT, "out of memory");
@@ -757,9 +786,18 @@ static bool compare_output(const char *name, const Tensor *got, const Tensor *wa
     format_shape(ws, sizeof ws, want->rank, want->dims);
     bool same_shape = got->rank == want->rank;
     for (int d = 0; same_shape && d < got->rank; d++) same_shape = got->dims[d] == want->dims[d];
-    if (!same_shape || got->dtype != DT_F32 || want->dtype != DT_F32) {
+    if (!same_shape || got->dtype != want->dtype) {
         printf("FAIL\t%s\tshape/dtype: got %s %s, expected %s %s\n", name, gs, dtype_name(got->dtype), ws, dtype_name(want->dtype));
         return false;
+    }
+    if (got->dtype != DT_F32) { /* integers, bool, float16: equal element by element or not at all (no tolerance) */
+        size_t n = (size_t)num_elements(got->rank, got->dims), size = dtype_size(got->dtype), differ = 0, first = 0;
+        for (size_t i = 0; i < n; i++)
+            if (memcmp((const char *)got->data + i * size, (const char *)want->data + i * size, size) != 0 && differ++ == 0) first = i;
+        printf("%s\t%s\t%s\texact\tdiffering=%zu", differ ? "FAIL" : "PASS", name, dtype_name(got->dtype), differ);
+        if (differ) printf("\tfirst_index=%zu", first);
+        printf("\n");
+        return differ == 0;
     }
     const float *g = got->data, *w = want->data;
     size_t n = (size_t)num_elements(got->rank, got->dims);

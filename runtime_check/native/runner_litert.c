@@ -11,7 +11,8 @@
  * Flow: environment -> model from file -> compiled model (CPU) -> resize the
  * inputs to the batch -> tensor buffers over host memory -> run.
  *
- * Quantized (int8/uint8) inputs accept float32 files, quantized here with the
+ * Every tensor dtype NumPy and TFLite share is passed through as it is: float32, float16,
+ * int8, uint8, int16, int32, int64, bool. Quantized (int8/uint8/int16) inputs also accept float32 files, quantized here with the
  * tensor's own scale and zero point; quantized outputs are dequantized to float32
  * unless --raw. See runner_common.h for modes, file format and exit codes.
  */
@@ -32,12 +33,19 @@ typedef struct LiteRtTensorBufferT *LiteRtTensorBuffer;
 enum { kLiteRtRankedTensorType = 0 };           /* LiteRtTensorTypeId */
 enum { kLiteRtQuantizationPerTensor = 1 };      /* LiteRtQuantizationTypeId */
 enum { kLiteRtHwAcceleratorCpu = 1 << 0 };      /* LiteRtHwAccelerators */
-enum {                                          /* LiteRtElementType (= TfLiteType) */
+/* LiteRtElementType: litert/c/litert_model_types.h defines each kLiteRtElementTypeX as
+ * kTfLiteX, whose values are TfLiteType's in tensorflow/lite/core/c/c_api_types.h:
+ * kTfLiteFloat32 = 1, kTfLiteInt32 = 2, kTfLiteUInt8 = 3, kTfLiteInt64 = 4, kTfLiteBool = 6,
+ * kTfLiteInt16 = 7, kTfLiteInt8 = 9, kTfLiteFloat16 = 10 (an ABI the C API keeps). */
+enum {
     kLiteRtElementTypeFloat32 = 1,
     kLiteRtElementTypeInt32 = 2,
     kLiteRtElementTypeUInt8 = 3,
     kLiteRtElementTypeInt64 = 4,
+    kLiteRtElementTypeBool = 6,
+    kLiteRtElementTypeInt16 = 7,
     kLiteRtElementTypeInt8 = 9,
+    kLiteRtElementTypeFloat16 = 10,
 };
 
 #define LITERT_TENSOR_MAX_RANK 8
@@ -175,6 +183,9 @@ static DType from_element_type(int t) {
         case kLiteRtElementTypeUInt8: return DT_U8;
         case kLiteRtElementTypeInt32: return DT_I32;
         case kLiteRtElementTypeInt64: return DT_I64;
+        case kLiteRtElementTypeFloat16: return DT_F16;
+        case kLiteRtElementTypeInt16: return DT_I16;
+        case kLiteRtElementTypeBool: return DT_BOOL;
         default: return DT_INVALID;
     }
 }
@@ -186,6 +197,9 @@ static int to_element_type(DType t) {
         case DT_U8: return kLiteRtElementTypeUInt8;
         case DT_I32: return kLiteRtElementTypeInt32;
         case DT_I64: return kLiteRtElementTypeInt64;
+        case DT_F16: return kLiteRtElementTypeFloat16;
+        case DT_I16: return kLiteRtElementTypeInt16;
+        case DT_BOOL: return kLiteRtElementTypeBool;
         default: return 0;
     }
 }
@@ -203,7 +217,9 @@ static int describe_tensor(LiteRtTensor t, const char *name, TensorInfo *ti, cha
                        rt.element_type);
     ti->rank = (int)rt.layout.rank;
     for (int d = 0; d < ti->rank && d < MAX_RANK; d++) ti->dims[d] = rt.layout.dimensions[d];
-    if (L.GetQuantizationTypeId(t, &q_id) == 0 && q_id == kLiteRtQuantizationPerTensor && ti->dtype != DT_F32) {
+    /* Only the dtypes quantize()/dequantize() handle; a scale on float, bool or int32/int64 I/O is
+     * left alone (passed through as stored). */
+    if (L.GetQuantizationTypeId(t, &q_id) == 0 && q_id == kLiteRtQuantizationPerTensor && quantizable(ti->dtype)) {
         LiteRtQuantizationPerTensor q;
         if (L.GetPerTensorQuantization(t, &q) == 0 && q.scale != 0.0f) {
             ti->quantized = true;

@@ -12,6 +12,8 @@
  * keep their positions in every release. The declarations below follow
  * include/onnxruntime/core/session/onnxruntime_c_api.h, declaring only what is used.
  *
+ * Tensors of float32, float16, int8, uint8, int16, int32, int64 and bool pass through byte
+ * for byte (ONNX has no per-tensor scale on graph inputs: nothing is quantized here).
  * See runner_common.h for modes, file format and exit codes.
  */
 #include "runner_common.h"
@@ -34,12 +36,18 @@ typedef struct OrtAllocator OrtAllocator;
 enum { ORT_LOGGING_LEVEL_ERROR = 3 };                /* OrtLoggingLevel */
 enum { OrtArenaAllocator = 1 };                      /* OrtAllocatorType */
 enum { OrtMemTypeDefault = 0 };                      /* OrtMemType */
-enum {                                               /* ONNXTensorElementDataType */
+/* ONNXTensorElementDataType (onnxruntime_c_api.h), whose values are onnx.proto's
+ * TensorProto.DataType: FLOAT = 1, UINT8 = 2, INT8 = 3, INT16 = 5, INT32 = 6, INT64 = 7,
+ * BOOL = 9, FLOAT16 = 10 (onnx 1.23's onnx/onnx.proto; the values never change). */
+enum {
     ONNX_FLOAT = 1,
     ONNX_UINT8 = 2,
     ONNX_INT8 = 3,
+    ONNX_INT16 = 5,
     ONNX_INT32 = 6,
     ONNX_INT64 = 7,
+    ONNX_BOOL = 9,
+    ONNX_FLOAT16 = 10,
 };
 enum { ONNX_TYPE_TENSOR = 1 }; /* ONNXType */
 
@@ -150,6 +158,9 @@ static DType from_onnx(int t) {
         case ONNX_UINT8: return DT_U8;
         case ONNX_INT32: return DT_I32;
         case ONNX_INT64: return DT_I64;
+        case ONNX_INT16: return DT_I16;
+        case ONNX_BOOL: return DT_BOOL;
+        case ONNX_FLOAT16: return DT_F16;
         default: return DT_INVALID;
     }
 }
@@ -161,6 +172,9 @@ static int to_onnx(DType t) {
         case DT_U8: return ONNX_UINT8;
         case DT_I32: return ONNX_INT32;
         case DT_I64: return ONNX_INT64;
+        case DT_I16: return ONNX_INT16;
+        case DT_BOOL: return ONNX_BOOL;
+        case DT_F16: return ONNX_FLOAT16;
         default: return 0;
     }
 }

@@ -8,11 +8,12 @@ as .npy files in a temporary directory. ``time_calls`` times a warm loop of call
 inside one runner process instead (``--warmup W --runs N``), which is what the C
 API costs per call without the process start.
 
-Inputs and outputs are logical, as for the Python runtimes: float32 images in,
-float32 logits/probabilities out. For int8-I/O .tflite models the *runner*
-quantizes the float32 input and dequantizes the outputs with each tensor's own
-scale and zero point, in float32 exactly as ``LiteRTRuntime`` does in NumPy, so
-both give identical numbers.
+Inputs and outputs are logical, as for the Python runtimes: every tensor has its
+own dtype (float32, float16, int8, uint8, int16, int32, int64 or bool, passed
+through byte for byte), except quantized ones. For int8/uint8/int16-I/O .tflite
+models the *runner* quantizes the float32 input and dequantizes the outputs with
+each tensor's own scale and zero point, in float32 exactly as ``LiteRTRuntime``
+does in NumPy, so both give identical numbers.
 
 A crash of the runtime (a signal) or a hang (timeout) is reported as an
 ``EdgefmError`` that names the signal or the time limit, never as a traceback.
@@ -172,7 +173,10 @@ def parse_timing(stdout: str) -> RunTiming | None:
 
 
 def _logical(spec: TensorSpec) -> TensorSpec:
-    """What callers see: quantized int8/uint8 tensors are float32, like LiteRTRuntime's."""
+    """What callers see: quantized tensors (a scale) are float32, every other one keeps its dtype, like LiteRTRuntime's.
+
+    A uint8 image input without a scale stays uint8: the runner passes it through as stored.
+    """
     dtype = "float32" if spec.scale is not None else spec.dtype
     return TensorSpec(spec.name, dtype, list(spec.shape))
 

@@ -40,9 +40,12 @@ class LiteRTRuntime(Runtime):
         self._batch: int | None = None
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        # int8 I/O is hidden behind float32: callers always feed and get floats.
+        # Quantized (int8/uint8/int16 with a scale) I/O is hidden behind float32: callers feed and
+        # get floats. Every other tensor keeps its own dtype: a uint8 image input without a scale
+        # takes uint8 pixels (making it float32 would make _check_feeds demand floats that
+        # set_tensor then refuses), an int64 argmax output stays int64.
         def logical(specs: dict[str, TensorSpec]) -> list[TensorSpec]:
-            return [TensorSpec(s.name, "float32", s.shape) for s in specs.values()]
+            return [TensorSpec(s.name, "float32" if s.quantized else s.dtype, s.shape) for s in specs.values()]
 
         return logical(self._raw_in), logical(self._raw_out)
 
