@@ -6,12 +6,29 @@ from pathlib import Path
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA_DIR, NO_VERIFY
+from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 from export.config import DEFAULT_OPSET, ExportFormat, Quantization
 
 
 @click.command("export")
 @ARTIFACTS
+@click.option("--saved-model", "saved_model", type=click.Path(path_type=Path, file_okay=False), default=None,
+              metavar="DIR", help="Export a TF2 SavedModel edgefm did not train: copied into ARTIFACTS/saved_model with "
+                                  "a manifest recording its signature, then converted like edgefm's own.")
+@click.option("--keras", "keras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE.keras", help="Export a Keras 3 model (exported to a SavedModel first, as model.export does).")
+@click.option("--signature", default="serving_default", show_default=True,
+              help="The SavedModel signature to export (--saved-model).")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE", help="Class names, one per line, for the model's classification output.")
+@click.option("--preprocess", "preprocess", multiple=True, metavar="KEY=VALUE ...",
+              help="How an image file becomes the image input, e.g. 'size=224,224 channels=3 scale=1/255 "
+                   "mean=0.485,0.456,0.406 std=0.229,0.224,0.225' (default: implied by the input's shape).")
+@click.option("--force", is_flag=True, help="With --saved-model/--keras: replace an ARTIFACTS directory of another model.")
+@click.option("--keep-going", "keep_going", is_flag=True,
+              help="Write the variants that convert and report the others (exit 1), instead of writing nothing.")
+@DATA
+@VALUE_RANGE
 @click.option("--format", "fmt", type=click.Choice(ExportFormat.choices()), default=ExportFormat.ALL.value,
               show_default=True, help="Which converters to run.")
 @click.option("--quantize", type=click.Choice(Quantization.choices()), default=Quantization.ALL.value,
@@ -34,9 +51,11 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
 @click.option("--json", "as_json", is_flag=True,
               help="Print what was exported (names, files, sizes, sha256, manifest path) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
-def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration_samples: int, int8_io: bool,
-               seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None, bundle_artifact: str | None,
-               as_json: bool, quiet: bool) -> None:
+def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | None, signature: str,
+               labels_file: Path | None, preprocess: tuple[str, ...], force: bool, keep_going: bool, data: str | None,
+               value_ranges: tuple[str, ...], fmt: str, quantize: str, opset: int, calibration_samples: int,
+               int8_io: bool, seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None,
+               bundle_artifact: str | None, as_json: bool, quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -52,19 +71,47 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
       edgefm export --format tflite --quantize int8 --int8-io
       edgefm export --format onnx --quantize none --opset 13
       edgefm export --bundle device-check/
+      edgefm export --saved-model my_model/ --labels labels.txt --data calib.npz --artifacts my-artifacts
+      edgefm export --keras model.keras --artifacts my-artifacts --keep-going
     """
     from dataclasses import asdict
 
     from edgefm.cli.console import echo_json, progress_for
+    from edgefm.core.errors import ExportError, UsageError
+    from edgefm.data.sources import parse_value_ranges
     from export.config import ExportConfig
     from export.pipeline import run_export
 
     cfg = ExportConfig(
         artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
         calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
-        verify_data=not no_verify,
+        verify_data=not no_verify, data=data, value_ranges=parse_value_ranges(value_ranges), keep_going=keep_going,
     )
+    if saved_model is not None and keras_file is not None:
+        raise UsageError("--saved-model and --keras both name the model to export; pass one of them.")
+    brought = saved_model or keras_file
+    if brought is None and (labels_file or preprocess or force):
+        raise UsageError("--labels, --preprocess and --force describe a model brought with --saved-model or --keras.")
     with progress_for(quiet) as progress:
+        if brought is not None:
+            from edgefm.core.locking import artifacts_lock
+            from edgefm.data.sources import parse_preprocess
+            from export.bring import BringConfig, bring
+
+            progress.start(f"bringing {brought}")
+            created = not artifacts.exists()
+            try:
+                artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
+                with artifacts_lock(artifacts, "edgefm export", notify=progress.note):
+                    bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
+                                      signature=signature, labels=labels_file, preprocess=parse_preprocess(preprocess),
+                                      force=force))
+            except BaseException:
+                if created:  # nothing half-written: the directory this command made goes again
+                    import shutil
+
+                    shutil.rmtree(artifacts, ignore_errors=True)
+                raise
         result = run_export(cfg, progress)
     if not quiet and not as_json:
         click.echo(result.table)
@@ -85,4 +132,9 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
             "exported": {n: asdict(result.manifest.artifacts[n]) for n in result.exported},
             "skipped": result.skipped,
             "bundle": None if dest is None else {"path": str(dest), "artifact": name},
+            "failed": {f.name: f.message for f in result.failed},
         })
+    if result.failed:
+        raise ExportError(
+            f"{len(result.failed)} variant{'s' if len(result.failed) > 1 else ''} did not convert (--keep-going wrote the "
+            f"others): " + " ".join(f"{f.name}: {f.message.rstrip('.')}." for f in result.failed))

@@ -350,6 +350,12 @@ static int litert_run(const Tensor *inputs, Tensor *outputs, char *err, size_t e
         o->dtype = g_info->outputs[i].dtype;
         o->rank = (int)layouts[i].rank;
         for (int d = 0; d < o->rank; d++) o->dims[d] = layouts[i].dimensions[d];
+        /* LiteRT 2.3's output layouts are not always re-derived after an input resize: a Keras CNN
+         * (Conv2D -> Flatten -> Dense, shape_signature [-1, 5]) still reports [1, 5] for a batch of 4,
+         * and the run then writes 4 rows into a 1-row buffer (heap corruption, measured). An output
+         * whose signature has a dynamic first dimension follows the batch. */
+        if (o->rank > 0 && g_info->outputs[i].rank > 0 && g_info->outputs[i].dims[0] < 0 && n_in > 0 && inputs[0].rank > 0)
+            o->dims[0] = inputs[0].dims[0];
         o->nbytes = (size_t)num_elements(o->rank, o->dims) * dtype_size(o->dtype);
         o->data = host_alloc(o->nbytes);
         if (!o->data) {
