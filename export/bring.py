@@ -60,6 +60,8 @@ def import_model(cfg: BringConfig) -> Manifest:
     """Write ``cfg.artifacts/saved_model`` and its manifest; return the manifest (unchanged if already there)."""
     source = Path(cfg.source)
     labels = _read_labels(cfg.labels) if cfg.labels is not None else []
+    with quiet_native_output():  # read_signatures imports TensorFlow's protobufs: its start-up lines stay off stderr
+        import_tensorflow()
     if cfg.keras:
         if not source.is_file() or source.suffix != ".keras":
             raise ModelFileError(f"--keras {source}: not a .keras file. Save the model with model.save('model.keras').")

@@ -83,8 +83,29 @@ def convert_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:
         return signature(**dict(zip(names, args)))
 
     model, _ = tf2onnx.convert.from_function(serve, input_signature=input_signature, opset=opset)
+    _drop_stray_inputs(model, set(names))
     _name_batch_dim(model)
     return model
+
+
+def _drop_stray_inputs(model: onnx.ModelProto, names: set[str]) -> None:
+    """Graph inputs that are not the signature's and that no node reads, or that are initializers, go.
+
+    A SavedModel function that captured a tensor (a ``tf.constant`` from the
+    enclosing scope) converts to a graph with an extra input such as ``137:0``
+    that nothing reads (tf2onnx folds the value into an initializer). ONNX Runtime
+    runs without feeding it, but its quantizer feeds the augmented calibration
+    model only the real inputs and fails with "Required inputs (['5626:0']) are
+    missing" (measured), and every runner would list it as an input. An input
+    that is also an initializer is a constant with a default: since IR version 4
+    an initializer need not be an input.
+    """
+    constants = {init.name for init in model.graph.initializer}
+    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    keep = [i for i in model.graph.input if i.name in names or (i.name in read and i.name not in constants)]
+    if len(keep) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
 
 
 def export_onnx(

@@ -27,7 +27,11 @@ class LiteRTRuntime(Runtime):
         try:
             with quiet_native_output():  # LiteRT prints "INFO: Created ... XNNPACK delegate"
                 self._interp = litert.Interpreter(model_path=str(self.path), num_threads=self.threads)
-                self._interp.allocate_tensors()
+                try:
+                    self._interp.allocate_tensors()
+                except RuntimeError:  # a dynamic spatial size fails at its stored 1s: allocated in infer (probe.py)
+                    if not any(-1 in list(d["shape_signature"])[1:] for d in self._interp.get_input_details()):
+                        raise
             sigs = self._interp.get_signature_list()
             key = self.signature_key if self.signature_key in sigs else next(iter(sigs))
             runner = self._interp.get_signature_runner(key)
@@ -37,7 +41,7 @@ class LiteRTRuntime(Runtime):
             self._raw_out = {k: TensorSpec.from_litert(k, d) for k, d in self._out.items()}
         except (ValueError, RuntimeError, StopIteration) as e:
             raise ModelFileError(f"LiteRT could not load {self.path}: {e}") from e
-        self._batch: int | None = None
+        self._batch: tuple[tuple[int, ...], ...] | None = None
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         # Quantized (int8/uint8/int16 with a scale) I/O is hidden behind float32: callers feed and
@@ -55,12 +59,12 @@ class LiteRTRuntime(Runtime):
         return list(self._raw_in.values()), list(self._raw_out.values())
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        batch = next(iter(feeds.values())).shape[0]
-        if batch != self._batch:  # resize only when the batch changes: allocation is not free
+        shapes = tuple(tuple(feeds[name].shape) for name in self._in)
+        if shapes != self._batch:  # resize only when a shape changes: allocation is not free
             for name, d in self._in.items():
-                self._interp.resize_tensor_input(d["index"], [batch, *feeds[name].shape[1:]], strict=False)
+                self._interp.resize_tensor_input(d["index"], list(feeds[name].shape), strict=False)
             self._interp.allocate_tensors()
-            self._batch = batch
+            self._batch = shapes
         for name, d in self._in.items():
             spec = self._raw_in[name]
             self._interp.set_tensor(d["index"], spec.quantize(feeds[name]) if spec.quantized else feeds[name])

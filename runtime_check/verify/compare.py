@@ -374,9 +374,9 @@ def compare_outputs(
             continue
         metrics.append(bounded("max_abs_error", max_abs_error(a, r), "<="))
         metrics.append(bounded("mean_abs_error", mean_abs_error(a, r), "<="))
-        metrics.append(info("max_rel_error", max_rel_error(a, r)))
+        metrics.append(bounded("max_rel_error", max_rel_error(a, r), "<="))
         metrics.append(bounded("cosine", cosine_similarity(a, r), ">="))
-        metrics.append(info("snr_db", snr_db(a, r)))
+        metrics.append(bounded("snr_db", snr_db(a, r), ">="))
         if k in classification and np.ndim(r) == 2:
             metrics.append(bounded("top1_agreement", top1_agreement(a, r), ">="))
             if labels is not None and len(labels) == len(r):
