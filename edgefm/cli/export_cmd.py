@@ -55,9 +55,10 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
     """
     from dataclasses import asdict
 
-    from edgefm.cli.console import echo_json, progress_for
+    from edgefm.cli.console import echo_json, output_width, progress_for
     from export.config import ExportConfig
     from export.pipeline import run_export
+    from export.summary import summary_table
 
     cfg = ExportConfig(
         artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
@@ -67,7 +68,7 @@ def export_cmd(artifacts: Path, fmt: str, quantize: str, opset: int, calibration
     with progress_for(quiet) as progress:
         result = run_export(cfg, progress)
     if not quiet and not as_json:
-        click.echo(result.table)
+        click.echo(summary_table(result.manifest, result.exported, width=output_width()))
         if result.skipped:
             click.echo(f"(no variant for {', '.join(result.skipped)}: ONNX export supports none and int8)")
         click.echo(f"-> {result.manifest_path}")
