@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import http.server
+import os
+import pty
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +17,7 @@ import pytest
 from edgefm.core.errors import DatasetError
 from edgefm.data import fashion_mnist as ds
 
-from conftest import make_idx_dir, run_cli
+from conftest import REPO, make_idx_dir, run_cli
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -170,6 +174,32 @@ def test_cli_fetch_progress_off_a_terminal_is_timestamped_lines(tmp_path: Path, 
     assert lines[-1].startswith("error: ") and "Checksum mismatch" in lines[-1]
     quiet = run_cli("data", "fetch", "--dest", str(tmp_path / "q"), "--mirror", url, "--retries", "1", "--quiet")
     assert quiet.returncode == 1 and quiet.stderr.startswith("error: "), quiet.stderr
+
+
+def test_cli_fetch_on_a_terminal_draws_the_live_line(tmp_path: Path, server) -> None:
+    """stderr a pseudo-terminal: the shared rich view (edgefm.cli.console.RichProgress) runs, its notes stay."""
+    url, _, _ = server
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "100", "NO_COLOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgefm.cli", "data", "fetch", "--dest", str(tmp_path / "c"),
+                             "--mirror", url, "--retries", "1"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env, cwd=REPO)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    proc.communicate(timeout=120)
+    tty = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 1 and "Checksum mismatch" in tty  # the synthetic files fail the official sha256
+    assert "\x1b[?25l" in tty and "\x1b[?25h" in tty  # rich's live display hid the cursor, then restored it
+    assert "train-images-idx3-ubyte.gz: 0.0 MB from 127.0.0.1:" in tty and not re.search(r"\d\d:\d\d:\d\d ", tty)
 
 
 def test_cli_fetch_fails_clearly_on_non_official_files(tmp_path: Path, server) -> None:
