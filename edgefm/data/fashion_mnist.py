@@ -447,8 +447,9 @@ def fetch(
             except DatasetError:
                 target.unlink()
         errors: list[str] = []
-        for base in mirrors:
+        for m, base in enumerate(mirrors, 1):
             url = base.rstrip("/") + "/" + stem + ".gz"
+            move_on = "trying the next mirror" if m < len(mirrors) else "no mirror left"
             for attempt in range(retries):
                 started = time.monotonic()
                 try:
@@ -459,20 +460,20 @@ def fetch(
                 except DownloadTooLarge as e:
                     errors.append(f"{url}: {e}")
                     progress.finish()
-                    progress.note(f"{url}: {e}; trying the next mirror")
+                    progress.note(f"{url}: {e}; {move_on}")
                     break  # the same server would send the same again
                 except (urllib.error.URLError, OSError, TimeoutError) as e:
                     errors.append(f"{url}: {e}")
                     progress.finish()
                     if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500 and e.code != 429:
-                        progress.note(f"{url}: {e}; trying the next mirror")
+                        progress.note(f"{url}: {e}; {move_on}")
                         break  # not found / forbidden: retrying will not help
                     if attempt + 1 < retries:
                         wait = backoff * 2**attempt
                         progress.note(f"{url}: {e}; attempt {attempt + 2} of {retries} in {format_seconds(wait)}")
                         time.sleep(wait)
                     else:
-                        progress.note(f"{url}: {e}; trying the next mirror")
+                        progress.note(f"{url}: {e}; {move_on}")
             if target.exists():
                 break
         if not target.exists():

@@ -75,6 +75,25 @@ def server(tmp_path: Path) -> Iterator[tuple[str, type[_Handler], dict[str, str]
     httpd.server_close()
 
 
+class _Recorder:
+    """A ``Progress`` that keeps what it heard, in order (the interface the CLI renders as a bar or lines)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def start(self, what: str, total: int | None = None) -> None:
+        self.events.append(("start", what, total))
+
+    def advance(self, done: int, detail: str = "") -> None:
+        self.events.append(("advance", done, detail))
+
+    def note(self, text: str) -> None:
+        self.events.append(("note", text))
+
+    def finish(self) -> None:
+        self.events.append(("finish",))
+
+
 def test_fetch_downloads_and_verifies(tmp_path: Path, server) -> None:
     url, handler, sums = server
     dest = ds.fetch(tmp_path / "cache", mirrors=[url], checksums=sums, progress=None)
@@ -105,10 +124,15 @@ def test_fetch_resumes_a_partial_download(tmp_path: Path, server) -> None:
 def test_fetch_falls_back_to_the_next_mirror(tmp_path: Path, server) -> None:
     url, handler, sums = server
     dead = url.replace("/files/", "/missing/")  # 404 on every file
-    ds.fetch(tmp_path / "c", mirrors=["http://127.0.0.1:9/", url], checksums=sums, progress=None, backoff=0.01, retries=1)
+    rec = _Recorder()
+    ds.fetch(tmp_path / "c", mirrors=["http://127.0.0.1:9/", url], checksums=sums, progress=rec, backoff=0.01, retries=1)
     assert len(ds.load_split("test", tmp_path / "c", checksums=sums)) == 32
+    notes = [e[1] for e in rec.events if e[0] == "note"]
+    assert notes[0].startswith("http://127.0.0.1:9/train-images-idx3-ubyte.gz: ") and notes[0].endswith("; trying the next mirror")
+    rec = _Recorder()
     with pytest.raises(DatasetError, match="Could not download train-images-idx3-ubyte.gz .*404"):
-        ds.fetch(tmp_path / "d", mirrors=[dead], checksums=sums, progress=None, backoff=0.01)
+        ds.fetch(tmp_path / "d", mirrors=[dead], checksums=sums, progress=rec, backoff=0.01)
+    assert rec.events[-1] == ("note", f"{dead}train-images-idx3-ubyte.gz: HTTP Error 404: Not Found; no mirror left")
 
 
 def test_fetch_deletes_a_file_that_fails_its_checksum(tmp_path: Path, server) -> None:
@@ -116,25 +140,6 @@ def test_fetch_deletes_a_file_that_fails_its_checksum(tmp_path: Path, server) ->
     with pytest.raises(DatasetError, match="Checksum mismatch"):
         ds.fetch(tmp_path / "c", mirrors=[url], progress=None)  # official sums vs test files
     assert not (tmp_path / "c" / "train-images-idx3-ubyte.gz").exists()
-
-
-class _Recorder:
-    """A ``Progress`` that keeps what it heard, in order (the interface the CLI renders as a bar or lines)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def start(self, what: str, total: int | None = None) -> None:
-        self.events.append(("start", what, total))
-
-    def advance(self, done: int, detail: str = "") -> None:
-        self.events.append(("advance", done, detail))
-
-    def note(self, text: str) -> None:
-        self.events.append(("note", text))
-
-    def finish(self) -> None:
-        self.events.append(("finish",))
 
 
 def test_fetch_reports_each_download_as_a_step_in_bytes(tmp_path: Path, server) -> None:
