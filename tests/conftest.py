@@ -76,6 +76,20 @@ def real_data() -> Path:
         pytest.fail(f"real dataset required for integration tests: {e}")
 
 
+@pytest.fixture(scope="session")
+def trained_artifacts(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Path:
+    """What `make demo` leaves in artifacts/: the reference MLP trained on the real data, every variant exported.
+
+    Made once per session through the real CLI (``edgefm train``, ``edgefm export``: ~15 s); the
+    end-to-end tests verify it in place, the README examples run on copies.
+    """
+    root = tmp_path_factory.mktemp("trained") / "artifacts"
+    for args in (("train",), ("export", "--format", "all", "--quantize", "all")):
+        res = run_cli(*args, "--artifacts", str(root), "-q")
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    return root
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the real `edgefm` entry point in a subprocess (for exit status and stderr)."""
     full_env = {**os.environ, **(env or {})}

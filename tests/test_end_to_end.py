@@ -25,11 +25,9 @@ def _ok(res) -> None:
 
 
 @pytest.fixture(scope="module")
-def mlp_run(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Path:
-    root = tmp_path_factory.mktemp("e2e") / "artifacts"
-    _ok(run_cli("train", "--artifacts", str(root), "-q"))
-    _ok(run_cli("export", "--artifacts", str(root), "--format", "all", "--quantize", "all", "-q"))
-    return root
+def mlp_run(trained_artifacts: Path) -> Path:
+    """The session's trained and exported reference MLP (conftest), shared with the README examples."""
+    return trained_artifacts
 
 
 def test_reference_mlp_reaches_the_accuracy_floor(mlp_run: Path) -> None:

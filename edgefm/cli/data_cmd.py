@@ -70,14 +70,19 @@ def data_verify(data_dir: Path | None, as_json: bool, quiet: bool) -> None:
               help="Base URL to download from (repeatable; default: the official release, then the Keras mirror).")
 @click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print where the verified files are as JSON.")
-def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int, as_json: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress (the result line or JSON is still printed).")
+def data_fetch(dest: Path | None, mirrors: tuple[str, ...], retries: int, as_json: bool, quiet: bool) -> None:
     """Download the official release files, resume partial downloads, verify them.
+
+    Progress on stderr: a live bar per file on a terminal, timestamped lines otherwise.
 
     Example: edgefm data fetch
     """
+    from edgefm.cli.console import progress_for
     from edgefm.data import fashion_mnist as ds
 
-    out = ds.fetch(dest, mirrors=mirrors or ds.MIRRORS, retries=retries)
+    with progress_for(quiet) as progress:
+        out = ds.fetch(dest, mirrors=mirrors or ds.MIRRORS, retries=retries, progress=progress)
     if as_json:
         echo_json({"directory": str(out), "verified": True, "files": sorted(p.name for p in Path(out).glob("*.gz"))})
     else:

@@ -76,11 +76,12 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
     """
     from dataclasses import asdict
 
-    from edgefm.cli.console import echo_json, progress_for
+    from edgefm.cli.console import echo_json, output_width, progress_for
     from edgefm.core.errors import ExportError, UsageError
     from edgefm.data.sources import parse_value_ranges
     from export.config import ExportConfig
     from export.pipeline import run_export
+    from export.summary import summary_table
 
     cfg = ExportConfig(
         artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
@@ -114,7 +115,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
                 raise
         result = run_export(cfg, progress)
     if not quiet and not as_json:
-        click.echo(result.table)
+        click.echo(summary_table(result.manifest, result.exported, width=output_width()))
         if result.skipped:
             click.echo(f"(no variant for {', '.join(result.skipped)}: ONNX export supports none and int8)")
         click.echo(f"-> {result.manifest_path}")

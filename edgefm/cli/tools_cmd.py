@@ -81,7 +81,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
       edgefm benchmark
       edgefm benchmark --batch-sizes 1,64 --threads 1 --runs 200 --json
     """
-    from edgefm.cli.console import echo_json, progress_for
+    from edgefm.cli.console import echo_json, output_width, progress_for
     from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
@@ -91,7 +91,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(format_table(report))
+        click.echo(format_table(report, width=output_width()))
     report.raise_for_failures()
 
 

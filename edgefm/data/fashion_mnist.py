@@ -12,12 +12,12 @@ import gzip
 import hashlib
 import math
 import os
-import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ import numpy as np
 
 from edgefm.core.errors import DatasetError
 from edgefm.core.fileio import atomic_write_bytes, ensure_directory
+from edgefm.core.progress import NoProgress, Progress, format_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -361,22 +362,6 @@ def verify_dir(
 
 # -- download -----------------------------------------------------------------
 
-ProgressFn = Callable[[str, int, int | None], None]
-
-
-def _stderr_progress(name: str, done: int, total: int | None) -> None:
-    if total:
-        width = 30
-        filled = int(width * done / total)
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(f"\r{name:32s} [{bar}] {done / 1e6:6.1f}/{total / 1e6:.1f} MB")
-    else:
-        sys.stderr.write(f"\r{name:32s} {done / 1e6:6.1f} MB")
-    if total is not None and done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 class DownloadTooLarge(OSError):
     """A server sent (or announced) more bytes than the file can have; the partial file is deleted."""
 
@@ -387,8 +372,12 @@ def download_cap(stem: str) -> int:
     return max(2 * GZ_SIZES.get(stem, MAX_IDX_BYTES), MIN_DOWNLOAD_CAP)
 
 
-def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float, cap: int = MAX_IDX_BYTES) -> None:
-    """Download ``url`` to ``dest`` resuming from ``dest.part`` with an HTTP Range request; at most ``cap`` bytes."""
+def _download(url: str, dest: Path, progress: Progress, what: str, timeout: float, cap: int = MAX_IDX_BYTES) -> int:
+    """Download ``url`` to ``dest`` resuming from ``dest.part`` with an HTTP Range request; at most ``cap`` bytes.
+
+    Reports the bytes as the step ``what`` (its total once the server says it) and returns how
+    many bytes this call received.
+    """
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "edgefm"})
@@ -403,22 +392,27 @@ def _download(url: str, dest: Path, progress: ProgressFn | None, timeout: float,
         if total is not None and total > cap:
             part.unlink(missing_ok=True)
             raise DownloadTooLarge(f"the server announces {total:,} bytes, more than the {cap:,} this file can have")
+        progress.start(what, total)  # units: bytes
         with open(part, "ab" if have else "wb") as f:
             done = have
+            progress.advance(done, _megabytes(done, total))
             while chunk := resp.read(1 << 16):
                 if done + len(chunk) > cap:
                     f.close()
                     part.unlink(missing_ok=True)
-                    if progress:  # end the progress line, so the error starts a line of its own
-                        progress(dest.name, done, done)
                     raise DownloadTooLarge(f"the server sent more than the {cap:,} bytes this file can have")
                 f.write(chunk)
                 done += len(chunk)
-                if progress:
-                    progress(dest.name, done, total)
+                progress.advance(done, _megabytes(done, total))
+    progress.finish()
     if total is not None and part.stat().st_size != total:
         raise OSError(f"incomplete download ({part.stat().st_size} of {total} bytes)")
     os.replace(part, dest)
+    return done - have
+
+
+def _megabytes(done: int, total: int | None) -> str:
+    return f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total is not None else f"{done / 1e6:.1f} MB"
 
 
 def fetch(
@@ -429,40 +423,57 @@ def fetch(
     retries: int = 3,
     backoff: float = 1.0,
     timeout: float = 60.0,
-    progress: ProgressFn | None = _stderr_progress,
+    progress: Progress | None = None,
 ) -> Path:
     """Download the four .gz files into ``dest`` (default: the cache) and verify them.
 
     Each file is tried on every mirror, ``retries`` times each with exponential
     backoff; a partial download is resumed. A file that is already present and
     verifies is not downloaded again. Files that fail their checksum are deleted.
+    ``progress`` hears each download as a step counted in bytes, and a note per file
+    (downloaded, already here, or a failed attempt and what happens next).
     """
+    progress = progress or NoProgress()
     dest = ensure_directory(Path(dest) if dest is not None else cache_dir())
     expected = checksums or SHA256
-    for stem in ALL_FILES:
+    for number, stem in enumerate(ALL_FILES, 1):
         target = dest / (stem + ".gz")
+        what = f"downloading {stem}.gz ({number}/{len(ALL_FILES)})"
         if target.exists():
             try:
                 _load_file(dest, stem, True, expected)
+                progress.note(f"{stem}.gz: already in {dest} and verified")
                 continue
             except DatasetError:
                 target.unlink()
         errors: list[str] = []
-        for base in mirrors:
+        for m, base in enumerate(mirrors, 1):
             url = base.rstrip("/") + "/" + stem + ".gz"
+            move_on = "trying the next mirror" if m < len(mirrors) else "no mirror left"
             for attempt in range(retries):
+                started = time.monotonic()
                 try:
-                    _download(url, target, progress, timeout, download_cap(stem))
+                    received = _download(url, target, progress, what, timeout, download_cap(stem))
+                    progress.note(f"{stem}.gz: {received / 1e6:.1f} MB from {urllib.parse.urlsplit(url).netloc} "
+                                  f"in {format_seconds(time.monotonic() - started)}")
                     break
                 except DownloadTooLarge as e:
                     errors.append(f"{url}: {e}")
+                    progress.finish()
+                    progress.note(f"{url}: {e}; {move_on}")
                     break  # the same server would send the same again
                 except (urllib.error.URLError, OSError, TimeoutError) as e:
                     errors.append(f"{url}: {e}")
+                    progress.finish()
                     if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500 and e.code != 429:
+                        progress.note(f"{url}: {e}; {move_on}")
                         break  # not found / forbidden: retrying will not help
                     if attempt + 1 < retries:
-                        time.sleep(backoff * 2**attempt)
+                        wait = backoff * 2**attempt
+                        progress.note(f"{url}: {e}; attempt {attempt + 2} of {retries} in {format_seconds(wait)}")
+                        time.sleep(wait)
+                    else:
+                        progress.note(f"{url}: {e}; {move_on}")
             if target.exists():
                 break
         if not target.exists():

@@ -49,6 +49,7 @@ from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 from edgefm.core.fileio import human_bytes
 from edgefm.core.options import parse_int_list
 from edgefm.core.progress import NoProgress, Progress
+from edgefm.core.tables import fit_line, fit_table
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -508,41 +509,39 @@ def _num(x: float | None, fmt: str = ".1f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
-def format_table(report: BenchmarkReport) -> str:
-    """Two tables: per model (size, load, memory) and per batch size (latency, speed-up vs TF)."""
+def format_table(report: BenchmarkReport, width: int | None = None) -> str:
+    """Two tables: per model (size, load, memory) and per batch size (latency, speed-up vs TF).
+
+    With ``width`` (the terminal's) a table whose rows do not fit becomes one block per row
+    (``edgefm.core.tables.fit_table``); without it, one row per model or batch size.
+    """
     ok = [r for r in report.results if r.error is None]
-    w = max([len(r.name) for r in report.results] + [8])
     lines = [
-        f"inputs: {report.inputs}; warm-up {report.warmup}, {report.runs} timed runs per batch size"
-        + (f", threads={report.threads}" if report.threads else ""),
+        *fit_line(f"inputs: {report.inputs}; warm-up {report.warmup}, {report.runs} timed runs per batch size"
+                  + (f", threads={report.threads}" if report.threads else ""), width),
         "",
-        f"{'model':{w}s}  {'runtime':11s}  {'quant':8s}  {'size':>9s}  {'size vs TF':>10s}  {'load ms':>8s}  {'peak RSS MB':>11s}",
-    ]
-    for r in ok:
-        lines.append(
-            f"{r.name:{w}s}  {r.runtime:11s}  {r.quantization:8s}  {human_bytes(r.bytes):>9s}  "
-            f"{_ratio(r.size_vs_tf):>10s}  {_num(r.load_ms):>8s}  {_num(r.peak_rss_mb):>11s}"
-        )
-    lines += [
+        *fit_table(
+            ("model", "runtime", "quant", "size", "size vs TF", "load ms", "peak RSS MB"),
+            [(r.name, r.runtime, r.quantization, human_bytes(r.bytes), _ratio(r.size_vs_tf), _num(r.load_ms),
+              _num(r.peak_rss_mb)) for r in ok],
+            width, right={3, 4, 5, 6}, key=2,
+        ),
         "",
-        f"{'batch':>5s}  {'model':{w}s}  {'mean ms':>9s}  {'p50 ms':>9s}  {'p90 ms':>9s}  {'p99 ms':>9s}  "
-        f"{'images/s':>10s}  {'speed-up vs TF':>14s}",
     ]
-    for bs in report.batch_sizes:
-        for r in ok:
-            s = r.at(bs)
-            if s is None:
-                continue
-            lines.append(
-                f"{bs:>5d}  {r.name:{w}s}  {s.mean_ms:9.3f}  {s.p50_ms:9.3f}  {s.p90_ms:9.3f}  {s.p99_ms:9.3f}  "
-                f"{s.throughput:10,.0f}  {_ratio(s.speedup_vs_tf):>14s}"
-            )
-    lines += native_vs_binding_lines(report)
+    per_batch = [(bs, r, s) for bs in report.batch_sizes for r in ok if (s := r.at(bs)) is not None]
+    lines += fit_table(
+        ("batch", "model", "mean ms", "p50 ms", "p90 ms", "p99 ms", "images/s", "speed-up vs TF"),
+        [(str(bs), r.name, f"{s.mean_ms:.3f}", f"{s.p50_ms:.3f}", f"{s.p90_ms:.3f}", f"{s.p99_ms:.3f}",
+          f"{s.throughput:,.0f}", _ratio(s.speedup_vs_tf)) for bs, r, s in per_batch],
+        width, right={0, 2, 3, 4, 5, 6, 7}, key=2, titles=[f"{r.name}  batch {bs}" for bs, r, _ in per_batch],
+    )
+    lines += native_vs_binding_lines(report, width)
     for r in report.unavailable:
-        lines += ["", f"UNAVAILABLE {r.name} ({r.path}): {r.error}"]
+        lines += ["", *fit_line(f"UNAVAILABLE {r.name} ({r.path}): {r.error}", width)]
     for r in report.failures:
-        lines += ["", f"FAILED {r.name} ({r.path}): {r.error}"]
-    lines += [f"note: {n}" for n in report.notes]
+        lines += ["", *fit_line(f"FAILED {r.name} ({r.path}): {r.error}", width)]
+    for n in report.notes:
+        lines += fit_line(f"note: {n}", width)
     return "\n".join(lines)
 
 
@@ -567,20 +566,20 @@ def native_vs_binding(report: BenchmarkReport) -> list[dict[str, Any]]:
     return out
 
 
-def native_vs_binding_lines(report: BenchmarkReport) -> list[str]:
+def native_vs_binding_lines(report: BenchmarkReport, width: int | None = None) -> list[str]:
     rows = native_vs_binding(report)
     if not rows:
         return []
-    w = max([len(r["name"]) for r in rows] + [8])
-    lines = ["", "native C API (a warm loop in the runner) beside the Python binding, per call:",
-             f"{'batch':>5s}  {'model':{w}s}  {'binding p50':>11s}  {'binding p99':>11s}  {'native p50':>10s}  "
-             f"{'native p99':>10s}  {'native/binding p50':>18s}"]
-    for r in rows:
-        lines.append(
-            f"{r['batch_size']:>5d}  {r['name']:{w}s}  {r['binding_p50_ms']:11.4f}  {r['binding_p99_ms']:11.4f}  "
-            f"{r['native_p50_ms']:10.4f}  {r['native_p99_ms']:10.4f}  {_ratio(r['native_vs_binding_p50']):>18s}"
-        )
-    return lines
+    return [
+        "", *fit_line("native C API (a warm loop in the runner) beside the Python binding, per call:", width),
+        *fit_table(
+            ("batch", "model", "binding p50", "binding p99", "native p50", "native p99", "native/binding p50"),
+            [(str(r["batch_size"]), r["name"], f"{r['binding_p50_ms']:.4f}", f"{r['binding_p99_ms']:.4f}",
+              f"{r['native_p50_ms']:.4f}", f"{r['native_p99_ms']:.4f}", _ratio(r["native_vs_binding_p50"]))
+             for r in rows],
+            width, right={0, 2, 3, 4, 5, 6}, key=2, titles=[f"{r['name']}  batch {r['batch_size']}" for r in rows],
+        ),
+    ]
 
 
 if __name__ == "__main__":  # pragma: no cover - the child entry point

@@ -6,10 +6,10 @@ prints the same table as the run that wrote it.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 from edgefm.core.progress import plural
+from edgefm.core.tables import fit_line, fit_table, pack
 from runtime_check.verify.compare import ArtifactResult, format_value
 from runtime_check.verify.report import ParityReport, describe_inputs
 
@@ -62,18 +62,18 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
     it. The JSON report always has everything; this is the view for people.
     """
     header, body = table_rows(report)
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    table = [fmt(header), fmt(["-" * w for w in widths]), *[fmt(r) for r in body]]
-    if width is not None and max(map(len, table)) > width:
-        table = _blocks(report, header, body, width)
+    table = fit_table(
+        header, body, width, key=3,
+        titles=[f"{row[0]}  {row[1]}  {row[2]}  {a.path}" for a, row in zip(report.artifacts, body)],
+        trailers=[fit_line(f"   error: {a.error}", width, indent="     ") if a.error else [] for a in report.artifacts],
+    )
     lines = [
-        *_fit(f"reference: {report.reference.get('runtime', 'tensorflow')} {report.reference.get('path', '')} "
+        *fit_line(f"reference: {report.reference.get('runtime', 'tensorflow')} {report.reference.get('path', '')} "
               f"(accuracy {format_value('accuracy', report.reference.get('accuracy'))}){_cache_words(report.reference)}", width),
-        *_fit(f"inputs: {describe_inputs(report.inputs)}"
-              + (f" from index {report.inputs.get('first_index', 0)}" if "split" in report.inputs else "")
-              + f" (sha256 {str(report.inputs.get('sha256', ''))[:12]}…)", width),
-        *(_fit(host_line(report.host), width) if report.host else []),
+        *fit_line(f"inputs: {describe_inputs(report.inputs)}"
+                  + (f" from index {report.inputs.get('first_index', 0)}" if "split" in report.inputs else "")
+                  + f" (sha256 {str(report.inputs.get('sha256', ''))[:12]}…)", width),
+        *(fit_line(host_line(report.host), width) if report.host else []),
         "",
         *table,
         "",
@@ -88,64 +88,24 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
         )
         groups.setdefault(bounds or ("- (did not run)",), []).append(a.name)
     for bounds, names in groups.items():
-        lines += _pack(f"  {', '.join(names)}:", [f"{b}," for b in bounds[:-1]] + [bounds[-1]], width, "      ")
+        lines += pack(f"  {', '.join(names)}:", [f"{b}," for b in bounds[:-1]] + [bounds[-1]], width, "      ")
     for m in report.reference_metrics:
         if not m.passed:
-            lines += _fit(f"reference check failed: {m.describe()}", width, indent="  ")
+            lines += fit_line(f"reference check failed: {m.describe()}", width, indent="  ")
     failures = report.failures()
     total = report.timings.get("total")
     tail = f" in {total:.1f} s" if total is not None else ""
     if failures:
         lines += ["", f"FAILED{tail}:"]
         for f in failures:
-            lines += _fit(f"  {f}", width, indent="      ")
+            lines += fit_line(f"  {f}", width, indent="      ")
     else:
-        lines += ["", *_fit(f"PASSED: all {plural(len(report.artifacts), 'artifact')} match TensorFlow{tail}.", width)]
+        lines += ["", *fit_line(f"PASSED: all {plural(len(report.artifacts), 'artifact')} match TensorFlow{tail}.", width)]
     if report.path:
-        lines += _fit(f"report: {report.path}", width)
+        lines += fit_line(f"report: {report.path}", width)
     if report.html_path:
-        lines += _fit(f"html: {report.html_path}", width)
+        lines += fit_line(f"html: {report.html_path}", width)
     return "\n".join(lines)
-
-
-def _fit(line: str, width: int | None, indent: str = "") -> list[str]:
-    """``line`` wrapped to ``width`` (continuations under ``indent``); unchanged without a width.
-
-    Words longer than a line (a deep path) are broken, as the terminal would break them anyway.
-    """
-    if width is None or len(line) <= width:
-        return [line]
-    lead = line[: len(line) - len(line.lstrip(" "))]
-    return textwrap.wrap(line.lstrip(" "), width, initial_indent=lead, subsequent_indent=indent or lead + "  ",
-                         break_on_hyphens=False) or [line[:width]]
-
-
-def _pack(first: str, items: list[str], width: int | None, indent: str, sep: str = " ") -> list[str]:
-    """``first`` then ``items`` on as few lines of ``width`` as fit, never splitting an item (continuations indented)."""
-    if width is None:
-        return [sep.join([first, *items]) if first else sep.join(items)]
-    out: list[str] = []
-    line = first
-    for item in items:
-        candidate = f"{line}{sep}{item}" if line.strip() else f"{line}{item}"
-        if len(candidate) > width and line.strip():
-            out.append(line.rstrip())
-            candidate = f"{indent}{item}"
-        line = candidate
-    if line.strip():
-        out.append(line.rstrip())
-    return [w for ln in out for w in _fit(ln, width, indent)]  # an item longer than a line is wrapped itself
-
-
-def _blocks(report: ParityReport, header: list[str], body: list[list[str]], width: int) -> list[str]:
-    """One block per artifact: ``name  runtime  PASS  file``, then its ``check value`` items packed into ``width``."""
-    out: list[str] = []
-    for a, row in zip(report.artifacts, body):
-        out += _fit(f"{row[0]}  {row[1]}  {row[2]}  {a.path}", width, indent="    ")
-        out += _pack("   ", [f"{h} {c}" for h, c in zip(header[3:], row[3:]) if c != "-"], width, "   ", sep="  ")
-        if a.error:
-            out += _fit(f"   error: {a.error}", width, indent="     ")
-    return out
 
 
 def _has(a: ArtifactResult, key: str) -> bool:

@@ -45,6 +45,18 @@ def test_export_prints_the_table_and_nothing_from_the_converters(
     assert {"tflite_int8", "onnx_int8"} <= set(Manifest.load(artifacts).artifacts)
 
 
+def test_export_table_fits_columns(artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    """$COLUMNS (or the terminal's width) reaches the table: at 60 columns one block per variant, nothing cut."""
+    res = run_cli("export", "--artifacts", str(artifacts), "--quantize", "none", *_data_args(tiny_data_session),
+                  env={"COLUMNS": "60"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[-1] == f"-> {artifacts / 'manifest.json'}"  # a path is printed whole, to be copied (the terminal wraps it)
+    assert max(map(len, lines[:-1])) <= 60, res.stdout
+    assert lines[:2] == ["tflite_float32", "   file model_float32.tflite  quantization none"], lines
+    assert "onnx_float32" in lines and "x tflite_float32 1.00" in res.stdout
+
+
 def test_quiet_prints_nothing(artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
     from click.testing import CliRunner
 

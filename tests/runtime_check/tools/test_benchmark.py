@@ -84,6 +84,18 @@ def test_table_and_json(report: BenchmarkReport) -> None:
     assert d["results"][1]["latency"][0]["batch_size"] == 1 and d["results"][1]["path"].endswith(".tflite")
 
 
+def test_cli_table_fits_columns(exported: Path, tmp_path: Path) -> None:
+    """$COLUMNS reaches `edgefm benchmark`'s tables: at 60 columns a block per model and per batch size."""
+    res = run_cli("benchmark", "--artifacts", str(exported), "--batch-sizes", "1", "--warmup", "0", "--runs", "1",
+                  "--data-dir", str(tmp_path), "--quiet", env={"COLUMNS": "60"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert max(map(len, lines)) <= 60, res.stdout
+    for name, runtime in (("savedmodel", "tensorflow"), ("tflite_float32", "litert"), ("onnx_float32", "onnxruntime")):
+        assert f"{name}  {runtime}" in lines and f"{name}  batch 1" in lines, res.stdout
+    assert res.stdout.count("speed-up vs TF ") == 3 and res.stdout.count("peak RSS MB ") == 3
+
+
 def test_latency_stats() -> None:
     s = latency_stats(8, [0.001] * 98 + [0.002, 0.010])
     assert s.p50_ms == pytest.approx(1.0) and s.p99_ms > s.p90_ms and s.mean_ms == pytest.approx(1.1)
