@@ -11,30 +11,47 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, IntList
 
 
 @click.command("predict")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="SavedModel directory, .tflite or .onnx (default: the artifacts' float32 .tflite).")
 @ARTIFACTS
 @click.option("--top-k", type=int, default=1, show_default=True, help="How many classes to show per image.")
 @click.option("--invert/--no-invert", default=None,
               help="Force inverting the image (or not). Default: invert when the background is light.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
+              help="Run any model on arrays instead of images: one per input (repeatable); prints its outputs.")
+@click.option("--save-outputs", "save_outputs", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE.npz", help="With --input: write every output to FILE.npz (named like the outputs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image (JSON lines).")
 def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, top_k: int,
-                invert: bool | None, as_json: bool) -> None:
+                invert: bool | None, inputs: tuple[str, ...], save_outputs: Path | None, as_json: bool) -> None:
     """Classify image files (PNG, JPEG, BMP; any size) with any artifact.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
     SavedModels you trust (`edgefm inspect` reads one without running it).
 
-    Images are made 28x28 grayscale (aspect kept, centred) and, when their background
-    is light, inverted: Fashion-MNIST items are light on black.
+    For edgefm's own networks images are made 28x28 grayscale (aspect kept, centred)
+    and, when their background is light, inverted: Fashion-MNIST items are light on
+    black. Any other image classifier gets the preprocessing its manifest or file
+    records (`export --preprocess`), else the one its input shape implies (RGB or
+    gray at its size, scaled to [0, 1]). `--input NAME=FILE.npy` runs any model on
+    arrays and prints (or, with --save-outputs, saves) its outputs.
 
     \b
     Examples:
       edgefm predict shoe.png
       edgefm predict a.png b.jpg --model artifacts/model.onnx --top-k 3 --json
+      edgefm predict --model my-artifacts/model.onnx --input a=a.npy --input b=b.npy --save-outputs out.npz
     """
     from runtime_check.tools.predict import PredictConfig, predict
+
+    if inputs:
+        _predict_arrays(images, model, inputs, save_outputs, as_json)
+        return
+    if save_outputs is not None:
+        from edgefm.core.errors import UsageError
+
+        raise UsageError("--save-outputs saves the outputs of a run on arrays: pass --input NAME=FILE.npy too.")
 
     result = predict(PredictConfig(images=images, model=model, artifacts=artifacts, top_k=top_k, invert=invert))
     if as_json:
@@ -50,6 +67,41 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
         click.echo(f"{p.image}:{note}")
         for c in p.top:
             click.echo(f"  {c.name:12s} {c.probability:7.1%}")
+
+
+def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[str, ...], save_outputs: Path | None,
+                    as_json: bool) -> None:
+    from edgefm.core.errors import UsageError
+    from edgefm.core.fileio import atomic_write_bytes
+    from runtime_check.tools.predict import run_arrays
+
+    if images or model is None:
+        raise UsageError("--input runs one model on arrays: pass --model FILE and no IMAGE arguments.")
+    named = {}
+    for item in inputs:
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise UsageError(f"--input {item!r}: expected NAME=FILE.npy.")
+        named[name] = Path(path)
+    outputs = run_arrays(model, named)
+    if save_outputs is not None:
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **outputs)
+        atomic_write_bytes(save_outputs, buf.getvalue())
+    if as_json:
+        click.echo(json.dumps({k: {"dtype": str(v.dtype), "shape": list(v.shape), "values": v.tolist()}
+                               for k, v in outputs.items()}))
+        return
+    for k, v in outputs.items():
+        flat = v.reshape(-1)
+        shown = ", ".join(f"{x:.4g}" if v.dtype.kind == "f" else str(x) for x in flat[:6]) + (", …" if flat.size > 6 else "")
+        click.echo(f"{k}: {v.dtype} {list(v.shape)} [{shown}]")
+    if save_outputs is not None:
+        click.echo(f"-> {save_outputs}")
 
 
 @click.command("benchmark")

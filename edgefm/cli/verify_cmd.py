@@ -38,6 +38,14 @@ from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
                    "SavedModel, these inputs and this TensorFlow version.")
+@click.option("--reference", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="One-shot comparison without a manifest: the SavedModel to judge --model files against.")
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="With --reference: a .tflite or .onnx file to check (repeatable).")
+@click.option("--save-outputs", "save_outputs", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE.npz", help="Also write TensorFlow's outputs (and what inputs made them) to FILE.npz.")
+@click.option("--load-outputs", "load_outputs", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE.npz", help="Judge against outputs saved by --save-outputs instead of running TensorFlow.")
 @DATA
 @click.option("--labels-data", "labels_data", type=click.Path(path_type=Path, dir_okay=False), default=None,
               metavar="FILE.npy", help="One integer class id per row of --data: accuracy and its change are reported.")
@@ -48,7 +56,8 @@ from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
-               native: bool, recompute_reference: bool, data: str | None, labels_data: Path | None,
+               native: bool, recompute_reference: bool, reference: Path | None, models: tuple[Path, ...],
+               save_outputs: Path | None, load_outputs: Path | None, data: str | None, labels_data: Path | None,
                value_ranges: tuple[str, ...], seed: int, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
@@ -77,6 +86,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --html /tmp/parity.html
       edgefm verify --split train --no-html
       edgefm verify --artifacts my-model --data inputs.npz --labels-data labels.npy --native
+      edgefm verify --reference saved_model/ --model a.tflite --model b.onnx --data inputs.npz
+      edgefm verify --artifacts my-model --data inputs.npz --save-outputs golden.npz
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
@@ -90,7 +101,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     if html is not None and no_html:
         raise UsageError("--html and --no-html contradict each other; pass one of them.")
     if not no_html and html is None:
-        html = default_html_path(report or artifacts / REPORT_NAME)
+        html = default_html_path(report or (Path(REPORT_NAME) if reference is not None else artifacts / REPORT_NAME))
 
     cfg = CheckConfig(
         artifacts=artifacts, split=split, samples=samples, batch_size=batch_size,
@@ -99,7 +110,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         bounds=_group_bounds(bounds),
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
         recompute_reference=recompute_reference, data=data, labels_data=labels_data,
-        value_ranges=parse_value_ranges(value_ranges), seed=seed,
+        value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
+        load_outputs=load_outputs, reference=reference, models=models,
     )
     with progress_for(quiet) as view:
         result = run_check(cfg, progress=text_callback(view))

@@ -70,8 +70,9 @@ def read_grayscale(path: Path) -> tuple[np.ndarray, str, tuple[int, int]]:
     return _decode(path, (IMAGE_SHAPE[1] * 8, IMAGE_SHAPE[0] * 8), _to_gray)
 
 
-def read_pixels(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """``path`` decoded and resized to ``size`` (height, width): uint8 ``[H, W, channels]`` (1 gray, 3 RGB).
+def read_pixels(path: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``path`` decoded and resized to ``size`` (height, width): uint8 ``[H, W, channels]`` (1 gray, 3 RGB),
+    and the file's own (width, height).
 
     The input of any image model (``edgefm.core.manifest.Preprocessing`` turns it into
     the model's tensor). Same errors as ``read_grayscale``.
@@ -83,8 +84,8 @@ def read_pixels(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
         a = np.asarray(img, np.uint8)
         return a[..., None] if a.ndim == 2 else a
 
-    pixels, _, _ = _decode(path, (size[1] * 2, size[0] * 2), convert)
-    return pixels
+    pixels, _, original = _decode(path, (size[1] * 2, size[0] * 2), convert)
+    return pixels, original
 
 
 def _decode(path: Path, draft: tuple[int, int], convert: Callable[[Any], np.ndarray]) -> tuple[np.ndarray, str, tuple[int, int]]:

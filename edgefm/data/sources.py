@@ -126,7 +126,7 @@ class ImageDirSource(InputSource):
         from edgefm.data.images import read_pixels
 
         assert self.prep is not None
-        tensors = [self.prep.tensor(read_pixels(f, self.prep.size, self.prep.channels)) for f in self.files[start:stop]]
+        tensors = [self.prep.tensor(read_pixels(f, self.prep.size, self.prep.channels)[0]) for f in self.files[start:stop]]
         return {self.input_name: np.stack(tensors)}
 
 

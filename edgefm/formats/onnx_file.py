@@ -113,3 +113,14 @@ def onnx_operators(path: Path) -> tuple[dict[str, int], dict[str, Any]]:
         "graph": model.graph.name,
     }
     return dict(counts.most_common()), details
+
+
+#: ONNX operators that only a quantized graph holds
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
+                           "ConvInteger", "DynamicQuantizeLinear"})
+
+
+def onnx_quantization(path: Path) -> str:
+    """``int8`` when the graph holds quantization operators, else ``none`` (for files edgefm did not write)."""
+    ops, _ = onnx_operators(path)
+    return "int8" if QUANTIZED_OPS & set(ops) else "none"

@@ -73,3 +73,22 @@ def tflite_details(path: Path) -> dict[str, Any]:
             (model.Metadata(i).Name() or b"").decode("utf-8", "replace") for i in range(model.MetadataLength())
         ],
     }
+
+
+def tflite_quantization(path: Path) -> str:
+    """What a .tflite file was quantized as, read from its FlatBuffer: int8, float16, dynamic or none.
+
+    For files edgefm did not write (which carry no ``quantization`` metadata): a
+    QUANTIZE op means full-integer (int8); DEQUANTIZE alone means float16 weights
+    dequantized at load; int8 weights without either mean dynamic range.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    ops = tflite_op_counts(path)
+    if "QUANTIZE" in ops:
+        return "int8"
+    if "DEQUANTIZE" in ops:
+        return "float16"
+    graph = schema.Model.GetRootAs(Path(path).read_bytes(), 0).Subgraphs(0)
+    int8 = schema.TensorType.INT8
+    return "dynamic" if any(graph.Tensors(i).Type() == int8 for i in range(graph.TensorsLength())) else "none"

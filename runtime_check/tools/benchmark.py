@@ -407,6 +407,21 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
+def _feeds(images: np.ndarray, runtime: Any, batch: int) -> dict[str, np.ndarray]:
+    """Fashion-MNIST images for a model that takes one 28x28 image per row; else seeded synthetic inputs
+    of the model's own names, dtypes and shapes (``edgefm.data.sources``): any model can be timed."""
+    from edgefm.core.errors import ModelFileError
+    from edgefm.data.sources import open_data
+    from runtime_check.tools.predict import model_feeds
+
+    try:
+        return model_feeds(images, runtime)
+    except ModelFileError:
+        specs = runtime.input_specs
+        fixed = specs[0].shape[0] if specs else None
+        return open_data("synthetic", specs, samples=fixed or batch).head(fixed or batch)
+
+
 def measure(
     path: Path,
     inputs: np.ndarray,
@@ -426,7 +441,6 @@ def measure(
     process's peak across fork and exec.
     """
     from runtime_check.runtimes.registry import runtime_for
-    from runtime_check.tools.predict import model_feeds
 
     path = Path(path)
     if native:
@@ -443,7 +457,7 @@ def measure(
     native_load_ms: float | None = None
     with runtime:
         for bs in batch_sizes:
-            feeds = model_feeds(np.ascontiguousarray(inputs[:bs]), runtime)
+            feeds = _feeds(np.ascontiguousarray(inputs[:bs]), runtime, bs)
             if native:
                 timing = runtime.time_calls(feeds, warmup=warmup, runs=runs)  # type: ignore[attr-defined]
                 stats = latency_stats(bs, [ms / 1e3 for ms in timing.latencies_ms])

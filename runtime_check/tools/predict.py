@@ -18,7 +18,7 @@ import numpy as np
 
 from edgefm.core.contract import CLASS_NAMES, DEFAULT_ARTIFACTS, IMAGE_SHAPE
 from edgefm.core.errors import ConfigError, ImageError, ManifestError, ModelFileError, UsageError
-from edgefm.core.manifest import Manifest
+from edgefm.core.manifest import Manifest, Preprocessing
 
 #: the artifact ``predict`` uses when no --model is given
 DEFAULT_ARTIFACT = "tflite_float32"
@@ -38,7 +38,8 @@ class PredictConfig:
         set_ = object.__setattr__
         set_(self, "images", tuple(Path(p) for p in self.images))
         if not self.images:
-            raise UsageError("Give at least one IMAGE file to classify, e.g. `edgefm predict shoe.png`.")
+            raise UsageError("Give at least one IMAGE file to classify, e.g. `edgefm predict shoe.png` (or run a "
+                             "model on arrays: `edgefm predict --model m.onnx --input NAME=FILE.npy`).")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k <= 0:
             raise ConfigError(f"--top-k must be a positive integer, got {self.top_k!r}.")
         set_(self, "artifacts", Path(self.artifacts))
@@ -226,14 +227,108 @@ def require_content(prepared: Sequence[Any]) -> None:
         )
 
 
+def image_preprocessing(model: Path, manifest: Manifest | None) -> Preprocessing | None:
+    """How an image becomes ``model``'s input: the manifest's record, else the one embedded in the file.
+
+    ``None`` for edgefm's own 28x28 networks (their path below inverts light backgrounds
+    and centres the item, as Fashion-MNIST was made) and for files that record none.
+    """
+    record: dict[str, Any] | None = None
+    if manifest is not None and len(manifest.preprocessing) == 1:
+        record = next(iter(manifest.preprocessing.values()))
+    else:
+        embedded = read_embedded_metadata(model).get("preprocessing")
+        if isinstance(embedded, dict) and len(embedded) == 1:
+            record = next(iter(embedded.values()))
+    if not isinstance(record, dict):
+        return None
+    try:
+        prep = Preprocessing.from_dict(record)
+    except (ManifestError, KeyError, TypeError, ValueError):
+        return None
+    fashion = prep.layout == "NHW" and prep.size == IMAGE_SHAPE and prep.channels == 1
+    return None if fashion else prep
+
+
+def _class_output(outputs: Mapping[str, np.ndarray], model: Path, manifest: Manifest | None) -> dict[str, np.ndarray]:
+    """The classification output alone, when the manifest or the file names it (others may be boxes, ids...)."""
+    declared = list(manifest.class_names()) if manifest is not None else []
+    if not declared:
+        classes = read_embedded_metadata(model).get("classes")
+        declared = list(classes) if isinstance(classes, dict) else []
+    for name in declared:
+        if name in outputs:
+            return {name: outputs[name]}
+    return dict(outputs)
+
+
+def _predict_images(config: PredictConfig, prep: Preprocessing, model_path: Path, manifest: Manifest | None,
+                    runtime: Any) -> PredictResult:
+    """Any image classifier: each image decoded, resized and scaled as its preprocessing record says."""
+    from edgefm.data.images import read_pixels
+
+    read = [read_pixels(p, prep.size, prep.channels) for p in config.images]  # bad images fail before the model loads
+    batch = np.stack([prep.tensor(pixels) for pixels, _ in read])
+    with runtime:
+        specs = runtime.input_specs
+        if len(specs) != 1:
+            raise ModelFileError(f"{model_path} takes {len(specs)} inputs; images feed a model with one image input "
+                                 "(run it on arrays with --input NAME=FILE.npy).")
+        outputs = runtime.infer({specs[0].name: batch})
+    probs = probabilities(_class_output(outputs, model_path, manifest), model_path)
+    names, source = class_names(model_path, manifest, probs.shape[1])
+    tops = top_k(probs, names, config.top_k)
+    return PredictResult(model=model_path, runtime=runtime.name, labels_source=source, predictions=[
+        Prediction(image=p, top=t, inverted=prep.invert, original_size=size)
+        for p, t, (_, size) in zip(config.images, tops, read)])
+
+
+def run_arrays(model: Path, inputs: Mapping[str, Path]) -> dict[str, np.ndarray]:
+    """Any model on named ``.npy`` inputs (``predict --input NAME=FILE.npy``): its outputs, checked inputs first."""
+    from edgefm.data.sources import check_arrays
+    from runtime_check.runtimes.registry import runtime_for
+
+    arrays = {}
+    for name, path in inputs.items():
+        try:
+            arrays[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--input {name}={path}: not a readable .npy file ({e}).") from e
+    runtime = runtime_for(Path(model))
+    with runtime:
+        specs = runtime.input_specs
+        missing = [s.name for s in specs if s.name not in arrays]
+        extra = sorted(set(arrays) - {s.name for s in specs})
+        if missing or extra:
+            raise UsageError(f"{model} takes the inputs {', '.join(f'{s.name} {s.dtype} {s.shape}' for s in specs)}; "
+                             + (f"missing: {', '.join(missing)}. " if missing else "")
+                             + (f"not inputs of the model: {', '.join(extra)}. " if extra else "")
+                             + "Pass one --input NAME=FILE.npy per input.")
+        check_arrays(arrays, specs, str(model))
+        return {k: np.asarray(v) for k, v in runtime.infer(arrays).items()}
+
+
 def predict(config: PredictConfig) -> PredictResult:
     """Classify ``config.images`` with the configured model; images are read before the model loads."""
     from edgefm.data.images import load_images
     from runtime_check.runtimes.registry import runtime_for
 
+    model_path, manifest = resolve_model(config.model, config.artifacts)
+    prep = image_preprocessing(model_path, manifest)
+    if prep is None and config.model is not None:
+        # no record: a model whose one input is an RGB/gray image of a fixed size gets the preprocessing its shape implies
+        runtime = runtime_for(model_path)
+        with runtime:
+            specs = runtime.input_specs
+        implied = Preprocessing.for_input(specs[0]) if len(specs) == 1 else None
+        fits_fashion = len(specs) == 1 and None not in specs[0].shape[1:] and math.prod(
+            d for d in specs[0].shape[1:] if d is not None) == IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+        if implied is not None and not fits_fashion:
+            prep = implied
+    if prep is not None:
+        return _predict_images(config, prep, model_path, manifest, runtime_for(model_path))
     prepared = load_images(config.images, config.invert)
     require_content(prepared)
-    model_path, manifest = resolve_model(config.model, config.artifacts)
     runtime = runtime_for(model_path)
     with runtime:
         pixels = np.stack([p.pixels for p in prepared]).astype(np.float32)

@@ -49,7 +49,7 @@ from edgefm.core.errors import (
 )
 from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
-from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versions, utc_now
+from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data.fashion_mnist import scale_images
 from edgefm.data.sources import InputSource
@@ -446,11 +446,64 @@ def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None =
 
 
 def run_check(cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
-    """What ``edgefm verify`` does: read the manifest inside the lock, then ``check``."""
+    """What ``edgefm verify`` does: read the manifest inside the lock, then ``check``.
+
+    With ``cfg.reference`` and ``cfg.models`` (one-shot, files edgefm did not write) the
+    manifest is made in memory (``one_shot_manifest``) and the report goes to
+    ``cfg.report`` (default ``./verify-report.json``); nothing is cached.
+    """
+    from dataclasses import replace
+
     from edgefm.core.locking import artifacts_lock
 
+    if cfg.reference is not None:
+        report = Path(cfg.report or REPORT_NAME).resolve()
+        html = cfg.html if cfg.html is None or cfg.html.is_absolute() else cfg.html.resolve()
+        cfg = replace(cfg, artifacts=report.parent, report=report, html=html)
+        manifest = one_shot_manifest(cfg.reference, cfg.models)
+        with artifacts_lock(cfg.artifacts, "edgefm verify", notify=progress):
+            return _check(manifest, cfg, progress=progress)
     with artifacts_lock(cfg.artifacts, "edgefm verify", notify=progress):
         return _check(Manifest.load(cfg.artifacts), cfg, progress=progress)
+
+
+def one_shot_manifest(reference: Path, models: Iterable[Path]) -> Manifest:
+    """A manifest in memory for ``verify --reference DIR --model FILE...``: absolute paths, signature read from
+    ``saved_model.pb``, each file's quantization from its metadata or its operators."""
+    from edgefm.core.contract import SAVEDMODEL_KEY
+    from edgefm.formats.metadata import read_metadata
+    from edgefm.formats.onnx_file import onnx_quantization
+    from edgefm.formats.savedmodel import read_signatures, require_savedmodel_dir
+    from edgefm.formats.tflite_file import tflite_quantization
+
+    reference = Path(reference).resolve()
+    require_savedmodel_dir(reference)
+    sig = read_signatures(reference).get(TensorFlowRuntime.signature_key)
+    if sig is None:
+        raise ModelFileError(f"--reference {reference} has no {TensorFlowRuntime.signature_key!r} signature; "
+                             "bring it with `edgefm export --saved-model DIR --signature NAME` first.")
+    specs = {side: [TensorSpec(n, str(i["dtype"]), list(i["shape"] or [])) for n, i in sig[side].items()]
+             for side in ("inputs", "outputs")}
+    artifacts = {SAVEDMODEL_KEY: Artifact(path=str(reference), format="savedmodel", quantization="none",
+                                          sha256=sha256_tree(reference), bytes=tree_bytes(reference),
+                                          inputs=specs["inputs"], outputs=specs["outputs"],
+                                          extra={"brought": "one-shot"})}
+    for model in models:
+        model = Path(model).resolve()
+        fmt = {".tflite": TFLITE_FORMAT, ".onnx": ONNX_FORMAT}.get(model.suffix.lower())
+        if fmt is None or not model.is_file():
+            raise UsageError(f"--model {model}: not a .tflite or .onnx file.")
+        try:
+            quant = str(read_metadata(model).get("quantization") or "")
+        except (EdgefmError, OSError):
+            quant = ""
+        quant = quant or (tflite_quantization(model) if fmt == TFLITE_FORMAT else onnx_quantization(model))
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in model.stem)
+        while name in artifacts:
+            name += "_"
+        artifacts[name] = Artifact(path=str(model), format=fmt, quantization=quant, sha256=sha256_tree(model),
+                                   bytes=tree_bytes(model), inputs=[], outputs=[])
+    return Manifest(model=reference.name, labels=[], artifacts=artifacts)
 
 
 def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
@@ -662,12 +715,25 @@ def reference_outputs(
     )
     record: dict[str, Any] = {"path": reference_cache.CACHE_NAME}
     note = ""
+    if cfg.load_outputs is not None:
+        if key is None:
+            raise ModelFileError(f"--load-outputs: the reference SavedModel {path} is missing, so its sha256 is unknown.")
+        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, key)
+        record.update(status="loaded", path=str(cfg.load_outputs), computed=loaded.computed)
+        if saved_key.get("savedmodel_sha256") != key.savedmodel_sha256:
+            record["note"] = "saved from another SavedModel than the one the manifest records"
+        return loaded, record, {"tensorflow": str(saved_key.get("tensorflow"))}
+    if cfg.reference is not None:  # one-shot: no artifacts directory to keep a cache in
+        key = None
     if key is not None and cfg.recompute_reference:
         note = "--recompute-reference: TensorFlow ran again"
     elif key is not None:
         cached, note = reference_cache.load(root, key)
         if cached is not None and cached.outputs:
             record.update(status="reused", computed=cached.computed)
+            if cfg.save_outputs is not None:
+                reference_cache.save_outputs(cfg.save_outputs, key, cached)
+                record["saved"] = str(cfg.save_outputs)
             return cached, record, {"tensorflow": str(key.tensorflow)}
     tf_runtime = TensorFlowRuntime(path)
     try:
@@ -682,6 +748,13 @@ def reference_outputs(
         saved = reference_cache.save(root, key, ref)
         note = "; ".join(n for n in (note, saved) if n)
     record.update(status="computed", computed=ref.computed)
+    if cfg.save_outputs is not None:
+        reference_cache.save_outputs(cfg.save_outputs, key or ReferenceKey(
+            savedmodel_sha256=sha or "", signature=TensorFlowRuntime.signature_key, inputs_sha256=inputs["sha256"],
+            count=int(inputs["count"]), invariance_sha256=inputs["invariance_sha256"],
+            invariance_samples=int(inputs["invariance_samples"]), batch_size=cfg.batch_size,
+            tensorflow=reference_cache.tensorflow_version()), ref)
+        record["saved"] = str(cfg.save_outputs)
     if note:
         record["note"] = note
     return ref, record, tf_runtime.versions()

@@ -42,6 +42,13 @@ class CheckConfig:
     #: ``--value-range NAME=LO,HI`` for synthetic inputs, and their seed
     value_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     seed: int = 0
+    #: write TensorFlow's outputs to this .npz (``--save-outputs``), or judge against such a file without
+    #: running TensorFlow (``--load-outputs``: what a run on another machine needs)
+    save_outputs: Path | None = None
+    load_outputs: Path | None = None
+    #: one-shot comparison without a manifest: the reference SavedModel and the model files to check
+    reference: Path | None = None
+    models: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -61,7 +68,13 @@ class CheckConfig:
             for metric, v in per_metric.items():
                 check_bound(name, metric, v)
         set_(self, "only", tuple(self.only))
-        for attr in ("report", "html", "data_dir", "labels_data"):
+        if self.save_outputs is not None and self.load_outputs is not None:
+            raise ConfigError("--save-outputs and --load-outputs exclude each other: save once, load later.")
+        if bool(self.reference) != bool(self.models):
+            raise ConfigError("A one-shot comparison needs both --reference DIR (the SavedModel) and --model FILE "
+                              "(repeatable) for the files to check.")
+        set_(self, "models", tuple(Path(m) for m in self.models))
+        for attr in ("report", "html", "data_dir", "labels_data", "save_outputs", "load_outputs", "reference"):
             v = getattr(self, attr)
             if v is not None:
                 set_(self, attr, Path(v))

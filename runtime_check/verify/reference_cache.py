@@ -162,3 +162,49 @@ def save(root: Path, key: ReferenceKey, ref: Reference) -> str:
     except (OSError, OutputError) as e:
         return f"the reference could not be cached in {npz_path.parent} ({e})"
     return ""
+
+
+# -- reference outputs as a file of their own (--save-outputs / --load-outputs) ----------------------
+
+#: the fields of the key that name the inputs: a saved reference is only judged against the same inputs
+INPUT_FIELDS = ("inputs_sha256", "count", "invariance_sha256", "invariance_samples")
+META_KEY = "__edgefm_reference__"
+
+
+def save_outputs(path: Path, key: ReferenceKey, ref: Reference) -> None:
+    """One self-describing .npz: the outputs, the batch-1 outputs and (as a JSON string array) their key.
+
+    What a device run needs: ``verify --load-outputs FILE`` judges artifacts against it
+    later, on another machine, without TensorFlow.
+    """
+    names = list(ref.outputs)
+    arrays: dict[str, np.ndarray] = {f"out_{i}": np.ascontiguousarray(ref.outputs[n]) for i, n in enumerate(names)}
+    arrays.update({f"b1_{i}": np.ascontiguousarray(ref.batch1[n]) for i, n in enumerate(names)})
+    meta = {"schema_version": CACHE_SCHEMA_VERSION, "key": key.to_dict(), "outputs": names, "computed": ref.computed}
+    arrays[META_KEY] = np.array(json.dumps(meta))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_outputs(path: Path, key: ReferenceKey) -> tuple[Reference, dict[str, Any]]:
+    """The reference ``save_outputs`` wrote, if it was made on the same inputs; else a DataError saying how not."""
+    from edgefm.core.errors import DataError
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz[META_KEY]))
+            names = [str(n) for n in meta["outputs"]]
+            outputs = {n: np.asarray(npz[f"out_{i}"]) for i, n in enumerate(names)}
+            batch1 = {n: np.asarray(npz[f"b1_{i}"]) for i, n in enumerate(names)}
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"--load-outputs {path} is not a reference saved by `edgefm verify --save-outputs` "
+                        f"({type(e).__name__}: {e}).") from e
+    saved = dict(meta.get("key") or {})
+    stale = [k for k in INPUT_FIELDS if saved.get(k) != key.to_dict()[k]]
+    if stale:
+        why = ", ".join(dict.fromkeys(_FIELD_WORDS.get(k, k) for k in stale))
+        raise DataError(f"--load-outputs {path} was saved for {why} than these; pass the same --data, --samples and "
+                        "--batch-size as when it was saved.")
+    return Reference(outputs, batch1, {}, str(meta.get("computed", ""))), saved

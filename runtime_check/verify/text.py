@@ -84,7 +84,7 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
         bounds = tuple(
             f"{m.name} {m.op} {format_value(m.name, m.bound)}"
             for m in a.metrics
-            if not m.informational and m.name in dict(COLUMNS) and m.name not in ("checksum", "nonfinite")
+            if not m.informational and m.name not in ("checksum", "nonfinite", "outputs", "output_shapes")
         )
         groups.setdefault(bounds or ("- (did not run)",), []).append(a.name)
     for bounds, names in groups.items():
