@@ -188,10 +188,16 @@ def test_keras_model_walkthrough_with_the_readme_commands(zoo: Path, tmp_path: P
     res = run_cli("verify", "--artifacts", str(art), "--data", str(data), "--labels-data", str(labels), "--native",
                   "--samples", "32", "--json")
     report = json.loads(res.stdout)
-    failed = {n: a.get("error") or [m for m, v in a["metrics"].items() if not v["passed"]]
-              for n, a in report["artifacts"].items() if not a["passed"]}
-    # int8 of an untrained network: its classes are near-ties, so int8 may flip some top-1s; the float ones may not
-    assert not {n: f for n, f in failed.items() if "int8" not in n}, failed
+    rows = report["artifacts"]
+    failed = {n: a.get("error") or [m for m, v in a["metrics"].items() if not v["passed"]] for n, a in rows.items()
+              if not a["passed"]}
+    # Every variant ran in every runtime, and the C runners gave their bindings' numbers exactly. float32 passes;
+    # the reduced-precision variants of this untrained network may not (measured: after the BatchNormalization
+    # re-estimate its activations span a range where float16 flips ~5% of the top-1 classes and int8 ~55%),
+    # and when one does not, verify must say so with exit 1.
+    assert all(a.get("error") is None for a in rows.values()), failed
+    assert all(rows[f"{n}@native"]["metrics"]["binding_max_abs_diff"]["value"] == 0 for n in EVERY_VARIANT)
+    assert not {n for n in failed if n.split("@")[0] in ("tflite_float32", "onnx_float32")}, failed
     assert res.returncode == (1 if failed else 0), res.stderr
     assert len(report["artifacts"]) == 12 and report["class_names"] == [f"class{i}" for i in range(10)]
     assert "accuracy" in report["artifacts"]["tflite_float32"]["metrics"]  # labels given: accuracy reported
@@ -261,3 +267,45 @@ def test_unconvertible_op_names_the_op_and_keep_going_writes_what_converts(tmp_p
     assert set(manifest["artifacts"]) == {"savedmodel"} and not list(art.glob("*.tflite"))
     res = run_cli("export", "--artifacts", str(art), "--keep-going", "--data", "synthetic", "--json")
     assert res.returncode == 1 and "No variant converted" in res.stderr and "MatrixInverse" in res.stderr
+
+
+def test_one_shot_comparison_and_saved_outputs(exported: dict, zoo: Path, tmp_path: Path) -> None:
+    """Files edgefm did not write, judged without a manifest; the reference saved once, judged later without TF."""
+    from runtime_check.verify.check import run_check
+    from runtime_check.verify.config import CheckConfig
+
+    art = exported["two_inputs"][0]
+    data = str(_data(zoo, "two_inputs"))
+    golden = tmp_path / "golden.npz"
+    first = run_check(CheckConfig(reference=art / "saved_model", models=(art / "model.onnx", art / "model_int8.tflite"),
+                                  data=data, report=tmp_path / "one-shot.json", save_outputs=golden, invariance_samples=2))
+    assert first.passed, first.summary()
+    assert {a.name: a.quantization for a in first.artifacts} == {"model": "none", "model_int8": "int8"}  # from metadata
+    assert first.reference["cache"]["status"] == "computed" and golden.is_file()
+    assert not (art / "verify-report.json").exists() or (tmp_path / "one-shot.json").is_file()
+    later = run_check(CheckConfig(reference=art / "saved_model", models=(art / "model.onnx",), data=data,
+                                  report=tmp_path / "later.json", load_outputs=golden, invariance_samples=2))
+    assert later.passed and later.reference["cache"]["status"] == "loaded"
+    res = run_cli("verify", "--reference", str(art / "saved_model"), "--model", str(art / "model.onnx"), "--data", data,
+                  "--samples", "8", "--load-outputs", str(golden), "--report", str(tmp_path / "bad.json"), "--no-html")
+    assert res.returncode == 2 and "was saved for other inputs" in res.stderr, res.stderr
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_predict_any_image_classifier_and_arrays(exported: dict, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from runtime_check.tools.predict import PredictConfig, predict, run_arrays
+
+    art = exported["uint8_image"][0]
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    result = predict(PredictConfig(images=(tmp_path / "p.png",), artifacts=art, top_k=4))
+    [pred] = result.predictions
+    assert [c.name for c in pred.top] and sorted(c.index for c in pred.top) == [0, 1, 2, 3]  # the model's 4 classes
+    assert abs(sum(c.probability for c in pred.top) - 1) < 1e-5 and pred.original_size == (50, 40)
+    two = exported["two_inputs"][0]
+    np.save(tmp_path / "a.npy", np.ones((3, 8), np.float32))
+    np.save(tmp_path / "b.npy", np.ones((3, 4), np.int32))
+    out = run_arrays(two / "model_float32.tflite", {"a": tmp_path / "a.npy", "b": tmp_path / "b.npy"})
+    assert out["ids"].dtype == np.int64 and out["value"].shape == (3, 3)
+    assert np.array_equal(out["ids"], out["value"].argmax(axis=1))

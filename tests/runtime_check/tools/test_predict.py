@@ -188,4 +188,4 @@ def test_cli_without_export_and_bad_options(tiny_artifacts: Path, images: list[P
     proc = run_cli("predict", str(images[0]), "--top-k", "0")
     assert proc.returncode == 2 and "--top-k must be a positive integer" in proc.stderr
     proc = run_cli("predict")
-    assert proc.returncode == 2 and "Missing argument" in proc.stderr
+    assert proc.returncode == 2 and "Give at least one IMAGE file" in proc.stderr and "--input NAME=FILE.npy" in proc.stderr
