@@ -51,7 +51,7 @@ class BringConfig:
     keras: bool = False  # ``source`` is a .keras file
     signature: str = SERVING_SIGNATURE
     labels: Path | None = None  # one class name per line
-    preprocess: Preprocessing | None = None  # for the (one) image input
+    preprocess: dict[str, Any] = field(default_factory=dict)  # --preprocess fields for the (one) image input
     force: bool = False  # replace an artifacts directory that holds another model
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +81,8 @@ def import_model(cfg: BringConfig) -> Manifest:
     with atomic_directory(target) as staging:
         _stage_savedmodel(source, staging, cfg)
         inputs, outputs = _signature_specs(staging, source)
+        preprocessing = _preprocessing(inputs, cfg.preprocess)  # option errors before anything is replaced
+        classes = _classes(outputs, labels, cfg.labels)
         new_sha = sha256_tree(staging)
         existing = _existing(root)
         if existing is not None and not cfg.force:
@@ -92,8 +94,6 @@ def import_model(cfg: BringConfig) -> Manifest:
                 "Pass --force to replace them, or another --artifacts directory."
             )
     # the staging directory is now ARTIFACTS/saved_model
-    preprocessing = _preprocessing(inputs, cfg.preprocess)
-    classes = _classes(outputs, labels, cfg.labels)
     saved = Artifact.describe(
         root, target, format=SAVEDMODEL_FORMAT, quantization="none", inputs=inputs, outputs=outputs,
         created=utc_now(), tools=tool_versions("tensorflow-cpu", "tensorflow", "keras"),
@@ -185,15 +185,19 @@ def _signature_specs(savedmodel: Path, source: Path) -> tuple[list[TensorSpec], 
     return specs["inputs"], specs["outputs"]
 
 
-def _preprocessing(inputs: list[TensorSpec], given: Preprocessing | None) -> dict[str, Preprocessing]:
-    """Image inputs and how an image file becomes each: ``--preprocess`` for the one image input, else the shape's."""
+def _preprocessing(inputs: list[TensorSpec], given: dict[str, Any]) -> dict[str, Preprocessing]:
+    """Image inputs and how an image file becomes each: their shape's, with ``--preprocess`` for the one image input."""
+    from edgefm.data.sources import preprocessing_for
+
     found = {s.name: p for s in inputs if (p := Preprocessing.for_input(s)) is not None}
-    if given is not None:
-        images = list(found) or [s.name for s in inputs if len(s.shape) in (3, 4)]
+    if given:
+        images = [s for s in inputs if s.name in found] or [s for s in inputs if len(s.shape) in (3, 4)]
         if len(images) != 1:
             raise ConfigError(f"--preprocess applies to a model with one image input; this one has "
                               f"{', '.join(s.name for s in inputs)}.")
-        found = {images[0]: given}
+        prep = preprocessing_for(images[0], given)
+        if prep is not None:
+            found = {images[0].name: prep}
     return found
 
 

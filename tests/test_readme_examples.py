@@ -42,10 +42,7 @@ pytestmark = pytest.mark.integration
 README = REPO / "README.md"
 SHELLS = {"sh", "bash", "shell", "console"}
 #: sections whose blocks need no marker yet, and why (a marked block there still runs)
-UNMARKED_SECTIONS = {
-    "Your own model": "being rewritten with the new commands (export --saved-model, verify --data); "
-                      "the rewrite marks its blocks",
-}
+UNMARKED_SECTIONS: dict[str, str] = {}
 #: commands whose output is a table sized to the terminal (COLUMNS)
 TABLE_COMMANDS = ("edgefm export", "edgefm verify", "edgefm benchmark")
 WIDTH = 80

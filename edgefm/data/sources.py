@@ -325,10 +325,9 @@ def _shape(shape: Sequence[int | None]) -> str:
 # -- option parsing ---------------------------------------------------------------------------
 
 
-def parse_preprocess(items: Sequence[str], spec: TensorSpec | None = None) -> Preprocessing | None:
-    """``--preprocess size=224,224 channels=3 scale=1/255 mean=0.485,0.456,0.406 std=... invert layout=NCHW``."""
-    if not items:
-        return None
+def parse_preprocess(items: Sequence[str]) -> dict[str, Any]:
+    """``--preprocess size=224,224 channels=3 scale=1/255 mean=0.485,0.456,0.406 std=... invert layout=NCHW``
+    -> the fields given; ``preprocessing_for`` completes them from the image input's shape."""
     given: dict[str, Any] = {}
     for item in " ".join(items).replace(";", " ").split():
         key, eq, value = item.partition("=")
@@ -351,13 +350,18 @@ def parse_preprocess(items: Sequence[str], spec: TensorSpec | None = None) -> Pr
         except ValueError as e:
             raise ConfigError(f"--preprocess {item!r}: {e}. Keys: size=H,W channels=1|3 layout=NHWC|NCHW|NHW "
                               "scale=1/255 mean=M[,M,M] std=S[,S,S] invert dtype=float32.") from e
+    return given
+
+
+def preprocessing_for(spec: TensorSpec, given: Mapping[str, Any]) -> Preprocessing | None:
+    """The preprocessing of image input ``spec``: what its shape implies, with the ``--preprocess`` fields winning."""
     try:
-        prep = Preprocessing.for_input(spec, **given) if spec is not None else None
-        if prep is None:
-            prep = Preprocessing(**{"size": given.pop("size", None) or (0, 0), **given})
+        prep = Preprocessing.for_input(spec, **given)
+        if prep is None and given:
+            prep = Preprocessing(**{"size": (0, 0), **given})  # says what is missing (a size)
         return prep
     except (ManifestError, TypeError) as e:
-        raise ConfigError(f"--preprocess {' '.join(items)}: {e}") from e
+        raise ConfigError(f"--preprocess for input {spec.name!r}: {e}") from e
 
 
 def _number(text: str) -> float:

@@ -262,7 +262,8 @@ def benchmark_inputs(n: int, data_dir: Path | None = None, seed: int = 0) -> tup
     try:
         split = ds.load_split("test", data_dir)
         idx = np.arange(n) % len(split)
-        return split.scaled()[idx], f"Fashion-MNIST test split ({ds.locate(data_dir)})"
+        return split.scaled()[idx], (f"Fashion-MNIST test split ({ds.locate(data_dir)}) for one 28x28 image per row, "
+                                     "seeded synthetic inputs of its own signature for any other model")
     except EdgefmError:
         rng = np.random.default_rng(seed)
         return rng.random((n, *IMAGE_SHAPE), dtype=np.float32), f"random uniform [0, 1], seed {seed}"
