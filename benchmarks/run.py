@@ -1,6 +1,7 @@
 """The benchmark suite: every speed, size and accuracy figure of edgefm, measured in one run.
 
-    python -m benchmarks.run [--out bench-results] [--quick] [--skip-train-speed] [--skip-distributed] [--json] [--data-dir DIR]
+    python -m benchmarks.run [--out bench-results] [--quick] [--skip-train-speed] [--skip-distributed]
+                             [--skip-any-model] [--json] [--data-dir DIR]
 
 In order, on this machine:
 
@@ -20,7 +21,10 @@ In order, on this machine:
 6. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
    ``model.fit`` (``benchmarks.train_speed``);
 7. distributed: seconds per epoch of one process and ``--workers 2`` side by side,
-   and their largest weight difference (``benchmarks.distributed``).
+   and their largest weight difference (``benchmarks.distributed``);
+8. a real architecture (``keras.applications.MobileNetV2``, ``weights=None``) at 32x32
+   and 64x64: brought with ``export --keras``, export and verify seconds, sizes and
+   parity per variant (``benchmarks.any_model``).
 
 Writes ``OUT/bench.md`` and ``OUT/bench.json`` atomically and prints the Markdown
 (or the JSON with ``--json``); progress goes to stderr. The targets are printed as
@@ -48,7 +52,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import inference, verify_speed
+from benchmarks import any_model, inference, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -307,6 +311,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("size", "Size", inference.size_markdown),
     ("accuracy", "Accuracy on the test split", inference.accuracy_markdown),
     ("verify", "Verify: cold vs warm, the load probe, cost growth", verify_speed.markdown),
+    ("any_model", "A real architecture: MobileNetV2 at two input sizes", any_model.markdown),
 )
 
 
@@ -362,7 +367,7 @@ def _stage(result: dict[str, Any], key: str, fn: Callable[[], dict[str, Any]]) -
 
 
 def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_distributed: bool = False,
-        data_dir: Path | None = None) -> dict[str, Any]:
+        data_dir: Path | None = None, skip_any_model: bool = False) -> dict[str, Any]:
     """Run every section, write ``OUT/bench.json`` and ``OUT/bench.md``; return the result."""
     from edgefm.core.fileio import atomic_write_json, atomic_write_text
 
@@ -372,6 +377,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
         "schema_version": SCHEMA_VERSION,
         "machine": machine(),
         "options": {"quick": quick, "skip_train_speed": skip_train_speed, "skip_distributed": skip_distributed,
+                    "skip_any_model": skip_any_model,
                     "data_dir": None if data_dir is None else str(data_dir), **effort.__dict__},
         "crashed": [],
     }
@@ -390,6 +396,11 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
             say("verify: cold vs warm, the probe, 1k/10k/60k inputs")
             _stage(result, "verify", lambda: verify_speed.verify_section(
                 artifacts, Path(tmp), reps=effort.verify_reps, data_dir=data_dir))
+    if skip_any_model:
+        result["any_model"] = {"skipped": "--skip-any-model"}
+    else:
+        say("any model: MobileNetV2 brought from Keras, exported and verified")
+        _stage(result, "any_model", lambda: any_model.any_model_section(quick=quick, data_dir=data_dir))
     if skip_train_speed:
         result["training"] = {"skipped": "--skip-train-speed"}
     else:
@@ -417,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer timed runs and epochs (for the test)")
     p.add_argument("--skip-train-speed", action="store_true", help="leave out graph vs eager vs Keras fit, and one process vs --workers 2")
     p.add_argument("--skip-distributed", action="store_true", help="leave out one process vs --workers 2")
+    p.add_argument("--skip-any-model", action="store_true",
+                   help="leave out the MobileNetV2 rows (minutes: Keras fits and exports a real architecture)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
     p.add_argument("--data-dir", type=Path, default=None, help="directory with the four Fashion-MNIST IDX files")
     a = p.parse_args(argv)
@@ -425,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.data_dir is not None and not a.data_dir.is_dir():
         p.error(f"--data-dir {a.data_dir} is not a directory; pass the one that holds the Fashion-MNIST IDX files.")
     result = run(a.out, quick=a.quick, skip_train_speed=a.skip_train_speed, skip_distributed=a.skip_distributed,
-                 data_dir=a.data_dir)
+                 data_dir=a.data_dir, skip_any_model=a.skip_any_model)
     if a.json:
         import json
 

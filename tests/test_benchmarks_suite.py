@@ -39,7 +39,9 @@ def positive(x: object) -> bool:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("bench") / "results"
-    return run_suite("--quick", "--out", str(out)), out
+    # the MobileNetV2 rows take minutes (a Keras fit and six conversions of ~150 layers): tests/test_any_model.py
+    # runs the same bring/export/verify path; its Markdown is checked below from a section of known values
+    return run_suite("--quick", "--skip-any-model", "--out", str(out)), out
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +275,16 @@ def test_a_crashed_stage_exits_1_and_still_writes_the_report(tmp_path: Path) -> 
 def test_bad_options_exit_2(args: list[str], message: str) -> None:
     proc = run_suite(*args, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_any_model_markdown_names_every_variant_and_cost() -> None:
+    from benchmarks.any_model import ARCHITECTURE, markdown
+
+    row = {"name": "tflite_int8", "bytes": 2048, "passed": False, "error": None, "top1_agreement": 0.95, "cosine": 0.999,
+           "max_rel_error": 0.01, "snr_db": 30.0, "accuracy": 0.8, "accuracy_drop": 0.02, "failed": ["top1_agreement"]}
+    size = {"size": 32, "parameters": 1000, "fit_seconds": 1.0, "export_seconds": 2.5, "verify_seconds": 0.5,
+            "reference_accuracy": 0.82, "inputs": 10, "failed_to_convert": {"onnx_int8": "no"}, "rows": [row]}
+    text = markdown({"architecture": ARCHITECTURE, "sizes": [size], "train_images": 8, "test_images": 10, "epochs": 1})
+    assert "| 32x32x3 | 1,000 | 1.0 | 2.5 | 0.5 | 82.00% |" in text
+    assert "| tflite_int8 | 2.0 | 95.00% | 0.999000 | 0.01 | 30.0 dB | 80.00% | FAIL: top1_agreement |" in text
+    assert "onnx_int8 did not convert: no" in text

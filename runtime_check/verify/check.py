@@ -63,6 +63,7 @@ from runtime_check.verify.compare import (
     ArtifactResult,
     Metric,
     accuracy,
+    classification_outputs,
     compare_exact,
     compare_outputs,
     max_abs_error,
@@ -567,7 +568,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
                 f"{root / ref_art.path} has {n_classes} outputs per image: every report, page and labels.txt would "
                 "name the wrong class. Give one name per output (re-create the artifacts with `edgefm train`)."
             )
-    scored = primary if primary in (classification or ()) or (classification is None and primary == LOGITS) else None
+    scored = primary if primary in (classification if classification is not None
+                                    else classification_outputs(reference)) else None
     ref_acc = accuracy(reference[scored], labels) if scored is not None and labels is not None else None
     reference_metrics = [
         ref_checksum,

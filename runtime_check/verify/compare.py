@@ -293,6 +293,15 @@ def primary_output(reference: Mapping[str, np.ndarray], classification: Collecti
     return next((k for k, v in reference.items() if not is_integer(v)), next(iter(reference), None))
 
 
+def classification_outputs(reference: Mapping[str, np.ndarray]) -> set[str]:
+    """Outputs judged by top-1 when the manifest declares none: ``[N, C]`` float outputs named like classes.
+
+    Probabilities beside logits are the same classes again: top-1 once, on the logits.
+    """
+    return {k for k, v in reference.items() if k in CLASSIFICATION_NAMES and np.ndim(v) == 2
+            and not is_integer(v) and not (k == PROBABILITIES and LOGITS in reference)}
+
+
 def max_rel_error(a: np.ndarray, r: np.ndarray) -> float:
     """Largest |a - r| relative to the reference output's own range (max |r|); 0 for an all-zero reference.
 
@@ -360,9 +369,8 @@ def compare_outputs(
     if missing or bad_shape or not reference:
         return metrics
 
-    if classification is None:  # probabilities beside logits are the same classes again: top-1 once, on the logits
-        classification = {k for k, v in reference.items() if k in CLASSIFICATION_NAMES and np.ndim(v) == 2
-                          and not is_integer(v) and not (k == PROBABILITIES and LOGITS in reference)}
+    if classification is None:
+        classification = classification_outputs(reference)
     primary = primary_output(reference, classification)
     order = [primary, *(k for k in reference if k != primary)]
     for k in order:
