@@ -309,3 +309,27 @@ def test_predict_any_image_classifier_and_arrays(exported: dict, tmp_path: Path)
     out = run_arrays(two / "model_float32.tflite", {"a": tmp_path / "a.npy", "b": tmp_path / "b.npy"})
     assert out["ids"].dtype == np.int64 and out["value"].shape == (3, 3)
     assert np.array_equal(out["ids"], out["value"].argmax(axis=1))
+
+
+def test_keep_going_writes_the_variants_that_convert(tmp_path: Path) -> None:
+    """tf.math.cumprod has no TFLite builtin (measured: the converter asks for Flex) but converts to ONNX."""
+    import tensorflow as tf
+
+    class CumProd(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.math.cumprod(x, axis=1)}
+
+    m = CumProd()
+    tf.saved_model.save(m, str(tmp_path / "cumprod"), signatures={"serving_default": m.serve})
+    art = tmp_path / "art"
+    res = run_cli("export", "--saved-model", str(tmp_path / "cumprod"), "--artifacts", str(art), "--keep-going",
+                  "--data", "synthetic", "--json")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "4 variants did not convert (--keep-going wrote the others)" in res.stderr and "Cumprod" in res.stderr
+    out = json.loads(res.stdout)
+    assert set(out["exported"]) == {"onnx_float32", "onnx_int8"} and set(out["failed"]) == {
+        "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"}
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert set(manifest["artifacts"]) == {"savedmodel", "onnx_float32", "onnx_int8"}
+    assert (art / "model.onnx").is_file() and not list(art.glob("*.tflite"))
