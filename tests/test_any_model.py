@@ -333,3 +333,14 @@ def test_keep_going_writes_the_variants_that_convert(tmp_path: Path) -> None:
     manifest = json.loads((art / "manifest.json").read_text())
     assert set(manifest["artifacts"]) == {"savedmodel", "onnx_float32", "onnx_int8"}
     assert (art / "model.onnx").is_file() and not list(art.glob("*.tflite"))
+
+
+def test_inspect_reads_each_variants_quantization_from_the_file(exported: dict) -> None:
+    """What ``verify --model`` of a foreign file and ``inspect`` rely on: the ops and tensors say the quantization."""
+    from runtime_check.tools.inspect_model import inspect_model
+
+    art = exported["regression"][0]
+    manifest = json.loads((art / "manifest.json").read_text())
+    for name, entry in manifest["artifacts"].items():
+        if entry["format"] in ("tflite", "onnx"):
+            assert inspect_model(art / entry["path"]).quantization == entry["quantization"], name

@@ -15,8 +15,8 @@ from typing import Any
 
 from edgefm.core.fileio import human_bytes, sha256_tree, tree_bytes
 from edgefm.core.manifest import TensorSpec
-from edgefm.formats.onnx_file import onnx_operators
-from edgefm.formats.tflite_file import tflite_details, tflite_op_counts
+from edgefm.formats.onnx_file import QUANTIZED_OPS, onnx_operators
+from edgefm.formats.tflite_file import tflite_details, tflite_op_counts, tflite_quantization
 
 
 @dataclass
@@ -35,6 +35,8 @@ class ModelReport:
     metadata_error: str | None = None  # embedded metadata present but unreadable
     signatures: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    #: int8 | float16 | dynamic | none, read from the file's operators and tensors (not its metadata)
+    quantization: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -71,16 +73,19 @@ def inspect_model(path: Path) -> ModelReport:
     operators: dict[str, int] = {}
     signatures: dict[str, Any] = {}
     details: dict[str, Any] = {}
+    quantization = ""
     with runtime:
         inputs, outputs = runtime.input_specs, runtime.output_specs
         if isinstance(runtime, LiteRTRuntime):
             inputs, outputs = runtime.raw_specs()  # int8 I/O with its scale and zero-point
             operators = tflite_op_counts(path)
             details = tflite_details(path)
+            quantization = tflite_quantization(path)
         elif isinstance(runtime, TensorFlowRuntime):
             signatures = runtime.signatures()
         else:
             operators, details = onnx_operators(path)
+            quantization = "int8" if QUANTIZED_OPS & set(operators) else "none"
         details = {**details, **runtime.versions()}
     metadata, metadata_error = embedded_metadata(path)
     return ModelReport(
@@ -96,6 +101,7 @@ def inspect_model(path: Path) -> ModelReport:
         metadata_error=metadata_error,
         signatures=signatures,
         details=details,
+        quantization=quantization,
     )
 
 
@@ -160,6 +166,7 @@ def format_report(report: ModelReport) -> str:
         f"format:   {report.format} (runtime: {report.runtime})",
         f"size:     {human_bytes(report.bytes)} ({report.bytes:,} bytes)",
         f"sha256:   {report.sha256}",
+        *([f"quantization: {report.quantization} (read from its operators and tensors)"] if report.quantization else []),
         "inputs:",
         *(f"  {spec_text(s)}" for s in report.inputs),
         "outputs:",
