@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgefm.core.contract import DEFAULT_ARTIFACTS
 from edgefm.core.errors import ConfigError
 from edgefm.core.options import positive_float, positive_int
 from edgefm.data.fashion_mnist import SPLITS
+from runtime_check.device.targets import DeviceOptions
 from runtime_check.verify.tolerances import check_bound
 
 
@@ -34,6 +36,10 @@ class CheckConfig:
     verify_data: bool = True
     #: run TensorFlow for the reference even when the cache beside the manifest matches
     recompute_reference: bool = False
+    #: ``--device``: boards the artifacts also run on (``runtime_check.device.targets``; strings are parsed)
+    devices: tuple[Any, ...] = ()
+    #: ``--device-any-cpu``, ``--known-hosts``, ``--ssh-identity``, ``--cross``
+    device_options: DeviceOptions = field(default_factory=lambda: DeviceOptions())
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -53,6 +59,7 @@ class CheckConfig:
             for metric, v in per_metric.items():
                 check_bound(name, metric, v)
         set_(self, "only", tuple(self.only))
+        set_(self, "devices", tuple(self.device_options.parse(d) if isinstance(d, str) else d for d in self.devices))
         for attr in ("report", "html", "data_dir"):
             v = getattr(self, attr)
             if v is not None:

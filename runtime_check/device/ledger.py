@@ -1,0 +1,84 @@
+"""The kernel-path ledger: how far two kernel paths of one artifact are apart, value by value.
+
+A ledger entry compares the outputs of the same file on two paths (x86 vs a
+device; LiteRT's default XNNPACK delegate vs its reference kernels; ONNX Runtime
+with graph optimisation off vs all): the share of output values that are
+identical, the largest difference, and for int8 artifacts a histogram of the
+differences in quantization steps. More than one step is *flagged* (not failed:
+the verdict is against TensorFlow with the variant's bounds): two int8 kernels
+may round one step apart, more means they compute something else.
+
+The step of an int8 output: its scale where the file stores it (int8 output
+tensors); for float outputs dequantized inside the model, the spacing of the
+grid the values lie on, found from the outputs themselves (the smallest gap
+between distinct values of one output, kept only when every value sits on that
+grid to 1e-3 of a step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from edgefm.core.manifest import Artifact
+
+#: more than this many steps apart is flagged
+FLAG_STEPS = 1
+
+
+def grid_step(values: np.ndarray) -> float | None:
+    """The spacing of the quantization grid the float values lie on, or None if they are not on one."""
+    v = np.unique(np.asarray(values, np.float64).ravel())
+    if len(v) < 3:
+        return None
+    gaps = np.diff(v)
+    step = float(gaps[gaps > 1e-9 * max(1.0, float(np.abs(v).max()))].min(initial=np.inf))
+    if not np.isfinite(step) or step <= 0:
+        return None
+    q = (v - v[0]) / step
+    return step if float(np.abs(q - np.round(q)).max()) < 1e-3 else None
+
+
+def compare_paths(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *, steps: Mapping[str, float] | None = None,
+                  int8: bool = False) -> dict[str, Any]:
+    """One ledger entry over the shared outputs of ``a`` (the first path) and ``b``."""
+    shared = sorted(k for k in set(a) & set(b) if np.shape(a[k]) == np.shape(b[k]))
+    total = same = 0
+    worst = 0.0
+    per_output: dict[str, Any] = {}
+    for k in shared:
+        x, y = np.asarray(a[k], np.float64), np.asarray(b[k], np.float64)
+        d = np.abs(x - y)
+        total += d.size
+        same += int((x == y).sum())
+        worst = max(worst, float(d.max()) if d.size else 0.0)
+        entry: dict[str, Any] = {"max_abs_diff": float(d.max()) if d.size else 0.0,
+                                 "exact_match_rate": float((x == y).mean()) if d.size else 1.0}
+        step = (steps or {}).get(k) or (grid_step(x) if int8 else None)
+        if step:
+            n = np.round(d / step).astype(np.int64)
+            counts = np.bincount(n.ravel())
+            entry["step"] = step
+            entry["step_histogram"] = {str(i): int(c) for i, c in enumerate(counts) if c}
+            entry["over_one_step"] = int((n > FLAG_STEPS).sum())
+        per_output[k] = entry
+    over = sum(e.get("over_one_step", 0) for e in per_output.values())
+    return {
+        "exact_match_rate": same / total if total else 1.0,
+        "max_abs_diff": worst,
+        "outputs": per_output,
+        "over_one_step": over,
+        "flagged": over > 0,
+    }
+
+
+def int8_steps(art: Artifact) -> dict[str, float]:
+    """The scale of every int8/uint8 output tensor the manifest records."""
+    return {s.name: float(s.scale) for s in art.outputs if s.scale is not None and s.dtype in ("int8", "uint8")}
+
+
+def path_ledger(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray], art: Artifact) -> dict[str, Any]:
+    """``compare_paths`` with the artifact's steps (int8 artifacts only)."""
+    return compare_paths(first, second, steps=int8_steps(art), int8=art.quantization == "int8")

@@ -1,0 +1,211 @@
+"""The device rows of ``edgefm verify``: the small hook ``runtime_check.verify.check`` calls.
+
+``DeviceRows.prepare(cfg)`` readies every ``--device`` board once (tools, libraries,
+prefix; for SSH the connection and the board's compiler). Then, per artifact,
+``add_streams`` puts one extra ``Runtime`` per board into verify's own stream
+(row ``NAME@<board label>``), and ``results`` judges each against TensorFlow with
+the artifact's own bounds (``check.judge``, as the host rows), adds the
+latency of the runner's warm in-process loop and the kernel-path ledger, and
+returns the rows. ``describe`` is the report's ``devices`` section.
+
+An emulated board whose packages are missing gives rows that did not run, with
+the error that names what to install; the host rows still run. An SSH board
+that cannot be reached, has no compiler or drops the connection raises: the
+report is not written half.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.core.errors import EdgefmError
+from edgefm.core.manifest import Artifact
+from runtime_check.device.targets import QemuTarget, SshTarget, Target
+from runtime_check.runtimes.base import Runtime
+from runtime_check.verify.compare import ArtifactResult, Metric
+
+#: the runner's warm loop on one image for the latency of a device row
+LATENCY_WARMUP = 3
+LATENCY_RUNS = 20
+
+
+@dataclass
+class DeviceStream:
+    """Wraps verify's ``Stream`` for a device row: the batch-1 runs go to the board in one runner process.
+
+    Verify feeds the invariance images one call each; on a device every call is a
+    process start (~3 s for ONNX Runtime to open a model under qemu), so they are
+    gathered and run together in ``finish`` with ``--batch-size 1`` (one image per
+    call of the C API, as on the host), followed by the warm latency loop.
+    """
+
+    stream: Any
+    pending: list[np.ndarray] = field(default_factory=list)
+    latency: Any = None
+
+    _OWN = frozenset({"stream", "pending", "latency"})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in DeviceStream._OWN:
+            object.__setattr__(self, name, value)
+        else:  # verify's stream_through records errors and timings on the stream it was given
+            setattr(self.stream, name, value)
+
+    @property
+    def runtime(self) -> _KeepActive:
+        """The runtime as ``stream_through`` sees it: its deactivate waits for ``finish`` (no second model load)."""
+        return _KeepActive(self.stream.runtime)
+
+    def _feed(self, batch: np.ndarray, into: dict[str, list[np.ndarray]], timing: str) -> None:
+        if timing == "batch1":
+            self.pending.append(batch)
+            return
+        self.stream._feed(batch, into, timing)
+
+    def finish(self) -> None:
+        import time
+
+        from edgefm.core.contract import INPUT_NAME
+
+        s = self.stream
+        if s.error is not None or not self.pending:
+            s.runtime.deactivate()
+            return
+        t0 = time.perf_counter()
+        try:
+            out = s.runtime.infer_batched({INPUT_NAME: np.concatenate(self.pending)}, 1)
+            self.latency = s.runtime.time_calls({INPUT_NAME: self.pending[0]}, warmup=LATENCY_WARMUP, runs=LATENCY_RUNS)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - recorded for the row, as verify's Stream does
+            s.error = e
+            return
+        finally:
+            s.runtime.deactivate()
+            s.timings["batch1"] = s.timings.get("batch1", 0.0) + time.perf_counter() - t0
+            s.timings["total"] = sum(s.timings.get(k, 0.0) for k in ("load", "infer", "batch1"))
+        for k, v in out.items():
+            s._b1.setdefault(k, []).append(v)
+
+
+class _KeepActive:
+    """A runtime whose ``deactivate`` is left to ``DeviceStream.finish``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
+
+    def deactivate(self) -> None:
+        pass
+
+
+@dataclass
+class Board:
+    """One prepared ``--device`` target: how to make its runtimes, or why it cannot run."""
+
+    target: Target
+    make: Callable[[Path, Artifact, str], Runtime] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    error: EdgefmError | None = None
+
+    @property
+    def suffix(self) -> str:
+        return "@" + self.target.label
+
+
+def _prepare(target: Target, cfg: Any) -> Board:
+    if isinstance(target, QemuTarget):
+        from runtime_check.device.emulated import emulated_runtime_for, prepare_board
+
+        try:
+            board = prepare_board(target)
+        except EdgefmError as e:  # missing packages: these rows say what to install, the rest of verify runs
+            return Board(target, error=e, record={"kind": "emulated", "spec": target.spec, "error": str(e)})
+        return Board(target, lambda path, _art, _name: emulated_runtime_for(path, board), board.describe(),
+                     board.versions())
+    from runtime_check.device.ssh import connect_board
+
+    ssh = connect_board(target, artifacts=Path(cfg.artifacts), data_dir=cfg.data_dir, verify_data=cfg.verify_data)
+    return Board(target, ssh.runtime_for, ssh.describe(), ssh.versions())
+
+
+class DeviceRows:
+    """Every ``--device`` board of one verify."""
+
+    def __init__(self, boards: list[Board]) -> None:
+        self.boards = boards
+        self.ledger: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def prepare(cls, cfg: Any) -> DeviceRows:
+        return cls([_prepare(t, cfg) for t in cfg.devices])
+
+    def add_streams(self, name: str, art: Artifact, path: Path, streams: dict[str, Any], failed: dict[str, ArtifactResult],
+                    stream: Callable[[str, Runtime], Any]) -> None:
+        for b in self.boards:
+            row = name + b.suffix
+            try:
+                if b.error is not None:
+                    raise b.error
+                assert b.make is not None
+                streams[row] = DeviceStream(stream(row, b.make(path, art, name)))
+            except EdgefmError as e:
+                failed[row] = ArtifactResult(row, f"device {b.target.spec}", art.path, art.format, art.quantization, [], str(e))
+
+    def results(self, name: str, art: Artifact, streams: Mapping[str, Any], failed: Mapping[str, ArtifactResult],
+                judge: Callable[..., tuple[ArtifactResult, dict[str, np.ndarray] | None]],
+                host_outputs: Mapping[str, np.ndarray] | None) -> list[tuple[ArtifactResult, dict[str, np.ndarray] | None]]:
+        """The device rows of artifact ``name``, judged; an SSH failure while running raises (no half report)."""
+        from runtime_check.device.ledger import path_ledger
+        from runtime_check.device.ssh import BoardError
+
+        out = []
+        for b in self.boards:
+            row = name + b.suffix
+            if row in failed:
+                out.append((failed[row], None))
+                continue
+            ds = streams[row]
+            ds.finish()
+            s = ds.stream
+            if isinstance(b.target, SshTarget) and isinstance(s.error, BoardError):
+                raise s.error
+            result, outputs = judge(s)
+            result.metrics.extend(getattr(s.runtime, "extra_metrics", list)())
+            latency = ds.latency
+            if latency is not None and latency.p50_ms is not None:
+                where = "emulated (qemu user mode), not the board's" if isinstance(b.target, QemuTarget) else "on the board"
+                detail = f"the runner's warm loop, {latency.warmup} + {len(latency.latencies_ms)} calls on one image, {where}"
+                result.metrics.append(Metric.check("device_p50_ms", round(latency.p50_ms, 4), None, "info", detail=detail))
+                result.metrics.append(Metric.check("device_p99_ms", round(float(latency.p99_ms or 0.0), 4), None, "info",
+                                                   detail=detail))
+            if outputs is not None and host_outputs is not None:
+                entry = path_ledger(host_outputs, outputs, art)
+                self.ledger.setdefault(name, {})[f"x86 vs {b.target.label}"] = entry
+                result.metrics.append(Metric.check(
+                    "x86_exact_match", entry["exact_match_rate"], None, "info",
+                    detail=f"share of output values identical to the x86 binding's; max difference {entry['max_abs_diff']:.3g}"
+                    + (f"; {entry['over_one_step']} values differ by more than one quantization step" if entry.get("flagged") else ""),
+                ))
+            out.append((result, outputs))
+        return out
+
+    def versions(self) -> dict[str, str]:
+        return {k: v for b in self.boards for k, v in b.versions.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "boards": {b.target.label: b.record for b in self.boards},
+            **({"ledger": self.ledger} if self.ledger else {}),
+        }
