@@ -171,7 +171,7 @@ def _run(cmd: list[str], target: SshTarget, *, what: str, timeout: float, connec
                          "OpenSSH client (`apt-get install openssh-client`).") from e
     except subprocess.TimeoutExpired as e:
         raise BoardError(f"--device {target.spec}: {what} did not finish within {timeout:g} s; the board or the "
-                         "connection hangs. Check the board and run verify again; no report was written.") from e
+                         "connection hangs. Check the board and run verify again. No report was written.") from e
     if proc.returncode == 255 or (cmd[0] == "scp" and proc.returncode != 0):
         raise _ssh_error(target, proc.stderr, what, connected)
     return proc
@@ -199,7 +199,7 @@ def _ssh_error(target: SshTarget, stderr: str, what: str, connected: bool) -> Bo
     return BoardError(
         f"--device {target.spec}: {'lost the connection to' if lost else 'cannot connect to'} the board while "
         f"{what} (ssh: {text[:300] or 'no message'}). Check that the board is on and reachable ({where}) and run "
-        "verify again; no report was written."
+        "verify again. No report was written."
     )
 
 
