@@ -18,11 +18,15 @@ grid to 1e-3 of a step).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgefm.core.manifest import Artifact
+from runtime_check.runtimes.base import Runtime
+from runtime_check.runtimes.litert_runtime import LiteRTRuntime
+from runtime_check.runtimes.onnx_runtime import OnnxRuntime
 
 #: more than this many steps apart is flagged
 FLAG_STEPS = 1
@@ -82,3 +86,36 @@ def int8_steps(art: Artifact) -> dict[str, float]:
 def path_ledger(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray], art: Artifact) -> dict[str, Any]:
     """``compare_paths`` with the artifact's steps (int8 artifacts only)."""
     return compare_paths(first, second, steps=int8_steps(art), int8=art.quantization == "int8")
+
+
+# -- the host's other kernel paths (Python bindings, same inputs as verify) -----------------------
+
+class LiteRTReferenceKernels(LiteRTRuntime):
+    """LiteRT with its reference kernels (``OpResolverType.BUILTIN_REF``): no XNNPACK, no optimised kernels."""
+
+    name = "litert-reference-kernels"
+
+    def _interpreter_options(self, litert: Any) -> dict[str, Any]:
+        return {"experimental_op_resolver_type": litert.OpResolverType.BUILTIN_REF}
+
+
+class OnnxOptimisationOff(OnnxRuntime):
+    """ONNX Runtime with graph optimisation off (``ORT_DISABLE_ALL``; the default is ``ORT_ENABLE_ALL``)."""
+
+    name = "onnxruntime-optimisation-off"
+
+    def _session_options(self, opts: Any, ort: Any) -> None:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+
+
+#: file suffix -> (ledger entry name: the default path first, the alternative's runtime)
+HOST_PATHS: dict[str, tuple[str, type[Runtime]]] = {
+    ".tflite": ("LiteRT XNNPACK vs reference kernels", LiteRTReferenceKernels),
+    ".onnx": ("ONNX Runtime graph optimisation all vs off", OnnxOptimisationOff),
+}
+
+
+def host_path_runtime(path: Path) -> tuple[str, Runtime] | None:
+    """The alternative kernel path of ``path`` on this machine, and its ledger entry name."""
+    found = HOST_PATHS.get(Path(path).suffix.lower())
+    return None if found is None else (found[0], found[1](path))

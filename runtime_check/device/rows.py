@@ -32,6 +32,8 @@ from runtime_check.verify.compare import ArtifactResult, Metric
 #: the runner's warm loop on one image for the latency of a device row
 LATENCY_WARMUP = 3
 LATENCY_RUNS = 20
+#: the stream of an artifact's other host kernel path is named NAME + this + the ledger entry (never a row)
+LEDGER_MARK = "~"
 
 
 @dataclass
@@ -153,6 +155,11 @@ class DeviceRows:
 
     def add_streams(self, name: str, art: Artifact, path: Path, streams: dict[str, Any], failed: dict[str, ArtifactResult],
                     stream: Callable[[str, Runtime], Any]) -> None:
+        """One stream per board (row ``NAME@BOARD``), and one for the ledger's other host kernel path (no row)."""
+        from runtime_check.device.ledger import host_path_runtime
+
+        if (alt := host_path_runtime(path)) is not None:
+            streams[name + LEDGER_MARK + alt[0]] = stream(name + LEDGER_MARK + alt[0], alt[1])
         for b in self.boards:
             row = name + b.suffix
             try:
@@ -171,6 +178,14 @@ class DeviceRows:
         from runtime_check.device.ssh import BoardError
 
         out = []
+        for key, s in streams.items():
+            if key.startswith(name + LEDGER_MARK) and host_outputs is not None:
+                entry = key.removeprefix(name + LEDGER_MARK)
+                ledger = self.ledger.setdefault(name, {})
+                if s.error is not None:
+                    ledger[entry] = {"error": str(s.error)}
+                else:
+                    ledger[entry] = path_ledger(host_outputs, s.outputs, art)
         for b in self.boards:
             row = name + b.suffix
             if row in failed:

@@ -64,10 +64,32 @@ def test_the_report_records_the_emulator_the_cpu_and_the_libraries(a72_report, t
     on_disk = json.loads(Path(a72_report.path).read_text())
     assert on_disk["devices"]["boards"]["aarch64-cortex-a72"]["libraries"] == board["libraries"]
     assert any(k.startswith("device aarch64-cortex-a72") for k in on_disk["versions"])
-    # the kernel-path ledger: x86 vs the board, per artifact
-    for name in ROWS:
-        entry = on_disk["devices"]["ledger"][name]["x86 vs aarch64-cortex-a72"]
-        assert 0 <= entry["exact_match_rate"] <= 1 and entry["max_abs_diff"] >= 0
+    # the kernel-path ledger: x86 vs the board, and the host's other kernel path, per artifact
+    ledger = on_disk["devices"]["ledger"]
+    for name, other in (("tflite_int8", "LiteRT XNNPACK vs reference kernels"),
+                        ("onnx_int8", "ONNX Runtime graph optimisation all vs off")):
+        for entry in (ledger[name]["x86 vs aarch64-cortex-a72"], ledger[name][other]):
+            assert 0 <= entry["exact_match_rate"] <= 1 and entry["max_abs_diff"] >= 0, entry
+            hist = entry["outputs"]["probabilities"]["step_histogram"]  # int8 softmax: a grid of 1/256
+            assert sum(hist.values()) == 128 * 10 and entry["flagged"] == (entry["over_one_step"] > 0)
+
+
+def test_the_ledger_counts_quantization_steps_and_flags_more_than_one() -> None:
+    import numpy as np
+
+    from runtime_check.device.ledger import compare_paths
+
+    step = 0.25
+    a = {"logits": (np.arange(40, dtype=np.float32).reshape(4, 10) - 20) * step}
+    b = {"logits": a["logits"].copy()}
+    b["logits"][0, :3] += step  # three values one step off
+    b["logits"][1, 0] -= 3 * step  # one three steps off
+    entry = compare_paths(a, b, int8=True)
+    assert entry["outputs"]["logits"]["step"] == step
+    assert entry["outputs"]["logits"]["step_histogram"] == {"0": 36, "1": 3, "3": 1}
+    assert entry["over_one_step"] == 1 and entry["flagged"]
+    assert entry["exact_match_rate"] == 36 / 40 and entry["max_abs_diff"] == 3 * step
+    assert not compare_paths(a, a, int8=True)["flagged"]
 
 
 def test_the_guest_reads_a_cpuinfo_of_the_emulated_cpu(a72_report) -> None:
