@@ -12,7 +12,7 @@ The step of an int8 output: its scale where the file stores it (int8 output
 tensors); for float outputs dequantized inside the model, the spacing of the
 grid the values lie on, found from the outputs themselves (the smallest gap
 between distinct values of one output, kept only when every value sits on that
-grid to 1e-3 of a step).
+grid to 1% of a step).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from runtime_check.runtimes.onnx_runtime import OnnxRuntime
 
 #: more than this many steps apart is flagged
 FLAG_STEPS = 1
+#: values within this fraction of a step of the grid are on it
+GRID_TOLERANCE = 0.01
 
 
 def grid_step(values: np.ndarray) -> float | None:
@@ -38,11 +40,14 @@ def grid_step(values: np.ndarray) -> float | None:
     if len(v) < 3:
         return None
     gaps = np.diff(v)
-    step = float(gaps[gaps > 1e-9 * max(1.0, float(np.abs(v).max()))].min(initial=np.inf))
-    if not np.isfinite(step) or step <= 0:
+    gaps = gaps[gaps > 1e-9 * max(1.0, float(np.abs(v).max()))]
+    smallest = float(gaps.min(initial=np.inf))
+    if not np.isfinite(smallest):
         return None
+    # float32 rounding of scale * (q - zero_point) moves each gap by ~1e-6 of a step: take the median one-step gap
+    step = float(np.median(gaps[gaps < 1.5 * smallest]))
     q = (v - v[0]) / step
-    return step if float(np.abs(q - np.round(q)).max()) < 1e-3 else None
+    return step if float(np.abs(q - np.round(q)).max()) < GRID_TOLERANCE else None
 
 
 def compare_paths(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *, steps: Mapping[str, float] | None = None,
