@@ -38,19 +38,25 @@ LEDGER_MARK = "~"
 
 @dataclass
 class DeviceStream:
-    """Wraps verify's ``Stream`` for a device row: the batch-1 runs go to the board in one runner process.
+    """Wraps verify's ``Stream`` for a device row: everything it is fed runs on the board in few runner processes.
 
-    Verify feeds the invariance images one call each; on a device every call is a
-    process start (~3 s for ONNX Runtime to open a model under qemu), so they are
-    gathered and run together in ``finish`` with ``--batch-size 1`` (one image per
-    call of the C API, as on the host), followed by the warm latency loop.
+    On a device every call is a process start (~3 s for ONNX Runtime to open a model
+    under qemu), and verify feeds each batch and each batch-1 image as its own call.
+    So the batches are spooled to a temporary file as they stream past (memory keeps
+    one batch, as verify's does) and run in ``finish`` by one runner process with
+    ``--batch-size`` (the same calls of the C API, in one process); then the batch-1
+    images in one more with ``--batch-size 1``; then the warm latency loop.
     """
 
     stream: Any
     pending: list[np.ndarray] = field(default_factory=list)
     latency: Any = None
+    spool: Any = None
+    rows: int = 0
+    batch: int = 0
+    sample: tuple[tuple[int, ...], str] | None = None
 
-    _OWN = frozenset({"stream", "pending", "latency"})
+    _OWN = frozenset({"stream", "pending", "latency", "spool", "rows", "batch", "sample"})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
@@ -67,10 +73,19 @@ class DeviceStream:
         return _KeepActive(self.stream.runtime)
 
     def _feed(self, batch: np.ndarray, into: dict[str, list[np.ndarray]], timing: str) -> None:
+        if self.stream.error is not None:
+            return
         if timing == "batch1":
             self.pending.append(batch)
             return
-        self.stream._feed(batch, into, timing)
+        import tempfile
+
+        arr = np.ascontiguousarray(batch)
+        if self.spool is None:
+            self.spool = tempfile.TemporaryFile(prefix="edgefm-device-")
+            self.batch, self.sample = len(arr), (arr.shape[1:], arr.dtype.str)
+        self.spool.write(arr.tobytes())
+        self.rows += len(arr)
 
     def finish(self) -> None:
         import time
@@ -78,24 +93,34 @@ class DeviceStream:
         from edgefm.core.contract import INPUT_NAME
 
         s = self.stream
-        if s.error is not None or not self.pending:
-            s.runtime.deactivate()
-            return
         t0 = time.perf_counter()
         try:
-            out = s.runtime.infer_batched({INPUT_NAME: np.concatenate(self.pending)}, 1)
-            self.latency = s.runtime.time_calls({INPUT_NAME: self.pending[0]}, warmup=LATENCY_WARMUP, runs=LATENCY_RUNS)
+            if s.error is not None:
+                return
+            if self.spool is not None and self.sample is not None:
+                self.spool.flush()
+                images = np.memmap(self.spool, dtype=np.dtype(self.sample[1]), mode="r", shape=(self.rows, *self.sample[0]))
+                out = s.runtime.infer_batched({INPUT_NAME: images}, self.batch)
+                del images
+                for k, v in out.items():
+                    s._parts.setdefault(k, []).append(v)
+            s.timings["infer"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if self.pending:
+                out = s.runtime.infer_batched({INPUT_NAME: np.concatenate(self.pending)}, 1)
+                for k, v in out.items():
+                    s._b1.setdefault(k, []).append(v)
+                self.latency = s.runtime.time_calls({INPUT_NAME: self.pending[0]}, warmup=LATENCY_WARMUP, runs=LATENCY_RUNS)
+            s.timings["batch1"] = time.perf_counter() - t0
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - recorded for the row, as verify's Stream does
             s.error = e
-            return
         finally:
             s.runtime.deactivate()
-            s.timings["batch1"] = s.timings.get("batch1", 0.0) + time.perf_counter() - t0
+            if self.spool is not None:
+                self.spool.close()
             s.timings["total"] = sum(s.timings.get(k, 0.0) for k in ("load", "infer", "batch1"))
-        for k, v in out.items():
-            s._b1.setdefault(k, []).append(v)
 
 
 class _KeepActive:
