@@ -39,7 +39,7 @@ class CheckConfig:
     #: ``--device``: boards the artifacts also run on (``runtime_check.device.targets``; strings are parsed)
     devices: tuple[Any, ...] = ()
     #: ``--device-any-cpu``, ``--known-hosts``, ``--ssh-identity``, ``--cross``
-    device_options: DeviceOptions = field(default_factory=lambda: DeviceOptions())
+    device_options: DeviceOptions = field(default_factory=DeviceOptions)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
