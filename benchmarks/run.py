@@ -18,11 +18,13 @@ In order, on this machine:
    its cache), the load probe (one child for all artifacts vs one per artifact),
    and verify's seconds and peak RSS at 1,000, 10,000 and 60,000 inputs
    (``benchmarks.verify_speed``);
-6. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
+6. device: ``edgefm verify --device qemu-aarch64:cortex-a72``, the device rows' parity and
+   emulated latency beside the host rows (``benchmarks.device``);
+7. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
    ``model.fit`` (``benchmarks.train_speed``);
-7. distributed: seconds per epoch of one process and ``--workers 2`` side by side,
+8. distributed: seconds per epoch of one process and ``--workers 2`` side by side,
    and their largest weight difference (``benchmarks.distributed``);
-8. a real architecture (``keras.applications.MobileNetV2``, ``weights=None``) at 32x32
+9. a real architecture (``keras.applications.MobileNetV2``, ``weights=None``) at 32x32
    and 64x64: brought with ``export --keras``, export and verify seconds, sizes and
    parity per variant (``benchmarks.any_model``).
 
@@ -52,7 +54,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import any_model, inference, verify_speed
+from benchmarks import any_model, device, inference, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -311,6 +313,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("size", "Size", inference.size_markdown),
     ("accuracy", "Accuracy on the test split", inference.accuracy_markdown),
     ("verify", "Verify: cold vs warm, the load probe, cost growth", verify_speed.markdown),
+    ("device", "On the device: emulated Arm64 rows beside the host rows", device.markdown),
     ("any_model", "A real architecture: MobileNetV2 at two input sizes", any_model.markdown),
 )
 
@@ -385,7 +388,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
         artifacts = Path(tmp) / "artifacts"
         e2e = _stage(result, "end_to_end", lambda: end_to_end(artifacts, data_dir))
         if e2e is None:
-            for key in ("inference", "size", "accuracy", "verify"):
+            for key in ("inference", "size", "accuracy", "verify", "device"):
                 result[key] = {"skipped": "the end-to-end run produced no artifacts"}
         else:
             say("inference: each runtime in a fresh process")
@@ -396,6 +399,11 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
             say("verify: cold vs warm, the probe, 1k/10k/60k inputs")
             _stage(result, "verify", lambda: verify_speed.verify_section(
                 artifacts, Path(tmp), reps=effort.verify_reps, data_dir=data_dir))
+            say("device: verify --device qemu-aarch64:cortex-a72")
+            # --quick (the suite's own test): the two int8 files on 500 images, ~10 s instead of ~30 s
+            _stage(result, "device", lambda: device.device_section(
+                artifacts, Path(tmp), samples=500 if quick else None, data_dir=data_dir, inference=result.get("inference"),
+                only=("tflite_int8", "onnx_int8") if quick else ()))
     if skip_any_model:
         result["any_model"] = {"skipped": "--skip-any-model"}
     else:

@@ -25,7 +25,7 @@ from conftest import REPO
 BINDING_ROWS = ["savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"]
 
 
-def run_suite(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_suite(*args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.run", *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL,
@@ -77,10 +77,24 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 
 @pytest.mark.integration
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
-    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "targets"):
+    for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "device",
+                "targets"):
         assert key in result and "error" not in result[key], key
     assert result["crashed"] == [] and result["options"]["quick"] is True
     assert positive(result["total_seconds"])
+
+
+@pytest.mark.integration
+def test_device_rows_beside_the_host_rows(result: dict[str, Any]) -> None:
+    """`make test` installs the cross packages (`make device`), so the emulated board runs here."""
+    dev = result["device"]
+    assert "skipped" not in dev, dev
+    names = [r["name"] for r in dev["rows"]]
+    assert names == ["tflite_int8", "onnx_int8"] and dev["samples"] == 500  # --quick: the int8 pair
+    for r in dev["rows"]:
+        assert r["passed"] and r["host_passed"] and r["error"] is None, r
+        assert 0.97 <= r["device_top1"] <= 1 and positive(r["device_p50_ms"]) and r["device_p99_ms"] >= r["device_p50_ms"]
+    assert any(r["emulated_vs_host"] for r in dev["rows"])  # beside the host's native p50
 
 
 @pytest.mark.integration

@@ -35,6 +35,16 @@ from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 @click.option("--no-html", "no_html", is_flag=True, help="Do not write the HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
+@click.option("--device", "devices", multiple=True, metavar="qemu-aarch64[:CPU]|ssh://USER@HOST[:PORT][/DIR]",
+              help="Also run every artifact on this board (repeatable): an Arm64 CPU emulated here (cortex-a53, "
+                   "cortex-a72, cortex-a76 (default) or neoverse-n1) or a real board over SSH. Adds rows NAME@BOARD.")
+@click.option("--device-any-cpu", "device_any_cpu", is_flag=True,
+              help="Allow any qemu CPU name with --device qemu-aarch64:CPU, even `max` (wrong int8 results in qemu 7.2).")
+@click.option("--known-hosts", "known_hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The known_hosts file the SSH board's host key is checked against (default: the user's).")
+@click.option("--ssh-identity", "ssh_identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The private key for the SSH board (default: ssh's own choice).")
+@click.option("--cross", is_flag=True, help="SSH board: ship the runner cross-compiled here instead of building it there.")
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
                    "SavedModel, these inputs and this TensorFlow version.")
@@ -56,9 +66,11 @@ from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
-               native: bool, recompute_reference: bool, reference: Path | None, models: tuple[Path, ...],
-               save_outputs: Path | None, load_outputs: Path | None, data: str | None, labels_data: Path | None,
-               value_ranges: tuple[str, ...], seed: int, data_dir: Path | None, no_verify: bool, quiet: bool) -> None:
+               native: bool, devices: tuple[str, ...], device_any_cpu: bool, known_hosts: Path | None,
+               ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
+               models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
+               labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
+               no_verify: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -88,11 +100,14 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --artifacts my-model --data inputs.npz --labels-data labels.npy --native
       edgefm verify --reference saved_model/ --model a.tflite --model b.onnx --data inputs.npz
       edgefm verify --artifacts my-model --data inputs.npz --save-outputs golden.npz
+      edgefm verify --device qemu-aarch64:cortex-a72 --samples 1000
+      edgefm verify --device ssh://pi@raspberrypi.local/edgefm
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
     from edgefm.core.errors import ParityError, UsageError
     from edgefm.data.sources import parse_value_ranges
+    from runtime_check.device.targets import DeviceOptions
     from runtime_check.verify.check import run_check
     from runtime_check.verify.config import CheckConfig
     from runtime_check.verify.report import default_html_path
@@ -111,7 +126,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
         recompute_reference=recompute_reference, data=data, labels_data=labels_data,
         value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
-        load_outputs=load_outputs, reference=reference, models=models,
+        load_outputs=load_outputs, reference=reference, models=models, devices=devices,
+        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross),
     )
     with progress_for(quiet) as view:
         result = run_check(cfg, progress=text_callback(view))

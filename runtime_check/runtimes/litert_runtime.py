@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,8 @@ class LiteRTRuntime(Runtime):
         litert = import_runtime("ai_edge_litert.interpreter", "ai-edge-litert")
         try:
             with quiet_native_output():  # LiteRT prints "INFO: Created ... XNNPACK delegate"
-                self._interp = litert.Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self._interp = litert.Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                                  **self._interpreter_options(litert))
                 try:
                     self._interp.allocate_tensors()
                 except RuntimeError:  # a dynamic spatial size fails at its stored 1s: allocated in infer (probe.py)
@@ -42,6 +44,10 @@ class LiteRTRuntime(Runtime):
         except (ValueError, RuntimeError, StopIteration) as e:
             raise ModelFileError(f"LiteRT could not load {self.path}: {e}") from e
         self._batch: tuple[tuple[int, ...], ...] | None = None
+
+    def _interpreter_options(self, litert: Any) -> dict[str, Any]:
+        """More keyword arguments of ``Interpreter`` (a subclass picks other kernels: runtime_check.device.ledger)."""
+        return {}
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         # Quantized (int8/uint8/int16 with a scale) I/O is hidden behind float32: callers feed and

@@ -27,10 +27,14 @@ class OnnxRuntime(Runtime):
         opts.log_severity_level = 3
         if self.threads:
             opts.intra_op_num_threads = self.threads
+        self._session_options(opts, ort)
         try:
             self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelFileError(f"ONNX Runtime could not load {self.path}: {e}") from e
+
+    def _session_options(self, opts: Any, ort: Any) -> None:
+        """Change the session's options (a subclass turns graph optimisation off: runtime_check.device.ledger)."""
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         def spec(a: Any) -> TensorSpec:

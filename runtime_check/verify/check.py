@@ -525,6 +525,11 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         for n, a in selected.items()
     }
     make_native = native_factory() if cfg.native else None
+    devices = None  # --device: extra runtimes per artifact (runtime_check.device), rows NAME@BOARD
+    if cfg.devices:
+        from runtime_check.device.rows import DeviceRows
+
+        devices = DeviceRows.prepare(cfg)
     ref_name, ref_art = manifest.savedmodel(root)
     json_path = Path(cfg.report or root / REPORT_NAME)
     if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
@@ -600,6 +605,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             streams[name] = Stream(name, runtime_for(path))
         except EdgefmError as e:
             failed[name] = ArtifactResult(name, art.format, art.path, art.format, art.quantization, [], str(e))
+        if devices is not None:
+            devices.add_streams(name, art, path, streams, failed, Stream)
         if make_native is not None:
             try:
                 streams[name + NATIVE_SUFFIX] = Stream(name + NATIVE_SUFFIX, make_native(path))
@@ -621,6 +628,11 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         results.append(result)
         _keep_detail(details, name, outputs, reference, labels, scored)
         say(f"{name}: {result.runtime} {'PASS' if result.passed else 'FAIL'} ({result.timings.get('total', 0.0):.1f} s)")
+        for dres, douts in devices.results(name, art, streams, failed, lambda s, a=art, t=tol: judge(
+                s, a, reference, labels, t), outputs) if devices is not None else ():
+            results.append(dres)
+            _keep_detail(details, dres.name, douts, reference, labels)
+            say(f"{dres.name}: {dres.runtime} {'PASS' if dres.passed else 'FAIL'} ({dres.timings.get('total', 0.0):.1f} s)")
         if make_native is None:
             continue
         native = name + NATIVE_SUFFIX
@@ -636,6 +648,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         _keep_detail(details, native, noutputs, reference, labels, scored)
         say(f"{native}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
 
+    if devices is not None:
+        versions.update(devices.versions())
     shown = sorted({int(i) for d in details.values() for i in d.shown})
     report = ParityReport(
         artifacts=results,
@@ -662,6 +676,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         images=data.images_at(shown),  # the dataset's uint8 pixels
         training=dict(manifest.training),
         artifacts_dir=root,
+        devices=devices.describe() if devices is not None else {},
     )
     report.path = json_path  # the page names it
     try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgefm.core.contract import DEFAULT_ARTIFACTS
 from edgefm.core.errors import ConfigError
 from edgefm.core.options import positive_float, positive_int
 from edgefm.data.fashion_mnist import SPLITS
+from runtime_check.device.targets import DeviceOptions
 from runtime_check.verify.tolerances import check_bound
 
 
@@ -49,6 +51,10 @@ class CheckConfig:
     #: one-shot comparison without a manifest: the reference SavedModel and the model files to check
     reference: Path | None = None
     models: tuple[Path, ...] = ()
+    #: ``--device``: boards the artifacts also run on (``runtime_check.device.targets``; strings are parsed)
+    devices: tuple[Any, ...] = ()
+    #: ``--device-any-cpu``, ``--known-hosts``, ``--ssh-identity``, ``--cross``
+    device_options: DeviceOptions = field(default_factory=DeviceOptions)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -74,6 +80,7 @@ class CheckConfig:
             raise ConfigError("A one-shot comparison needs both --reference DIR (the SavedModel) and --model FILE "
                               "(repeatable) for the files to check.")
         set_(self, "models", tuple(Path(m) for m in self.models))
+        set_(self, "devices", tuple(self.device_options.parse(d) if isinstance(d, str) else d for d in self.devices))
         for attr in ("report", "html", "data_dir", "labels_data", "save_outputs", "load_outputs", "reference"):
             v = getattr(self, attr)
             if v is not None:

@@ -159,6 +159,8 @@ class ParityReport:
     html_path: Path | None = None  # where the page was written, if it was
     #: what the run cost this process: ``peak_rss_mb`` (its peak resident memory, VmHWM)
     resources: dict[str, Any] = field(default_factory=dict)
+    #: ``--device`` boards (emulator, CPU, libraries and their sha256) and the kernel-path ledger
+    devices: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -233,6 +235,7 @@ class ParityReport:
             "class_names": list(self.class_names),
             "training": self.training,
             **({"artifacts_dir": str(self.artifacts_dir)} if self.artifacts_dir is not None else {}),
+            **({"devices": self.devices} if self.devices else {}),
         }
 
     @classmethod
@@ -256,6 +259,7 @@ class ParityReport:
             class_names=list(d.get("class_names") or CLASS_NAMES),
             training=dict(d.get("training", {})),
             artifacts_dir=Path(d["artifacts_dir"]) if d.get("artifacts_dir") else None,
+            devices=dict(d.get("devices", {})),
         )
 
     @classmethod
