@@ -119,7 +119,8 @@ def _check_signature(path: Path, recorded: Artifact) -> None:
         found = ", ".join(loaded.signatures) or "none"
         raise ModelFileError(
             f"The SavedModel {path} has no {SERVING_SIGNATURE!r} signature (found: {found}); the exporters convert "
-            "that signature. Bring it with `edgefm export --saved-model DIR --signature NAME`."
+            "that signature. Re-create it with `edgefm train`, or bring your model with "
+            "`edgefm export --saved-model DIR --signature NAME`."
         )
     if not recorded.inputs and not recorded.outputs:
         return  # a hand-made manifest that records no signature: the converters find out

@@ -265,7 +265,8 @@ def test_a_crashed_stage_exits_1_and_still_writes_the_report(tmp_path: Path) -> 
     empty = tmp_path / "no-dataset"
     empty.mkdir()
     out = tmp_path / "results"
-    proc = run_suite("--quick", "--skip-train-speed", "--data-dir", str(empty), "--out", str(out), "--json")
+    proc = run_suite("--quick", "--skip-train-speed", "--skip-any-model", "--data-dir", str(empty), "--out", str(out),
+                     "--json")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "end_to_end: CRASHED: `edgefm train --artifacts" in proc.stderr
     printed = json.loads(proc.stdout)
@@ -273,6 +274,7 @@ def test_a_crashed_stage_exits_1_and_still_writes_the_report(tmp_path: Path) -> 
     assert printed["crashed"] == ["end_to_end"] and "exited with status" in printed["end_to_end"]["error"]
     assert printed["inference"] == {"skipped": "the end-to-end run produced no artifacts"}
     assert printed["training"] == {"skipped": "--skip-train-speed"}
+    assert printed["any_model"] == {"skipped": "--skip-any-model"}
     assert {x["status"] for x in printed["targets"]} == {"SKIP"}
     md = (out / "bench.md").read_text(encoding="utf-8")
     assert "CRASHED: `edgefm train" in md and "Crashed stages: end_to_end" in md

@@ -88,15 +88,21 @@ def read_pixels(path: Path, size: tuple[int, int], channels: int) -> tuple[np.nd
     return pixels, original
 
 
+def require_image_files(paths: Sequence[Path]) -> None:
+    """Each path exists and is a file (the first checks of ``_decode``, before any model is loaded)."""
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ImageError(f"Image {path} does not exist. Check the path.")
+        if not path.is_file():
+            raise ImageError(f"{path} is not a file. Pass image files ({_SUPPORTED}).")
+
+
 def _decode(path: Path, draft: tuple[int, int], convert: Callable[[Any], np.ndarray]) -> tuple[np.ndarray, str, tuple[int, int]]:
     """Open, bound, decode and orient an image, then ``convert`` it; every failure an ``ImageError`` naming it."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    if not path.exists():
-        raise ImageError(f"Image {path} does not exist. Check the path.")
-    if not path.is_file():
-        raise ImageError(f"{path} is not a file. Pass image files ({_SUPPORTED}).")
+    require_image_files([path])
     try:
         with warnings.catch_warnings():
             # A huge image is an error here, not a warning on stderr.

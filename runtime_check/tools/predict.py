@@ -310,9 +310,10 @@ def run_arrays(model: Path, inputs: Mapping[str, Path]) -> dict[str, np.ndarray]
 
 def predict(config: PredictConfig) -> PredictResult:
     """Classify ``config.images`` with the configured model; images are read before the model loads."""
-    from edgefm.data.images import load_images
+    from edgefm.data.images import load_images, require_image_files
     from runtime_check.runtimes.registry import runtime_for
 
+    require_image_files(config.images)  # a missing image is named before any model is looked at
     model_path, manifest = resolve_model(config.model, config.artifacts)
     prep = image_preprocessing(model_path, manifest)
     if prep is None and config.model is not None:
