@@ -200,8 +200,15 @@ def cnn_run(baseline: bool, seed: int, epochs: int | None, data_dir: Path | None
 
     kw: dict[str, Any] = {}
     if baseline:
-        # The trainer builds its model by name; this child process swaps in the release-1 network.
+        import dataclasses
+
+        from edgefm.train import config
+
+        # The trainer builds its model by name and reads its optimizer from MODEL_DEFAULTS; this
+        # child process swaps in the release-1 network and its plain SGD without augmentation.
         model_module.build_model = lambda kind, hidden_units, seed: BaselineCNN.build(seed)  # type: ignore[assignment]
+        cnn = config.ModelKind.CNN
+        config.MODEL_DEFAULTS[cnn] = dataclasses.replace(config.MODEL_DEFAULTS[cnn], momentum=0.0, flip=False)
         kw = dict(batch_size=BaselineCNN.BATCH_SIZE, learning_rate=BaselineCNN.LEARNING_RATE, lr_schedule="cosine",
                   hidden_units=BaselineCNN.HIDDEN, jit=False)
         epochs = epochs or BaselineCNN.EPOCHS

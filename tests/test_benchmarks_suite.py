@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from benchmarks.run import TARGETS, check_targets, target_line
+from benchmarks.train_speed import MATMUL_WAYS
 
 from conftest import REPO
 
@@ -99,6 +100,15 @@ def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None
     assert t["speedup_vs_keras_fit"] == pytest.approx(med["keras fit (numpy)"] / med["edgefm graph"], rel=1e-12)
     assert t["speedup_vs_eager"] == pytest.approx(med["edgefm --eager"] / med["edgefm graph"], rel=1e-12)
     assert 0 < t["keras_test_accuracy"] <= 1
+    mm = t["matmul"]  # the MLP's GFLOP/s beside the same matmuls alone, each way measured
+    assert mm["achieved_gflops"] == pytest.approx(mm["flops_per_epoch"] / med["edgefm graph"] / 1e9, rel=1e-12)
+    assert list(mm["seconds"]) == [name for name, _, _ in MATMUL_WAYS] and all(positive(s) for s in mm["seconds"].values())
+    assert mm["limit_gflops"] == max(mm["gflops"].values()) == mm["gflops"][mm["best"]]
+    assert mm["achieved_vs_limit"] == pytest.approx(mm["achieved_gflops"] / mm["limit_gflops"], rel=1e-12)
+    cnn = t["cnn"]  # today's CNN per seed beside the baseline CNN, one epoch each in --quick
+    assert [r["seed"] for r in cnn["runs"]] == [0] and cnn["baseline"]["epochs"] == cnn["runs"][0]["epochs"] == 1
+    assert cnn["baseline"]["batch_size"] == 64 and cnn["parameters"] == cnn["runs"][0]["parameters"] < 100_000
+    assert cnn["time_vs_baseline"] == pytest.approx(cnn["runs"][0]["train_seconds"] / cnn["baseline"]["train_seconds"])
 
 
 @pytest.mark.integration

@@ -45,7 +45,7 @@ from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versio
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
 from edgefm.train.cluster import ClusterSpec
-from edgefm.train.config import LRSchedule, TrainConfig
+from edgefm.train.config import MODEL_DEFAULTS, LRSchedule, TrainConfig
 from edgefm.train.progress import EpochStats, TrainReporter, TrainResult
 
 CURVES_NAME = "training_curves.png"
@@ -53,7 +53,8 @@ STATE_NAME = "state.json"
 
 
 def make_step_runner(
-    model: Any, learning_rate: Any, eager: bool, jit: bool = False, replicas: Any = None
+    model: Any, learning_rate: Any, eager: bool, jit: bool = False, replicas: Any = None,
+    momentum: float = 0.0, velocity: list[Any] | None = None, flips: Any = None,
 ) -> Callable[..., Any]:
     """Return ``run_steps(x, y, idx) -> (loss_sum, correct)``: one SGD step per row of ``idx``.
 
@@ -64,8 +65,12 @@ def make_step_runner(
     MLP's ~75 ms epoch; 64 rows gathered per step cost ~7 ms in all). Images stay uint8
     until the step scales them to [0, 1] (the same float32 division as ``Split.scaled``).
 
-    ``learning_rate`` is a float or a ``tf.Variable`` (for a schedule). The step is
-    plain TensorFlow; it becomes a graph in exactly one place, here.
+    ``learning_rate`` is a float or a ``tf.Variable`` (for a schedule). ``momentum`` > 0:
+    Nesterov momentum, ``velocity`` one variable per trainable variable (checkpointed by
+    the caller). ``flips``: a bool ``tf.Variable [N]`` (set per epoch by the caller); a sample
+    whose flag is set is flipped left-right. The step differentiates ``model.training_logits``
+    (batch statistics for a batch-norm model). The step is plain TensorFlow; it becomes a
+    graph in exactly one place, here.
 
     ``replicas`` (``edgefm.train.replicas``): who shares each global batch ``B``.
     ``None`` is one process, where every hook is the identity or the plain op. With
@@ -82,12 +87,17 @@ def make_step_runner(
 
     def train_step(x: tf.Tensor, y: tf.Tensor, global_batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
-            logits = model(x)
+            logits = model.training_logits(x)
             per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             loss = replicas.mean_loss(per_example, global_batch)
         grads = replicas.sum_gradients(tape.gradient(loss, variables))
-        for v, g in zip(variables, grads):
-            v.assign_sub(lr * g)
+        if momentum:
+            for v, g, m in zip(variables, grads, velocity or []):
+                m.assign(momentum * m + g)
+                v.assign_sub(lr * (g + momentum * m))
+        else:
+            for v, g in zip(variables, grads):
+                v.assign_sub(lr * g)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32))
         return tf.reduce_sum(per_example), correct
 
@@ -101,6 +111,8 @@ def make_step_runner(
         for i in tf.range(tf.shape(idx)[0]):
             rows = replicas.shard(idx[i])
             x, y = tf.gather(x_all, rows), tf.gather(y_all, rows)
+            if flips is not None:
+                x = tf.where(tf.gather(flips, rows)[:, None, None], tf.reverse(x, [2]), x)
             batch_loss, batch_correct = replicas.run(train_step, tf.cast(x, tf.float32) / 255.0, y, global_batch)
             loss_sum += batch_loss
             correct += batch_correct
@@ -258,6 +270,7 @@ class _Run:
     """The model and its checkpointed progress: what each epoch advances and ``--resume`` restores."""
 
     model: Any
+    velocity: list[Any]  # the momentum's tf.Variables, one per trainable variable (none: plain SGD)
     epoch_var: Any  # tf.Variable: completed epochs, saved in the checkpoint with the model
     manager: Any  # tf.train.CheckpointManager: over ckpt_dir on the chief, a private directory elsewhere
     ckpt_dir: Path  # the run's checkpoints (what --resume reads, on every worker)
@@ -290,6 +303,7 @@ class _Stepper:
     steps: int  # full batches per epoch
     rest: int  # samples in the last, smaller batch (0: none)
     chunk: int  # steps per run_steps call
+    flips: Any = None  # tf.Variable bool [N]: which samples this epoch flips (None: no augmentation)
 
     @property
     def batches(self) -> int:
@@ -330,10 +344,14 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     from edgefm.train.model import build_model
 
     ckpt_dir = root / CHECKPOINT_DIRNAME
+    momentum = MODEL_DEFAULTS[cfg.model].momentum
     with replicas.scope():
         model = build_model(cfg.model, cfg.hidden_units, cfg.seed)
+        velocity = [tf.Variable(tf.zeros_like(v), trainable=False, name=f"velocity_{i}")
+                    for i, v in enumerate(model.trainable_variables)] if momentum else []
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-    ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var)
+    # The velocity is part of the run's state: --resume continues the momentum where it stopped.
+    ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var, **({"velocity": velocity} if velocity else {}))
     write_dir = _private_checkpoints(replicas, root) or ckpt_dir
     if write_dir != ckpt_dir:
         shutil.rmtree(write_dir, ignore_errors=True)  # a dead predecessor's private checkpoints
@@ -351,7 +369,7 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     start_epoch = int(epoch_var.numpy())
     if start_epoch >= cfg.epochs and cfg.resume:
         reporter.note(f"checkpoint already has {start_epoch} epochs; nothing to train, re-saving the model")
-    return _Run(model, epoch_var, manager, ckpt_dir, state, history, start_epoch)
+    return _Run(model, velocity, epoch_var, manager, ckpt_dir, state, history, start_epoch)
 
 
 def _as_tensors(tf: Any, train_split: ds.Split, test_split: ds.Split) -> _Tensors:
@@ -364,17 +382,20 @@ def _as_tensors(tf: Any, train_split: ds.Split, test_split: ds.Split) -> _Tensor
     return _Tensors(x_train, y_train, x_test, y_test, y_test_np, len(train_split), len(test_split))
 
 
-def _make_stepper(tf: Any, cfg: TrainConfig, model: Any, data: _Tensors, replicas: Any = None) -> _Stepper:
-    """The step runner and evaluator for ``model``, and the epoch's cut into calls."""
+def _make_stepper(tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, replicas: Any = None) -> _Stepper:
+    """The step runner and evaluator for the run's model, and the epoch's cut into calls."""
     n, bs = data.n_train, cfg.batch_size
     steps = n // bs
     rest = n - steps * bs
+    defaults = MODEL_DEFAULTS[cfg.model]
     lr_var = tf.Variable(cfg.learning_rate, dtype=tf.float32, trainable=False)
-    run_steps = make_step_runner(model, lr_var, cfg.eager, jit=cfg.jit, replicas=replicas)
-    evaluate = make_evaluator(model)
+    flips = tf.Variable(tf.zeros([n], tf.bool), trainable=False) if defaults.flip else None
+    run_steps = make_step_runner(run.model, lr_var, cfg.eager, jit=cfg.jit, replicas=replicas,
+                                 momentum=defaults.momentum, velocity=run.velocity, flips=flips)
+    evaluate = make_evaluator(run.model)
     # XLA compiles once per input shape: with --jit the whole epoch is one call.
     chunk = steps if cfg.jit else max(1, min(cfg.steps_per_call, steps))
-    return _Stepper(run_steps, evaluate, lr_var, bs, steps, rest, chunk)
+    return _Stepper(run_steps, evaluate, lr_var, bs, steps, rest, chunk, flips)
 
 
 def _run_epochs(
@@ -387,7 +408,7 @@ def _run_epochs(
     """
     from edgefm.train.replicas import PEER_ERRORS, lost_peer_error
 
-    stepper = _make_stepper(tf, cfg, run.model, data, replicas)
+    stepper = _make_stepper(tf, cfg, run, data, replicas)
     reporter.start(cfg, n_params=run.model.parameter_count, start_epoch=run.start_epoch,
                    cluster=replicas.describe(cfg.batch_size))
     with interrupts_noted() as seen:
@@ -424,6 +445,8 @@ def _train_epoch(
     t0 = time.perf_counter()
     stepper.lr_var.assign(learning_rate_at(cfg, epoch))
     perm = epoch_permutation(n, cfg.seed, epoch)
+    if stepper.flips is not None:  # a seeded half of the samples, a function of (seed, epoch) like the shuffle
+        stepper.flips.assign(tf.random.stateless_uniform([n], seed=(cfg.seed, 2000 + epoch)) < 0.5)
     batches = tf.reshape(perm[: steps * bs], [steps, bs])  # the step gathers each row's samples
     loss_sum = correct = 0.0
     done = 0
@@ -498,6 +521,8 @@ def _training_record(
         "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate,
         "lr_schedule": cfg.lr_schedule.value,
+        "momentum": MODEL_DEFAULTS[cfg.model].momentum,
+        "flip_augmentation": MODEL_DEFAULTS[cfg.model].flip,
         "seed": cfg.seed,
         "mode": "eager" if cfg.eager else "graph",
         "threads": threads,

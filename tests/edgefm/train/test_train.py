@@ -133,6 +133,22 @@ def test_resume_continues_to_the_same_weights(tmp_path: Path, tiny_data) -> None
         np.testing.assert_allclose(x, y, atol=1e-6)
 
 
+def test_cnn_resume_continues_momentum_and_batch_norm_to_the_same_weights(tmp_path: Path, tiny_data) -> None:
+    """The CNN's run state is more than its weights: the momentum's velocity and the batch norm's moving
+    statistics (what serving uses) are checkpointed too, so a resumed run ends where a straight one does."""
+    data, _ = tiny_data
+    kw = dict(model="cnn", hidden_units=8, batch_size=32)
+    straight = train(_cfg(tmp_path, data, "straight", epochs=3, **kw)).manifest.training
+    train(_cfg(tmp_path, data, "split", epochs=1, **kw))
+    resumed = train(_cfg(tmp_path, data, "split", epochs=3, resume=True, **kw)).manifest.training
+    assert straight["momentum"] == 0.9 and straight["flip_augmentation"] is True
+    names = ("k1", "c1b", "g1", "m1", "v1", "k2", "m2", "v2", "w1", "w2")
+    a, b = (tf.saved_model.load(str(tmp_path / n / "saved_model")) for n in ("straight", "split"))
+    for n in names:
+        np.testing.assert_allclose(getattr(a, n).numpy(), getattr(b, n).numpy(), atol=1e-6, err_msg=n)
+    assert not np.allclose(a.m2.numpy(), 0) and resumed["test_loss"] == pytest.approx(straight["test_loss"], abs=1e-5)
+
+
 def test_xla_and_plain_graph_train_the_same_weights(tmp_path: Path, tiny_data) -> None:
     data, _ = tiny_data
     jit = train(_cfg(tmp_path, data, "jit", jit=True)).manifest.training
