@@ -99,8 +99,9 @@ class CNN(Classifier):
     Batch norm after the pooling (not after the convolution) normalises 4x fewer values
     for the same effect on training: measured on 2 shared cores (issue 20), the batch norm
     on the conv outputs made an epoch ~2.5x slower, after the pooling it costs little; with
-    momentum SGD and flipped images (``MODEL_DEFAULTS``) this net reached 92.03% and 92.07%
-    test accuracy with seeds 0 and 1 (12 epochs; release 1's, without batch norm: ~90.7%).
+    momentum SGD and flipped images (``MODEL_DEFAULTS``) this net, with the default dense layer
+    of 48 (80,650 parameters), reached 92.32% and 92.39% test accuracy with seeds 0 and 1 in 12
+    epochs (release 1's CNN, without batch norm: ~90.6%).
     Training normalises with the batch's statistics (``training_logits``) and keeps moving
     averages, which serving uses. Each batch-norm offset is the bias of its convolution.
     """
@@ -109,7 +110,7 @@ class CNN(Classifier):
     c1, c2 = 16, 32
     bn_momentum, bn_epsilon = 0.9, 1e-3
 
-    def __init__(self, hidden_units: int = 32, seed: int = 0) -> None:
+    def __init__(self, hidden_units: int = 48, seed: int = 0) -> None:
         super().__init__(name="cnn")
         c1, c2 = self.c1, self.c2
         # Glorot fans for a conv kernel: receptive field x channels.

@@ -47,7 +47,9 @@ def test_logits_shape_for_any_batch(kind: ModelKind) -> None:
 
 
 def test_cnn_is_small() -> None:
-    assert CNN(hidden_units=32).parameter_count < 100_000
+    from edgefm.train.config import DEFAULT_HIDDEN_UNITS
+
+    assert CNN(hidden_units=DEFAULT_HIDDEN_UNITS[ModelKind.CNN]).parameter_count == 80_650 <= 100_000
 
 
 def test_savedmodel_serving_signature(tmp_path: Path) -> None:
