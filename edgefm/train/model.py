@@ -153,7 +153,28 @@ class CNN(Classifier):
         return tf.matmul(h, self.w2) + self.b2
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
-        return self._logits(images, training=False)
+        """Serving: the moving statistics, the second batch norm folded into the dense layer.
+
+        The same function as ``_logits(training=False)`` (to float rounding), in fewer ops: the
+        batch norm after the second pooling is a per-channel affine map feeding the dense layer,
+        so it becomes that layer's weights and bias (exactly), and the first one is one multiply
+        and one add. Measured (issue 20): with both batch norms as separate ops, the int8 TFLite
+        model's mean logit error was 0.48 (verify's bound 0.25) and its cosine 0.996 (bound 0.999).
+        """
+        s1 = self.g1 * tf.math.rsqrt(self.v1 + self.bn_epsilon)
+        s2 = self.g2 * tf.math.rsqrt(self.v2 + self.bn_epsilon)
+        # Flattening [7, 7, c2] row-major: feature f belongs to channel f % c2.
+        s2_flat = tf.tile(s2, [7 * 7])
+        o2_flat = tf.tile(self.c2b - self.m2 * s2, [7 * 7])
+        w1 = self.w1 * s2_flat[:, None]
+        b1 = self.b1 + tf.linalg.matvec(self.w1, o2_flat, transpose_a=True)
+        x = tf.reshape(images, [-1, IMAGE_SHAPE[0], IMAGE_SHAPE[1], 1])
+        x = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(x, self.k1, strides=1, padding="SAME")), 2, 2, "VALID")
+        x = x * s1 + (self.c1b - self.m1 * s1)
+        x = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(x, self.k2, strides=1, padding="SAME")), 2, 2, "VALID")
+        x = tf.reshape(x, [-1, 7 * 7 * self.c2])
+        h = tf.nn.relu(tf.matmul(x, w1) + b1)
+        return tf.matmul(h, self.w2) + self.b2
 
     def training_logits(self, images: tf.Tensor) -> tf.Tensor:
         return self._logits(images, training=True)
