@@ -54,7 +54,7 @@ STATE_NAME = "state.json"
 
 def make_step_runner(
     model: Any, learning_rate: Any, eager: bool, jit: bool = False, replicas: Any = None,
-    momentum: float = 0.0, velocity: list[Any] | None = None, flips: Any = None,
+    momentum: float = 0.0, velocity: list[Any] | None = None, flips: Any = None, label_smoothing: float = 0.0,
 ) -> Callable[..., Any]:
     """Return ``run_steps(x, y, idx) -> (loss_sum, correct)``: one SGD step per row of ``idx``.
 
@@ -88,7 +88,12 @@ def make_step_runner(
     def train_step(x: tf.Tensor, y: tf.Tensor, global_batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             logits = model.training_logits(x)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            if label_smoothing:
+                k = tf.cast(tf.shape(logits)[1], tf.float32)
+                targets = tf.one_hot(y, tf.shape(logits)[1]) * (1.0 - label_smoothing) + label_smoothing / k
+                per_example = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+            else:
+                per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             loss = replicas.mean_loss(per_example, global_batch)
         grads = replicas.sum_gradients(tape.gradient(loss, variables))
         if momentum:
@@ -391,7 +396,8 @@ def _make_stepper(tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, replicas
     lr_var = tf.Variable(cfg.learning_rate, dtype=tf.float32, trainable=False)
     flips = tf.Variable(tf.zeros([n], tf.bool), trainable=False) if defaults.flip else None
     run_steps = make_step_runner(run.model, lr_var, cfg.eager, jit=cfg.jit, replicas=replicas,
-                                 momentum=defaults.momentum, velocity=run.velocity, flips=flips)
+                                 momentum=defaults.momentum, velocity=run.velocity, flips=flips,
+                                 label_smoothing=defaults.label_smoothing)
     evaluate = make_evaluator(run.model)
     # XLA compiles once per input shape: with --jit the whole epoch is one call.
     chunk = steps if cfg.jit else max(1, min(cfg.steps_per_call, steps))
@@ -523,6 +529,7 @@ def _training_record(
         "lr_schedule": cfg.lr_schedule.value,
         "momentum": MODEL_DEFAULTS[cfg.model].momentum,
         "flip_augmentation": MODEL_DEFAULTS[cfg.model].flip,
+        "label_smoothing": MODEL_DEFAULTS[cfg.model].label_smoothing,
         "seed": cfg.seed,
         "mode": "eager" if cfg.eager else "graph",
         "threads": threads,
