@@ -26,7 +26,7 @@ from conftest import REPO
 BINDING_ROWS = ["savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"]
 
 
-def run_suite(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_suite(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.run", *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL,
