@@ -33,10 +33,21 @@ class ModelDefaults:
     lr_schedule: LRSchedule = LRSchedule.CONSTANT
     threads: int | None = None  # TensorFlow intra/inter-op threads; None: TF's own choice
     jit: bool = False  # compile the training loop with XLA
+    momentum: float = 0.0  # Nesterov momentum of the SGD update; 0: plain SGD (the reference)
+    flip: bool = False  # augment: each epoch flips a seeded half of the training images left-right
+    label_smoothing: float = 0.0  # the training loss's targets: 1 - e on the label, e / 10 on every class
 
 
-# The MLP defaults are the reference's. The CNN's were measured: constant lr 0.05
-# or 0.1 oscillated around 89-90% test accuracy; a cosine decay settles above 90%.
+# The MLP defaults are the reference's. The CNN's were measured (issue 20, 2 shared cores):
+# release 1's plain SGD lr 0.1, cosine, batch 64, 10 epochs, without batch norm: 90.7%. With batch
+# norm after each pooling (model.py), Nesterov momentum 0.9, lr 0.05 with a cosine decay, batch 128
+# (half the steps: per-step overhead halves), seeded left-right flips, 12 epochs: 92.01% and 91.89%
+# (seeds 0 and 1) with a dense layer of 32 (55k parameters), 92.32% and 92.39% with 48 (81k
+# parameters, +2.5% FLOPs: the default), in 1.34x release 1's training time; with label smoothing
+# 0.1 as well, 92.42% and 92.59%, and its logits are small enough for the quantized exports to
+# pass verify's bounds (without it the dynamic-range TFLite missed them: max logit error 0.54 vs
+# 0.5, mean 0.059 vs 0.05; with it 0.25 and 0.021). Without batch norm the same recipe gave 91.0% in 15 epochs; batch norm on the
+# conv outputs instead of after the pooling, 91.7% in 12 epochs at ~2.5x the time per epoch.
 # Threads, measured on 2 idle cores (s/epoch): the MLP's 64x784x20 ops are too small
 # to split, so one thread beats TF's pool (0.15 vs 0.20); the CNN's convolutions
 # gain from both cores (3.8 vs 4.9). XLA (jit): the MLP's epoch drops from 0.15 to
@@ -44,9 +55,10 @@ class ModelDefaults:
 # 4 s to 118 s, so it stays off there.
 MODEL_DEFAULTS: dict[ModelKind, ModelDefaults] = {
     ModelKind.MLP: ModelDefaults(epochs=5, batch_size=64, learning_rate=0.1, threads=1, jit=True),
-    ModelKind.CNN: ModelDefaults(epochs=10, batch_size=64, learning_rate=0.1, lr_schedule=LRSchedule.COSINE),
+    ModelKind.CNN: ModelDefaults(epochs=12, batch_size=128, learning_rate=0.05, lr_schedule=LRSchedule.COSINE,
+                                 momentum=0.9, flip=True, label_smoothing=0.1),
 }
-DEFAULT_HIDDEN_UNITS = {ModelKind.MLP: 20, ModelKind.CNN: 32}
+DEFAULT_HIDDEN_UNITS = {ModelKind.MLP: 20, ModelKind.CNN: 48}
 
 
 

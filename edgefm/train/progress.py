@@ -66,9 +66,14 @@ class TrainReporter:
         batch = f"batch {cfg.batch_size}" if cluster is None else cluster
         # On a cluster a step is one global batch of the whole cluster: the rate says so.
         self._rate_unit = "batch/s" if cluster is None else "global batch/s, whole cluster"
+        from edgefm.train.config import MODEL_DEFAULTS
+
+        d = MODEL_DEFAULTS[cfg.model]
+        sgd = "SGD" + (f" (Nesterov momentum {d.momentum:g})" if d.momentum else "")
+        flips = ", left-right flips" if d.flip else ""
         self.note(
             f"training {cfg.model.value} ({n_params:,} parameters) for {plural(cfg.epochs, 'epoch')}, {batch}, "
-            f"SGD lr {cfg.learning_rate:g}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} mode{resumed}"
+            f"{sgd} lr {cfg.learning_rate:g}{flips}, seed {cfg.seed}, {'eager' if cfg.eager else 'graph'} mode{resumed}"
         )
 
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:

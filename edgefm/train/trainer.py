@@ -2,9 +2,10 @@
 
 Speed comes from keeping the host out of the loop: the training split lives in
 memory as a tensor, each epoch is shuffled per sample with a stateless (seeded)
-permutation and reshaped to ``[steps, batch, 28, 28]``, and one ``tf.function``
+permutation whose indices are reshaped to ``[steps, batch]``, and one ``tf.function``
 call runs ``steps_per_call`` SGD steps in a ``tf.while_loop`` (autograph's
-``tf.range`` loop), accumulating loss and accuracy as tensors. The host syncs
+``tf.range`` loop), each gathering its batch from the resident split, accumulating
+loss and accuracy as tensors. The host syncs
 once per chunk, only to update the progress line. ``--eager`` runs the very same
 step function without ``tf.function``. Per model (measured, see
 ``edgefm.train.config.MODEL_DEFAULTS``) the MLP runs on one TensorFlow thread with the
@@ -44,7 +45,7 @@ from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versio
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
 from edgefm.train.cluster import ClusterSpec
-from edgefm.train.config import LRSchedule, TrainConfig
+from edgefm.train.config import MODEL_DEFAULTS, LRSchedule, TrainConfig
 from edgefm.train.progress import EpochStats, TrainReporter, TrainResult
 
 CURVES_NAME = "training_curves.png"
@@ -52,15 +53,24 @@ STATE_NAME = "state.json"
 
 
 def make_step_runner(
-    model: Any, learning_rate: Any, eager: bool, jit: bool = False, replicas: Any = None
+    model: Any, learning_rate: Any, eager: bool, jit: bool = False, replicas: Any = None,
+    momentum: float = 0.0, velocity: list[Any] | None = None, flips: Any = None, label_smoothing: float = 0.0,
 ) -> Callable[..., Any]:
-    """Return ``run_steps(xb, yb) -> (loss_sum, correct)`` over uint8 ``xb: [S, B, 28, 28]``.
+    """Return ``run_steps(x, y, idx) -> (loss_sum, correct)``: one SGD step per row of ``idx``.
 
-    Images stay uint8 until the step scales them to [0, 1] (the same float32
-    division as ``Split.scaled``): the per-epoch shuffle then moves 4x fewer bytes.
+    ``x``: uint8 images ``[N, 28, 28]`` and ``y``: int32 labels ``[N]``, the whole split,
+    resident; ``idx``: int32 ``[S, B]``, the sample indices of ``S`` batches of ``B``. Each
+    step gathers its batch inside the loop, so an epoch never copies the split (measured on
+    2 cores: the per-epoch ``tf.gather`` of all 60,000 images plus its slice cost ~15 ms of the
+    MLP's ~75 ms epoch; 64 rows gathered per step cost ~7 ms in all). Images stay uint8
+    until the step scales them to [0, 1] (the same float32 division as ``Split.scaled``).
 
-    ``learning_rate`` is a float or a ``tf.Variable`` (for a schedule). The step is
-    plain TensorFlow; it becomes a graph in exactly one place, here.
+    ``learning_rate`` is a float or a ``tf.Variable`` (for a schedule). ``momentum`` > 0:
+    Nesterov momentum, ``velocity`` one variable per trainable variable (checkpointed by
+    the caller). ``flips``: a bool ``tf.Variable [N]`` (set per epoch by the caller); a sample
+    whose flag is set is flipped left-right. The step differentiates ``model.training_logits``
+    (batch statistics for a batch-norm model). The step is plain TensorFlow; it becomes a
+    graph in exactly one place, here.
 
     ``replicas`` (``edgefm.train.replicas``): who shares each global batch ``B``.
     ``None`` is one process, where every hook is the identity or the plain op. With
@@ -77,22 +87,37 @@ def make_step_runner(
 
     def train_step(x: tf.Tensor, y: tf.Tensor, global_batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
-            logits = model(x)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            logits = model.training_logits(x)
+            if label_smoothing:
+                k = tf.cast(tf.shape(logits)[1], tf.float32)
+                targets = tf.one_hot(y, tf.shape(logits)[1]) * (1.0 - label_smoothing) + label_smoothing / k
+                per_example = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+            else:
+                per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             loss = replicas.mean_loss(per_example, global_batch)
         grads = replicas.sum_gradients(tape.gradient(loss, variables))
-        for v, g in zip(variables, grads):
-            v.assign_sub(lr * g)
+        if momentum:
+            for v, g, m in zip(variables, grads, velocity or []):
+                m.assign(momentum * m + g)
+                v.assign_sub(lr * (g + momentum * m))
+        else:
+            for v, g in zip(variables, grads):
+                v.assign_sub(lr * g)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32))
         return tf.reduce_sum(per_example), correct
 
-    def run_steps(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def run_steps(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0.0)
-        global_batch = tf.shape(yb)[1]
+        global_batch = tf.shape(idx)[1]
         # The loop is around `replicas.run` (strategy.run), never inside it: see edgefm.train.replicas.
-        for i in tf.range(tf.shape(xb)[0]):
-            x, y = replicas.shard(xb[i]), replicas.shard(yb[i])
+        # Each step indexes a whole row of `idx` (`idx[i]`): with XLA a row is a static-size slice;
+        # a flat index vector sliced `[i * B : (i + 1) * B]` made XLA compile for 97 s (measured).
+        for i in tf.range(tf.shape(idx)[0]):
+            rows = replicas.shard(idx[i])
+            x, y = tf.gather(x_all, rows), tf.gather(y_all, rows)
+            if flips is not None:
+                x = tf.where(tf.gather(flips, rows)[:, None, None], tf.reverse(x, [2]), x)
             batch_loss, batch_correct = replicas.run(train_step, tf.cast(x, tf.float32) / 255.0, y, global_batch)
             loss_sum += batch_loss
             correct += batch_correct
@@ -105,10 +130,10 @@ def make_step_runner(
         jit_compile=jit,
         # jit is per model (train/config.py MODEL_DEFAULTS, measured): on for the MLP
         # (0.11 vs 0.15 s/epoch, ~0.7 s to compile), off for the CNN (XLA's CPU
-        # convolutions are ~30x slower). This tf.while_loop over pre-batched
-        # tensors is the shape XLA handles; a tf.range+tf.gather loop took 70 s.
+        # convolutions are ~30x slower).
         input_signature=[
-            tf.TensorSpec([None, None, 28, 28], tf.uint8),
+            tf.TensorSpec([None, 28, 28], tf.uint8),
+            tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None, None], tf.int32),
         ],
     )
@@ -138,8 +163,11 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Any:
     """The per-sample shuffle of one epoch: a function of (seed, epoch) only, so resume replays it."""
     import tensorflow as tf
 
-    keys = tf.random.stateless_uniform([n], seed=(seed, 1000 + epoch))
-    return tf.argsort(keys)
+    # A stateless Fisher-Yates-style shuffle of the indices (TF's documented contract for stateless
+    # ops: the same output for the same seed on CPU, not promised across TF versions). It replaced
+    # an argsort of stateless uniform keys: 0.4 ms vs 5-11 ms per epoch on this 2-core machine,
+    # next to the MLP's ~60 ms epoch (measured, issue 20).
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=(seed, 1000 + epoch))
 
 
 def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
@@ -247,6 +275,7 @@ class _Run:
     """The model and its checkpointed progress: what each epoch advances and ``--resume`` restores."""
 
     model: Any
+    velocity: list[Any]  # the momentum's tf.Variables, one per trainable variable (none: plain SGD)
     epoch_var: Any  # tf.Variable: completed epochs, saved in the checkpoint with the model
     manager: Any  # tf.train.CheckpointManager: over ckpt_dir on the chief, a private directory elsewhere
     ckpt_dir: Path  # the run's checkpoints (what --resume reads, on every worker)
@@ -279,6 +308,7 @@ class _Stepper:
     steps: int  # full batches per epoch
     rest: int  # samples in the last, smaller batch (0: none)
     chunk: int  # steps per run_steps call
+    flips: Any = None  # tf.Variable bool [N]: which samples this epoch flips (None: no augmentation)
 
     @property
     def batches(self) -> int:
@@ -319,10 +349,14 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     from edgefm.train.model import build_model
 
     ckpt_dir = root / CHECKPOINT_DIRNAME
+    momentum = MODEL_DEFAULTS[cfg.model].momentum
     with replicas.scope():
         model = build_model(cfg.model, cfg.hidden_units, cfg.seed)
+        velocity = [tf.Variable(tf.zeros_like(v), trainable=False, name=f"velocity_{i}")
+                    for i, v in enumerate(model.trainable_variables)] if momentum else []
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-    ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var)
+    # The velocity is part of the run's state: --resume continues the momentum where it stopped.
+    ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var, **({"velocity": velocity} if velocity else {}))
     write_dir = _private_checkpoints(replicas, root) or ckpt_dir
     if write_dir != ckpt_dir:
         shutil.rmtree(write_dir, ignore_errors=True)  # a dead predecessor's private checkpoints
@@ -340,7 +374,7 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     start_epoch = int(epoch_var.numpy())
     if start_epoch >= cfg.epochs and cfg.resume:
         reporter.note(f"checkpoint already has {start_epoch} epochs; nothing to train, re-saving the model")
-    return _Run(model, epoch_var, manager, ckpt_dir, state, history, start_epoch)
+    return _Run(model, velocity, epoch_var, manager, ckpt_dir, state, history, start_epoch)
 
 
 def _as_tensors(tf: Any, train_split: ds.Split, test_split: ds.Split) -> _Tensors:
@@ -353,17 +387,21 @@ def _as_tensors(tf: Any, train_split: ds.Split, test_split: ds.Split) -> _Tensor
     return _Tensors(x_train, y_train, x_test, y_test, y_test_np, len(train_split), len(test_split))
 
 
-def _make_stepper(tf: Any, cfg: TrainConfig, model: Any, data: _Tensors, replicas: Any = None) -> _Stepper:
-    """The step runner and evaluator for ``model``, and the epoch's cut into calls."""
+def _make_stepper(tf: Any, cfg: TrainConfig, run: _Run, data: _Tensors, replicas: Any = None) -> _Stepper:
+    """The step runner and evaluator for the run's model, and the epoch's cut into calls."""
     n, bs = data.n_train, cfg.batch_size
     steps = n // bs
     rest = n - steps * bs
+    defaults = MODEL_DEFAULTS[cfg.model]
     lr_var = tf.Variable(cfg.learning_rate, dtype=tf.float32, trainable=False)
-    run_steps = make_step_runner(model, lr_var, cfg.eager, jit=cfg.jit, replicas=replicas)
-    evaluate = make_evaluator(model)
+    flips = tf.Variable(tf.zeros([n], tf.bool), trainable=False) if defaults.flip else None
+    run_steps = make_step_runner(run.model, lr_var, cfg.eager, jit=cfg.jit, replicas=replicas,
+                                 momentum=defaults.momentum, velocity=run.velocity, flips=flips,
+                                 label_smoothing=defaults.label_smoothing)
+    evaluate = make_evaluator(run.model)
     # XLA compiles once per input shape: with --jit the whole epoch is one call.
     chunk = steps if cfg.jit else max(1, min(cfg.steps_per_call, steps))
-    return _Stepper(run_steps, evaluate, lr_var, bs, steps, rest, chunk)
+    return _Stepper(run_steps, evaluate, lr_var, bs, steps, rest, chunk, flips)
 
 
 def _run_epochs(
@@ -376,7 +414,7 @@ def _run_epochs(
     """
     from edgefm.train.replicas import PEER_ERRORS, lost_peer_error
 
-    stepper = _make_stepper(tf, cfg, run.model, data, replicas)
+    stepper = _make_stepper(tf, cfg, run, data, replicas)
     reporter.start(cfg, n_params=run.model.parameter_count, start_epoch=run.start_epoch,
                    cluster=replicas.describe(cfg.batch_size))
     with interrupts_noted() as seen:
@@ -413,20 +451,20 @@ def _train_epoch(
     t0 = time.perf_counter()
     stepper.lr_var.assign(learning_rate_at(cfg, epoch))
     perm = epoch_permutation(n, cfg.seed, epoch)
-    xs, ys = tf.gather(data.x_train, perm), tf.gather(data.y_train, perm)
-    xb = tf.reshape(xs[: steps * bs], [steps, bs, 28, 28])
-    yb = tf.reshape(ys[: steps * bs], [steps, bs])
+    if stepper.flips is not None:  # a seeded half of the samples, a function of (seed, epoch) like the shuffle
+        stepper.flips.assign(tf.random.stateless_uniform([n], seed=(cfg.seed, 2000 + epoch)) < 0.5)
+    batches = tf.reshape(perm[: steps * bs], [steps, bs])  # the step gathers each row's samples
     loss_sum = correct = 0.0
     done = 0
     reporter.epoch_start(epoch + 1, cfg.epochs, stepper.batches)
     for s in range(0, steps, chunk):
-        chunk_loss, chunk_correct = run_steps(xb[s : s + chunk], yb[s : s + chunk])
+        chunk_loss, chunk_correct = run_steps(data.x_train, data.y_train, batches[s : s + chunk])
         loss_sum += float(chunk_loss)  # the one host sync per chunk, for the progress line
         correct += float(chunk_correct)
         done += min(chunk, steps - s)
         reporter.epoch_progress(done, loss_sum / (done * bs), correct / (done * bs), time.perf_counter() - t0)
     if stepper.rest:  # the last, smaller batch (what a batched tf.data pipeline gives)
-        chunk_loss, chunk_correct = run_steps(xs[None, steps * bs :], ys[None, steps * bs :])
+        chunk_loss, chunk_correct = run_steps(data.x_train, data.y_train, perm[None, steps * bs :])
         loss_sum += float(chunk_loss)
         correct += float(chunk_correct)
     seconds = time.perf_counter() - t0
@@ -489,6 +527,9 @@ def _training_record(
         "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate,
         "lr_schedule": cfg.lr_schedule.value,
+        "momentum": MODEL_DEFAULTS[cfg.model].momentum,
+        "flip_augmentation": MODEL_DEFAULTS[cfg.model].flip,
+        "label_smoothing": MODEL_DEFAULTS[cfg.model].label_smoothing,
         "seed": cfg.seed,
         "mode": "eager" if cfg.eager else "graph",
         "threads": threads,

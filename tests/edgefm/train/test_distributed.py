@@ -183,6 +183,18 @@ def _common(data: Path, root: Path) -> list[str]:
             "--no-verify", "--artifacts", str(root), "-q"]
 
 
+def test_the_cnn_trains_on_two_workers(tmp_path: Path, data: Path) -> None:
+    """Momentum (a velocity per mirrored variable) and batch norm (moving statistics assigned inside
+    strategy.run) work on MWMS. Each worker normalises its own share of the batch, so the CNN is
+    close to, not the same as, the one-process model (README); what is checked is that it trains."""
+    result = train(_cfg(tmp_path / "cnn", data, model="cnn", epochs=2, workers=2))
+    t = result.manifest.training
+    assert t["cluster"]["workers"] == 2 and t["momentum"] == 0.9 and len(result.history) == 2
+    assert t["test_accuracy"] > 0.5, t  # the synthetic classes are separable
+    saved = tf.saved_model.load(str(tmp_path / "cnn" / "saved_model"))
+    assert np.abs(saved.m2.numpy()).max() > 0 and np.all(saved.v2.numpy() > 0)
+
+
 def test_a_peer_that_never_comes_up_is_named_within_the_timeout(tmp_path: Path, data: Path) -> None:
     addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
     root = tmp_path / "alone"

@@ -46,8 +46,21 @@ def test_logits_shape_for_any_batch(kind: ModelKind) -> None:
         assert m(tf.zeros([n, 28, 28])).shape == (n, 10)
 
 
+def test_cnn_serving_folds_batch_norm_into_the_same_function() -> None:
+    m = CNN(hidden_units=8, seed=1)
+    rng = np.random.default_rng(0)
+    for v in (m.m1, m.m2, m.c1b, m.c2b):
+        v.assign(rng.normal(size=v.shape).astype(np.float32) * 0.1)
+    for v in (m.v1, m.v2, m.g1, m.g2):
+        v.assign(rng.uniform(0.5, 2.0, size=v.shape).astype(np.float32))
+    x = tf.constant(rng.random((5, 28, 28), dtype=np.float32))
+    np.testing.assert_allclose(m(x).numpy(), m._logits(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_cnn_is_small() -> None:
-    assert CNN(hidden_units=32).parameter_count < 100_000
+    from edgefm.train.config import DEFAULT_HIDDEN_UNITS
+
+    assert CNN(hidden_units=DEFAULT_HIDDEN_UNITS[ModelKind.CNN]).parameter_count == 80_650 <= 100_000
 
 
 def test_savedmodel_serving_signature(tmp_path: Path) -> None:

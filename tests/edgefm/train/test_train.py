@@ -52,7 +52,7 @@ def test_one_step_matches_the_hand_computed_gradient(eager: bool) -> None:
     before = [v.numpy().astype(np.float64) for v in (m.w1, m.b1, m.w2, m.b2)]
     expected = _numpy_sgd_step(*before, x, y, lr=0.1)
     run = make_step_runner(m, 0.1, eager=eager)
-    loss_sum, correct = run(tf.constant(x_u8[None]), tf.constant(y[None]))
+    loss_sum, correct = run(tf.constant(x_u8), tf.constant(y), tf.constant([[2, 0, 5, 1, 4, 3]], tf.int32))
     for got, want in zip((m.w1, m.b1, m.w2, m.b2), expected):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
     assert 0 <= float(correct) <= 6 and float(loss_sum) > 0
@@ -131,6 +131,22 @@ def test_resume_continues_to_the_same_weights(tmp_path: Path, tiny_data) -> None
     assert resumed["resumed_from_epoch"] == 1 and len(resumed["history"]) == 3
     for x, y in zip(_weights(tmp_path / "straight"), _weights(tmp_path / "split")):
         np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+def test_cnn_resume_continues_momentum_and_batch_norm_to_the_same_weights(tmp_path: Path, tiny_data) -> None:
+    """The CNN's run state is more than its weights: the momentum's velocity and the batch norm's moving
+    statistics (what serving uses) are checkpointed too, so a resumed run ends where a straight one does."""
+    data, _ = tiny_data
+    kw = dict(model="cnn", hidden_units=8, batch_size=32)
+    straight = train(_cfg(tmp_path, data, "straight", epochs=3, **kw)).manifest.training
+    train(_cfg(tmp_path, data, "split", epochs=1, **kw))
+    resumed = train(_cfg(tmp_path, data, "split", epochs=3, resume=True, **kw)).manifest.training
+    assert straight["momentum"] == 0.9 and straight["flip_augmentation"] is True and straight["label_smoothing"] == 0.1
+    names = ("k1", "c1b", "g1", "m1", "v1", "k2", "m2", "v2", "w1", "w2")
+    a, b = (tf.saved_model.load(str(tmp_path / n / "saved_model")) for n in ("straight", "split"))
+    for n in names:
+        np.testing.assert_allclose(getattr(a, n).numpy(), getattr(b, n).numpy(), atol=1e-6, err_msg=n)
+    assert not np.allclose(a.m2.numpy(), 0) and resumed["test_loss"] == pytest.approx(straight["test_loss"], abs=1e-5)
 
 
 def test_xla_and_plain_graph_train_the_same_weights(tmp_path: Path, tiny_data) -> None:
