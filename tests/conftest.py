@@ -102,3 +102,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
         stdin=subprocess.DEVNULL,
         cwd=REPO,
     )
+
+
+def read_terminal(master: int) -> bytes:
+    """Everything a child wrote to the pseudo-terminal whose master end is ``master``, until it closed; closes it."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return b"".join(chunks)

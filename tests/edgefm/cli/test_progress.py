@@ -16,7 +16,7 @@ import pytest
 from edgefm.core.progress import LineProgress, format_seconds, plural
 from edgefm.train.progress import EpochStats, TrainReporter
 
-from conftest import REPO, run_cli
+from conftest import REPO, read_terminal, run_cli
 
 STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 
@@ -136,19 +136,10 @@ def test_train_on_a_tty_draws_a_live_line(tiny_data_session: tuple[Path, dict[st
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env, cwd=REPO,
     )
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
+    written = read_terminal(master)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0
-    tty = b"".join(chunks).decode("utf-8", "replace")
+    tty = written.decode("utf-8", "replace")
     assert "\x1b[?25l" in tty and "\x1b[?25h" in tty  # rich's live display hides the cursor, then restores it
     assert "epoch 1/2" in tty and "\r" in tty
     assert not re.search(r"\x1b\[[0-9;]*3\dm", tty)  # NO_COLOR: no foreground colours

@@ -17,7 +17,7 @@ import pytest
 from edgefm.core.errors import DatasetError
 from edgefm.data import fashion_mnist as ds
 
-from conftest import REPO, make_idx_dir, run_cli
+from conftest import REPO, make_idx_dir, read_terminal, run_cli
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -190,18 +190,9 @@ def test_cli_fetch_on_a_terminal_draws_the_live_line(tmp_path: Path, server) -> 
                              "--mirror", url, "--retries", "1"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env, cwd=REPO)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
+    written = read_terminal(master)
     proc.communicate(timeout=120)
-    tty = b"".join(chunks).decode("utf-8", "replace")
+    tty = written.decode("utf-8", "replace")
     assert proc.returncode == 1 and "Checksum mismatch" in tty  # the synthetic files fail the official sha256
     assert "\x1b[?25l" in tty and "\x1b[?25h" in tty  # rich's live display hid the cursor, then restored it
     assert "train-images-idx3-ubyte.gz: 0.0 MB from 127.0.0.1:" in tty and not re.search(r"\d\d:\d\d:\d\d ", tty)
