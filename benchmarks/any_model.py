@@ -5,7 +5,8 @@ download) at two input sizes, 32x32 and 64x64 RGB, trained briefly on Fashion-MN
 (padded to 32x32, repeated to three channels; 64x64 by pixel doubling) so its
 outputs mean something, then brought with ``export --keras`` and exported to every
 variant (int8 calibrated on 256 training images) and verified on test images with
-their labels, through the library API (the same code as the CLI). Users see how
+their labels, each by the real CLI in a subprocess (as a user runs them; the
+benchmarks never import ``export`` and ``runtime_check`` together). Users see how
 export and verify cost grows with the input size and what each variant keeps.
 
 BatchNormalization momentum is lowered to 0.9 for the short fit: with Keras's 0.99
@@ -33,14 +34,17 @@ def _images(split: Any, size: int) -> np.ndarray:
 
 
 def measure_size(size: int, *, train_images: int, test_images: int, epochs: int, data_dir: Path | None) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
     import keras
 
     from edgefm.data.fashion_mnist import load_split
-    from export.bring import BringConfig, bring
-    from export.config import ExportConfig
-    from export.pipeline import run_export
-    from runtime_check.verify.check import run_check
-    from runtime_check.verify.config import CheckConfig
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "edgefm.cli", *args], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=1800)
 
     train, test = load_split("train", data_dir), load_split("test", data_dir)
     xtr, ytr = _images(train, size)[:train_images], train.labels[:train_images]
@@ -64,26 +68,32 @@ def measure_size(size: int, *, train_images: int, test_images: int, epochs: int,
         np.save(root / "labels.npy", yte)
         art = root / "artifacts"
         t0 = time.perf_counter()
-        bring(BringConfig(source=root / "model.keras", artifacts=art, keras=True))
-        exported = run_export(ExportConfig(artifacts=art, data=str(root / "calibration.npz"), calibration_samples=256,
-                                           keep_going=True))
+        exported = cli("export", "--keras", str(root / "model.keras"), "--artifacts", str(art), "--data",
+                       str(root / "calibration.npz"), "--calibration-samples", "256", "--keep-going", "--json")
         export_s = time.perf_counter() - t0
+        if exported.returncode not in (0, 1) or not exported.stdout.strip():
+            raise RuntimeError(f"edgefm export exited {exported.returncode}: {exported.stderr.strip()[-500:]}")
+        failed_to_convert = json.loads(exported.stdout).get("failed", {})
         t0 = time.perf_counter()
-        report = run_check(CheckConfig(artifacts=art, data=str(root / "test.npz"), labels_data=root / "labels.npy"))
+        verified = cli("verify", "--artifacts", str(art), "--data", str(root / "test.npz"), "--labels-data",
+                       str(root / "labels.npy"), "--no-html", "--json")
         verify_s = time.perf_counter() - t0
+        if verified.returncode not in (0, 1) or not verified.stdout.strip():
+            raise RuntimeError(f"edgefm verify exited {verified.returncode}: {verified.stderr.strip()[-500:]}")
+        report = json.loads(verified.stdout)
     rows = []
-    for a in report.artifacts:
-        by = {m.name: m for m in a.metrics}
+    for name, a in report["artifacts"].items():
+        metrics = a["metrics"]
         rows.append({
-            "name": a.name, "bytes": report.sizes.get(a.name), "passed": a.passed, "error": a.error,
-            **{k: (by[k].value if k in by else None)
+            "name": name, "bytes": a.get("bytes"), "passed": a["passed"], "error": a.get("error"),
+            **{k: (metrics[k]["value"] if k in metrics else None)
                for k in ("top1_agreement", "cosine", "max_rel_error", "snr_db", "accuracy", "accuracy_drop")},
-            "failed": [m.name for m in a.failures],
+            "failed": [k for k, m in metrics.items() if not m["passed"]],
         })
     return {
         "size": size, "parameters": int(net.count_params()), "fit_seconds": fit_s, "export_seconds": export_s,
-        "verify_seconds": verify_s, "reference_accuracy": report.reference.get("accuracy"),
-        "inputs": test_images, "failed_to_convert": {f.name: f.message for f in exported.failed}, "rows": rows,
+        "verify_seconds": verify_s, "reference_accuracy": report["reference"].get("accuracy"),
+        "inputs": test_images, "failed_to_convert": failed_to_convert, "rows": rows,
     }
 
 
