@@ -1,0 +1,214 @@
+"""``explain(root, manifest, names, data)``: per artifact, every matched tensor against TensorFlow, in graph order.
+
+Order of work per artifact: tap TensorFlow and the artifact (``graphs``), pair their
+tensors (``match``), feed both the same first ``rows`` verify inputs batch by batch and
+reduce each pair to ``TensorStats``; then the first tensor out of its variant's bound
+(``SNR_BOUNDS_DB``, and ``LSB_BOUND`` for quantized tensors) is where the export parts from
+TensorFlow. The record (``Explanation.to_dict``) goes under the artifact in
+verify-report.json; ``format_explanation`` renders it for the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
+from edgefm.core.errors import EdgefmError
+from edgefm.core.fileio import atomic_write_json
+from edgefm.core.manifest import Artifact, Manifest
+from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap
+from runtime_check.explain.match import Matching, match
+from runtime_check.explain.stats import TensorStats
+
+#: lowest SNR (dB) of a healthy tensor, per quantization of the artifact. float32 round-off
+#: leaves > 120 dB on the tiny MLP (one op order against another: 1e-6 relative error is 120 dB);
+#: float16 keeps ~11 bits (~66 dB per op, less after accumulation); dynamic-range int8 weights
+#: and full int8 keep ~8 bits (~48 dB per tensor, ~25-35 dB after a few layers).
+SNR_BOUNDS_DB: dict[str, float] = {"none": 80.0, "float16": 40.0, "dynamic": 20.0, "int8": 12.0}
+#: rmse in quantization steps above which a quantized tensor is flagged (QuantizationDebugger's flag). Informational:
+#: the steps are counted against TF's float tensor, so they accumulate along the graph (0.64 on a healthy
+#: 2-layer MLP's int8 ONNX ReLU); judging by them would flag healthy deep int8 models. Judged: SNR.
+LSB_BOUND = 0.7
+#: default verify inputs explained per artifact, and their batch
+ROWS = 64
+BATCH = 32
+
+
+@dataclass
+class TensorRecord:
+    tf: str
+    candidate: str
+    method: str
+    stats: TensorStats
+    quantized: bool
+    passed: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "tf": self.tf, "candidate": self.candidate, "matched_by": self.method,
+            "max_abs_error": _num(s.max_abs), "cosine": _num(s.cosine), "snr_db": _num(s.snr_db),
+            "rmse_lsb": _num(s.rmse_lsb), "max_error_lsb": _num(s.max_lsb), "nonfinite": s.nonfinite,
+            "quantized": self.quantized,
+            "lsb_flag": bool(self.quantized and (s.rmse_lsb or 0) > LSB_BOUND), "passed": self.passed,
+        }
+
+
+@dataclass
+class Explanation:
+    name: str
+    path: str
+    quantization: str
+    rows: int
+    snr_bound_db: float
+    tensors: list[TensorRecord] = field(default_factory=list)
+    fused_away: list[str] = field(default_factory=list)
+    unmatched: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def first_divergent(self) -> TensorRecord | None:
+        return next((t for t in self.tensors if not t.passed), None)
+
+    def worst(self, n: int) -> list[TensorRecord]:
+        return sorted(self.tensors, key=lambda t: t.stats.snr_db)[:n]
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_divergent
+        return {
+            "path": self.path, "quantization": self.quantization, "rows": self.rows,
+            "bounds": {"snr_db": self.snr_bound_db, "rmse_lsb_flag": LSB_BOUND},
+            "first_divergent": None if first is None else first.to_dict(),
+            "tensors": [t.to_dict() for t in self.tensors],
+            "fused_away": self.fused_away, "unmatched": self.unmatched,
+            "seconds": round(self.seconds, 3), "error": self.error,
+        }
+
+
+def _num(v: float | None) -> float | str | None:
+    if v is None:
+        return None
+    return float(v) if math.isfinite(v) else str(v)
+
+
+def open_tap(path: Path, fmt: str) -> tuple[Tap, dict[str, str]]:
+    """The artifact's tap and each tapped tensor's name in the file."""
+    if fmt == TFLITE_FORMAT:
+        tap = LiteRTTap(path)
+        return tap, {k: tap.tensor_name(k) for k in tap.nodes}
+    if fmt == ONNX_FORMAT:
+        tap = OnnxTap(path)
+        return tap, {k: k for k in tap.nodes}
+    raise EdgefmError(f"--explain: {path} is a {fmt} artifact; only .tflite and .onnx files can be explained.")
+
+
+def _rows(batches: Iterable[Mapping[str, np.ndarray]], rows: int) -> Iterable[dict[str, np.ndarray]]:
+    seen = 0
+    for batch in batches:
+        if seen >= rows:
+            return
+        take = min(rows - seen, len(next(iter(batch.values()))))
+        yield {k: np.asarray(v[:take]) for k, v in batch.items()}
+        seen += take
+
+
+def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, data: Any,
+                     rows: int = ROWS, batch: int = BATCH) -> Explanation:
+    """Every matched tensor of one artifact against TensorFlow on the first ``rows`` inputs of ``data``."""
+    t0 = time.perf_counter()
+    bound = SNR_BOUNDS_DB.get(art.quantization, SNR_BOUNDS_DB["int8"])
+    out = Explanation(name, art.path, art.quantization, 0, bound)
+    try:
+        cand, names = open_tap(root / art.path, art.format)
+        matching: Matching = match(tf, cand, names)
+        stats = {p.candidate: TensorStats(scale=(q[0] if (q := cand.nodes[p.candidate].quant) else None))
+                 for p in matching.pairs}
+        for feeds in _rows(data.batches(batch), rows):
+            ref = tf.run(feeds)
+            got = cand.run(feeds)
+            out.rows += len(next(iter(feeds.values())))
+            for p in matching.pairs:
+                r, g = ref.get(p.tf), got.get(p.candidate)
+                if r is None or g is None:
+                    continue
+                node = cand.nodes[p.candidate]
+                if node.quant is not None and g.dtype.kind in "iu":
+                    g = (g.astype(np.float64) - node.quant[1]) * node.quant[0]
+                if np.shape(r) != np.shape(g):
+                    if np.size(r) != np.size(g):
+                        matching.unmatched[p.candidate_name] = f"shape {list(np.shape(g))} vs TF {list(np.shape(r))}"
+                        stats.pop(p.candidate, None)
+                        continue
+                    g = np.reshape(g, np.shape(r))  # e.g. a TFLite [N, 1, C] against TF [N, C]
+                if p.candidate in stats:
+                    stats[p.candidate].add(r, g)
+        for p in matching.pairs:
+            if p.candidate not in stats:
+                continue
+            s = stats[p.candidate]
+            quantized = s.scale is not None
+            ok = s.nonfinite == 0 and s.snr_db >= bound
+            out.tensors.append(TensorRecord(p.tf, p.candidate_name, p.method, s, quantized, ok))
+        out.fused_away, out.unmatched = matching.unmatched_tf, matching.unmatched_candidate
+        cand.close()
+    except EdgefmError as e:
+        out.error = str(e)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def explain(root: Path, manifest: Manifest, names: Iterable[str], data: Any, rows: int = ROWS,
+            batch: int = BATCH) -> dict[str, Explanation]:
+    """``explain_artifact`` of each named artifact; TensorFlow is tapped once for all."""
+    _, ref = manifest.savedmodel(root)
+    tf = TensorFlowTap(root / ref.path)
+    arts = manifest.deployable()
+    return {n: explain_artifact(tf, root, n, arts[n], data, rows, batch) for n in names}
+
+
+def add_to_report(report_path: Path, explanations: Mapping[str, Explanation]) -> None:
+    """Write each record under its artifact (``artifacts.NAME.explain``) of the JSON report, atomically."""
+    import json
+
+    doc = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    for name, ex in explanations.items():
+        doc.setdefault("artifacts", {}).setdefault(name, {})["explain"] = ex.to_dict()
+    atomic_write_json(Path(report_path), doc)
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if math.isfinite(v) else ("exact" if v > 0 else str(v))
+
+
+def format_explanation(ex: Explanation, worst: int = 5, width: int = 100) -> str:
+    """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away."""
+    lines = [f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow on "
+             f"{ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)"]
+    if ex.error:
+        return "\n".join([*lines, f"  could not explain: {ex.error}"])
+    first = ex.first_divergent
+    if first is None:
+        lines.append("  no tensor out of bounds: the export follows TensorFlow layer by layer")
+    else:
+        lines.append(f"  first divergent: {first.tf} (as {first.candidate}, matched by {first.method}): "
+                     f"SNR {_fmt(first.stats.snr_db, '.1f')} dB, max abs error {first.stats.max_abs:.3g}")
+    head = f"  {'TF tensor':<44} {'SNR dB':>8} {'cosine':>9} {'max err':>9} {'rmse LSB':>8}  matched by"
+    lines.append(head)
+    for t in ex.worst(worst):
+        s = t.stats
+        mark = "" if t.passed else "  << out of bounds"
+        lines.append(f"  {t.tf[-44:]:<44} {_fmt(s.snr_db, '8.1f'):>8} {s.cosine:9.6f} {s.max_abs:9.3g} "
+                     f"{_fmt(s.rmse_lsb, '8.2f'):>8}  {t.method[:30]}{mark}")
+    if ex.fused_away:
+        lines.append(f"  without a counterpart (fused away): {', '.join(ex.fused_away)}"[:width * 3])
+    return "\n".join(lines)
