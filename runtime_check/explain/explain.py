@@ -190,7 +190,7 @@ def _fmt(v: float | None, spec: str) -> str:
     return format(v, spec) if math.isfinite(v) else ("exact" if v > 0 else str(v))
 
 
-def format_explanation(ex: Explanation, worst: int = 5, width: int = 100) -> str:
+def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None) -> str:
     """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away."""
     lines = [f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow on "
              f"{ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)"]
@@ -202,13 +202,46 @@ def format_explanation(ex: Explanation, worst: int = 5, width: int = 100) -> str
     else:
         lines.append(f"  first divergent: {first.tf} (as {first.candidate}, matched by {first.method}): "
                      f"SNR {_fmt(first.stats.snr_db, '.1f')} dB, max abs error {first.stats.max_abs:.3g}")
-    head = f"  {'TF tensor':<44} {'SNR dB':>8} {'cosine':>9} {'max err':>9} {'rmse LSB':>8}  matched by"
+    tf_w = 44 if width is None else max(24, min(60, width - 56))
+    head = f"  {'TF tensor':<{tf_w}} {'SNR dB':>8} {'cosine':>9} {'max err':>9} {'rmse LSB':>8}  matched by"
     lines.append(head)
     for t in ex.worst(worst):
         s = t.stats
         mark = "" if t.passed else "  << out of bounds"
-        lines.append(f"  {t.tf[-44:]:<44} {_fmt(s.snr_db, '8.1f'):>8} {s.cosine:9.6f} {s.max_abs:9.3g} "
+        lines.append(f"  {t.tf[-tf_w:]:<{tf_w}} {_fmt(s.snr_db, '8.1f'):>8} {s.cosine:9.6f} {s.max_abs:9.3g} "
                      f"{_fmt(s.rmse_lsb, '8.2f'):>8}  {t.method[:30]}{mark}")
     if ex.fused_away:
-        lines.append(f"  without a counterpart (fused away): {', '.join(ex.fused_away)}"[:width * 3])
+        lines.append(f"  without a counterpart (fused away): {', '.join(ex.fused_away)}")
     return "\n".join(lines)
+
+
+def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = ROWS) -> dict[str, Explanation]:
+    """What ``edgefm verify --explain [NAME ...]`` does after ``check``: explain the named artifacts (default:
+    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the JSON report.
+
+    ``cfg``: the ``CheckConfig`` verify ran with; ``report``: its ``ParityReport`` (written).
+    """
+    from edgefm.core.errors import UsageError
+    from runtime_check.verify.check import NATIVE_SUFFIX, load_inputs
+
+    if cfg.reference is not None:
+        raise UsageError("--explain needs an artifacts directory with a manifest (not --reference/--model): it "
+                         "taps the SavedModel and the artifacts the manifest records.")
+    root = Path(cfg.artifacts)
+    manifest = Manifest.load(root)
+    deployable = manifest.deployable()
+    wanted = list(dict.fromkeys(n.strip() for group in names for n in group.split(",") if n.strip()))
+    unknown = [n for n in wanted if n not in deployable]
+    if unknown:
+        raise UsageError(f"--explain: unknown artifact name{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}; the manifest in {root} has: {', '.join(deployable)}.")
+    if not wanted:  # every artifact that failed (a native runner's failure explains its file)
+        wanted = list(dict.fromkeys(a.name.removesuffix(NATIVE_SUFFIX) for a in report.artifacts if not a.passed))
+        wanted = [n for n in wanted if n in deployable]
+    if not wanted:
+        return {}
+    data = load_inputs(cfg, manifest)
+    explanations = explain(root, manifest, wanted, data, rows=rows)
+    if report.path is not None:
+        add_to_report(report.path, explanations)
+    return explanations
