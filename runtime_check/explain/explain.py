@@ -142,6 +142,8 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
                 node = cand.nodes[p.candidate]
                 if node.quant is not None and g.dtype.kind in "iu":
                     g = (g.astype(np.float64) - node.quant[1]) * node.quant[0]
+                if p.perm is not None:
+                    g = np.transpose(g, p.perm)
                 if np.shape(r) != np.shape(g):
                     if np.size(r) != np.size(g):
                         matching.unmatched[p.candidate_name] = f"shape {list(np.shape(g))} vs TF {list(np.shape(r))}"

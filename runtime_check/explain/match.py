@@ -32,6 +32,8 @@ class Pair:
     candidate: str
     candidate_name: str  # the tensor's name in the candidate file
     method: str
+    #: axes that bring the candidate's value into TF's layout (tf2onnx computes convolutions channels-first)
+    perm: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -45,6 +47,29 @@ class Matching:
 
 def _compatible(a: list[int], b: list[int]) -> bool:
     return len(a) == len(b) and all(x == y or x < 0 or y < 0 for x, y in zip(a, b))
+
+
+def _to_channels_last(rank: int) -> tuple[int, ...]:
+    """N, C, spatial... -> N, spatial..., C."""
+    return (0, *range(2, rank), 1)
+
+
+def _layout(tf_shape: list[int], cand_shape: list[int]) -> tuple[int, ...] | None | str:
+    """``None``: same layout; a permutation: the candidate is channels-first (tf2onnx keeps the TF name on the
+    NCHW tensor, measured on a Keras CNN with tf2onnx 1.17); ``"ambiguous"``: both fit (e.g. [N, 6, 6, 6]);
+    ``"no"``: neither."""
+    direct = _compatible(tf_shape, cand_shape)
+    perm = _to_channels_last(len(cand_shape)) if len(cand_shape) >= 3 else None
+    moved = perm is not None and _compatible(tf_shape, [cand_shape[i] for i in perm])
+    if direct and moved and list(perm) != list(range(len(cand_shape))):
+        known = all(d >= 0 for d in cand_shape[1:])
+        return "ambiguous" if known and len(set(cand_shape[1:])) == 1 or not known else None
+    if direct:
+        return None
+    if moved:
+        return perm
+    # a dimension of 1 more or less (tf2onnx's ReduceMean keeps dims before a Squeeze): compared reshaped
+    return None if _compatible([d for d in tf_shape if d != 1], [d for d in cand_shape if d != 1]) else "no"
 
 
 def _reach(start: set[str], edges: dict[str, list[str]]) -> set[str]:
@@ -66,6 +91,7 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
         by_key.setdefault(name_key(n), []).append(n)
     by_sig = {node.signature: n for n, node in layers.items() if node.signature}
     found: dict[str, tuple[str, str]] = {}  # candidate -> (tf, method)
+    perms: dict[str, tuple[int, ...]] = {}
     unmatched: dict[str, str] = {}
     consumers = cand.consumers()
 
@@ -76,12 +102,21 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
             continue
         if not node.inputs:
             continue  # computed from constants only (a float16 weight's DEQUANTIZE may carry the op's name)
-        hits = [t for part in names[c].split(";") for t in by_key.get(name_key(part), [])
-                if _compatible(layers[t].shape, node.shape)]
+        hits = [t for part in names[c].split(";") for t in by_key.get(name_key(part), [])]
         unique = [t for t in dict.fromkeys(hits) if len(by_key[name_key(t)]) == 1]
         if unique:
             last = max(unique, key=lambda t: layers[t].order)
-            found[c] = (last, "name" if len(unique) == 1 else f"name (fused {names[c]}: its last op)")
+            layout = _layout(layers[last].shape, node.shape)
+            if layout in ("no", "ambiguous"):
+                unmatched[c] = (f"named after {last} but its shape {node.shape} is TF's {layers[last].shape} in an "
+                                "ambiguous layout" if layout == "ambiguous" else
+                                f"named after {last} but of shape {node.shape}, TF's is {layers[last].shape}")
+                continue
+            how = "name" if len(unique) == 1 else f"name (fused {names[c]}: its last op)"
+            if layout is not None:
+                perms[c] = layout  # type: ignore[assignment]
+                how += ", channels-first"
+            found[c] = (last, how)
     # 3: quantize / dequantize
     for c, node in cand.nodes.items():
         if node.op in ("QUANTIZE",) and node.inputs and node.inputs[0] in found and c not in found:
@@ -95,6 +130,8 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
         dq = [d for d in consumers.get(c, []) if cand.nodes[d].op == "DequantizeLinear"]
         if len(dq) == 1 and src in found and (dq[0] not in found or found[dq[0]][1] != "signature"):
             found[dq[0]] = (found[src][0], "quantize-dequantize of " + names[src])
+            if src in perms:
+                perms[dq[0]] = perms[src]
             del found[src]
             unmatched[src] = "before its QuantizeLinear/DequantizeLinear pair, which stands for it"
     # 4: position + shape
@@ -107,7 +144,8 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
     taken = {t for t, _ in found.values()}
     for c in sorted(cand.nodes, key=lambda k: cand.nodes[k].order):
         node = cand.nodes[c]
-        if c in found or c in unmatched or not node.inputs or not all(i in found for i in node.inputs):
+        if (c in found or c in unmatched or not node.inputs or not all(i in found for i in node.inputs)
+                or any(i in perms for i in node.inputs)):  # position+shape only where layouts agree
             continue
         below = _reach({found[i][0] for i in node.inputs}, tf_down)
         after = [d for d in _reach({c}, consumers) if d in found and d != c]
@@ -126,7 +164,7 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
             continue  # a constant (e.g. a DequantizeLinear of weights) or an integer index tensor: no layer
         if c not in found and c not in unmatched:
             unmatched[c] = "no TF tensor of its name or place"
-    pairs = [Pair(t, c, names[c], how) for c, (t, how) in found.items()]
+    pairs = [Pair(t, c, names[c], how, perms.get(c)) for c, (t, how) in found.items()]
     pairs.sort(key=lambda p: (layers[p.tf].order if p.tf in layers else -1, cand.nodes[p.candidate].order))
     matched_tf = {p.tf for p in pairs}
     fused = [n for n in sorted(layers, key=lambda n: layers[n].order) if n not in matched_tf]
