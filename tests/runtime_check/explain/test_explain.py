@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from explain_helpers import redescribe, scale_onnx_initializer, scale_tflite_tensor
 
-from edgefm.core.manifest import Artifact, Manifest
+from edgefm.core.manifest import Manifest
 from export.config import ExportConfig
 from runtime_check.explain.explain import explain, explain_artifact, format_explanation
 from runtime_check.explain.graphs import LiteRTTap, TensorFlowTap, name_key
@@ -24,8 +25,6 @@ from runtime_check.verify.check import load_inputs
 from runtime_check.verify.config import CheckConfig
 
 from conftest import run_cli
-
-FACTOR = 1.02
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,7 @@ def exported(tiny_data_session: tuple[Path, dict[str, str]], tmp_path_factory: p
     manifest.artifacts["savedmodel"] = write_savedmodel(model, root)
     manifest.save(root)
     run_export(ExportConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False,
-                            calibration_samples=64, quantize="none"))
+                            calibration_samples=64))
     return root
 
 
@@ -57,40 +56,6 @@ def tf_tap(exported: Path) -> TensorFlowTap:
 def data(exported: Path, tiny_data_session: tuple[Path, dict[str, str]]):
     cfg = CheckConfig(artifacts=exported, data_dir=tiny_data_session[0], verify_data=False)
     return load_inputs(cfg, Manifest.load(exported))
-
-
-def _redescribe(root: Path, name: str) -> None:
-    manifest = Manifest.load(root)
-    old = manifest.artifacts[name]
-    manifest.artifacts[name] = Artifact.describe(root, root / old.path, format=old.format, quantization=old.quantization,
-                                                 inputs=old.inputs, outputs=old.outputs, created=old.created,
-                                                 tools=old.tools, extra=old.extra)
-    manifest.save(root)
-
-
-def _scale_tflite_tensor(path: Path, tensor_name: str) -> None:
-    """Scale the constant tensor ``tensor_name`` of a .tflite by FACTOR, in the file's bytes (its buffer, found by value)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    interp.allocate_tensors()
-    detail = next(d for d in interp.get_tensor_details() if d["name"] == tensor_name)
-    old = np.array(interp.get_tensor(detail["index"]))
-    blob = path.read_bytes()
-    assert blob.count(old.tobytes()) == 1, "the tensor's bytes must be unique in the file"
-    path.write_bytes(blob.replace(old.tobytes(), (old * np.float32(FACTOR)).astype(old.dtype).tobytes()))
-
-
-def _scale_onnx_initializer(path: Path, ends_with: str) -> str:
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    init = next(i for i in model.graph.initializer if i.name.endswith(ends_with))
-    arr = numpy_helper.to_array(init)
-    init.CopyFrom(numpy_helper.from_array((arr * np.float32(FACTOR)).astype(arr.dtype), init.name))
-    onnx.save(model, str(path))
-    return init.name
 
 
 def _planted(exported: Path, tmp_path: Path) -> Path:
@@ -111,6 +76,14 @@ def test_correct_float32_exports_flag_no_layer(exported: Path, tf_tap: TensorFlo
         assert {name_key(t.tf) for t in ex.tensors} >= {"Relu:0", "add_1:0", "images:0"}
         assert min(t.stats.snr_db for t in ex.tensors) > 100
         assert all(t.stats.cosine > 0.999999 for t in ex.tensors)
+    # reduced precision: healthy, each above its own bound; the int8 tensors measured in quantization steps
+    for name in ("tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_int8"):
+        ex = explain_artifact(tf_tap, exported, name, manifest.deployable()[name], data)
+        assert ex.error is None and ex.first_divergent is None, format_explanation(ex)
+        if name.endswith("int8"):
+            steps = [t for t in ex.tensors if t.quantized]
+            assert steps and all(0 < t.stats.rmse_lsb < 3 for t in steps), format_explanation(ex)
+            assert any("quantize" in t.method for t in ex.tensors)
     # LiteRT fuses MatMul + bias + ReLU into one FULLY_CONNECTED: the TF tensors inside are reported, not compared
     ex = explain_artifact(tf_tap, exported, "tflite_float32", manifest.deployable()["tflite_float32"], data)
     assert {name_key(n) for n in ex.fused_away} >= {"MatMul:0", "add:0"}
@@ -121,8 +94,8 @@ def test_planted_tflite_weight_fault_is_named_first(exported: Path, tf_tap: Tens
                                                     layer: str, first: str) -> None:
     root = _planted(exported, tmp_path)
     # LiteRT names a FULLY_CONNECTED weight after its TF MatMul (measured: "MatMul" [8, 784], "MatMul_1" [10, 8])
-    _scale_tflite_tensor(root / "model_float32.tflite", "MatMul" if layer == "first" else "MatMul_1")
-    _redescribe(root, "tflite_float32")
+    scale_tflite_tensor(root / "model_float32.tflite", "MatMul" if layer == "first" else "MatMul_1")
+    redescribe(root, "tflite_float32")
     ex = explain_artifact(tf_tap, root, "tflite_float32", Manifest.load(root).deployable()["tflite_float32"], data)
     bad = ex.first_divergent
     assert bad is not None and name_key(bad.tf) == first, format_explanation(ex)
@@ -134,8 +107,8 @@ def test_planted_tflite_weight_fault_is_named_first(exported: Path, tf_tap: Tens
 def test_planted_onnx_bias_fault_is_named_first(exported: Path, tf_tap: TensorFlowTap, data, tmp_path: Path) -> None:
     root = _planted(exported, tmp_path)
     # tf2onnx keeps the TF names: the first layer's bias is ".../add/ReadVariableOp:0"
-    _scale_onnx_initializer(root / "model.onnx", "/add/ReadVariableOp:0")
-    _redescribe(root, "onnx_float32")
+    scale_onnx_initializer(root / "model.onnx", "/add/ReadVariableOp:0")
+    redescribe(root, "onnx_float32")
     ex = explain_artifact(tf_tap, root, "onnx_float32", Manifest.load(root).deployable()["onnx_float32"], data)
     bad = ex.first_divergent
     assert bad is not None and name_key(bad.tf) == "add:0", format_explanation(ex)
@@ -147,8 +120,8 @@ def test_planted_onnx_bias_fault_is_named_first(exported: Path, tf_tap: TensorFl
 def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
                                                             tmp_path: Path) -> None:
     root = _planted(exported, tmp_path)
-    _scale_onnx_initializer(root / "model.onnx", "/MatMul/ReadVariableOp:0")
-    _redescribe(root, "onnx_float32")
+    scale_onnx_initializer(root / "model.onnx", "/MatMul/ReadVariableOp:0")
+    redescribe(root, "onnx_float32")
     res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
                   "--no-html", "--explain")
     assert res.returncode == 1, res.stdout + res.stderr
@@ -160,6 +133,7 @@ def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny
     assert record["first_divergent"]["passed"] is False and record["rows"] == 64
     assert all(t["passed"] for t in record["tensors"][: record["tensors"].index(record["first_divergent"])])
     assert "explain" not in report["artifacts"]["tflite_float32"]  # it passed: not explained unless named
+    assert set(k for k, a in report["artifacts"].items() if "explain" in a) == {"onnx_float32"}
 
 
 def test_explain_unknown_name_is_a_usage_error(exported: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
@@ -168,7 +142,7 @@ def test_explain_unknown_name_is_a_usage_error(exported: Path, tiny_data_session
 
     cfg = CheckConfig(artifacts=exported, data_dir=tiny_data_session[0], verify_data=False)
     with pytest.raises(UsageError, match=r"--explain: unknown artifact name 'tflite_nope'; the manifest in .* has: "
-                                         r"tflite_float32, onnx_float32"):
+                                         r"tflite_float32, "):
         run_explain(cfg, None, ("tflite_float32,tflite_nope",))
 
 
