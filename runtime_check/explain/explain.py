@@ -163,6 +163,9 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
         cand.close()
     except EdgefmError as e:
         out.error = str(e)
+    except Exception as e:  # noqa: BLE001 - a file verify already failed (truncated, foreign) must not stop the others
+        first = (str(e).strip().splitlines() or [""])[0]
+        out.error = f"{root / art.path} could not be run with its intermediate tensors: {type(e).__name__}: {first}"
     out.seconds = time.perf_counter() - t0
     return out
 

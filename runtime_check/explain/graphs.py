@@ -98,7 +98,12 @@ class TensorFlowTap(Tap):
             except (KeyError, OSError, ValueError) as e:
                 raise ModelFileError(f"TensorFlow could not load the {SERVING_SIGNATURE!r} signature of {path}: {e}. "
                                      "Re-create the SavedModel (`edgefm train`, or `edgefm export --saved-model`).") from e
-            frozen = convert_variables_to_constants_v2(fn)
+            try:
+                frozen = convert_variables_to_constants_v2(fn)
+            except Exception as e:
+                raise ModelFileError(f"--explain: TensorFlow could not freeze the {SERVING_SIGNATURE!r} signature of "
+                                     f"{path} into one graph ({type(e).__name__}: {e}); its intermediate tensors "
+                                     "cannot be compared.") from e
         graph_def = frozen.graph.as_graph_def()
         _, in_specs = fn.structured_input_signature
         # frozen.inputs follow the flattened (sorted) keyword signature; structured_outputs name frozen.outputs
