@@ -23,7 +23,7 @@ from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
 from edgefm.core.fileio import atomic_write_json
 from edgefm.core.manifest import Artifact, Manifest
-from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap
+from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
 from runtime_check.explain.stats import TensorStats
 
@@ -196,27 +196,35 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None) -> str:
-    """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away."""
-    lines = [f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow on "
-             f"{ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)"]
+    """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away. Fits ``width`` columns."""
+    import textwrap
+
+    def para(text: str) -> list[str]:
+        return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ") if width else ["  " + text]
+
+    lines = para(f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow on "
+                 f"{ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)")
+    lines[0] = lines[0][2:]
     if ex.error:
-        return "\n".join([*lines, f"  could not explain: {ex.error}"])
+        return "\n".join([*lines, *para(f"could not explain: {ex.error}")])
     first = ex.first_divergent
     if first is None:
-        lines.append("  no tensor out of bounds: the export follows TensorFlow layer by layer")
+        lines += para("no tensor out of bounds: the export follows TensorFlow layer by layer")
     else:
-        lines.append(f"  first divergent: {first.tf} (as {first.candidate}, matched by {first.method}): "
-                     f"SNR {_fmt(first.stats.snr_db, '.1f')} dB, max abs error {first.stats.max_abs:.3g}")
-    tf_w = 44 if width is None else max(24, min(60, width - 56))
-    head = f"  {'TF tensor':<{tf_w}} {'SNR dB':>8} {'cosine':>9} {'max err':>9} {'rmse LSB':>8}  matched by"
-    lines.append(head)
+        lines += para(f"first divergent: {name_key(first.tf)} (as {first.candidate}, matched by {first.method}): "
+                      f"SNR {_fmt(first.stats.snr_db, '.1f')} dB, max abs error {first.stats.max_abs:.3g}")
+    tf_w = 44 if width is None else max(20, min(60, width - 58))
+    how_w = 40 if width is None else max(8, width - tf_w - 42)
+    lines.append(f"  {'TF tensor':<{tf_w}} {'SNR dB':>7} {'cosine':>8} {'max err':>8} {'LSB':>5}  matched by"[:width])
     for t in ex.worst(worst):
         s = t.stats
-        mark = "" if t.passed else "  << out of bounds"
-        lines.append(f"  {t.tf[-tf_w:]:<{tf_w}} {_fmt(s.snr_db, '8.1f'):>8} {s.cosine:9.6f} {s.max_abs:9.3g} "
-                     f"{_fmt(s.rmse_lsb, '8.2f'):>8}  {t.method[:30]}{mark}")
+        short = name_key(t.tf)  # without the call wrappers (the report keeps the full name)
+        name = short if len(short) <= tf_w else "…" + short[-tf_w + 1:]
+        how = ("OUT " if not t.passed else "") + t.method
+        lines.append(f"  {name:<{tf_w}} {_fmt(s.snr_db, '7.1f'):>7} {s.cosine:8.5f} {s.max_abs:8.2g} "
+                     f"{_fmt(s.rmse_lsb, '5.2f'):>5}  {how[:how_w]}")
     if ex.fused_away:
-        lines.append(f"  without a counterpart (fused away): {', '.join(ex.fused_away)}")
+        lines += para(f"without a counterpart (fused away): {', '.join(map(name_key, ex.fused_away))}")
     return "\n".join(lines)
 
 

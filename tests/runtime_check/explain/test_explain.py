@@ -126,7 +126,7 @@ def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny
                   "--no-html", "--explain")
     assert res.returncode == 1, res.stdout + res.stderr
     assert "Traceback" not in res.stderr
-    assert "first divergent: StatefulPartitionedCall/MatMul:0" in res.stdout, res.stdout
+    assert "first divergent: MatMul:0 (as StatefulPartitionedCall/StatefulPartitionedCall/MatMul:0" in res.stdout, res.stdout
     report = json.loads((root / "verify-report.json").read_text())
     record = report["artifacts"]["onnx_float32"]["explain"]
     assert name_key(record["first_divergent"]["tf"]) == "MatMul:0"
