@@ -36,6 +36,8 @@ SNR_BOUNDS_DB: dict[str, float] = {"none": 80.0, "float16": 40.0, "dynamic": 20.
 #: the steps are counted against TF's float tensor, so they accumulate along the graph (0.64 on a healthy
 #: 2-layer MLP's int8 ONNX ReLU); judging by them would flag healthy deep int8 models. Judged: SNR.
 LSB_BOUND = 0.7
+#: SNR taken for an exact tensor when measuring drops (about float32's round-off level, 2**-23 ~ 138 dB)
+EXACT_DB = 140.0
 #: default verify inputs explained per artifact, and their batch
 ROWS = 64
 BATCH = 32
@@ -49,6 +51,8 @@ class TensorRecord:
     stats: TensorStats
     quantized: bool
     passed: bool = True
+    #: SNR lost here: the worst SNR of the nearest compared TF tensors feeding it minus its own (exact: EXACT_DB)
+    drop_db: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -57,7 +61,8 @@ class TensorRecord:
             "max_abs_error": _num(s.max_abs), "cosine": _num(s.cosine), "snr_db": _num(s.snr_db),
             "rmse_lsb": _num(s.rmse_lsb), "max_error_lsb": _num(s.max_lsb), "nonfinite": s.nonfinite,
             "quantized": self.quantized,
-            "lsb_flag": bool(self.quantized and (s.rmse_lsb or 0) > LSB_BOUND), "passed": self.passed,
+            "lsb_flag": bool(self.quantized and (s.rmse_lsb or 0) > LSB_BOUND), "drop_db": _num(self.drop_db),
+            "passed": self.passed,
         }
 
 
@@ -78,6 +83,11 @@ class Explanation:
     def first_divergent(self) -> TensorRecord | None:
         return next((t for t in self.tensors if not t.passed), None)
 
+    @property
+    def steepest(self) -> TensorRecord | None:
+        """Where the most SNR is lost in one step: a single culprit stands out, gradual decay does not."""
+        return max(self.tensors, key=lambda t: t.drop_db, default=None)
+
     def worst(self, n: int) -> list[TensorRecord]:
         return sorted(self.tensors, key=lambda t: t.stats.snr_db)[:n]
 
@@ -87,6 +97,7 @@ class Explanation:
             "path": self.path, "quantization": self.quantization, "rows": self.rows,
             "bounds": {"snr_db": self.snr_bound_db, "rmse_lsb_flag": LSB_BOUND},
             "first_divergent": None if first is None else first.to_dict(),
+            "steepest_drop": None if self.steepest is None else self.steepest.to_dict(),
             "tensors": [t.to_dict() for t in self.tensors],
             "fused_away": self.fused_away, "unmatched": self.unmatched,
             "seconds": round(self.seconds, 3), "error": self.error,
@@ -159,6 +170,7 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
             quantized = s.scale is not None
             ok = s.nonfinite == 0 and s.snr_db >= bound
             out.tensors.append(TensorRecord(p.tf, p.candidate_name, p.method, s, quantized, ok))
+        _drops(tf, out.tensors)
         out.fused_away, out.unmatched = matching.unmatched_tf, matching.unmatched_candidate
         cand.close()
     except EdgefmError as e:
@@ -168,6 +180,26 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
         out.error = f"{root / art.path} could not be run with its intermediate tensors: {type(e).__name__}: {first}"
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _drops(tf: Tap, records: list[TensorRecord]) -> None:
+    """Each record's ``drop_db``: against the nearest compared tensors upstream in TF's graph."""
+    snr: dict[str, float] = {}
+    for t in records:
+        snr[t.tf] = min(snr.get(t.tf, math.inf), min(t.stats.snr_db, EXACT_DB))
+    for t in records:
+        feeding, todo, seen = [], list(tf.nodes[t.tf].inputs) if t.tf in tf.nodes else [], set()
+        while todo:
+            n = todo.pop()
+            if n in seen or n not in tf.nodes:
+                continue
+            seen.add(n)
+            if n in snr:
+                feeding.append(snr[n])
+            else:
+                todo.extend(tf.nodes[n].inputs)
+        mine = min(t.stats.snr_db, EXACT_DB)
+        t.drop_db = (min(feeding) - mine) if feeding else (EXACT_DB - mine)
 
 
 def explain(root: Path, manifest: Manifest, names: Iterable[str], data: Any, rows: int = ROWS,
@@ -211,8 +243,13 @@ def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None
     if first is None:
         lines += para("no tensor out of bounds: the export follows TensorFlow layer by layer")
     else:
-        lines += para(f"first divergent: {name_key(first.tf)} (as {first.candidate}, matched by {first.method}): "
+        cand = first.candidate if len(first.candidate) <= 60 else first.candidate[:59] + "…"
+        lines += para(f"first divergent: {name_key(first.tf)} (as {cand}, matched by {first.method}): "
                       f"SNR {_fmt(first.stats.snr_db, '.1f')} dB, max abs error {first.stats.max_abs:.3g}")
+    steep = ex.steepest
+    if steep is not None and first is not None and steep is not first:
+        lines += para(f"steepest drop: {name_key(steep.tf)} loses {steep.drop_db:.1f} dB of SNR in one step "
+                      f"(the first divergent one lost {first.drop_db:.1f} dB)")
     tf_w = 44 if width is None else max(20, min(60, width - 58))
     how_w = 40 if width is None else max(8, width - tf_w - 42)
     lines.append(f"  {'TF tensor':<{tf_w}} {'SNR dB':>7} {'cosine':>8} {'max err':>8} {'LSB':>5}  matched by"[:width])

@@ -63,6 +63,8 @@ class Tap:
     """A model's tensors (``nodes``, in graph order) and ``run(feeds)`` -> every tapped tensor's value."""
 
     nodes: dict[str, Node]
+    #: tensors may be channels-first where TF's are channels-last (tf2onnx); LiteRT keeps TF's NHWC
+    channels_first: bool = False
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -227,6 +229,8 @@ class LiteRTTap(Tap):
 
 
 class OnnxTap(Tap):
+    channels_first = True
+
     def __init__(self, path: Path) -> None:
         import onnx
         import onnxruntime as ort

@@ -54,12 +54,12 @@ def _to_channels_last(rank: int) -> tuple[int, ...]:
     return (0, *range(2, rank), 1)
 
 
-def _layout(tf_shape: list[int], cand_shape: list[int]) -> tuple[int, ...] | None | str:
+def _layout(tf_shape: list[int], cand_shape: list[int], channels_first: bool) -> tuple[int, ...] | None | str:
     """``None``: same layout; a permutation: the candidate is channels-first (tf2onnx keeps the TF name on the
     NCHW tensor, measured on a Keras CNN with tf2onnx 1.17); ``"ambiguous"``: both fit (e.g. [N, 6, 6, 6]);
     ``"no"``: neither."""
     direct = _compatible(tf_shape, cand_shape)
-    perm = _to_channels_last(len(cand_shape)) if len(cand_shape) >= 3 else None
+    perm = _to_channels_last(len(cand_shape)) if len(cand_shape) >= 3 and channels_first else None
     moved = perm is not None and _compatible(tf_shape, [cand_shape[i] for i in perm])
     if direct and moved and list(perm) != list(range(len(cand_shape))):
         known = all(d >= 0 for d in cand_shape[1:])
@@ -106,13 +106,13 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
         unique = [t for t in dict.fromkeys(hits) if len(by_key[name_key(t)]) == 1]
         if unique:
             last = max(unique, key=lambda t: layers[t].order)
-            layout = _layout(layers[last].shape, node.shape)
+            layout = _layout(layers[last].shape, node.shape, cand.channels_first)
             if layout in ("no", "ambiguous"):
                 unmatched[c] = (f"named after {last} but its shape {node.shape} is TF's {layers[last].shape} in an "
                                 "ambiguous layout" if layout == "ambiguous" else
                                 f"named after {last} but of shape {node.shape}, TF's is {layers[last].shape}")
                 continue
-            how = "name" if len(unique) == 1 else f"name (fused {names[c]}: its last op)"
+            how = "name" if len(unique) == 1 else f"name (fused, the last of {len(unique)} TF ops)"
             if layout is not None:
                 perms[c] = layout  # type: ignore[assignment]
                 how += ", channels-first"

@@ -102,6 +102,7 @@ def test_planted_tflite_weight_fault_is_named_first(exported: Path, tf_tap: Tens
     i = ex.tensors.index(bad)
     assert i > 0 and all(t.passed for t in ex.tensors[:i])  # the inputs and the layers before it follow TF
     assert bad.stats.snr_db < 40  # a 2% weight error: ~34 dB
+    assert ex.steepest is bad and bad.drop_db > 60  # the error enters here, it does not accumulate
 
 
 def test_planted_onnx_bias_fault_is_named_first(exported: Path, tf_tap: TensorFlowTap, data, tmp_path: Path) -> None:

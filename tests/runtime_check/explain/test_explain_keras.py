@@ -96,3 +96,4 @@ def test_planted_onnx_batchnorm_fault_is_named_first(cnn: tuple[Path, Path], tf_
     assert bad is not None and name_key(bad.tf) == SCOPE + "bn_1/batchnorm/mul_1:0", format_explanation(ex)
     before = ex.tensors[: ex.tensors.index(bad)]
     assert SCOPE + "conv_a_1/Relu:0" in {name_key(t.tf) for t in before} and all(t.passed for t in before)
+    assert ex.steepest is bad

@@ -70,10 +70,13 @@ def test_channels_first_and_ambiguous_layouts() -> None:
     tf = Graph(Node("x:0", "Placeholder", [], [-1, 5, 5, 3], signature="x"),
                Node("c/conv:0", "Conv2D", ["x:0"], [-1, 4, 4, 6]),
                Node("c/sq:0", "Conv2D", ["c/conv:0"], [-1, 6, 6, 6]))
-    cand = Graph(Node("x", "INPUT", [], [-1, 5, 5, 3], signature="x"),
+    cand = Graph(Node("x", "INPUT", [], [-1, 5, 5, 3], signature="x"),  # as tf2onnx writes it
                  Node("c/conv:0", "Conv", ["x"], [-1, 6, 4, 4]),
                  Node("c/sq:0", "Conv", ["c/conv:0"], [-1, 6, 6, 6]))
+    cand.channels_first = True
     m = match(tf, cand)
     pair = next(p for p in m.pairs if p.candidate == "c/conv:0")
     assert pair.perm == (0, 2, 3, 1) and pair.method == "name, channels-first"
     assert "ambiguous layout" in m.unmatched_candidate["c/sq:0"]
+    cand.channels_first = False  # LiteRT: always TF's channels-last, a square shape is no ambiguity
+    assert {p.candidate for p in match(tf, cand).pairs} >= {"c/sq:0"}
