@@ -65,6 +65,8 @@ class Tap:
     nodes: dict[str, Node]
     #: tensors may be channels-first where TF's are channels-last (tf2onnx); LiteRT keeps TF's NHWC
     channels_first: bool = False
+    #: tensor -> True when it is known to be channels-first, False when known channels-last (absent: unknown)
+    layout: dict[str, bool]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -248,10 +250,14 @@ class OnnxTap(Tap):
             self.nodes[name] = Node(name, "INPUT", [], self._shape(types.get(name)), "float32", None, name, order)
             order += 1
         extra = []
+        self.layout = {name: False for name in self.inputs}  # the signature's inputs: TF's own layout
         for n in model.graph.node:
+            first = _layout_after(n, self.layout, inits)
             for o in n.output:
                 if not o:
                     continue
+                if first is not None:
+                    self.layout[o] = first
                 t = types.get(o)
                 elem = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t is not None and t.elem_type else "float32"
                 quant = None
@@ -283,3 +289,26 @@ class OnnxTap(Tap):
         values = self._session.run(self._fetch, {k: feeds[k] for k in self.inputs})
         return {n: v for n, v in zip(self._fetch, values) if isinstance(v, np.ndarray)
                 and (v.dtype.kind == "f")}
+
+
+#: ONNX ops after which a tensor's layout is TF's own again (they flatten or mix the axes)
+_LAYOUT_RESETS = {"Reshape", "Flatten", "MatMul", "Gemm", "Shape", "Squeeze", "Unsqueeze", "Gather"}
+
+
+def _layout_after(node: object, layout: dict[str, bool], inits: set[str]) -> bool | None:
+    """Whether ``node``'s outputs are channels-first: tf2onnx brackets a channels-first region with
+    Transpose nodes (perm [0, 3, 1, 2] in, [0, 2, 3, 1] out, measured on Keras CNNs); every other op
+    keeps its first computed input's layout. ``None``: unknown (the match then goes by shape)."""
+    op = node.op_type  # type: ignore[attr-defined]
+    if op == "Transpose":
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)  # type: ignore[attr-defined]
+        if perm and len(perm) >= 3:
+            if perm == [0, len(perm) - 1, *range(1, len(perm) - 1)]:
+                return True
+            if perm == [0, *range(2, len(perm)), 1]:
+                return False
+        return None
+    if op in _LAYOUT_RESETS:
+        return False
+    known = [layout[i] for i in node.input if i and i not in inits and i in layout]  # type: ignore[attr-defined]
+    return known[0] if known else None

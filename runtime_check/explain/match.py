@@ -54,10 +54,16 @@ def _to_channels_last(rank: int) -> tuple[int, ...]:
     return (0, *range(2, rank), 1)
 
 
-def _layout(tf_shape: list[int], cand_shape: list[int], channels_first: bool) -> tuple[int, ...] | None | str:
-    """``None``: same layout; a permutation: the candidate is channels-first (tf2onnx keeps the TF name on the
+def _layout(tf_shape: list[int], cand_shape: list[int], channels_first: bool,
+            known: bool | None = None) -> tuple[int, ...] | None | str:
+    """``known``: the candidate tensor's layout as the tap traced it (True: channels-first). Without it: ``None``: same layout; a permutation: the candidate is channels-first (tf2onnx keeps the TF name on the
     NCHW tensor, measured on a Keras CNN with tf2onnx 1.17); ``"ambiguous"``: both fit (e.g. [N, 6, 6, 6]);
     ``"no"``: neither."""
+    if known is not None and len(cand_shape) >= 3:
+        perm = _to_channels_last(len(cand_shape))
+        shape = [cand_shape[i] for i in perm] if known else cand_shape
+        fits = _compatible(tf_shape, shape) or _compatible([d for d in tf_shape if d != 1], [d for d in shape if d != 1])
+        return (perm if known else None) if fits else "no"
     direct = _compatible(tf_shape, cand_shape)
     perm = _to_channels_last(len(cand_shape)) if len(cand_shape) >= 3 and channels_first else None
     moved = perm is not None and _compatible(tf_shape, [cand_shape[i] for i in perm])
@@ -106,7 +112,8 @@ def match(tf: Tap, cand: Tap, names: dict[str, str] | None = None) -> Matching:
         unique = [t for t in dict.fromkeys(hits) if len(by_key[name_key(t)]) == 1]
         if unique:
             last = max(unique, key=lambda t: layers[t].order)
-            layout = _layout(layers[last].shape, node.shape, cand.channels_first)
+            layout = _layout(layers[last].shape, node.shape, cand.channels_first,
+                             getattr(cand, "layout", {}).get(c))
             if layout in ("no", "ambiguous"):
                 unmatched[c] = (f"named after {last} but its shape {node.shape} is TF's {layers[last].shape} in an "
                                 "ambiguous layout" if layout == "ambiguous" else
