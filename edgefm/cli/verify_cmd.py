@@ -132,6 +132,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         click.echo(render_table(result, width=output_width()))
         for ex in explained.values():
             click.echo("\n" + format_explanation(ex, width=output_width()))
+        if explain and not explained:
+            click.echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
     if not result.passed:
         raise ParityError(result.summary())
 

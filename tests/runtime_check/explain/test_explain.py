@@ -135,6 +135,9 @@ def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny
     assert all(t["passed"] for t in record["tensors"][: record["tensors"].index(record["first_divergent"])])
     assert "explain" not in report["artifacts"]["tflite_float32"]  # it passed: not explained unless named
     assert set(k for k, a in report["artifacts"].items() if "explain" in a) == {"onnx_float32"}
+    from runtime_check.verify.report import ParityReport
+
+    assert not ParityReport.load(root / "verify-report.json", images=False).passed  # the report still reads back
 
 
 def test_explain_unknown_name_is_a_usage_error(exported: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
