@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -63,6 +64,9 @@ from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of --data synthetic.")
 @DATA_DIR
 @NO_VERIFY
+@click.option("--explain", "explain", multiple=True, is_flag=False, flag_value="", metavar="[NAME]",
+              help="Name the layer where artifact NAME (repeatable or comma-separated; alone: every failing "
+                   "artifact) parts from TensorFlow: every intermediate tensor compared on 64 inputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
@@ -70,7 +74,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, quiet: bool) -> None:
+               no_verify: bool, explain: tuple[str, ...], quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -102,6 +106,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --artifacts my-model --data inputs.npz --save-outputs golden.npz
       edgefm verify --device qemu-aarch64:cortex-a72 --samples 1000
       edgefm verify --device ssh://pi@raspberrypi.local/edgefm
+      edgefm verify --explain tflite_int8
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
@@ -131,10 +136,19 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     )
     with progress_for(quiet) as view:
         result = run_check(cfg, progress=text_callback(view))
+    explained = {}
+    if explain:
+        from runtime_check.explain.explain import format_explanation, run_explain
+
+        explained = run_explain(cfg, result, explain)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(result.to_dict() if not explained else json.loads(result.path.read_text(encoding="utf-8")))
     elif not quiet:
         click.echo(render_table(result, width=output_width()))
+        for ex in explained.values():
+            click.echo("\n" + format_explanation(ex, width=output_width()))
+        if explain and not explained:
+            click.echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
     if not result.passed:
         raise ParityError(result.summary())
 

@@ -1,0 +1,156 @@
+"""``edgefm verify --explain``: planted faults are named as the first divergent layer, a good export as none.
+
+The model is the 8-unit MLP of the session fixture with non-zero biases (zero biases are
+folded away by tf2onnx and LiteRT, leaving no bias to plant a fault in), exported once per
+module to float32 .tflite and .onnx by the real exporter. Each fault is planted in a copy:
+one named layer's weights or bias scaled by 1.02 in the file's own bytes, the manifest's
+sha256 updated so the checksum still passes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from explain_helpers import redescribe, scale_onnx_initializer, scale_tflite_tensor
+
+from edgefm.core.manifest import Manifest
+from export.config import ExportConfig
+from runtime_check.explain.explain import explain, explain_artifact, format_explanation
+from runtime_check.explain.graphs import LiteRTTap, TensorFlowTap, name_key
+from runtime_check.verify.check import load_inputs
+from runtime_check.verify.config import CheckConfig
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_data_session: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgefm.core.contract import CLASS_NAMES
+    from edgefm.core.manifest import tool_versions
+    from edgefm.train.model import MLP, write_savedmodel
+    from export.pipeline import run_export
+
+    root = tmp_path_factory.mktemp("explain") / "artifacts"
+    root.mkdir()
+    model = MLP(hidden_units=8, seed=0)
+    model.b1.assign(np.linspace(-0.2, 0.3, 8, dtype=np.float32))
+    model.b2.assign(np.linspace(0.1, -0.1, 10, dtype=np.float32))
+    manifest = Manifest(model="mlp", labels=list(CLASS_NAMES), versions=tool_versions("tensorflow-cpu"))
+    manifest.artifacts["savedmodel"] = write_savedmodel(model, root)
+    manifest.save(root)
+    run_export(ExportConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False,
+                            calibration_samples=64))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tf_tap(exported: Path) -> TensorFlowTap:
+    return TensorFlowTap(exported / "saved_model")
+
+
+@pytest.fixture(scope="module")
+def data(exported: Path, tiny_data_session: tuple[Path, dict[str, str]]):
+    cfg = CheckConfig(artifacts=exported, data_dir=tiny_data_session[0], verify_data=False)
+    return load_inputs(cfg, Manifest.load(exported))
+
+
+def _planted(exported: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "artifacts"
+    shutil.copytree(exported, root)
+    return root
+
+
+def test_correct_float32_exports_flag_no_layer(exported: Path, tf_tap: TensorFlowTap, data) -> None:
+    manifest = Manifest.load(exported)
+    for name in ("tflite_float32", "onnx_float32"):
+        ex = explain_artifact(tf_tap, exported, name, manifest.deployable()[name], data)
+        assert ex.error is None and ex.rows == 64
+        assert ex.first_divergent is None, format_explanation(ex)
+        methods = {t.method for t in ex.tensors}
+        assert "signature" in methods and any(m.startswith("name") for m in methods)
+        # the hidden layer and the logits are compared, and float32 round-off stays far above the bound
+        assert {name_key(t.tf) for t in ex.tensors} >= {"Relu:0", "add_1:0", "images:0"}
+        assert min(t.stats.snr_db for t in ex.tensors) > 100
+        assert all(t.stats.cosine > 0.999999 for t in ex.tensors)
+    # reduced precision: healthy, each above its own bound; the int8 tensors measured in quantization steps
+    for name in ("tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_int8"):
+        ex = explain_artifact(tf_tap, exported, name, manifest.deployable()[name], data)
+        assert ex.error is None and ex.first_divergent is None, format_explanation(ex)
+        if name.endswith("int8"):
+            steps = [t for t in ex.tensors if t.quantized]
+            assert steps and all(0 < t.stats.rmse_lsb < 3 for t in steps), format_explanation(ex)
+            assert any("quantize" in t.method for t in ex.tensors)
+    # LiteRT fuses MatMul + bias + ReLU into one FULLY_CONNECTED: the TF tensors inside are reported, not compared
+    ex = explain_artifact(tf_tap, exported, "tflite_float32", manifest.deployable()["tflite_float32"], data)
+    assert {name_key(n) for n in ex.fused_away} >= {"MatMul:0", "add:0"}
+
+
+@pytest.mark.parametrize(("layer", "first"), [("first", "Relu:0"), ("second", "add_1:0")])
+def test_planted_tflite_weight_fault_is_named_first(exported: Path, tf_tap: TensorFlowTap, data, tmp_path: Path,
+                                                    layer: str, first: str) -> None:
+    root = _planted(exported, tmp_path)
+    # LiteRT names a FULLY_CONNECTED weight after its TF MatMul (measured: "MatMul" [8, 784], "MatMul_1" [10, 8])
+    scale_tflite_tensor(root / "model_float32.tflite", "MatMul" if layer == "first" else "MatMul_1")
+    redescribe(root, "tflite_float32")
+    ex = explain_artifact(tf_tap, root, "tflite_float32", Manifest.load(root).deployable()["tflite_float32"], data)
+    bad = ex.first_divergent
+    assert bad is not None and name_key(bad.tf) == first, format_explanation(ex)
+    i = ex.tensors.index(bad)
+    assert i > 0 and all(t.passed for t in ex.tensors[:i])  # the inputs and the layers before it follow TF
+    assert bad.stats.snr_db < 40  # a 2% weight error: ~34 dB
+    assert ex.steepest is bad and bad.drop_db > 60  # the error enters here, it does not accumulate
+
+
+def test_planted_onnx_bias_fault_is_named_first(exported: Path, tf_tap: TensorFlowTap, data, tmp_path: Path) -> None:
+    root = _planted(exported, tmp_path)
+    # tf2onnx keeps the TF names: the first layer's bias is ".../add/ReadVariableOp:0"
+    scale_onnx_initializer(root / "model.onnx", "/add/ReadVariableOp:0")
+    redescribe(root, "onnx_float32")
+    ex = explain_artifact(tf_tap, root, "onnx_float32", Manifest.load(root).deployable()["onnx_float32"], data)
+    bad = ex.first_divergent
+    assert bad is not None and name_key(bad.tf) == "add:0", format_explanation(ex)
+    i = ex.tensors.index(bad)
+    names = [name_key(t.tf) for t in ex.tensors[:i]]
+    assert "MatMul:0" in names and all(t.passed for t in ex.tensors[:i])  # the MatMul before the bias is intact
+
+
+def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
+                                                            tmp_path: Path) -> None:
+    root = _planted(exported, tmp_path)
+    scale_onnx_initializer(root / "model.onnx", "/MatMul/ReadVariableOp:0")
+    redescribe(root, "onnx_float32")
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                  "--no-html", "--explain")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert "first divergent: MatMul:0 (as StatefulPartitionedCall/StatefulPartitionedCall/MatMul:0" in res.stdout, res.stdout
+    report = json.loads((root / "verify-report.json").read_text())
+    record = report["artifacts"]["onnx_float32"]["explain"]
+    assert name_key(record["first_divergent"]["tf"]) == "MatMul:0"
+    assert record["first_divergent"]["passed"] is False and record["rows"] == 64
+    assert all(t["passed"] for t in record["tensors"][: record["tensors"].index(record["first_divergent"])])
+    assert "explain" not in report["artifacts"]["tflite_float32"]  # it passed: not explained unless named
+    assert set(k for k, a in report["artifacts"].items() if "explain" in a) == {"onnx_float32"}
+    from runtime_check.verify.report import ParityReport
+
+    assert not ParityReport.load(root / "verify-report.json", images=False).passed  # the report still reads back
+
+
+def test_explain_unknown_name_is_a_usage_error(exported: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    from edgefm.core.errors import UsageError
+    from runtime_check.explain.explain import run_explain
+
+    cfg = CheckConfig(artifacts=exported, data_dir=tiny_data_session[0], verify_data=False)
+    with pytest.raises(UsageError, match=r"--explain: unknown artifact name 'tflite_nope'; the manifest in .* has: "
+                                         r"tflite_float32, "):
+        run_explain(cfg, None, ("tflite_float32,tflite_nope",))
+
+
+def test_explain_of_several_is_one_tf_tap(exported: Path, data) -> None:
+    out = explain(exported, Manifest.load(exported), ["tflite_float32", "onnx_float32"], data, rows=16, batch=8)
+    assert [ex.rows for ex in out.values()] == [16, 16]
+    assert isinstance(LiteRTTap(exported / "model_float32.tflite").tensor_name("0"), str)
