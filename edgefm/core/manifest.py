@@ -324,7 +324,10 @@ class Manifest:
             return dict(self.classes)
         if not self.labels:
             return {}
-        specs = self.savedmodel()[1].outputs if self.artifacts else []
+        try:
+            specs = self.savedmodel()[1].outputs
+        except ManifestError:  # a manifest without its SavedModel still names its classes
+            specs = []
         first = next((s.name for s in specs if s.name == "logits"), specs[0].name if specs else "logits")
         return {first: list(self.labels)}
 
