@@ -40,7 +40,7 @@ from edgefm.data.sources import InputSource, open_data
 from edgefm.formats.metadata import metadata_entries
 from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from export import to_onnx, to_tflite
-from export.calibration import FASHION_INPUT, fashion_calibration
+from export.calibration import fashion_calibration
 from export.config import ExportConfig, ExportFormat
 from export.summary import summary_table
 from export.variants import Exporter, Variant, plan, skipped
@@ -197,7 +197,7 @@ def embedded_metadata(manifest: Manifest, variant: Variant, source_sha256: str, 
     saved = manifest.savedmodel()[1]
     inputs = [s.name for s in saved.inputs] or [INPUT_NAME]
     preps = {n: manifest.preprocessing_for(n) for n in inputs}
-    scaling = INPUT_SCALING if _is_fashion(manifest) else "; ".join(f"{n}: {p.describe()}" for n, p in preps.items() if p)
+    scaling = INPUT_SCALING if manifest.takes_fashion_images() else "; ".join(f"{n}: {p.describe()}" for n, p in preps.items() if p)
     return {
         "edgefm_version": edgefm_version(),
         "model": manifest.model,
@@ -256,23 +256,16 @@ def convert_variant(
     return Converted(variant, out.data, _describe(variant, out.data, (out.inputs, out.outputs), time.perf_counter() - t0, extra))
 
 
-def _is_fashion(manifest: Manifest) -> bool:
-    """The model ``edgefm train`` writes: one float32 [N, 28, 28] input named ``images``."""
-    inputs = manifest.savedmodel()[1].inputs
-    return not inputs or [(s.name, s.dtype, list(s.shape)) for s in inputs] == [
-        (FASHION_INPUT.name, FASHION_INPUT.dtype, list(FASHION_INPUT.shape))]
-
-
 def calibration_for(manifest: Manifest, cfg: ExportConfig) -> InputSource:
     """What int8 is calibrated on: ``--data`` (its first rows), else Fashion-MNIST's train split for edgefm's
     own model, else seeded random inputs (a note says so in the manifest and the summary)."""
     n = cfg.calibration_samples
-    if cfg.data is None and _is_fashion(manifest):
+    if cfg.data is None and manifest.takes_fashion_images():
         return fashion_calibration(n, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
     inputs = manifest.savedmodel()[1].inputs
-    preps = {name: p for name in manifest.preprocessing if (p := manifest.preprocessing_for(name)) is not None}
     source = open_data(cfg.data or "synthetic", inputs, seed=cfg.seed, value_ranges=cfg.value_ranges,
-                       preprocessing=preps, samples=None if cfg.data not in (None, "synthetic") else n)
+                       preprocessing=manifest.image_preprocessing(),
+                       samples=None if cfg.data not in (None, "synthetic") else n)
     source.count = min(source.count, n)
     return source
 

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import DEPLOYABLE_FORMATS, MANIFEST_NAME, SAVEDMODEL_FORMAT, SAVEDMODEL_KEY
+from edgefm.core.contract import (
+    DEPLOYABLE_FORMATS,
+    IMAGE_SHAPE,
+    INPUT_NAME,
+    MANIFEST_NAME,
+    SAVEDMODEL_FORMAT,
+    SAVEDMODEL_KEY,
+)
 from edgefm.core.errors import ManifestError
 from edgefm.core.fileio import atomic_write_json, confined, sha256_tree, tree_bytes
 
@@ -317,6 +324,18 @@ class Manifest:
         """The recorded preprocessing of image input ``name``, or ``None``."""
         d = self.preprocessing.get(name)
         return None if d is None else Preprocessing.from_dict(d)
+
+    def image_preprocessing(self) -> dict[str, Preprocessing]:
+        """Every recorded image input's preprocessing, by input name."""
+        return {name: Preprocessing.from_dict(d) for name, d in self.preprocessing.items()}
+
+    def takes_fashion_images(self) -> bool:
+        """The model takes what ``edgefm train``'s networks take: one float32 ``images`` [N, 28, 28] input
+        (a manifest that records no inputs counts as one). Export calibrates and verify checks such a
+        model on Fashion-MNIST unless ``--data`` says otherwise."""
+        inputs = self.savedmodel()[1].inputs
+        return not inputs or [(s.name, s.dtype, list(s.shape)) for s in inputs] == [
+            (INPUT_NAME, "float32", [None, *IMAGE_SHAPE])]
 
     def class_names(self) -> dict[str, list[str]]:
         """Classification output -> class names: ``classes``, or ``labels`` for the first output (older manifests)."""

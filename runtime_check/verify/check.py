@@ -201,24 +201,18 @@ class SourceInputs:
 Inputs = VerifyInputs | SourceInputs
 
 
-def is_fashion_model(manifest: Manifest) -> bool:
-    """The model ``edgefm train`` writes (one float32 ``images`` [N, 28, 28] input): verified on Fashion-MNIST."""
-    inputs = manifest.savedmodel()[1].inputs
-    return not inputs or [(s.name, s.dtype, list(s.shape)) for s in inputs] == [(INPUT_NAME, "float32", [None, 28, 28])]
-
-
 def load_inputs(cfg: CheckConfig, manifest: Manifest | None = None) -> Inputs:
     """``--data`` as the model's inputs, or (no ``--data``, edgefm's own model) the Fashion-MNIST split."""
-    if cfg.data is None and (manifest is None or is_fashion_model(manifest)):
+    if cfg.data is None and (manifest is None or manifest.takes_fashion_images()):
         return load_fashion_inputs(cfg)
     assert manifest is not None
     from edgefm.data.sources import open_data
 
     inputs = manifest.savedmodel()[1].inputs
-    preps = {n: p for n in manifest.preprocessing if (p := manifest.preprocessing_for(n)) is not None}
     classes = next(iter(manifest.class_names().values()), [])
     source = open_data(cfg.data or "synthetic", inputs, samples=cfg.samples, seed=cfg.seed,
-                       value_ranges=cfg.value_ranges, preprocessing=preps, labels_file=cfg.labels_data,
+                       value_ranges=cfg.value_ranges, preprocessing=manifest.image_preprocessing(),
+                       labels_file=cfg.labels_data,
                        class_names=classes)
     n_inv = min(cfg.invariance_samples, source.count)
     head = source.head(n_inv)
@@ -720,8 +714,9 @@ def reference_outputs(
     note in the record, never an error.
     """
     inputs = data.info
-    key = None if sha is None else ReferenceKey(
-        savedmodel_sha256=sha,
+    # what the outputs depend on (an unknown SavedModel sha256 is "": such a key is never looked up)
+    made_of = ReferenceKey(
+        savedmodel_sha256=sha or "",
         signature=TensorFlowRuntime.signature_key,
         inputs_sha256=inputs["sha256"],
         count=int(inputs["count"]),
@@ -733,15 +728,15 @@ def reference_outputs(
     record: dict[str, Any] = {"path": reference_cache.CACHE_NAME}
     note = ""
     if cfg.load_outputs is not None:
-        if key is None:
+        if sha is None:
             raise ModelFileError(f"--load-outputs: the reference SavedModel {path} is missing, so its sha256 is unknown.")
-        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, key)
+        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, made_of)
         record.update(status="loaded", path=str(cfg.load_outputs), computed=loaded.computed)
-        if saved_key.get("savedmodel_sha256") != key.savedmodel_sha256:
+        if saved_key.get("savedmodel_sha256") != made_of.savedmodel_sha256:
             record["note"] = "saved from another SavedModel than the one the manifest records"
         return loaded, record, {"tensorflow": str(saved_key.get("tensorflow"))}
-    if cfg.reference is not None:  # one-shot: no artifacts directory to keep a cache in
-        key = None
+    # the cache beside the manifest: not for a missing SavedModel, nor one-shot (no artifacts directory)
+    key = None if sha is None or cfg.reference is not None else made_of
     if key is not None and cfg.recompute_reference:
         note = "--recompute-reference: TensorFlow ran again"
     elif key is not None:
@@ -766,11 +761,7 @@ def reference_outputs(
         note = "; ".join(n for n in (note, saved) if n)
     record.update(status="computed", computed=ref.computed)
     if cfg.save_outputs is not None:
-        reference_cache.save_outputs(cfg.save_outputs, key or ReferenceKey(
-            savedmodel_sha256=sha or "", signature=TensorFlowRuntime.signature_key, inputs_sha256=inputs["sha256"],
-            count=int(inputs["count"]), invariance_sha256=inputs["invariance_sha256"],
-            invariance_samples=int(inputs["invariance_samples"]), batch_size=cfg.batch_size,
-            tensorflow=reference_cache.tensorflow_version()), ref)
+        reference_cache.save_outputs(cfg.save_outputs, made_of, ref)
         record["saved"] = str(cfg.save_outputs)
     if note:
         record["note"] = note

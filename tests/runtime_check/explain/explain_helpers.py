@@ -6,20 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefm.core.manifest import Artifact, Manifest
-
 #: a 2% error in one layer's parameters: ~34 dB SNR where it enters, far below float32's bound
 FACTOR = 1.02
-
-
-def redescribe(root: Path, name: str) -> None:
-    """Update one manifest entry's sha256 and size to the file now on disk (the checksum passes again)."""
-    manifest = Manifest.load(root)
-    old = manifest.artifacts[name]
-    manifest.artifacts[name] = Artifact.describe(root, root / old.path, format=old.format, quantization=old.quantization,
-                                                 inputs=old.inputs, outputs=old.outputs, created=old.created,
-                                                 tools=old.tools, extra=old.extra)
-    manifest.save(root)
 
 
 def scale_tflite_tensor(path: Path, tensor_name: str) -> None:

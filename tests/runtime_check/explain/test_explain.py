@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explain_helpers import redescribe, scale_onnx_initializer, scale_tflite_tensor
+from explain_helpers import scale_onnx_initializer, scale_tflite_tensor
 
 from edgefm.core.manifest import Manifest
 from export.config import ExportConfig
@@ -24,7 +24,7 @@ from runtime_check.explain.graphs import LiteRTTap, TensorFlowTap, name_key
 from runtime_check.verify.check import load_inputs
 from runtime_check.verify.config import CheckConfig
 
-from conftest import run_cli
+from conftest import redescribe, run_cli
 
 
 @pytest.fixture(scope="module")

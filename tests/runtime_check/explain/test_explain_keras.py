@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explain_helpers import redescribe, scale_onnx_initializer, scale_tflite_tensor
+from explain_helpers import scale_onnx_initializer, scale_tflite_tensor
 
 from edgefm.core.manifest import Manifest
 from runtime_check.explain.explain import explain_artifact, format_explanation
 from runtime_check.explain.graphs import TensorFlowTap, name_key
 from runtime_check.verify.check import load_inputs
 from runtime_check.verify.config import CheckConfig
+
+from conftest import redescribe
 
 SCOPE = "functional_1/"  # Keras 3 names the traced model's ops under it
 

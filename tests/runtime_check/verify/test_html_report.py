@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from edgefm.core.contract import CLASS_NAMES
-from edgefm.core.manifest import Artifact, Manifest
+from edgefm.core.manifest import Manifest
 from export.config import ExportConfig
 from runtime_check.verify.check import check
 from runtime_check.verify.compare import ArtifactResult, Metric
@@ -30,7 +30,7 @@ from runtime_check.verify.html_page import CURVES_NAME, render_html
 from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, ParityReport
 from runtime_check.verify.text import render_table
 
-from conftest import run_cli
+from conftest import redescribe, run_cli
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
 MUTANT = "tflite_float32"
@@ -85,15 +85,6 @@ def _body_attrs(dom: str) -> dict[str, str]:
 # -- the page on the tiny set with a mutant ---------------------------------------------------
 
 
-def _redescribe(root: Path, name: str) -> None:
-    manifest = Manifest.load(root)
-    old = manifest.artifacts[name]
-    manifest.artifacts[name] = Artifact.describe(root, root / old.path, format=old.format, quantization=old.quantization,
-                                                 inputs=old.inputs, outputs=old.outputs, created=old.created,
-                                                 tools=old.tools, extra=old.extra)
-    manifest.save(root)
-
-
 @pytest.fixture(scope="module")
 def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],
              tmp_path_factory: pytest.TempPathFactory) -> tuple[ParityReport, Path]:
@@ -113,7 +104,7 @@ def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
     manifest.save(other)
     export(manifest, ExportConfig(artifacts=other, data_dir=data, verify_data=False, format="tflite", quantize="none"))
     shutil.copyfile(other / "model_float32.tflite", root / "model_float32.tflite")
-    _redescribe(root, MUTANT)
+    redescribe(root, MUTANT)
     manifest = Manifest.load(root)
     manifest.training["history"] = HISTORY
     manifest.save(root)
