@@ -32,6 +32,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def _keras_models(root: Path) -> dict[str, Path]:
     import keras
 
+    # seeded weights: these untrained models' classes are near-ties, so each run must build the same ones
+    # (unseeded, one clean-clone run drew a dynamic-size model whose onnx_int8 flipped 2 of 48 top-1s)
+    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     out = {}
     pixels = rng.random((ROWS, 32, 32, 3), dtype=np.float32)
