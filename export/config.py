@@ -62,6 +62,9 @@ class ExportConfig:
     value_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: export the variants that convert and report the others, instead of writing nothing
     keep_going: bool = False
+    #: layers (TF op names or Keras scopes, as ``verify --explain`` shows them) that int8 keeps in float: the
+    #: ``*_int8_mixed`` variants, beside the plain int8 ones
+    keep_float: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -74,6 +77,10 @@ class ExportConfig:
         positive_int(self.calibration_samples, "--calibration-samples")
         if self.data_dir is not None:
             set_(self, "data_dir", Path(self.data_dir))
+        set_(self, "keep_float", tuple(dict.fromkeys(n.strip() for n in self.keep_float if n.strip())))
+        if self.keep_float and self.int8_io:
+            raise ConfigError("--keep-float and --int8-io cannot be combined: a model with float layers is not "
+                              "integer-only, so its inputs and outputs stay float.")
 
     @property
     def formats(self) -> tuple[ExportFormat, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgefm.core.contract import SERVING_SIGNATURE
-from edgefm.core.errors import ExportError
+from edgefm.core.errors import ConfigError, ExportError
 from edgefm.core.quiet import import_tensorflow
 from edgefm.data.sources import InputSource
+from edgefm.formats.layers import names_layer, op_key
 from edgefm.formats.metadata import embed_onnx_metadata
 from edgefm.formats.onnx_file import onnx_io_specs
 from export.calibration import as_source, onnx_calibration_batches
@@ -116,14 +117,16 @@ def export_onnx(
     The float32 graph is converted once per SavedModel state and opset (``_float_graph``),
     so the int8 variant of the same run quantizes it instead of converting again.
     """
-    import onnx
 
-    model = onnx.load_from_string(_float_graph(str(saved_model), cfg.opset, _fingerprint(saved_model)))
+    model = float_onnx(saved_model, cfg.opset)
     extra: dict[str, Any] = {"opset": cfg.opset}
     if variant.needs_calibration:
-        model = quantize_onnx_int8(model, calibration)
+        keep = OnnxKeepFloat(model, calibration) if variant.keep_float else None
+        model = quantize_onnx_int8(model, calibration) if keep is None else keep.quantize_model(cfg.keep_float)
         recipe = ONNX_INT8_RECIPE
         extra.update(quant_format=recipe.quant_format, per_channel=recipe.per_channel, reduce_range=recipe.reduce_range)
+        if keep is not None:
+            extra["keep_float"] = list(cfg.keep_float)
     embed_onnx_metadata(model, metadata)
     data = model.SerializeToString()
     check_onnx(data)
@@ -152,9 +155,13 @@ def _name_batch_dim(model: onnx.ModelProto) -> None:
 
 
 def quantize_onnx_int8(
-    model: onnx.ModelProto, calibration: InputSource | np.ndarray | None, recipe: OnnxInt8Recipe = ONNX_INT8_RECIPE
+    model: onnx.ModelProto, calibration: InputSource | np.ndarray | None, recipe: OnnxInt8Recipe = ONNX_INT8_RECIPE,
+    nodes_to_exclude: Sequence[str] = (),
 ) -> onnx.ModelProto:
-    """Static int8 quantization calibrated on ``calibration``; float32 inputs and outputs stay."""
+    """Static int8 quantization calibrated on ``calibration``; float32 inputs and outputs stay.
+
+    ``nodes_to_exclude`` (node names) stay float: ONNX Runtime's own selective quantization.
+    """
     import onnx
     from onnxruntime import quantization as q
 
@@ -184,10 +191,62 @@ def quantize_onnx_int8(
             weight_type=getattr(q.QuantType, recipe.weight_type),
             calibrate_method=getattr(q.CalibrationMethod, recipe.calibrate_method),
             reduce_range=recipe.reduce_range,
+            nodes_to_exclude=list(nodes_to_exclude),
         )
         out = onnx.load(str(dst))
     _name_batch_dim(out)
     return out
+
+
+#: ONNX ops that only move or reshape data: never offered as a layer to keep in float
+LAYOUT_OPS = frozenset({"Shape", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Cast", "Concat",
+                        "Slice", "Split", "Identity", "Constant", "QuantizeLinear", "DequantizeLinear"})
+
+
+class OnnxKeepFloat:
+    """Static int8 with the named layers' nodes left in float (ONNX Runtime's ``nodes_to_exclude``).
+
+    A layer is named as ``--explain`` shows it: a TF op (tf2onnx keeps TF's op names in
+    its node outputs), a Keras scope, or a signature output. ONNX Runtime calibrates on
+    every call (its ``quantize_static`` has no way to reuse ranges).
+    """
+
+    def __init__(self, model: onnx.ModelProto, calibration: InputSource | np.ndarray | None) -> None:
+        self._model = model
+        self._calibration = calibration
+        #: (label, node name) of every node that computes, in graph order
+        self.layers: list[tuple[str, str]] = [(op_key(n.output[0]), n.name) for n in model.graph.node
+                                              if n.op_type not in LAYOUT_OPS and n.output and n.output[0]]
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label, _ in self.layers]
+
+    def nodes(self, keep_float: Sequence[str]) -> list[str]:
+        """The node names of the layers ``keep_float`` names."""
+        found: list[str] = []
+        for want in keep_float:
+            hits = [node for label, node in self.layers if label == want or names_layer(label, want)]
+            if not hits:
+                raise ConfigError(f"--keep-float {want}: this model has no such layer. Its ONNX layers are: "
+                                  f"{', '.join(self.labels)} (a Keras layer's scope, e.g. 'functional_1/dense_1', "
+                                  "names all of its ops).")
+            found += [n for n in hits if n not in found]
+        return found
+
+    def quantize_model(self, keep_float: Sequence[str]) -> onnx.ModelProto:
+        return quantize_onnx_int8(self._model, self._calibration, nodes_to_exclude=self.nodes(keep_float))
+
+    def quantize(self, keep_float: Sequence[str]) -> bytes:
+        """The int8 model with ``keep_float``'s layers in float (no metadata embedded)."""
+        return self.quantize_model(keep_float).SerializeToString()
+
+
+def float_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:
+    """The float32 ONNX graph of the SavedModel (converted once per SavedModel state and opset)."""
+    import onnx
+
+    return onnx.load_from_string(_float_graph(str(saved_model), opset, _fingerprint(saved_model)))
 
 
 def check_onnx(model: bytes) -> None:

@@ -27,6 +27,7 @@ class Variant:
     quantization: Quantization
     filename: str
     integer_io: bool = False  # int8 input and output tensors (full-integer TFLite, ``--int8-io``)
+    keep_float: bool = False  # int8 with the layers ``--keep-float`` names left in float
 
     @property
     def needs_calibration(self) -> bool:
@@ -64,6 +65,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("tflite_int8_io", ExportFormat.TFLITE, Quantization.INT8, "model_int8io.tflite", integer_io=True),
     Variant("onnx_float32", ExportFormat.ONNX, Quantization.NONE, "model.onnx"),
     Variant("onnx_int8", ExportFormat.ONNX, Quantization.INT8, "model_int8.onnx"),
+    # --keep-float: selectively quantized beside the plain int8 files, so both can be verified side by side
+    Variant("tflite_int8_mixed", ExportFormat.TFLITE, Quantization.INT8, "model_int8_mixed.tflite", keep_float=True),
+    Variant("onnx_int8_mixed", ExportFormat.ONNX, Quantization.INT8, "model_int8_mixed.onnx", keep_float=True),
 )
 BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
 # Sizes in the summary are relative to this variant (the first one present).
@@ -82,9 +86,11 @@ def plan(cfg: ExportConfig) -> list[Variant]:
     or ``--int8-io`` without an int8 TFLite variant, is a ConfigError.
     """
     formats, quants = set(cfg.formats), set(cfg.quantizations)
-    # --int8-io picks the int8-I/O full-integer TFLite variant instead of the float-I/O one (never both in one run)
+    # --int8-io picks the int8-I/O full-integer TFLite variant instead of the float-I/O one (never both in one run);
+    # --keep-float picks the selectively quantized int8 variants instead of the plain ones
     chosen = [v for v in VARIANTS if v.format in formats and v.quantization in quants
-              and v.integer_io == (cfg.int8_io and v.format is ExportFormat.TFLITE and v.needs_calibration)]
+              and v.integer_io == (cfg.int8_io and v.format is ExportFormat.TFLITE and v.needs_calibration)
+              and v.keep_float == (bool(cfg.keep_float) and v.needs_calibration)]
     if not chosen:
         fmt = cfg.formats[0]
         ok = ", ".join(q.value for q in supported_quantizations(fmt))
@@ -98,6 +104,8 @@ def plan(cfg: ExportConfig) -> list[Variant]:
             "--int8-io applies to the full-integer TFLite model: combine it with --format tflite|all "
             "and --quantize int8|all."
         )
+    if cfg.keep_float and not any(v.keep_float for v in chosen):
+        raise ConfigError("--keep-float leaves layers of an int8 model in float: combine it with --quantize int8|all.")
     return chosen
 
 

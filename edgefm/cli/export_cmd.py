@@ -40,6 +40,10 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
               help="Training images for int8 calibration (seeded draw).")
 @click.option("--int8-io", is_flag=True,
               help="int8 TFLite takes and returns int8 tensors (integer-only accelerators); default float I/O.")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
+              help="Keep this layer of the int8 models in float (repeatable or comma-separated; a TF op or Keras "
+                   "layer scope as `verify --explain` names it): writes tflite_int8_mixed / onnx_int8_mixed beside "
+                   "the plain int8 files. `verify --explain NAME --repair` proposes the set.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the calibration draw.")
 @DATA_DIR
 @NO_VERIFY
@@ -54,7 +58,7 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
 def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | None, signature: str,
                labels_file: Path | None, preprocess: tuple[str, ...], force: bool, keep_going: bool, data: str | None,
                value_ranges: tuple[str, ...], fmt: str, quantize: str, opset: int, calibration_samples: int,
-               int8_io: bool, seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None,
+               int8_io: bool, keep_float: tuple[str, ...], seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None,
                bundle_artifact: str | None, as_json: bool, quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
 
@@ -73,6 +77,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
       edgefm export --bundle device-check/
       edgefm export --saved-model my_model/ --labels labels.txt --data calib.npz --artifacts my-artifacts
       edgefm export --keras model.keras --artifacts my-artifacts --keep-going
+      edgefm export --quantize int8 --keep-float functional_1/fc2_1,output_0
     """
     from dataclasses import asdict
 
@@ -87,6 +92,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
         artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
         calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
         verify_data=not no_verify, data=data, value_ranges=parse_value_ranges(value_ranges), keep_going=keep_going,
+        keep_float=tuple(n for group in keep_float for n in group.split(",")),
     )
     if saved_model is not None and keras_file is not None:
         raise UsageError("--saved-model and --keras both name the model to export; pass one of them.")

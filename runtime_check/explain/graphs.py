@@ -16,7 +16,6 @@ floating (or quantized) tensor it taps. Three taps, one per side:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,22 +24,10 @@ import numpy as np
 
 from edgefm.core.contract import SERVING_SIGNATURE
 from edgefm.core.errors import ModelFileError
+from edgefm.formats.layers import name_key  # noqa: F401 - re-exported: explain's modules and tests use it from here
 
 #: TF ops whose outputs are no layer: constants, copies, control
 NOT_LAYERS = {"Const", "Identity", "IdentityN", "NoOp", "Placeholder", "ReadVariableOp", "StopGradient"}
-# Function-call wrappers that TF, TFLite and tf2onnx prefix (or not) to the op names differently:
-# TF "StatefulPartitionedCall/MatMul", tf2onnx "StatefulPartitionedCall/StatefulPartitionedCall/MatMul:0",
-# TFLite "MatMul" (measured on TF 2.21, tf2onnx 1.17, ai-edge-litert 2.3).
-_CALL = re.compile(r"^(Stateful)?PartitionedCall(_\d+)?$")
-
-
-def name_key(name: str) -> str:
-    """A tensor name without the call wrappers and with its output index (``a/MatMul`` -> ``MatMul:0``)."""
-    base, sep, index = name.rpartition(":")
-    if not sep or not index.isdigit():
-        base, index = name, "0"
-    parts = [p for p in base.split("/") if p and not _CALL.match(p)]
-    return "/".join(parts) + ":" + index
 
 
 @dataclass
