@@ -252,7 +252,9 @@ def convert_variant(
     extra: dict[str, Any] = {**out.extra, "source_savedmodel_sha256": source_sha}
     if calibration is not None:
         extra.update(calibration_samples=int(calibration.count), calibration_seed=cfg.seed,
-                     calibration_data=calibration.kind + (f" {calibration.path}" if calibration.path else ""))
+                     calibration_data=calibration.kind + (f" {calibration.path}" if calibration.path else ""),
+                     # what --data said, absolute: a later export of the same model (--keep-float) calibrates alike
+                     calibration_source=_absolute_source(cfg.data))
     return Converted(variant, out.data, _describe(variant, out.data, (out.inputs, out.outputs), time.perf_counter() - t0, extra))
 
 
@@ -268,6 +270,50 @@ def calibration_for(manifest: Manifest, cfg: ExportConfig) -> InputSource:
                        samples=None if cfg.data not in (None, "synthetic") else n)
     source.count = min(source.count, n)
     return source
+
+
+def _absolute_source(data: str | None) -> str | None:
+    if data is None or data == "synthetic":
+        return data
+    return str(Path(data).resolve())
+
+
+def recorded_calibration(art: Artifact | None) -> dict[str, Any]:
+    """``ExportConfig`` fields that calibrate as the export that wrote ``art`` did (its manifest record)."""
+    if art is None or "calibration_samples" not in art.extra:
+        return {}
+    extra = art.extra
+    source = extra.get("calibration_source")
+    if source is None and "calibration_source" not in extra:  # a manifest of edgefm 0.1: "npz /path/x.npz" or so
+        kind, _, path = str(extra.get("calibration_data", "")).partition(" ")
+        source = None if kind == "fashion-mnist" else ("synthetic" if kind == "synthetic" else path or None)
+    return {"data": source, "calibration_samples": int(extra["calibration_samples"]),
+            "seed": int(extra.get("calibration_seed", 0))}
+
+
+def keep_float_quantizer(root: Path, fmt: str, like: str | None = None) -> to_tflite.TFLiteKeepFloat | to_onnx.OnnxKeepFloat:
+    """The manifest's SavedModel, ready to be quantized to int8 with any layers in float (``verify --repair``).
+
+    Calibrated as the artifact ``like`` was (its manifest record), else with export's defaults.
+    """
+    manifest = Manifest.load(root)
+    cfg = ExportConfig(artifacts=Path(root), **recorded_calibration(manifest.artifacts.get(like or "")))
+    saved_model, _ = source_savedmodel(manifest, cfg.artifacts)
+    calibration = calibration_for(manifest, cfg)
+    with converter_step(f"int8 calibration of {saved_model} ({fmt})"):
+        if fmt == ExportFormat.TFLITE.value:
+            return to_tflite.TFLiteKeepFloat(saved_model, calibration)
+        return to_onnx.OnnxKeepFloat(to_onnx.float_onnx(saved_model, cfg.opset), calibration)
+
+
+def export_keep_float(root: Path, fmt: str, keep_float: tuple[str, ...], like: str | None = None,
+                      progress: Progress | None = None) -> str:
+    """Export the ``*_int8_mixed`` variant of ``fmt`` with ``keep_float`` in float, calibrated like ``like``; its name."""
+    manifest = Manifest.load(root)
+    cfg = ExportConfig(artifacts=Path(root), format=fmt, quantize="int8", keep_float=keep_float,
+                       **recorded_calibration(manifest.artifacts.get(like or "")))
+    export(manifest, cfg, progress)
+    return plan(cfg)[0].name
 
 
 @dataclass

@@ -67,6 +67,10 @@ from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
 @click.option("--explain", "explain", multiple=True, is_flag=False, flag_value="", metavar="[NAME]",
               help="Name the layer where artifact NAME (repeatable or comma-separated; alone: every failing "
                    "artifact) parts from TensorFlow: every intermediate tensor compared on 64 inputs.")
+@click.option("--repair", is_flag=True,
+              help="For each explained int8 artifact (with --explain, else every failing one): find the fewest layers "
+                   "to keep in float that make it pass, export that variant (NAME_mixed, as `export --keep-float`) "
+                   "and verify it beside the fully quantized one.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
@@ -74,7 +78,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, explain: tuple[str, ...], quiet: bool) -> None:
+               no_verify: bool, explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -107,6 +111,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --device qemu-aarch64:cortex-a72 --samples 1000
       edgefm verify --device ssh://pi@raspberrypi.local/edgefm
       edgefm verify --explain tflite_int8
+      edgefm verify --explain tflite_int8 --repair
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
@@ -134,23 +139,70 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,
         device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross),
     )
+    explain = explain or (("",) if repair else ())  # --repair alone: explain (and repair) every failing artifact
+    if explain:
+        from runtime_check.explain.explain import explain_names
+
+        explain_names(cfg, explain)  # a mistyped name fails now, not after the whole verify
+    explained, repairs = {}, {}
     with progress_for(quiet) as view:
         result = run_check(cfg, progress=text_callback(view))
-    explained = {}
-    if explain:
-        from runtime_check.explain.explain import format_explanation, run_explain
+        if explain:
+            from runtime_check.explain.explain import run_explain
 
-        explained = run_explain(cfg, result, explain)
+            explained = run_explain(cfg, result, explain, progress=view)
+        if repair:
+            result, repairs = _repair(cfg, result, explained, view)
     if as_json:
-        echo_json(result.to_dict() if not explained else json.loads(result.path.read_text(encoding="utf-8")))
+        echo_json(result.to_dict() if not (explained or repairs) else json.loads(result.path.read_text(encoding="utf-8")))
     elif not quiet:
+        from runtime_check.explain.explain import format_explanation
+        from runtime_check.explain.repair import format_repair
+
         click.echo(render_table(result, width=output_width()))
         for ex in explained.values():
             click.echo("\n" + format_explanation(ex, width=output_width()))
         if explain and not explained:
             click.echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
+        for r in repairs.values():
+            click.echo("\n" + format_repair(r))
+        if repair and explained and not repairs:
+            click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
     if not result.passed:
         raise ParityError(result.summary())
+
+
+def _repair(cfg, result, explained, progress):  # type: ignore[no-untyped-def]
+    """``--repair``: the search per explained int8 artifact, the proposed sets exported, then verify again.
+
+    The CLI wires the two stages together (``runtime_check`` never imports ``export``): the
+    search gets export's keep-float quantizer, and each proposal is exported as ``NAME_mixed``.
+    """
+    from dataclasses import replace
+
+    from edgefm.cli.console import text_callback
+    from edgefm.core.manifest import Manifest
+    from export.pipeline import export_keep_float, keep_float_quantizer
+    from runtime_check.explain.explain import add_to_report
+    from runtime_check.explain.repair import add_repairs_to_report, run_repair
+    from runtime_check.verify.check import run_check
+
+    progress.start("repair: measuring each layer kept in float")
+    repairs = run_repair(cfg, explained, lambda name, fmt: keep_float_quantizer(cfg.artifacts, fmt, like=name))
+    exported = []
+    for name, r in repairs.items():
+        if r.proposal is not None and r.proposal.keep_float:
+            art = Manifest.load(cfg.artifacts).deployable()[name]
+            r.exported = export_keep_float(cfg.artifacts, art.format, r.proposal.keep_float, like=name, progress=progress)
+            exported.append(r.exported)
+    if exported:  # the report holds the fully quantized and the repaired artifacts side by side
+        only = (*cfg.only, *exported) if cfg.only else ()
+        result = run_check(replace(cfg, only=only), progress=text_callback(progress))
+        if result.path is not None:
+            add_to_report(result.path, explained)
+    if result.path is not None and repairs:
+        add_repairs_to_report(result.path, repairs)
+    return result, repairs
 
 
 def _group_bounds(bounds: tuple[tuple[str, str, float | None], ...]) -> dict[str, dict[str, float | None]]:

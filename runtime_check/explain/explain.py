@@ -265,33 +265,59 @@ def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None
     return "\n".join(lines)
 
 
-def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = ROWS) -> dict[str, Explanation]:
-    """What ``edgefm verify --explain [NAME ...]`` does after ``check``: explain the named artifacts (default:
-    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the JSON report.
+def explain_names(cfg: Any, names: Iterable[str]) -> list[str]:
+    """The artifact names ``--explain`` gave (repeatable, comma-separated), each checked against the manifest.
 
-    ``cfg``: the ``CheckConfig`` verify ran with; ``report``: its ``ParityReport`` (written).
+    Called before verify runs, so a mistyped name costs no verify; [] means "every failing one".
     """
     from edgefm.core.errors import UsageError
-    from runtime_check.verify.check import NATIVE_SUFFIX, load_inputs
 
+    wanted = list(dict.fromkeys(n.strip() for group in names for n in group.split(",") if n.strip()))
     if cfg.reference is not None:
         raise UsageError("--explain needs an artifacts directory with a manifest (not --reference/--model): it "
                          "taps the SavedModel and the artifacts the manifest records.")
+    if not wanted:
+        return []
     root = Path(cfg.artifacts)
-    manifest = Manifest.load(root)
-    deployable = manifest.deployable()
-    wanted = list(dict.fromkeys(n.strip() for group in names for n in group.split(",") if n.strip()))
+    deployable = Manifest.load(root).deployable()
     unknown = [n for n in wanted if n not in deployable]
     if unknown:
         raise UsageError(f"--explain: unknown artifact name{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(map(repr, unknown))}; the manifest in {root} has: {', '.join(deployable)}.")
+    return wanted
+
+
+def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = ROWS,
+                progress: Any = None) -> dict[str, Explanation]:
+    """What ``edgefm verify --explain [NAME ...]`` does after ``check``: explain the named artifacts (default:
+    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the JSON report.
+
+    ``cfg``: the ``CheckConfig`` verify ran with; ``report``: its ``ParityReport`` (written); ``progress``: an
+    ``edgefm.core.progress.Progress`` told each step (freezing TensorFlow's graph takes seconds).
+    """
+    from edgefm.core.progress import NoProgress
+    from runtime_check.verify.check import NATIVE_SUFFIX, load_inputs
+
+    progress = progress or NoProgress()
+    wanted = explain_names(cfg, names)
+    root = Path(cfg.artifacts)
+    manifest = Manifest.load(root)
+    deployable = manifest.deployable()
     if not wanted:  # every artifact that failed (a native runner's failure explains its file)
         wanted = list(dict.fromkeys(a.name.removesuffix(NATIVE_SUFFIX) for a in report.artifacts if not a.passed))
         wanted = [n for n in wanted if n in deployable]
     if not wanted:
         return {}
     data = load_inputs(cfg, manifest)
-    explanations = explain(root, manifest, wanted, data, rows=rows)
+    progress.start("explain: freezing TensorFlow's serving graph to read its every tensor")
+    _, ref = manifest.savedmodel(root)
+    tf = TensorFlowTap(root / ref.path)
+    progress.start("explain: comparing every tensor", total=len(wanted))
+    explanations = {}
+    for i, n in enumerate(wanted):
+        progress.advance(i, n)
+        explanations[n] = explain_artifact(tf, root, n, deployable[n], data, rows)
+    progress.finish()
     if report.path is not None:
         add_to_report(report.path, explanations)
     return explanations
