@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE, BoundOverride, parse_name_values
+
+if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
+    from edgefm.core.progress import Progress
+    from runtime_check.explain.explain import Explanation
+    from runtime_check.explain.repair import Repair
+    from runtime_check.verify.config import CheckConfig
+    from runtime_check.verify.report import ParityReport
 
 
 @click.command("verify")
@@ -172,7 +180,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         raise ParityError(result.summary())
 
 
-def _repair(cfg, result, explained, progress):  # type: ignore[no-untyped-def]
+def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explanation],
+            progress: Progress) -> tuple[ParityReport, dict[str, Repair]]:
     """``--repair``: the search per explained int8 artifact, the proposed sets exported, then verify again.
 
     The CLI wires the two stages together (``runtime_check`` never imports ``export``): the
