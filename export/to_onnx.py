@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefm.core.contract import SERVING_SIGNATURE
 from edgefm.core.errors import ConfigError, ExportError
-from edgefm.core.quiet import import_tensorflow
+from edgefm.core.quiet import import_tensorflow, quiet_native_output
 from edgefm.data.sources import InputSource
 from edgefm.formats.layers import names_layer, op_key
 from edgefm.formats.metadata import embed_onnx_metadata
@@ -239,7 +239,9 @@ class OnnxKeepFloat:
 
     def quantize(self, keep_float: Sequence[str]) -> bytes:
         """The int8 model with ``keep_float``'s layers in float (no metadata embedded)."""
-        return self.quantize_model(keep_float).SerializeToString()
+        nodes = self.nodes(keep_float)
+        with quiet_native_output():
+            return quantize_onnx_int8(self._model, self._calibration, nodes_to_exclude=nodes).SerializeToString()
 
 
 def float_onnx(saved_model: Path, opset: int) -> onnx.ModelProto:

@@ -21,7 +21,7 @@ import numpy as np
 from edgefm.core.contract import OUTPUT_NAMES, SERVING_SIGNATURE
 from edgefm.core.errors import ConfigError, ExportError
 from edgefm.core.manifest import TensorSpec
-from edgefm.core.quiet import import_tensorflow
+from edgefm.core.quiet import import_tensorflow, quiet_native_output
 from edgefm.data.sources import InputSource
 from edgefm.formats.layers import layer_label, names_layer
 from edgefm.formats.metadata import embed_tflite_metadata
@@ -137,8 +137,10 @@ class TFLiteKeepFloat:
     def quantize(self, keep_float: Sequence[str]) -> bytes:
         """The int8 model with ``keep_float``'s layers in float (no metadata embedded)."""
         tf = self._tf
-        self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=self.nodes(keep_float))
-        return bytes(self._debugger.get_nondebug_quantized_model())
+        nodes = self.nodes(keep_float)
+        with quiet_native_output():  # the MLIR quantizer prints its settings from C++
+            self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+            return bytes(self._debugger.get_nondebug_quantized_model())
 
 
 def export_tflite(

@@ -38,6 +38,11 @@ SNR_BOUNDS_DB: dict[str, float] = {"none": 80.0, "float16": 40.0, "dynamic": 20.
 LSB_BOUND = 0.7
 #: SNR taken for an exact tensor when measuring drops (about float32's round-off level, 2**-23 ~ 138 dB)
 EXACT_DB = 140.0
+#: the SNR one rounding to the variant's precision leaves on a full-scale signal (6.02 bits + 1.76 dB: float16's
+#: 11-bit significand 68 dB, 8-bit integers 50 dB). A drop is measured from the upstream SNR capped at this level:
+#: the first quantized layer after an exact input always "loses" ~90 dB by being quantized at all (measured on an
+#: int8 MLP: 92 dB at fc1, a healthy layer), which would hide the layer whose error is out of proportion.
+NOMINAL_DB: dict[str, float] = {"none": EXACT_DB, "float16": 68.0, "dynamic": 50.0, "int8": 50.0}
 #: default verify inputs explained per artifact, and their batch
 ROWS = 64
 BATCH = 32
@@ -60,7 +65,7 @@ class TensorRecord:
             "tf": self.tf, "candidate": self.candidate, "matched_by": self.method,
             "max_abs_error": _num(s.max_abs), "cosine": _num(s.cosine), "snr_db": _num(s.snr_db),
             "rmse_lsb": _num(s.rmse_lsb), "max_error_lsb": _num(s.max_lsb), "nonfinite": s.nonfinite,
-            "quantized": self.quantized,
+            "channel_snr_db": _num(s.median_channel_db), "quantized": self.quantized,
             "lsb_flag": bool(self.quantized and (s.rmse_lsb or 0) > LSB_BOUND), "drop_db": _num(self.drop_db),
             "passed": self.passed,
         }
@@ -89,7 +94,12 @@ class Explanation:
         return max(self.tensors, key=lambda t: t.drop_db, default=None)
 
     def worst(self, n: int) -> list[TensorRecord]:
-        return sorted(self.tensors, key=lambda t: t.stats.snr_db)[:n]
+        """The ``n`` tensors of lowest SNR, the tensor's or its median channel's, whichever is lower."""
+        def snr(t: TensorRecord) -> float:
+            channels = t.stats.median_channel_db
+            return min(t.stats.snr_db, math.inf if channels is None else channels)
+
+        return sorted(self.tensors, key=snr)[:n]
 
     def to_dict(self) -> dict[str, Any]:
         first = self.first_divergent
@@ -168,9 +178,10 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
                 continue
             s = stats[p.candidate]
             quantized = s.scale is not None
-            ok = s.nonfinite == 0 and s.snr_db >= bound
+            channels = s.median_channel_db
+            ok = s.nonfinite == 0 and s.snr_db >= bound and (channels is None or channels >= bound)
             out.tensors.append(TensorRecord(p.tf, p.candidate_name, p.method, s, quantized, ok))
-        _drops(tf, out.tensors)
+        _drops(tf, out.tensors, NOMINAL_DB.get(art.quantization, EXACT_DB))
         out.fused_away, out.unmatched = matching.unmatched_tf, matching.unmatched_candidate
         cand.close()
     except EdgefmError as e:
@@ -182,11 +193,12 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
     return out
 
 
-def _drops(tf: Tap, records: list[TensorRecord]) -> None:
-    """Each record's ``drop_db``: against the nearest compared tensors upstream in TF's graph."""
+def _drops(tf: Tap, records: list[TensorRecord], cap: float = EXACT_DB) -> None:
+    """Each record's ``drop_db``: against the nearest compared tensors upstream in TF's graph (their SNR capped at
+    ``cap``, the level one rounding to the variant's precision leaves: ``NOMINAL_DB``)."""
     snr: dict[str, float] = {}
     for t in records:
-        snr[t.tf] = min(snr.get(t.tf, math.inf), min(t.stats.snr_db, EXACT_DB))
+        snr[t.tf] = min(snr.get(t.tf, math.inf), min(t.stats.snr_db, cap))
     for t in records:
         feeding, todo, seen = [], list(tf.nodes[t.tf].inputs) if t.tf in tf.nodes else [], set()
         while todo:
@@ -198,8 +210,8 @@ def _drops(tf: Tap, records: list[TensorRecord]) -> None:
                 feeding.append(snr[n])
             else:
                 todo.extend(tf.nodes[n].inputs)
-        mine = min(t.stats.snr_db, EXACT_DB)
-        t.drop_db = (min(feeding) - mine) if feeding else (EXACT_DB - mine)
+        mine = min(t.stats.snr_db, cap)
+        t.drop_db = (min(feeding) - mine) if feeding else (cap - mine)
 
 
 def explain(root: Path, manifest: Manifest, names: Iterable[str], data: Any, rows: int = ROWS,
@@ -246,19 +258,27 @@ def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None
         cand = first.candidate if len(first.candidate) <= 60 else first.candidate[:59] + "…"
         lines += para(f"first divergent: {name_key(first.tf)} (as {cand}, matched by {first.method}): "
                       f"SNR {_fmt(first.stats.snr_db, '.1f')} dB, max abs error {first.stats.max_abs:.3g}")
+        channels = first.stats.median_channel_db
+        if channels is not None and channels < ex.snr_bound_db <= first.stats.snr_db:
+            lines += para(f"its median channel has SNR {channels:.1f} dB against the tensor's "
+                          f"{first.stats.snr_db:.1f} dB: a few channels hold the tensor's range and the others fall "
+                          "to a few quantization steps (an outlier channel). Keep this layer and the one reading it "
+                          "in float (--repair finds the set), or even out the channels' scales before export.")
     steep = ex.steepest
-    if steep is not None and first is not None and steep is not first:
+    if steep is not None and first is not None and steep.tf != first.tf:
         lines += para(f"steepest drop: {name_key(steep.tf)} loses {steep.drop_db:.1f} dB of SNR in one step "
                       f"(the first divergent one lost {first.drop_db:.1f} dB)")
-    tf_w = 44 if width is None else max(20, min(60, width - 58))
-    how_w = 40 if width is None else max(8, width - tf_w - 42)
-    lines.append(f"  {'TF tensor':<{tf_w}} {'SNR dB':>7} {'cosine':>8} {'max err':>8} {'LSB':>5}  matched by"[:width])
+    tf_w = 44 if width is None else max(20, min(60, width - 65))
+    how_w = 40 if width is None else max(8, width - tf_w - 49)
+    lines.append(f"  {'TF tensor':<{tf_w}} {'SNR dB':>7} {'ch. dB':>6} {'cosine':>8} {'max err':>8} {'LSB':>5}  "
+                 "matched by"[:width])
     for t in ex.worst(worst):
         s = t.stats
         short = name_key(t.tf)  # without the call wrappers (the report keeps the full name)
         name = short if len(short) <= tf_w else "…" + short[-tf_w + 1:]
         how = ("OUT " if not t.passed else "") + t.method
-        lines.append(f"  {name:<{tf_w}} {_fmt(s.snr_db, '7.1f'):>7} {s.cosine:8.5f} {s.max_abs:8.2g} "
+        lines.append(f"  {name:<{tf_w}} {_fmt(s.snr_db, '7.1f'):>7} {_fmt(s.median_channel_db, '6.1f'):>6} "
+                     f"{s.cosine:8.5f} {s.max_abs:8.2g} "
                      f"{_fmt(s.rmse_lsb, '5.2f'):>5}  {how[:how_w]}")
     if ex.fused_away:
         lines += para(f"without a counterpart (fused away): {', '.join(map(name_key, ex.fused_away))}")

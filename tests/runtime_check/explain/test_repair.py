@@ -1,7 +1,7 @@
 """``verify --repair`` and ``export --keep-float``: an int8 model broken by one outlier channel is repaired.
 
-The model is a real Keras MLP (784-32-32-10) trained for two epochs on 10,000 real
-Fashion-MNIST images, then given an outlier channel: hidden unit j of ``fc2`` scaled by
+The model is ``examples/outlier_mlp.py``'s (the README's walk-through): a real Keras MLP
+(784-32-32-10) trained for two epochs on 10,000 real Fashion-MNIST images, then given an outlier channel: hidden unit j of ``fc2`` scaled by
 300 and ``fc3``'s weights from it by 1/300. ReLU is positively homogeneous, so the float
 model computes the same function (TensorFlow's accuracy is unchanged), but int8's
 per-tensor activation range of ``fc2``'s output grows 300-fold and the other 31 units
@@ -24,42 +24,25 @@ from runtime_check.verify.tolerances import INT8
 
 from conftest import run_cli
 
-OUTLIER = 300.0
 FC2, FC3_TFLITE = "functional_1/fc2_1", "output_0"  # TFLite names the last layer by the signature output it writes
 
 
 @pytest.fixture(scope="module")
 def outlier_mlp(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The brought Keras MLP with its outlier channel, int8 exported to .tflite and .onnx, and its inputs."""
-    import keras
+    """``examples/outlier_mlp.py``'s model (the README's walk-through), int8 exported to .tflite and .onnx."""
+    import subprocess
+    import sys
 
-    from edgefm.data import fashion_mnist as ds
+    from conftest import REPO
 
     work = tmp_path_factory.mktemp("repair")
-    train, test = ds.load_split("train", real_data), ds.load_split("test", real_data)
-    x, y = train.scaled()[:10_000], train.labels[:10_000].astype("int64")
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((28, 28), name="images")
-    h = keras.layers.Flatten()(inp)
-    h = keras.layers.Dense(32, activation="relu", name="fc1")(h)
-    h = keras.layers.Dense(32, activation="relu", name="fc2")(h)
-    model = keras.Model(inp, keras.layers.Dense(10, name="fc3")(h))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=2, batch_size=128, verbose=0)
-    w2, b2 = model.get_layer("fc2").get_weights()
-    w3, b3 = model.get_layer("fc3").get_weights()
-    j = int(np.argmax(np.maximum(np.maximum(x[:500].reshape(-1, 784) @ model.get_layer("fc1").get_weights()[0], 0)
-                                 @ w2 + b2, 0).mean(0)))  # the busiest unit: its range dominates
-    w2[:, j] *= OUTLIER
-    b2[j] *= OUTLIER
-    w3[j, :] /= OUTLIER
-    model.get_layer("fc2").set_weights([w2, b2])
-    model.get_layer("fc3").set_weights([w3, b3])
-    model.export(str(work / "sm"), format="tf_saved_model", verbose=False)
-    np.savez(work / "calib.npz", images=x[:500])
-    np.savez(work / "in.npz", images=test.scaled()[:1000])
-    np.save(work / "labels.npy", test.labels[:1000].astype("int64"))
-    res = run_cli("export", "--saved-model", str(work / "sm"), "--artifacts", str(work / "art"), "--data",
+    made = subprocess.run([sys.executable, str(REPO / "examples" / "outlier_mlp.py")], cwd=work, capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert made.returncode == 0, made.stderr
+    (work / "in.npz").symlink_to(work / "test.npz")
+    (work / "labels.npy").symlink_to(work / "test_labels.npy")
+    (work / "calib.npz").symlink_to(work / "calibration.npz")
+    res = run_cli("export", "--keras", str(work / "outlier.keras"), "--artifacts", str(work / "art"), "--data",
                   str(work / "calib.npz"), "--format", "all", "--quantize", "int8", "-q")
     assert res.returncode == 0, res.stderr
     return work
@@ -85,7 +68,9 @@ def test_repair_keeps_the_outlier_layers_float_and_the_repaired_variants_pass(ou
         assert any(k.startswith(FC2) for k in keep), keep  # the layer that writes the outlier tensor
         assert not any("fc1" in k for k in keep), keep  # and not the healthy first layer
         assert repair["exported"] == f"{name}_mixed"
-        assert arts[name]["explain"]["first_divergent"] is not None  # explained on the way
+        # explained on the way: the cause is named (fc2's output, whose median channel drowns), not only its reader
+        first = arts[name]["explain"]["first_divergent"]
+        assert "fc2" in first["tf"] and first["channel_snr_db"] < 12.0 <= first["snr_db"], first
         # the exported variant, verified by the second run on all 1,000 inputs, beside the fully quantized one
         mixed, plain = arts[f"{name}_mixed"], arts[name]
         assert mixed["passed"] and not plain["passed"]
