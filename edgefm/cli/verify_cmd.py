@@ -173,7 +173,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         if explain and not explained:
             click.echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
         for r in repairs.values():
-            click.echo("\n" + format_repair(r))
+            click.echo("\n" + format_repair(r, width=output_width()))
         if repair and explained and not repairs:
             click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
     if not result.passed:
@@ -209,6 +209,9 @@ def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explana
         result = run_check(replace(cfg, only=only), progress=text_callback(progress))
         if result.path is not None:
             add_to_report(result.path, explained)
+        verdicts = {a.name: a.passed for a in result.artifacts}
+        for r in repairs.values():
+            r.verified = verdicts.get(r.exported or "")
     if result.path is not None and repairs:
         add_repairs_to_report(result.path, repairs)
     return result, repairs

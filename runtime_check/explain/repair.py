@@ -85,8 +85,9 @@ class Repair:
     before: Trial | None = None
     proposal: Trial | None = None
     trials: list[Trial] = field(default_factory=list)
-    #: the artifact ``--repair`` wrote (``tflite_int8_mixed``), once exported
+    #: the artifact ``--repair`` wrote (``tflite_int8_mixed``), once exported, and whether verify passed it
     exported: str | None = None
+    verified: bool | None = None
     seconds: float = 0.0
     error: str | None = None
 
@@ -96,7 +97,7 @@ class Repair:
             "ranking": [{"layer": n, "snr_db_alone": _num(g)} for n, g in self.ranking],
             "before": None if self.before is None else self.before.to_dict(),
             "proposal": None if self.proposal is None else self.proposal.to_dict(),
-            "trials": len(self.trials), "exported": self.exported,
+            "trials": len(self.trials), "exported": self.exported, "verified": self.verified,
             "seconds": round(self.seconds, 3), "error": self.error,
         }
 
@@ -177,36 +178,43 @@ def propose(name: str, fmt: str, quantizer: KeepFloatQuantizer, feeds: Mapping[s
     return out
 
 
-def format_repair(r: Repair) -> str:
-    """The search's outcome in a few lines: before, the ranking, the proposed set and its numbers."""
+def format_repair(r: Repair, width: int | None = None) -> str:
+    """The search's outcome in a few lines (wrapped to ``width``): before, the ranking, the proposed set."""
+    import textwrap
+
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.2f}%"
 
-    lines = [f"{r.name}: repair search over {r.layers} layers on {r.rows} inputs ({len(r.trials)} models measured, "
-             f"{r.seconds:.1f} s)"]
+    def para(text: str) -> list[str]:
+        return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ") if width else ["  " + text]
+
+    lines = para(f"{r.name}: repair search over {r.layers} layers on {r.rows} inputs ({len(r.trials)} models "
+                 f"measured, {r.seconds:.1f} s)")
+    lines[0] = lines[0][2:]
     if r.error:
-        return "\n".join([*lines, f"  could not repair: {r.error}"])
+        return "\n".join([*lines, *para(f"could not repair: {r.error}")])
     if r.before is not None:
-        lines.append(f"  fully int8: top-1 agreement {pct(r.before.top1_agreement)}, SNR {r.before.snr_db:.1f} dB, "
-                     f"{'passes' if r.before.passed else 'fails'}")
+        lines += para(f"fully int8: top-1 agreement {pct(r.before.top1_agreement)}, SNR {r.before.snr_db:.1f} dB, "
+                      f"{'passes' if r.before.passed else 'fails'}")
     if r.ranking:
-        lines.append("  costliest layers in int8 (output SNR with only that layer in int8): "
-                     + ", ".join(f"{n} {g:.1f} dB" for n, g in r.ranking[:5]))
+        lines += para("costliest layers in int8 (output SNR with only that layer in int8): "
+                      + ", ".join(f"{n} {g:.1f} dB" for n, g in r.ranking[:5]))
     p = r.proposal
     if p is None:
-        lines.append("  no set of the measured layers passes; the int8 error is spread over the model "
-                     "(try more calibration samples, or the dynamic-range variant)")
+        lines += para("no set of the measured layers passes: the int8 error is spread over the model (try more "
+                      "calibration samples, or the dynamic-range variant)")
     elif not p.keep_float:
-        lines.append("  nothing to repair: the fully quantized model passes its bounds")
+        lines += para("nothing to repair: the fully quantized model passes its bounds")
     else:
-        lines.append(f"  keep in float: {', '.join(p.keep_float)} -> top-1 agreement {pct(p.top1_agreement)}, "
-                     f"SNR {p.snr_db:.1f} dB, {p.bytes / 1024:.1f} KiB (fully int8: "
-                     f"{(r.before.bytes if r.before else 0) / 1024:.1f} KiB)")
+        lines += para(f"keep in float: {', '.join(p.keep_float)} -> top-1 agreement {pct(p.top1_agreement)}, "
+                      f"SNR {p.snr_db:.1f} dB, {p.bytes / 1024:.1f} KiB (fully int8: "
+                      f"{(r.before.bytes if r.before else 0) / 1024:.1f} KiB)")
+        how = f"edgefm export --quantize int8 --keep-float {','.join(p.keep_float)}"
         if r.exported:
-            lines.append(f"  exported as {r.exported} (`edgefm export --keep-float {','.join(p.keep_float)}`)")
+            verdict = {True: "passes verify", False: "FAILS verify", None: "written"}[r.verified]
+            lines += para(f"exported as {r.exported}: {verdict} (the same as `{how}`)")
         else:
-            lines.append(f"  to export it: edgefm export --quantize int8 --keep-float {','.join(p.keep_float)} "
-                         "(or verify --repair)")
+            lines += para(f"to export it: `{how}` (or verify --repair)")
     return "\n".join(lines)
 
 
