@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -142,7 +141,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
 
         explained = run_explain(cfg, result, explain)
     if as_json:
-        echo_json(result.to_dict() if not explained else json.loads(result.path.read_text(encoding="utf-8")))
+        echo_json(result.to_dict())  # the explanations are part of it
     elif not quiet:
         click.echo(render_table(result, width=output_width()))
         for ex in explained.values():

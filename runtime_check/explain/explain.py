@@ -21,7 +21,6 @@ import numpy as np
 
 from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
-from edgefm.core.fileio import atomic_write_json
 from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
@@ -211,16 +210,6 @@ def explain(root: Path, manifest: Manifest, names: Iterable[str], data: Any, row
     return {n: explain_artifact(tf, root, n, arts[n], data, rows, batch) for n in names}
 
 
-def add_to_report(report_path: Path, explanations: Mapping[str, Explanation]) -> None:
-    """Write each record under its artifact (``artifacts.NAME.explain``) of the JSON report, atomically."""
-    import json
-
-    doc = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    for name, ex in explanations.items():
-        doc.setdefault("artifacts", {}).setdefault(name, {})["explain"] = ex.to_dict()
-    atomic_write_json(Path(report_path), doc)
-
-
 def _fmt(v: float | None, spec: str) -> str:
     if v is None:
         return "-"
@@ -267,12 +256,13 @@ def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None
 
 def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = ROWS) -> dict[str, Explanation]:
     """What ``edgefm verify --explain [NAME ...]`` does after ``check``: explain the named artifacts (default:
-    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the JSON report.
+    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the report (its
+    JSON and its page are written again).
 
     ``cfg``: the ``CheckConfig`` verify ran with; ``report``: its ``ParityReport`` (written).
     """
     from edgefm.core.errors import UsageError
-    from runtime_check.verify.check import NATIVE_SUFFIX, load_inputs
+    from runtime_check.verify.check import NATIVE_SUFFIX, add_explanations, load_inputs
 
     if cfg.reference is not None:
         raise UsageError("--explain needs an artifacts directory with a manifest (not --reference/--model): it "
@@ -292,6 +282,5 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
         return {}
     data = load_inputs(cfg, manifest)
     explanations = explain(root, manifest, wanted, data, rows=rows)
-    if report.path is not None:
-        add_to_report(report.path, explanations)
+    add_explanations(report, explanations)
     return explanations
