@@ -586,18 +586,19 @@ def _not_compared(record: dict[str, Any]) -> str:
 
 def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, first: int | None,
                     steep: int | None) -> Figure:
-    """A bar per tensor along the graph: its SNR in dB (exact ones at ``EXACT_DB``, NaN/Inf outputs below every
-    other), the bound as a line, the first divergent tensor and the steepest drop marked and annotated."""
+    """A bar per tensor along the graph: its SNR in dB (exact ones at ``EXACT_DB``; an SNR of −∞, NaN/Inf in the
+    artifact's tensor or a TF tensor of zeros, as a dark bar of full height), the bound as a line, the first
+    divergent tensor and the steepest drop marked and annotated."""
     from matplotlib.patches import Patch
 
     n = len(tensors)
     snr = np.array([_float(t.get("snr_db")) for t in tensors])
     exact = snr == np.inf
-    broken = ~np.isfinite(snr) & ~exact  # -inf: NaN/Inf in the artifact's tensor (or a zero TF tensor)
+    broken = ~np.isfinite(snr) & ~exact
     finite = snr[np.isfinite(snr)]
-    low = min(0.0, float(finite.min()) if finite.size else 0.0)
-    broken_at = low - 20
-    heights = np.where(exact, EXACT_DB, np.where(broken, broken_at, snr))
+    # dB has no natural zero: the bars rise from 0, or from 10 dB below the lowest SNR, so that each can be seen
+    base = min(0.0, float(finite.min()) - 10 if finite.size else 0.0)
+    heights = np.where(exact | broken, EXACT_DB, snr)
     out = np.array([not t.get("passed", True) for t in tensors])
     colours = np.where(exact, _COLOURS["exact"], np.where(out, _COLOURS["fail"], _COLOURS["candidate"]))
     colours = np.where(broken, _COLOURS["broken"], colours).tolist()
@@ -611,7 +612,7 @@ def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, 
     height = 3.0 + label_in
     fig = _figure(11, height)
     ax = fig.add_axes((0.06, label_in / height, 0.92, 2.6 / height))
-    bars = ax.bar(np.arange(n), heights, 0.8, color=colours)  # from 0: a negative SNR hangs below it
+    bars = ax.bar(np.arange(n), heights - base, 0.8, bottom=base, color=colours)
     if steep is not None:
         bars[steep].set(edgecolor=_COLOURS["batch1"], linewidth=2.5)
     ax.axhline(bound, color=_COLOURS["fail"], ls="--", lw=1)
@@ -622,7 +623,7 @@ def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, 
                         ha="left" if i < n / 2 else "right", va="center", fontsize=8, color=colour,
                         fontweight="bold", arrowprops={"arrowstyle": "->", "color": colour, "lw": 1})
     ax.set_xlim(-0.6, n - 0.4)
-    ax.set_ylim(broken_at - 5 if broken.any() else low, EXACT_DB + 34)
+    ax.set_ylim(base, EXACT_DB + 34)
     ax.set_xticks(ticks, labels, rotation=90, fontsize=7)
     ax.set_ylabel(f"SNR of {_cut(name)} vs TF (dB)", fontsize=8)
     ax.set_xlabel("tensor along the graph (TF name #index)", fontsize=8)
@@ -637,7 +638,7 @@ def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, 
     if exact.any():
         handles.append(Patch(color=_COLOURS["exact"], label=f"exact (drawn at {EXACT_DB:g} dB)"))
     if broken.any():
-        handles.append(Patch(color=_COLOURS["broken"], label=f"NaN/Inf (drawn at {broken_at:g} dB)"))
+        handles.append(Patch(color=_COLOURS["broken"], label="SNR −∞ (NaN/Inf, or TF all zeros)"))
     handles.append(ax.plot([], [], color=_COLOURS["fail"], ls="--", lw=1, label=f"bound {bound:g} dB")[0])
     # above the axes: no bar or annotation under it (the card's heading names the artifact)
     ax.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(handles),
