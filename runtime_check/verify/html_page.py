@@ -586,9 +586,9 @@ def _not_compared(record: dict[str, Any]) -> str:
 
 def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, first: int | None,
                     steep: int | None) -> Figure:
-    """A bar per tensor along the graph: its SNR in dB (exact ones at ``EXACT_DB``; an SNR of −∞, NaN/Inf in the
-    artifact's tensor or a TF tensor of zeros, as a dark bar of full height), the bound as a line, the first
-    divergent tensor and the steepest drop marked and annotated."""
+    """A bar per tensor along the graph, the bound as a line, the first divergent tensor and the steepest drop
+    marked and annotated. A bar is the SNR in dB, capped at ``EXACT_DB`` (where exact tensors are drawn); an SNR
+    of −∞ (NaN/Inf in the artifact's tensor, or a TF tensor of zeros) is a dark bar of full height."""
     from matplotlib.patches import Patch
 
     n = len(tensors)
@@ -598,7 +598,7 @@ def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, 
     finite = snr[np.isfinite(snr)]
     # dB has no natural zero: the bars rise from 0, or from 10 dB below the lowest SNR, so that each can be seen
     base = min(0.0, float(finite.min()) - 10 if finite.size else 0.0)
-    heights = np.where(exact | broken, EXACT_DB, snr)
+    heights = np.where(exact | broken, EXACT_DB, np.minimum(snr, EXACT_DB))  # as drops are measured (explain._drops)
     out = np.array([not t.get("passed", True) for t in tensors])
     colours = np.where(exact, _COLOURS["exact"], np.where(out, _COLOURS["fail"], _COLOURS["candidate"]))
     colours = np.where(broken, _COLOURS["broken"], colours).tolist()
