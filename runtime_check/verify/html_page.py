@@ -502,8 +502,9 @@ def _explain_card(name: str, record: dict[str, Any]) -> str:
     steep = None if steep == first else steep
     bound = _float((record.get("bounds") or {}).get("snr_db"))
     error = record.get("error")
-    failed = bool(error) or first is not None
-    verdict = "could not explain" if error else "diverges" if first is not None else "follows TF"
+    failed = bool(error) or first is not None or not tensors
+    verdict = ("could not explain" if error else "diverges" if first is not None else "follows TF" if tensors
+               else "nothing compared")
     head = (
         f'<section class="artifact{" failed" if failed else ""}" id="x-{esc(name)}" data-explain="{esc(name)}" '
         f'data-first-divergent="{esc(_tensor_name(tensors[first])) if first is not None else ""}">'
@@ -514,7 +515,9 @@ def _explain_card(name: str, record: dict[str, Any]) -> str:
     )
     if error:
         return head + f'<p class="fail">could not explain: {esc(str(error))}</p></section>'
-    if first is None:
+    if not tensors:
+        lead = '<p class="fail">No tensor of the artifact could be paired with one of TensorFlow: nothing compared.</p>'
+    elif first is None:
         lead = '<p class="same">No tensor out of bounds: the export follows TensorFlow layer by layer.</p>'
     else:
         t = tensors[first]

@@ -260,6 +260,16 @@ def test_page_of_a_healthy_and_an_unexplainable_artifact(exported: Path, tiny_da
     assert [a.name for a in loaded.artifacts] == ["onnx_float32"] and set(loaded.explanations) == set(report.explanations)
     assert _explain_section(render_html(loaded)) == section
 
+    # names are escaped everywhere (a record is data from a file); a record without tensors says nothing was compared
+    record = loaded.explanations["tflite_int8"]
+    odd = [{**t, "tf": f"<i>{t['tf']}", "candidate": "<b>&", "matched_by": "<u>"} for t in record["tensors"]]
+    loaded.explanations = {"<s>": {**record, "tensors": odd, "path": "<p>"},
+                           "empty": {**record, "tensors": [], "first_divergent": None, "steepest_drop": None}}
+    section = _explain_section(render_html(loaded))
+    assert not re.search(r"<[ibsup]>", section) and '<td class="name" title="&lt;i&gt;' in section and 'id="x-&lt;s&gt;"' in section
+    empty = re.search(r'<section[^>]* data-explain="empty".*?</section>', section, re.S).group(0)
+    assert "nothing compared" in empty and "<img" not in empty
+
 
 def test_page_marks_the_steepest_drop_apart_from_the_first_divergent(
         exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
