@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -162,7 +161,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         if repair:
             result, repairs = _repair(cfg, result, explained, view)
     if as_json:
-        echo_json(result.to_dict() if not (explained or repairs) else json.loads(result.path.read_text(encoding="utf-8")))
+        echo_json(result.to_dict())  # the explanations and repairs are part of it
     elif not quiet:
         from runtime_check.explain.explain import format_explanation
         from runtime_check.explain.repair import format_repair
@@ -192,9 +191,8 @@ def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explana
     from edgefm.cli.console import text_callback
     from edgefm.core.manifest import Manifest
     from export.pipeline import export_keep_float, keep_float_quantizer
-    from runtime_check.explain.explain import add_to_report
-    from runtime_check.explain.repair import add_repairs_to_report, run_repair
-    from runtime_check.verify.check import run_check
+    from runtime_check.explain.repair import run_repair
+    from runtime_check.verify.check import add_explanations, run_check
 
     progress.start("repair: measuring each layer kept in float")
     repairs = run_repair(cfg, explained, lambda name, fmt: keep_float_quantizer(cfg.artifacts, fmt, like=name))
@@ -207,13 +205,11 @@ def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explana
     if exported:  # the report holds the fully quantized and the repaired artifacts side by side
         only = (*cfg.only, *exported) if cfg.only else ()
         result = run_check(replace(cfg, only=only), progress=text_callback(progress))
-        if result.path is not None:
-            add_to_report(result.path, explained)
         verdicts = {a.name: a.passed for a in result.artifacts}
         for r in repairs.values():
             r.verified = verdicts.get(r.exported or "")
-    if result.path is not None and repairs:
-        add_repairs_to_report(result.path, repairs)
+    if repairs or exported:
+        add_explanations(result, explained, repairs)
     return result, repairs
 
 

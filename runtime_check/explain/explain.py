@@ -21,7 +21,6 @@ import numpy as np
 
 from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
-from edgefm.core.fileio import atomic_write_json
 from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
@@ -223,16 +222,6 @@ def explain(root: Path, manifest: Manifest, names: Iterable[str], data: Any, row
     return {n: explain_artifact(tf, root, n, arts[n], data, rows, batch) for n in names}
 
 
-def add_to_report(report_path: Path, explanations: Mapping[str, Explanation]) -> None:
-    """Write each record under its artifact (``artifacts.NAME.explain``) of the JSON report, atomically."""
-    import json
-
-    doc = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    for name, ex in explanations.items():
-        doc.setdefault("artifacts", {}).setdefault(name, {})["explain"] = ex.to_dict()
-    atomic_write_json(Path(report_path), doc)
-
-
 def _fmt(v: float | None, spec: str) -> str:
     if v is None:
         return "-"
@@ -310,13 +299,14 @@ def explain_names(cfg: Any, names: Iterable[str]) -> list[str]:
 def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = ROWS,
                 progress: Any = None) -> dict[str, Explanation]:
     """What ``edgefm verify --explain [NAME ...]`` does after ``check``: explain the named artifacts (default:
-    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the JSON report.
+    every failing one), on the first ``rows`` of the same verify inputs, and add the records to the report (its
+    JSON and its page are written again).
 
     ``cfg``: the ``CheckConfig`` verify ran with; ``report``: its ``ParityReport`` (written); ``progress``: an
     ``edgefm.core.progress.Progress`` told each step (freezing TensorFlow's graph takes seconds).
     """
     from edgefm.core.progress import NoProgress
-    from runtime_check.verify.check import NATIVE_SUFFIX, load_inputs
+    from runtime_check.verify.check import NATIVE_SUFFIX, add_explanations, load_inputs
 
     progress = progress or NoProgress()
     wanted = explain_names(cfg, names)
@@ -338,6 +328,5 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
         progress.advance(i, n)
         explanations[n] = explain_artifact(tf, root, n, deployable[n], data, rows)
     progress.finish()
-    if report.path is not None:
-        add_to_report(report.path, explanations)
+    add_explanations(report, explanations)
     return explanations

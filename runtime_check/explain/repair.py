@@ -262,15 +262,3 @@ def run_repair(cfg: Any, explanations: Mapping[str, Explanation],
         except EdgefmError as e:
             out[name] = Repair(name, error=str(e))
     return out
-
-
-def add_repairs_to_report(report_path: Path, repairs: Mapping[str, Repair]) -> None:
-    """Write each search under its artifact (``artifacts.NAME.repair``) of the JSON report, atomically."""
-    import json
-
-    from edgefm.core.fileio import atomic_write_json
-
-    doc = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    for name, r in repairs.items():
-        doc.setdefault("artifacts", {}).setdefault(name, {})["repair"] = r.to_dict()
-    atomic_write_json(Path(report_path), doc)

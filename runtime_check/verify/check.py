@@ -688,6 +688,24 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     return report
 
 
+def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repairs: Mapping[str, Any] | None = None) -> None:
+    """``verify --explain``'s records (``runtime_check.explain.explain.Explanation`` by manifest name), and
+    ``--repair``'s (``runtime_check.explain.repair.Repair``), into ``report``, then the report written again
+    where it was, both from this one object: the page (``report.html_path``, if it had one) and the JSON
+    (``report.path``, ``artifacts.NAME.explain`` and ``.repair``), each atomically, the JSON even if the page
+    cannot be written (as ``check`` does)."""
+    for name, ex in explanations.items():
+        report.explanations[name] = ex.to_dict()
+    for name, r in (repairs or {}).items():
+        report.repairs[name] = r.to_dict()
+    try:
+        if report.html_path is not None:
+            write_html(report, report.html_path)
+    finally:
+        if report.path is not None:
+            report.write(report.path)
+
+
 def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[str, Artifact],
                             outputs: Mapping[str, Path | None]) -> None:
     """A report written over manifest.json, a model being verified or a SavedModel file would destroy it."""

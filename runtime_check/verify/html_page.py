@@ -12,6 +12,10 @@ reviewer can open offline, attach to a ticket or archive with the artifacts:
   counts), the confusion matrix with the cells that differ from TF's marked, and
   the test images where its top-1 differs from TF's, labelled with both
   predictions.
+- after ``verify --explain``, per explained artifact (``report.explanations``): the SNR
+  of every tensor compared with TensorFlow along the graph, the variant's bound, the
+  first divergent tensor and the steepest drop marked, and a table of them and the
+  worst tensors.
 
 Everything is inline: charts are PNGs drawn by matplotlib (``Figure`` with the
 Agg canvas, no pyplot state, no display) and embedded as ``data:`` URIs, the
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +41,8 @@ import numpy as np
 from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
+from runtime_check.explain.explain import EXACT_DB
+from runtime_check.explain.graphs import name_key
 from runtime_check.verify.compare import OUTPUT_SEP, ArtifactResult, Metric, format_value
 from runtime_check.verify.report import ArtifactDetail, ParityReport, describe_inputs
 from runtime_check.verify.text import COLUMNS
@@ -59,7 +66,13 @@ HTML_COLUMNS: tuple[tuple[str, str], ...] = (
     *[(k, h) for k, h in COLUMNS if k != "checksum"],
 )
 _OPS = {"<=": "≤", ">=": "≥", "==": "="}
-_COLOURS = {"candidate": "#1f77b4", "reference": "#7f7f7f", "batch1": "#ff7f0e", "fail": "#d62728"}
+_COLOURS = {"candidate": "#1f77b4", "reference": "#7f7f7f", "batch1": "#ff7f0e", "fail": "#d62728",
+            "exact": "#aec7e8", "first": "#7a0019", "broken": "#24292f"}
+#: ``--explain``: the worst tensors listed per artifact (as many as the terminal shows)
+EXPLAIN_WORST = 5
+#: ``--explain`` figure: tensor names along the x axis, at most this many (one per tick), each cut to this length
+EXPLAIN_LABELS = 60
+EXPLAIN_LABEL_CHARS = 30
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1f23;background:#fff}
@@ -96,6 +109,8 @@ figure.d img{display:block;width:84px;height:84px;image-rendering:pixelated;bord
 figure.d .tf{color:#57606a} figure.d .cand{color:#a40e26;font-weight:600}
 figure.d figcaption span{white-space:nowrap} p.same{margin:.4em 0}
 details{margin:.6em 0} table.kv td{padding:0 12px 0 0;font-size:13px}
+table.checks.explain{width:auto} table.checks.explain td.name{text-align:left;white-space:normal;word-break:break-all}
+table.checks.explain .role,table.checks.explain th.name{text-align:left} table.checks.explain tr.first td{font-weight:700}
 """
 
 # After load, count the images that decoded (naturalWidth > 0): a headless browser reads the result from <body>.
@@ -154,6 +169,7 @@ def render_html(report: ParityReport) -> str:
         "<h2>Checks</h2>",
         _checks_table(report),
         _failures(report),
+        _explain_section(report),
         '<h2>Size and latency</h2><div class="charts">',
         _img(_png(_size_latency_figure(report)), "sizes and latencies"),
         '</div><p class="muted">Latency: wall time per image measured by this verify run, one pass each, '
@@ -434,6 +450,234 @@ def _curves_figure(history: list[dict[str, Any]]) -> Figure:
     return fig
 
 
+# -- layer by layer (verify --explain) ----------------------------------------------------------
+
+
+def _explain_section(report: ParityReport) -> str:
+    """One card per explained artifact, from its record (``Explanation.to_dict``, as the JSON holds it)."""
+    if not report.explanations:
+        return ""
+    return (
+        '<h2 id="explain">Layer by layer (<code>--explain</code>)</h2><p class="muted">Every intermediate tensor the '
+        "artifact shares with TensorFlow, compared on the first verify inputs, in graph order. SNR = 10 log10(Σ TF² / "
+        "Σ (artifact − TF)²) in dB; a tensor whose SNR is below its variant's bound is out of bounds, and the first "
+        "one along the graph is where the export parts from TensorFlow. The steepest drop is the tensor that loses "
+        "the most SNR against the tensors feeding it (drop dB), marked when it is not the first divergent one. "
+        f"Exact tensors are drawn at {EXACT_DB:g} dB. LSB: rmse of a quantized tensor in quantization steps "
+        "(reported, not judged).</p>"
+        + "".join(_explain_card(name, record) for name, record in report.explanations.items())
+    )
+
+
+def _float(value: Any) -> float:
+    """A number of the record: JSON keeps infinities as strings (``"inf"``: an exact tensor); else NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _number(value: Any, spec: str) -> str:
+    if value is None:
+        return "–"
+    v = _float(value)
+    if math.isnan(v):
+        return html.escape(str(value))
+    if math.isinf(v):
+        return "exact" if v > 0 else "−∞"
+    return format(v, spec)
+
+
+def _tensor_name(tensor: dict[str, Any]) -> str:
+    """The TF tensor's short name (without the call wrappers; the record keeps the full one)."""
+    return name_key(str(tensor.get("tf")))
+
+
+def _explain_card(name: str, record: dict[str, Any]) -> str:
+    esc = html.escape
+    tensors = [t for t in record.get("tensors") or [] if isinstance(t, dict)]
+    first = next((i for i, t in enumerate(tensors) if not t.get("passed", True)), None)
+    # as the terminal: the steepest drop is news only when something diverged and it is elsewhere
+    steep = _steepest(tensors) if first is not None else None
+    steep = None if steep == first else steep
+    bound = _float((record.get("bounds") or {}).get("snr_db"))
+    error = record.get("error")
+    failed = bool(error) or first is not None or not tensors
+    verdict = ("could not explain" if error else "diverges" if first is not None else "follows TF" if tensors
+               else "nothing compared")
+    head = (
+        f'<section class="artifact{" failed" if failed else ""}" id="x-{esc(name)}" data-explain="{esc(name)}" '
+        f'data-first-divergent="{esc(_tensor_name(tensors[first])) if first is not None else ""}">'
+        f'<h3>{esc(name)} <span class="badge {"fail" if failed else "pass"}">{verdict}</span> <span class="muted">'
+        f'<code>{esc(str(record.get("path", "")))}</code> · {esc(str(record.get("quantization", "")))} · '
+        f'{len(tensors)} tensors on {esc(str(record.get("rows", "?")))} inputs · bound SNR ≥ {_number(bound, "g")} dB · '
+        f'{_number(record.get("seconds"), ".1f")} s</span></h3>'
+    )
+    if error:
+        return head + f'<p class="fail">could not explain: {esc(str(error))}</p></section>'
+    if not tensors:
+        lead = '<p class="fail">No tensor of the artifact could be paired with one of TensorFlow: nothing compared.</p>'
+    elif first is None:
+        lead = '<p class="same">No tensor out of bounds: the export follows TensorFlow layer by layer.</p>'
+    else:
+        t = tensors[first]
+        lead = (
+            f'<p class="fail">First divergent: <code>{esc(_tensor_name(t))}</code> (tensor {first}, as '
+            f'<code>{esc(str(t.get("candidate")))}</code>, matched by {esc(str(t.get("matched_by")))}): SNR '
+            f'{_number(t.get("snr_db"), ".1f")} dB, max abs error {_number(t.get("max_abs_error"), ".3g")}.</p>'
+        )
+    if steep is not None and first is not None:
+        lead += (f'<p>Steepest drop: <code>{esc(_tensor_name(tensors[steep]))}</code> (tensor {steep}) loses '
+                 f'{_number(tensors[steep].get("drop_db"), ".1f")} dB of SNR in one step (the first divergent one '
+                 f'lost {_number(tensors[first].get("drop_db"), ".1f")} dB).</p>')
+    figure = ""
+    if tensors:
+        alt = f"SNR of every tensor of {name} along the graph"
+        figure = '<div class="charts">' + _img(_png(_explain_figure(name, tensors, bound, first, steep)), alt) + "</div>"
+    return head + lead + figure + _explain_table(tensors, first, steep) + _not_compared(record) + "</section>"
+
+
+def _steepest(tensors: Sequence[dict[str, Any]]) -> int | None:
+    """The index of the tensor with the largest ``drop_db`` (the first of equals, as ``Explanation.steepest``)."""
+    drops = [_float(t.get("drop_db")) for t in tensors]
+    return max(range(len(drops)), key=lambda i: -math.inf if math.isnan(drops[i]) else drops[i], default=None)
+
+
+def _explain_table(tensors: Sequence[dict[str, Any]], first: int | None, steep: int | None) -> str:
+    """The first divergent tensor, the steepest drop, then the worst ``EXPLAIN_WORST`` by SNR."""
+    esc = html.escape
+    rows = [(role, i) for role, i in (("first divergent", first), ("steepest drop", steep)) if i is not None]
+    snr = [_float(t.get("snr_db")) for t in tensors]
+    worst = sorted(range(len(tensors)), key=lambda i: -math.inf if math.isnan(snr[i]) else snr[i])[:EXPLAIN_WORST]
+    rows += [(f"worst {k + 1}", i) for k, i in enumerate(worst)]
+    if not rows:
+        return ""
+    body = []
+    for role, i in rows:
+        t = tensors[i]
+        verdict = "pass" if t.get("passed", True) else "fail"
+        body.append(
+            f'<tr class="{"first" if i == first else ""}" data-index="{i}"><td class="role">{esc(role)}</td><td>{i}</td>'
+            f'<td class="name" title="{esc(str(t.get("tf")))} / {esc(str(t.get("candidate")))}">'
+            f'{esc(_tensor_name(t))}</td><td class="role">{esc(str(t.get("matched_by")))}</td>'
+            f'<td class="{verdict}">{_number(t.get("snr_db"), ".1f")}</td><td>{_number(t.get("cosine"), ".6f")}</td>'
+            f'<td>{_number(t.get("max_abs_error"), ".3g")}</td><td>{_number(t.get("rmse_lsb"), ".2f")}</td>'
+            f'<td>{_number(t.get("drop_db"), ".1f")}</td></tr>'
+        )
+    return (
+        '<div class="scroll"><table class="checks explain"><thead><tr><th scope="col"></th><th scope="col">#</th>'
+        '<th scope="col" class="name">TF tensor</th><th scope="col" class="name">matched by</th>'
+        '<th scope="col">SNR dB</th><th scope="col">cosine</th><th scope="col">max err</th><th scope="col">LSB</th>'
+        f'<th scope="col">drop dB</th></tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    )
+
+
+def _not_compared(record: dict[str, Any]) -> str:
+    """How many tensors of each side have no counterpart; their names folded away."""
+    esc = html.escape
+    fused = [str(n) for n in record.get("fused_away") or []]
+    unmatched = record.get("unmatched") or {}
+    if not fused and not unmatched:
+        return '<p class="muted" data-fused="0" data-unmatched="0">Every tapped tensor of both sides was paired.</p>'
+    text = (f'<p class="muted" data-fused="{len(fused)}" data-unmatched="{len(unmatched)}">Not compared: '
+            f"{plural(len(fused), 'TensorFlow tensor')} without a counterpart in the artifact (fused away), "
+            f"{plural(len(unmatched), 'tensor')} of the artifact without one in TensorFlow.</p>")
+    items = [f"<li>TF <code>{esc(name_key(n))}</code></li>" for n in fused]
+    items += [f"<li><code>{esc(str(n))}</code>: {esc(str(why))}</li>" for n, why in unmatched.items()]
+    return text + f'<details><summary>the tensors not compared</summary><ul>{"".join(items)}</ul></details>'
+
+
+def _explain_figure(name: str, tensors: Sequence[dict[str, Any]], bound: float, first: int | None,
+                    steep: int | None) -> Figure:
+    """A bar per tensor along the graph, the bound as a line, the first divergent tensor and the steepest drop
+    marked and annotated. A bar is the SNR in dB, capped at ``EXACT_DB`` (where exact tensors are drawn); an SNR
+    of −∞ (NaN/Inf in the artifact's tensor, or a TF tensor of zeros) is a dark bar of full height."""
+    from matplotlib.patches import Patch
+
+    n = len(tensors)
+    snr = np.array([_float(t.get("snr_db")) for t in tensors])
+    exact = snr == np.inf
+    broken = ~np.isfinite(snr) & ~exact
+    finite = snr[np.isfinite(snr)]
+    # dB has no natural zero: the bars rise from 0, or from 10 dB below the lowest SNR, so that each can be seen
+    base = min(0.0, float(finite.min()) - 10 if finite.size else 0.0)
+    heights = np.where(exact | broken, EXACT_DB, np.minimum(snr, EXACT_DB))  # as drops are measured (explain._drops)
+    out = np.array([not t.get("passed", True) for t in tensors])
+    colours = np.where(exact, _COLOURS["exact"], np.where(out, _COLOURS["fail"], _COLOURS["candidate"]))
+    colours = np.where(broken, _COLOURS["broken"], colours).tolist()
+    if first is not None:
+        colours[first] = _COLOURS["first"]
+
+    short = _unscoped([_tensor_name(t) for t in tensors])
+    ticks = _labelled_ticks(n, first, steep)
+    labels = [f"{_cut(short[i])} #{i}" for i in ticks]
+    label_in = 0.5 + 0.055 * max((len(s) for s in labels), default=0)  # rotated names (7 pt) and the x label
+    height = 3.0 + label_in
+    fig = _figure(11, height)
+    ax = fig.add_axes((0.06, label_in / height, 0.92, 2.6 / height))
+    bars = ax.bar(np.arange(n), heights - base, 0.8, bottom=base, color=colours)
+    if steep is not None:
+        bars[steep].set(edgecolor=_COLOURS["batch1"], linewidth=2.5)
+    ax.axhline(bound, color=_COLOURS["fail"], ls="--", lw=1)
+    for i, text, y, colour in ((first, "first divergent", EXACT_DB + 22, _COLOURS["first"]),
+                               (steep, "steepest drop", EXACT_DB + 8, _COLOURS["batch1"])):
+        if i is not None:
+            ax.annotate(f"{text}: {_cut(short[i])}", xy=(i, heights[i]), xytext=(i, y),
+                        ha="left" if i < n / 2 else "right", va="center", fontsize=8, color=colour,
+                        fontweight="bold", arrowprops={"arrowstyle": "->", "color": colour, "lw": 1})
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(base, EXACT_DB + 34)
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=7)
+    ax.set_ylabel(f"SNR of {_cut(name)} vs TF (dB)", fontsize=8)
+    ax.set_xlabel("tensor along the graph (TF name #index)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    handles = [Patch(color=_COLOURS["candidate"], label="within bound"),
+               Patch(color=_COLOURS["fail"], label="out of bound")]
+    if first is not None:
+        handles.append(Patch(color=_COLOURS["first"], label="first divergent"))
+    if steep is not None:
+        handles.append(Patch(facecolor="none", edgecolor=_COLOURS["batch1"], linewidth=2, label="steepest drop"))
+    if exact.any():
+        handles.append(Patch(color=_COLOURS["exact"], label=f"exact (drawn at {EXACT_DB:g} dB)"))
+    if broken.any():
+        handles.append(Patch(color=_COLOURS["broken"], label="SNR −∞ (NaN/Inf, or TF all zeros)"))
+    handles.append(ax.plot([], [], color=_COLOURS["fail"], ls="--", lw=1, label=f"bound {bound:g} dB")[0])
+    # above the axes: no bar or annotation under it (the card's heading names the artifact)
+    ax.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(handles),
+              frameon=False, borderaxespad=0.2)
+    return fig
+
+
+def _labelled_ticks(n: int, first: int | None, steep: int | None) -> list[int]:
+    """Every tensor's index when ``EXPLAIN_LABELS`` names fit; else evenly spaced ones, the marked tensors among them."""
+    if n <= EXPLAIN_LABELS:
+        return list(range(n))
+    step = -(-n // EXPLAIN_LABELS)
+    marked = {i for i in (first, steep) if i is not None}
+    return sorted({i for i in range(0, n, step) if not any(0 < abs(i - m) < step for m in marked)} | marked)
+
+
+def _unscoped(names: Sequence[str]) -> list[str]:
+    """``names`` without the scope all the scoped ones share (Keras 3 puts every op under ``functional_1/``)."""
+    scoped = [n.split("/")[:-1] for n in names if "/" in n]
+    common: list[str] = []
+    for parts in zip(*scoped) if scoped else ():
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    cut = len("/".join(common)) + 1 if common else 0
+    return [n[cut:] if common and n.split("/")[: len(common)] == common else n for n in names]
+
+
+def _cut(text: str) -> str:
+    """At most ``EXPLAIN_LABEL_CHARS``, cut in the middle: a layer's scope and its op both stay readable."""
+    if len(text) <= EXPLAIN_LABEL_CHARS:
+        return text
+    tail = EXPLAIN_LABEL_CHARS * 3 // 5
+    return text[:EXPLAIN_LABEL_CHARS - tail - 1] + "…" + text[-tail:]
+
+
 # -- one artifact -------------------------------------------------------------------------------
 
 
@@ -445,6 +689,9 @@ def _artifact_section(report: ParityReport, a: ArtifactResult) -> str:
         f'<h3>{esc(a.name)} <span class="badge {res.lower()}">{res}</span> '
         f'<span class="muted">{esc(a.runtime)} · <code>{esc(a.path)}</code></span></h3>'
     )
+    explained = a.name.removesuffix(NATIVE_SUFFIX)
+    if explained in report.explanations:
+        head += f'<p class="muted"><a href="#x-{esc(explained)}">Layer by layer: where {esc(explained)} parts from TF</a></p>'
     detail = report.details.get(a.name)
     if detail is None:
         why = f"could not run: {a.error}" if a.error else "no outputs to compare"

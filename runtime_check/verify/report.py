@@ -10,6 +10,11 @@ It writes itself to ``verify-report.json`` atomically and is read back by
 ``ParityReport.load``, so a report is rendered again as text
 (``runtime_check.verify.text``) or as a page (``runtime_check.verify.html_page``)
 without running anything. The summary is the one paragraph a failure raises.
+
+``verify --explain`` adds, per explained artifact, the layer-by-layer record of
+``runtime_check.explain`` (``explanations``; ``artifacts.NAME.explain`` in the JSON),
+so the JSON and the page are written from this one object and a reloaded report
+shows it again.
 """
 
 from __future__ import annotations
@@ -161,6 +166,12 @@ class ParityReport:
     resources: dict[str, Any] = field(default_factory=dict)
     #: ``--device`` boards (emulator, CPU, libraries and their sha256) and the kernel-path ledger
     devices: dict[str, Any] = field(default_factory=dict)
+    #: ``verify --explain``: by manifest name, the record ``Explanation.to_dict`` makes (every compared tensor in
+    #: graph order, the first divergent one, the bounds); JSON-ready, so a reloaded report renders the same page.
+    #: An explained artifact verify did not check (``--only``) has only this in the JSON's ``artifacts``.
+    explanations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``verify --repair``: by manifest name, the record ``Repair.to_dict`` makes (``artifacts.NAME.repair``)
+    repairs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -210,6 +221,7 @@ class ParityReport:
 
     # -- JSON ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        checked = {a.name for a in self.artifacts}
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
             "passed": self.passed,
@@ -224,9 +236,13 @@ class ParityReport:
                     **a.to_dict(),
                     **({"bytes": self.sizes[a.name]} if a.name in self.sizes else {}),
                     **({"details": self.details[a.name].to_dict()} if a.name in self.details else {}),
+                    **({"explain": self.explanations[a.name]} if a.name in self.explanations else {}),
+                    **({"repair": self.repairs[a.name]} if a.name in self.repairs else {}),
                 }
                 for a in self.artifacts
-            },
+            } | {name: {**({"explain": self.explanations[name]} if name in self.explanations else {}),
+                        **({"repair": self.repairs[name]} if name in self.repairs else {})}
+                 for name in {**self.explanations, **self.repairs} if name not in checked},
             "failures": self.failures(),
             "host": self.host,
             "versions": self.versions,
@@ -241,7 +257,9 @@ class ParityReport:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParityReport:
         """The report ``to_dict`` wrote (images excepted: see ``load``)."""
-        artifacts = [ArtifactResult.from_dict(name, a) for name, a in d["artifacts"].items()]
+        # an entry holding only "explain": an artifact explained but not checked (--only)
+        checked = {name: a for name, a in d["artifacts"].items() if not (isinstance(a, dict) and a.keys() == {"explain"})}
+        artifacts = [ArtifactResult.from_dict(name, a) for name, a in checked.items()]
         reference = {k: v for k, v in d["reference"].items() if k not in ("metrics", "confusion_matrix")}
         ref_cm = d["reference"].get("confusion_matrix")
         return cls(
@@ -253,13 +271,15 @@ class ParityReport:
             resources=dict(d.get("resources", {})),
             reference_metrics=[Metric.from_dict(k, m) for k, m in d["reference"].get("metrics", {}).items()],
             host=dict(d.get("host", {})),
-            details={n: ArtifactDetail.from_dict(a["details"]) for n, a in d["artifacts"].items() if "details" in a},
-            sizes={n: int(a["bytes"]) for n, a in d["artifacts"].items() if "bytes" in a},
+            details={n: ArtifactDetail.from_dict(a["details"]) for n, a in checked.items() if "details" in a},
+            sizes={n: int(a["bytes"]) for n, a in checked.items() if "bytes" in a},
             reference_confusion=None if ref_cm is None else np.array(ref_cm, np.int64),
             class_names=list(d.get("class_names") or CLASS_NAMES),
             training=dict(d.get("training", {})),
             artifacts_dir=Path(d["artifacts_dir"]) if d.get("artifacts_dir") else None,
             devices=dict(d.get("devices", {})),
+            explanations={n: dict(a["explain"]) for n, a in d["artifacts"].items() if "explain" in a},
+            repairs={n: dict(a["repair"]) for n, a in d["artifacts"].items() if "repair" in a},
         )
 
     @classmethod

@@ -10,8 +10,8 @@ import numpy as np
 FACTOR = 1.02
 
 
-def scale_tflite_tensor(path: Path, tensor_name: str) -> None:
-    """Scale the constant tensor ``tensor_name`` of a .tflite by FACTOR, in the file's bytes (its buffer, found by value)."""
+def scale_tflite_tensor(path: Path, tensor_name: str, factor: float = FACTOR) -> None:
+    """Scale the constant tensor ``tensor_name`` of a .tflite by ``factor``, in the file's bytes (its buffer, found by value)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
@@ -20,7 +20,7 @@ def scale_tflite_tensor(path: Path, tensor_name: str) -> None:
     old = np.array(interp.get_tensor(detail["index"]))
     blob = path.read_bytes()
     assert blob.count(old.tobytes()) == 1, "the tensor's bytes must be unique in the file"
-    path.write_bytes(blob.replace(old.tobytes(), (old * np.float32(FACTOR)).astype(old.dtype).tobytes()))
+    path.write_bytes(blob.replace(old.tobytes(), (old * np.float32(factor)).astype(old.dtype).tobytes()))
 
 
 def scale_onnx_initializer(path: Path, ends_with: str) -> str:

@@ -10,6 +10,7 @@ sha256 updated so the checksum still passes.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -154,3 +155,141 @@ def test_explain_of_several_is_one_tf_tap(exported: Path, data) -> None:
     out = explain(exported, Manifest.load(exported), ["tflite_float32", "onnx_float32"], data, rows=16, batch=8)
     assert [ex.rows for ex in out.values()] == [16, 16]
     assert isinstance(LiteRTTap(exported / "model_float32.tflite").tensor_name("0"), str)
+
+
+# -- the explanation in the HTML page (and in the report it is written from) -----------------------
+
+
+def _explain_section(page: str) -> str:
+    """The page's layer-by-layer section: from its heading to the next section's."""
+    start = page.index('<h2 id="explain">')
+    return page[start:page.index("<h2>", start + 1)]
+
+
+def _figure_png(section: str, name: str):
+    import base64
+    import io
+
+    from PIL import Image
+
+    m = re.search(rf'<img alt="SNR of every tensor of {name} along the graph" src="data:image/png;base64,([^"]+)"',
+                  section)
+    assert m, section[:2000]
+    return Image.open(io.BytesIO(base64.b64decode(m.group(1))))
+
+
+def test_cli_page_marks_the_planted_layer_first_divergent(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
+                                                          tmp_path: Path) -> None:
+    """verify --explain with the page on: the JSON printed, the JSON file and the page all carry the record."""
+    from runtime_check.verify.html_page import render_html
+    from runtime_check.verify.report import ParityReport
+
+    root = _planted(exported, tmp_path)
+    scale_tflite_tensor(root / "model_float32.tflite", "MatMul")  # the first layer: Relu:0 parts from TF
+    redescribe(root, "tflite_float32")
+    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                  "--only", "tflite_float32", "--explain", "--json")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    printed = json.loads(res.stdout)
+    assert printed["artifacts"]["tflite_float32"]["explain"] == json.loads(
+        (root / "verify-report.json").read_text())["artifacts"]["tflite_float32"]["explain"]
+    record = printed["artifacts"]["tflite_float32"]["explain"]
+    assert name_key(record["first_divergent"]["tf"]) == "Relu:0"
+
+    page = (root / "verify-report.html").read_text(encoding="utf-8")
+    section = _explain_section(page)
+    assert 'data-explain="tflite_float32" data-first-divergent="Relu:0"' in section
+    assert '<span class="badge fail">diverges</span>' in section
+    first = record["tensors"].index(record["first_divergent"])
+    assert f"First divergent: <code>Relu:0</code> (tensor {first}, as <code>" in section
+    # the table: the first divergent row, then the worst five (the steepest drop is the first divergent one here)
+    rows = re.findall(r'<tr class="(first)?" data-index="(\d+)"><td class="role">([^<]+)</td><td>\d+</td>'
+                      r'<td class="name"[^>]*>([^<]+)</td>', section)
+    assert rows[0] == ("first", str(first), "first divergent", "Relu:0")
+    assert [r[2] for r in rows[1:]] == [f"worst {k}" for k in range(1, 6)]
+    assert "steepest drop" not in [r[2] for r in rows]
+    snrs = [float(t["snr_db"]) for t in record["tensors"]]
+    assert [int(r[1]) for r in rows[1:]] == sorted(range(len(snrs)), key=snrs.__getitem__)[:5]
+    assert f'data-fused="{len(record["fused_away"])}"' in section and len(record["fused_away"]) >= 2
+    img = _figure_png(section, "tflite_float32")
+    assert img.format == "PNG" and img.width == 1100 and img.height > 300
+    assert '<a href="#x-tflite_float32">' in page  # from the artifact's card
+    # the report read back from its JSON renders the same section, figure included, byte for byte
+    assert _explain_section(render_html(ParityReport.load(root / "verify-report.json"))) == section
+
+
+def test_page_of_a_healthy_and_an_unexplainable_artifact(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
+                                                         tmp_path: Path) -> None:
+    """Artifacts explained but not checked (--only another): healthy int8 says so, a truncated file says why not;
+    the report, with entries holding only "explain", reads back and renders the same section."""
+    import html
+
+    from runtime_check.explain.explain import run_explain
+    from runtime_check.verify.check import run_check
+    from runtime_check.verify.html_page import render_html
+    from runtime_check.verify.report import ParityReport
+
+    root = _planted(exported, tmp_path)
+    (root / "model_int8.onnx").write_bytes((root / "model_int8.onnx").read_bytes()[:300])
+    redescribe(root, "onnx_int8")
+    cfg = CheckConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False, only=("onnx_float32",),
+                      samples=32, html=root / "verify-report.html")
+    report = run_check(cfg)
+    assert report.passed
+    run_explain(cfg, report, ("tflite_int8,onnx_int8",))
+    assert set(report.explanations) == {"tflite_int8", "onnx_int8"}
+
+    raw = json.loads((root / "verify-report.json").read_text())
+    assert raw["artifacts"]["tflite_int8"].keys() == {"explain"} and raw["artifacts"]["onnx_float32"]["passed"]
+    page = (root / "verify-report.html").read_text(encoding="utf-8")
+    section = _explain_section(page)
+    healthy = re.search(r'<section[^>]* data-explain="tflite_int8".*?</section>', section, re.S).group(0)
+    assert 'data-first-divergent=""' in healthy and '<span class="badge pass">follows TF</span>' in healthy
+    assert "No tensor out of bounds: the export follows TensorFlow layer by layer." in healthy
+    assert "First divergent" not in healthy and "bound SNR ≥ 12 dB" in healthy
+    assert _figure_png(healthy, "tflite_int8").format == "PNG"
+    lsb = re.findall(r"<td>(\d+\.\d\d|–)</td><td>[^<]*</td></tr>", healthy)  # the LSB column of quantized tensors
+    assert any(v != "–" for v in lsb), healthy
+
+    error = raw["artifacts"]["onnx_int8"]["explain"]["error"]
+    broken = re.search(r'<section[^>]* data-explain="onnx_int8".*?</section>', section, re.S).group(0)
+    assert error and f'<p class="fail">could not explain: {html.escape(error)}</p>' in broken
+    assert "<img" not in broken and '<span class="badge fail">could not explain</span>' in broken
+
+    loaded = ParityReport.load(root / "verify-report.json")
+    assert [a.name for a in loaded.artifacts] == ["onnx_float32"] and set(loaded.explanations) == set(report.explanations)
+    assert _explain_section(render_html(loaded)) == section
+
+    # names are escaped everywhere (a record is data from a file); a record without tensors says nothing was compared
+    record = loaded.explanations["tflite_int8"]
+    odd = [{**t, "tf": f"<i>{t['tf']}", "candidate": "<b>&", "matched_by": "<u>"} for t in record["tensors"]]
+    loaded.explanations = {"<s>": {**record, "tensors": odd, "path": "<p>"},
+                           "empty": {**record, "tensors": [], "first_divergent": None, "steepest_drop": None}}
+    section = _explain_section(render_html(loaded))
+    assert not re.search(r"<[ibsup]>", section) and '<td class="name" title="&lt;i&gt;' in section and 'id="x-&lt;s&gt;"' in section
+    empty = re.search(r'<section[^>]* data-explain="empty".*?</section>', section, re.S).group(0)
+    assert "nothing compared" in empty and "<img" not in empty
+
+
+def test_page_marks_the_steepest_drop_apart_from_the_first_divergent(
+        exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """A small fault in the first layer (in bounds, ~90 dB: the steepest drop from exact), a smaller one in the
+    second that takes it out of bounds (~75 dB, the first divergent)."""
+    from runtime_check.explain.explain import run_explain
+    from runtime_check.verify.check import run_check
+
+    root = _planted(exported, tmp_path)
+    scale_tflite_tensor(root / "model_float32.tflite", "MatMul", 1.00005)
+    scale_tflite_tensor(root / "model_float32.tflite", "MatMul_1", 1.00015)
+    redescribe(root, "tflite_float32")
+    cfg = CheckConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False, only=("tflite_float32",),
+                      samples=32, html=root / "verify-report.html")
+    report = run_check(cfg)
+    ex = run_explain(cfg, report, ("tflite_float32",))["tflite_float32"]
+    assert name_key(ex.first_divergent.tf) == "add_1:0" and name_key(ex.steepest.tf) == "Relu:0", format_explanation(ex)
+    section = _explain_section((root / "verify-report.html").read_text(encoding="utf-8"))
+    first, steep = ex.tensors.index(ex.first_divergent), ex.tensors.index(ex.steepest)
+    assert f"Steepest drop: <code>Relu:0</code> (tensor {steep}) loses {ex.steepest.drop_db:.1f} dB" in section
+    roles = re.findall(r'data-index="(\d+)"><td class="role">([^<]+)</td>', section)
+    assert roles[:2] == [(str(first), "first divergent"), (str(steep), "steepest drop")]
+    assert _figure_png(section, "tflite_float32").format == "PNG"

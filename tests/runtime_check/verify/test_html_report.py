@@ -215,6 +215,34 @@ def test_native_card_points_to_its_identical_binding(verified: tuple[ParityRepor
         assert page.count(f'id="a-{name}"') == 1  # the binding's own card is still there, once
 
 
+def test_chromium_explain_section_decodes_and_fits(verified: tuple[ParityReport, Path],
+                                                   tiny_data_session: tuple[Path, dict[str, str]], chromium: str,
+                                                   tmp_path: Path) -> None:
+    """The mutant (another seed's weights) explained: its card and figure in the page, every image decoded,
+    nothing wider than an 800 px window."""
+    import copy
+
+    from runtime_check.explain.explain import explain
+    from runtime_check.verify.check import load_inputs
+
+    report, _ = verified
+    root = report.artifacts_dir
+    manifest = Manifest.load(root)
+    data = load_inputs(CheckConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False), manifest)
+    explained = copy.copy(report)
+    explained.explanations = {MUTANT: explain(root, manifest, [MUTANT], data, rows=16)[MUTANT].to_dict()}
+    page = tmp_path / "explained.html"
+    page.write_text(render_html(explained), encoding="utf-8")
+    dom = _chromium(chromium, tmp_path, "--window-size=800,1600", "--dump-dom", page.resolve().as_uri()).stdout
+    body = _body_attrs(dom)
+    assert body["data-images-loaded"] == body["data-images-total"] and body["data-page-overflow"] == "0", body
+    card = re.search(rf'<section class="artifact failed" id="x-{MUTANT}" data-explain="{MUTANT}" '
+                     r'data-first-divergent="([^"]+)">.*?</section>', dom, re.S)
+    assert card and card.group(1) == "Relu:0", dom[dom.find('id="explain"'):][:3000]  # every weight differs: the first layer
+    assert f'alt="SNR of every tensor of {MUTANT} along the graph"' in card.group(0)
+    assert f'<a href="#x-{MUTANT}">' in dom and int(body["data-images-total"]) == page.read_text().count("<img ")
+
+
 def test_chromium_notices_an_image_that_does_not_decode(verified: tuple[ParityReport, Path], chromium: str,
                                                         tmp_path: Path) -> None:
     """The image check can fail: one corrupt data: URI is counted as not loaded."""
