@@ -165,6 +165,9 @@ def converter_reason(e: BaseException, log: str = "") -> str:
                 found.append(msg)
         elif line.strip().startswith("TF Select ops:") and line.strip() not in found:
             found.append(line.strip())
+    # what names the op goes first: the quote is cut at ERROR_QUOTE_CHARS, and the converter's generic lines
+    # ("failed while converting: 'main'...", with a URL) can come before it in the captured log
+    found.sort(key=lambda m: not (" op " in m or m.startswith("TF Select ops:")))
     reason = "; ".join(found) if found else _first_line(e)
     return reason[:ERROR_QUOTE_CHARS]
 

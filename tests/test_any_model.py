@@ -264,7 +264,7 @@ def test_unconvertible_op_names_the_op_and_keep_going_writes_what_converts(tmp_p
     art = tmp_path / "art"
     res = run_cli("export", "--saved-model", str(tmp_path / "inverse"), "--artifacts", str(art), "--format", "tflite",
                   "--quantize", "none")
-    assert res.returncode == 1 and "'tf.MatrixInverse' op is neither a custom op nor a flex op" in res.stderr
+    assert res.returncode == 1 and "'tf.MatrixInverse' op is neither a custom op nor a flex op" in res.stderr, res.stderr
     assert "Nothing was written" in res.stderr
     manifest = json.loads((art / "manifest.json").read_text())
     assert set(manifest["artifacts"]) == {"savedmodel"} and not list(art.glob("*.tflite"))
