@@ -55,7 +55,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import any_model, device, inference, verify_speed
+from benchmarks import any_model, device, explain_speed, inference, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -115,6 +115,10 @@ TARGETS: tuple[Target, ...] = (
            "(the larger of cold and warm)", "<=", 1.3),
     *(Target(f"native vs binding batch-1 p50, {name}", f"native C API batch-1 p50 of {name} {{value:.2f}}× the "
              "Python binding's", "<=", 1.2) for name in NATIVE_TARGETS),
+    Target("explain one MLP artifact, 1,000 inputs", "verify --explain of tflite_int8 on 1,000 inputs {value:.1f} s "
+           "(a fresh process, imports and TF graph freeze included)", "<=", 10.0, unit=" s"),
+    Target("explain peak RSS 10k vs 1k inputs", "explain's peak RSS at 10,000 inputs {value:.2f}× that at 1,000",
+           "<=", 1.3),
     Target("CNN test accuracy", "CNN test accuracy {value:.2f}% (the lowest of its seeds)", ">=", 92.0, unit="%"),
     Target("CNN parameters", "CNN {value:,.0f} parameters", "<=", 100_000, unit=" parameters"),
     Target("CNN training time vs baseline", "CNN training {value:.2f}× the seconds of the baseline CNN trained in "
@@ -280,7 +284,10 @@ def target_values(sections: dict[str, Any]) -> list[float | None]:
     cnn = train.get("cnn") or {}
     cnn_values = [100 * cnn["min_test_accuracy"] if "min_test_accuracy" in cnn else None, cnn.get("parameters"),
                   cnn.get("time_vs_baseline")]
-    return [train.get("speedup_vs_keras_fit"), b1.get("speedup_vs_tf"), *sizes, *verify_values, *native, *cnn_values]
+    explained = sections.get("explain") or {}
+    explain_values = [explained.get("seconds_1k"), explained.get("rss_ratio")]
+    return [train.get("speedup_vs_keras_fit"), b1.get("speedup_vs_tf"), *sizes, *verify_values, *native,
+            *explain_values, *cnn_values]
 
 
 def check_targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
@@ -330,6 +337,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("accuracy", "Accuracy on the test split", inference.accuracy_markdown),
     ("verify", "Verify: cold vs warm, the load probe, cost growth", verify_speed.markdown),
     ("device", "On the device: emulated Arm64 rows beside the host rows", device.markdown),
+    ("explain", "verify --explain: seconds and peak memory by input count", explain_speed.markdown),
     ("any_model", "A real architecture: MobileNetV2 at two input sizes", any_model.markdown),
 )
 
@@ -404,7 +412,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
         artifacts = Path(tmp) / "artifacts"
         e2e = _stage(result, "end_to_end", lambda: end_to_end(artifacts, data_dir))
         if e2e is None:
-            for key in ("inference", "size", "accuracy", "verify", "device"):
+            for key in ("inference", "size", "accuracy", "verify", "explain", "device"):
                 result[key] = {"skipped": "the end-to-end run produced no artifacts"}
         else:
             say("inference: each runtime in a fresh process")
@@ -415,6 +423,8 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
             say("verify: cold vs warm, the probe, 1k/10k/60k inputs")
             _stage(result, "verify", lambda: verify_speed.verify_section(
                 artifacts, Path(tmp), reps=effort.verify_reps, data_dir=data_dir))
+            say("explain: verify --explain tflite_int8 on 1,000 and 10,000 inputs")
+            _stage(result, "explain", lambda: explain_speed.explain_section(artifacts, data_dir=data_dir))
             say("device: verify --device qemu-aarch64:cortex-a72")
             # --quick (the suite's own test): the two int8 files on 500 images, ~10 s instead of ~30 s
             _stage(result, "device", lambda: device.device_section(

@@ -79,7 +79,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 @pytest.mark.integration
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
     for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "device",
-                "targets"):
+                "explain", "targets"):
         assert key in result and "error" not in result[key], key
     assert result["crashed"] == [] and result["options"]["quick"] is True
     assert positive(result["total_seconds"])
@@ -204,6 +204,15 @@ def test_accuracy_and_its_change_vs_tf(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+def test_explain_section_reduces_tensors_batch_by_batch(result: dict[str, Any]) -> None:
+    e = result["explain"]
+    assert [r["rows"] for r in e["rows"]] == [1_000, 10_000]
+    for r in e["rows"]:  # the trained MLP's healthy int8 file: every tensor compared, none flagged
+        assert r["tensors"] >= 4 and r["flagged"] == 0 and r["seconds"] > r["explain_seconds"] > 0
+    assert 0.5 < e["rss_ratio"] < 2.0, e  # memory does not grow tenfold with the inputs
+
+
+@pytest.mark.integration
 def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
     t = {x["name"]: x for x in result["targets"]}
     assert len(t) == len(TARGETS)
@@ -220,6 +229,8 @@ def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
         result["verify"]["growth"]["rss_ratio_worst"],
         *(inf[n + "@native"]["latency"]["1"]["p50_ms"] / inf[n]["latency"]["1"]["p50_ms"]
           for n in ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8")),
+        result["explain"]["rows"][0]["seconds"],
+        result["explain"]["rows"][-1]["peak_rss_mb"] / result["explain"]["rows"][0]["peak_rss_mb"],
         100 * min(r["test_accuracy"] for r in cnn["runs"]),
         max(r["parameters"] for r in cnn["runs"]),
         statistics.mean(r["train_seconds"] for r in cnn["runs"]) / cnn["baseline"]["train_seconds"],
