@@ -17,7 +17,7 @@ from edgefm.train.model import CNN, MLP, build_model, save_model
 def test_mlp_matches_the_reference_architecture() -> None:
     m = MLP(hidden_units=20, seed=0)
     assert m.parameter_count == 784 * 20 + 20 + 20 * 10 + 10 == 15_910
-    assert [tuple(v.shape) for v in (m.w1, m.b1, m.w2, m.b2)] == [(784, 20), (20,), (20, 10), (10,)]
+    assert [tuple(v.shape) for v in (m.w1, m.b1, m.w2, m.b2)] == [(20, 784), (20,), (20, 10), (10,)]
     assert len(m.trainable_variables) == 4  # tf.Module tracks raw variables (keras.Model would not)
 
 

@@ -27,7 +27,7 @@ from conftest import REPO
 def _numpy_sgd_step(w1, b1, w2, b2, x, y, lr):
     """Forward and backward of the reference MLP by hand (mean softmax cross-entropy)."""
     x = x.reshape(len(x), -1).astype(np.float64)
-    z1 = x @ w1 + b1
+    z1 = x @ w1.T + b1  # w1 is stored [hidden, 784]
     h = np.maximum(z1, 0)
     logits = h @ w2 + b2
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -37,7 +37,7 @@ def _numpy_sgd_step(w1, b1, w2, b2, x, y, lr):
     d_logits /= len(y)
     g_w2, g_b2 = h.T @ d_logits, d_logits.sum(0)
     d_h = d_logits @ w2.T * (z1 > 0)
-    g_w1, g_b1 = x.T @ d_h, d_h.sum(0)
+    g_w1, g_b1 = d_h.T @ x, d_h.sum(0)
     return w1 - lr * g_w1, b1 - lr * g_b1, w2 - lr * g_w2, b2 - lr * g_b2
 
 
