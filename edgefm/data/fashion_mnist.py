@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgefm.core.errors import DatasetError
-from edgefm.core.fileio import atomic_write_bytes, ensure_directory
+from edgefm.core.fileio import atomic_write_bytes, ensure_directory, user_cache_dir
 from edgefm.core.progress import NoProgress, Progress, format_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,8 +62,7 @@ _HOW_TO_GET = (
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgefm" / "fashion-mnist"
+    return user_cache_dir("fashion-mnist")
 
 
 def candidate_dirs(data_dir: Path | None = None) -> list[tuple[str, Path]]:
