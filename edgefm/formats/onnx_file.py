@@ -8,6 +8,7 @@ ONNX Runtime sees the file, the operator histogram and the header facts
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -87,10 +88,8 @@ def check_onnx_structure(path: Path, what_to_do: str, passed: PassedChecks | Non
     """
     sha = key = None
     if passed is not None:
-        try:
+        with contextlib.suppress(OSError):  # unreadable: onnx.load below says so in the check's own words
             sha = sha256_file(path)
-        except OSError:  # unreadable: onnx.load below says so in the check's own words
-            pass
         key = None if sha is None else structure_check_key(sha)
         if key is not None and key in passed:
             return

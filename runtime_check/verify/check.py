@@ -12,7 +12,9 @@ bounds) into the report and never stops at the first; the caller decides what a
 failed report means (the CLI exits 1). It prints nothing.
 
 Speed: every model file is probed (loaded once in a child process, before this
-process's runtimes see it) by one child for all of them. The reference is computed once
+process's runtimes see it) by one child for all of them; the ONNX structure check's
+passes are remembered per user (``edgefm.core.verdicts``), so a verify of files that
+passed it before never imports onnx. The reference is computed once
 per SavedModel, input set and TensorFlow
 version and then kept beside the manifest (``runtime_check.verify.reference_cache``):
 a verify that finds it reuses it without importing TensorFlow, and the report says
