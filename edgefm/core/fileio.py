@@ -235,6 +235,12 @@ def confined(root: Path, relative: str | Path, what: str) -> Path:
     return target
 
 
+def user_cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/edgefm/NAME`` (default ``~/.cache/edgefm/NAME``): what edgefm keeps per user."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgefm" / name
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

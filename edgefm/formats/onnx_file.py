@@ -8,16 +8,21 @@ ONNX Runtime sees the file, the operator histogram and the header facts
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefm.core.contract import OUTPUT_NAMES
 from edgefm.core.errors import ModelFileError
+from edgefm.core.fileio import sha256_file
 from edgefm.core.manifest import TensorSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
+
+    from edgefm.core.verdicts import PassedChecks
 
 SUFFIX = ".onnx"
 #: ``TensorProto.DataType`` values -> NumPy dtype names (the ones edgefm's models use)
@@ -47,12 +52,47 @@ def onnx_io_specs(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[Tensor
     return ins, outs
 
 
-def check_onnx_structure(path: Path, what_to_do: str) -> None:
+#: What ``check_onnx_structure`` checks, as a number in the key of its remembered passes
+#: (``structure_check_key``): bump it when the check changes, so a pass of the older check is not reused.
+STRUCTURE_CHECK_VERSION = 1
+#: the distributions whose code gives the verdict: onnx (loader and C++ checker) and protobuf (the parser)
+STRUCTURE_CHECKERS = ("onnx", "protobuf")
+
+
+def structure_check_key(file_sha256: str) -> str | None:
+    """The key of ``check_onnx_structure``'s verdict on a file with this sha256 (``None``: onnx is not installed).
+
+    The versions come from package metadata, so the key costs no ``import onnx``.
+    """
+    from importlib import metadata
+
+    try:
+        versions = [f"{dist}={metadata.version(dist)}" for dist in STRUCTURE_CHECKERS]
+    except metadata.PackageNotFoundError:
+        return None
+    made_of = "\n".join([f"check_onnx_structure {STRUCTURE_CHECK_VERSION}", *versions, f"sha256 {file_sha256}"])
+    return hashlib.sha256(made_of.encode("utf-8")).hexdigest()
+
+
+def check_onnx_structure(path: Path, what_to_do: str, passed: PassedChecks | None = None) -> None:
     """The protobuf parses, holds a graph, and passes the ONNX checker; else a ModelFileError.
 
     The ONNX checker is C++ run in this process; it is built to reject malformed
     graphs and ~27,000 fuzzed mutants never crashed it. Runtimes load only in the probe.
+
+    ``passed``: where passes are remembered (``edgefm.core.verdicts``). A file whose
+    bytes passed this check before, under the same onnx and protobuf versions, is
+    not checked again: the verdict is the same, and ``import onnx`` is most of what
+    the check costs (0.5 s). Only a model without external data is remembered: the
+    verdict on one with external data also depends on the files beside it.
     """
+    sha = key = None
+    if passed is not None:
+        with contextlib.suppress(OSError):  # unreadable: onnx.load below says so in the check's own words
+            sha = sha256_file(path)
+        key = None if sha is None else structure_check_key(sha)
+        if key is not None and key in passed:
+            return
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -71,6 +111,16 @@ def check_onnx_structure(path: Path, what_to_do: str) -> None:
     except Exception as e:  # ValidationError, or e.g. UnicodeDecodeError for a name that is not UTF-8
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{path} fails the ONNX checker: {first}. {what_to_do}") from e
+    # Remembered only for the bytes that were checked: the file unchanged since it was hashed.
+    if passed is not None and key is not None and not _uses_external_data(model) and sha256_file(path) == sha:
+        passed.add(key)
+
+
+def _uses_external_data(model: onnx.ModelProto) -> bool:
+    """Whether any initializer of the main graph keeps its values in a file beside the model."""
+    from onnx.external_data_helper import uses_external_data
+
+    return any(uses_external_data(t) for t in model.graph.initializer)
 
 
 def check_external_data(model: onnx.ModelProto, path: Path, what_to_do: str) -> None:

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefm.core.errors import ModelFileError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgefm.core.verdicts import PassedChecks
 
 TFLITE_IDENTIFIER = b"TFL3"
 SUFFIX = ".tflite"
 
 
-def check_tflite_structure(path: Path, what_to_do: str) -> None:
-    """The FlatBuffer identifier and a root table offset inside the file, else a ModelFileError."""
+def check_tflite_structure(path: Path, what_to_do: str, passed: PassedChecks | None = None) -> None:
+    """The FlatBuffer identifier and a root table offset inside the file, else a ModelFileError.
+
+    ``passed`` is taken for the same signature as ``check_onnx_structure`` and not used: this
+    check reads 8 bytes, which costs less than hashing the file to look its verdict up.
+    """
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)

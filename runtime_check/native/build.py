@@ -28,6 +28,7 @@ from pathlib import Path
 
 from edgefm.core.contract import SERVING_SIGNATURE
 from edgefm.core.errors import RuntimeUnavailableError
+from edgefm.core.fileio import user_cache_dir
 
 #: runner kind -> its C source, beside this file
 SOURCES: dict[str, str] = {"litert": "runner_litert.c", "onnxruntime": "runner_onnxruntime.c"}
@@ -89,8 +90,7 @@ def runner_sources(kind: str) -> list[Path]:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgefm" / "native"
+    return user_cache_dir("native")
 
 
 # -- compiler ---------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ bounds) into the report and never stops at the first; the caller decides what a
 failed report means (the CLI exits 1). It prints nothing.
 
 Speed: every model file is probed (loaded once in a child process, before this
-process's runtimes see it) by one child for all of them. The reference is computed once
+process's runtimes see it) by one child for all of them; the ONNX structure check's
+passes are remembered per user (``edgefm.core.verdicts``), so a verify of files that
+passed it before never imports onnx. The reference is computed once
 per SavedModel, input set and TensorFlow
 version and then kept beside the manifest (``runtime_check.verify.reference_cache``):
 a verify that finds it reuses it without importing TensorFlow, and the report says
@@ -51,6 +53,7 @@ from edgefm.core.fileio import sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
+from edgefm.core.verdicts import user_passed_checks
 from edgefm.data.fashion_mnist import scale_images
 from edgefm.data.sources import InputSource
 from runtime_check.runtimes.base import Runtime
@@ -537,7 +540,10 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     # One probe process for every file the runtimes will load (their activate() then hits its cache). It runs
     # while the inputs and the reference are prepared; no runtime here loads a file before probe.wait().
     t_probe = time.perf_counter()
-    probe = PendingValidation(root / a.path for a in selected.values() if (root / a.path).suffix.lower() in STRUCTURE_CHECKS)
+    # The structure checks remember the files that passed them (edgefm.core.verdicts): a warm verify of
+    # unchanged files then never imports onnx for its checker (0.5 s, most of it ml_dtypes).
+    probe = PendingValidation((root / a.path for a in selected.values() if (root / a.path).suffix.lower() in STRUCTURE_CHECKS),
+                              passed=user_passed_checks())
     _import_runtimes(selected.values())
 
     t0 = time.perf_counter()

@@ -22,7 +22,8 @@ from export.variants import BY_NAME, VARIANTS, plan
 
 from export_helpers import Exported, copy_artifacts, export_config
 
-ALL_NAMES = {v.name for v in VARIANTS if not v.integer_io}  # what `edgefm export` writes by default
+# what `edgefm export` writes by default (--int8-io and --keep-float pick other int8 variants)
+ALL_NAMES = {"tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"}
 # Per-variant bounds on |logits - TF| for the tiny model (logits span about [-0.6, 0.7]).
 MAX_ABS_ERR = {
     "tflite_float32": 1e-4, "onnx_float32": 1e-4, "tflite_float16": 5e-3,
@@ -262,3 +263,10 @@ def test_plan_int8_io_picks_its_own_variant() -> None:
     names = [v.name for v in plan(ExportConfig(int8_io=True))]
     assert "tflite_int8_io" in names and "tflite_int8" not in names and "onnx_int8" in names
     assert BY_NAME["tflite_int8_io"].filename != BY_NAME["tflite_int8"].filename
+
+
+def test_keep_float_plans_the_mixed_int8_variants_instead_of_the_plain_ones() -> None:
+    names = {v.name for v in plan(ExportConfig(keep_float=("fc2", " fc2 ", "")))}
+    assert names == (ALL_NAMES - {"tflite_int8", "onnx_int8"}) | {"tflite_int8_mixed", "onnx_int8_mixed"}
+    assert ExportConfig(keep_float=("fc2", " fc2 ", "")).keep_float == ("fc2",)
+    assert {v.name for v in plan(ExportConfig(quantize="int8", format="onnx", keep_float=("a",)))} == {"onnx_int8_mixed"}

@@ -196,3 +196,60 @@ def test_a_probe_child_that_dies_or_hangs_is_probed_again_file_by_file(probe_fil
     assert child._proc.returncode == -signal.SIGKILL  # finish() killed the frozen one too
     assert got == _one_by_one(loadable)
     assert [p.name for p, e in got.items() if e is not None] == ["truncated.tflite"]
+
+
+# -- remembered structure checks ----------------------------------------------------------------
+
+
+def test_a_passed_onnx_structure_check_is_remembered_by_its_bytes(models: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+
+    from edgefm.core.errors import ModelFileError
+    from edgefm.core.fileio import sha256_file
+    from edgefm.core.verdicts import PassedChecks
+    from edgefm.formats.onnx_file import structure_check_key
+    from runtime_check.runtimes.probe import check_structure
+
+    passed = PassedChecks(tmp_path / "passed")
+    good, other = tmp_path / "model.onnx", tmp_path / "model_int8.onnx"
+    shutil.copyfile(models / "model.onnx", good)
+    shutil.copyfile(models / "model_int8.onnx", other)
+    check_structure(good, passed)
+    key = structure_check_key(sha256_file(good))
+    assert key is not None and key in passed and [p.name for p in passed.directory.iterdir()] == [key]
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise onnx.checker.ValidationError("planted refusal")
+
+    monkeypatch.setattr(onnx.checker, "check_model", refuse)
+    check_structure(good, passed)  # the same bytes: their pass is reused, the checker is not asked
+    with pytest.raises(ModelFileError, match="fails the ONNX checker: planted refusal"):
+        check_structure(good)  # without the store every check runs
+    with pytest.raises(ModelFileError, match="fails the ONNX checker: planted refusal"):
+        check_structure(other, passed)  # other bytes are checked, and a refusal is not remembered
+    assert structure_check_key(sha256_file(other)) not in passed
+    monkeypatch.undo()
+
+    # another onnx version (or protobuf's) makes another key: the pass of an older checker is not reused
+    from importlib import metadata
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda dist: "0.0.1" if dist == "onnx" else real(dist))
+    assert structure_check_key(sha256_file(good)) != key
+
+
+def test_an_onnx_model_with_external_data_is_checked_every_time(models: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from edgefm.core.verdicts import PassedChecks
+    from runtime_check.runtimes.probe import check_structure
+
+    model = onnx.load(str(models / "model.onnx"))
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.weights",
+                    size_threshold=0)
+    passed = PassedChecks(tmp_path / "passed")
+    check_structure(path, passed)
+    # the verdict also depends on the files beside the model: nothing is remembered
+    assert not passed.directory.exists() or not any(passed.directory.iterdir())

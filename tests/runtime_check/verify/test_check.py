@@ -559,7 +559,10 @@ def test_a_bad_or_stale_cache_is_recomputed_with_a_note(exported: Path, cfg_for,
     assert check(Manifest.load(root), cfg_for(root, only=only, samples=100, batch_size=7)).reference["cache"]["status"] == "reused"
 
 
-def test_warm_verify_never_imports_tensorflow(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_warm_verify_never_imports_tensorflow_nor_onnx(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
+                                                       tmp_path: Path) -> None:
+    """The second verify reuses TF's outputs and the ONNX structure checks' passes (edgefm.core.verdicts)."""
+    import os
     import subprocess
     import sys
 
@@ -574,17 +577,18 @@ def test_warm_verify_never_imports_tensorflow(exported: Path, tiny_data_session:
         "    runpy.run_module('edgefm.cli', run_name='__main__')\n"
         "except SystemExit as e:\n"
         "    status = e.code\n"
-        "print(json.dumps({'status': status, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+        "print(json.dumps({'status': status, 'tensorflow': 'tensorflow' in sys.modules, 'onnx': 'onnx' in sys.modules}))\n"
     )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # no pass remembered by an earlier test
 
     def run(*extra: str) -> dict[str, object]:
         proc = subprocess.run([sys.executable, "-c", code, *extra], capture_output=True, text=True, timeout=600,
-                              cwd=REPO, stdin=subprocess.DEVNULL)
+                              cwd=REPO, stdin=subprocess.DEVNULL, env=env)
         assert "Traceback" not in proc.stderr, proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert run("--recompute-reference") == {"status": 0, "tensorflow": True}
-    assert run() == {"status": 0, "tensorflow": False}
+    assert run("--recompute-reference") == {"status": 0, "tensorflow": True, "onnx": True}
+    assert run() == {"status": 0, "tensorflow": False, "onnx": False}
     report = json.loads((root / REPORT_NAME).read_text())
     assert report["reference"]["cache"]["status"] == "reused" and report["passed"] is True
 
