@@ -23,6 +23,16 @@ def scale_tflite_tensor(path: Path, tensor_name: str, factor: float = FACTOR) ->
     path.write_bytes(blob.replace(old.tobytes(), (old * np.float32(factor)).astype(old.dtype).tobytes()))
 
 
+def scale_onnx_weight_of(path: Path, node_ends_with: str) -> str:
+    """Scale the initializer the first node whose name ends with ``node_ends_with`` reads; return its name."""
+    import onnx
+
+    model = onnx.load(str(path))
+    inits = {i.name for i in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.name.endswith(node_ends_with))
+    return scale_onnx_initializer(path, next(i for i in node.input if i in inits))
+
+
 def scale_onnx_initializer(path: Path, ends_with: str) -> str:
     """Scale the first initializer whose name ends with ``ends_with`` by FACTOR; return its name."""
     import onnx

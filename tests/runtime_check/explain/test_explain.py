@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explain_helpers import scale_onnx_initializer, scale_tflite_tensor
+from explain_helpers import scale_onnx_initializer, scale_onnx_weight_of, scale_tflite_tensor
 
 from edgefm.core.manifest import Manifest
 from export.config import ExportConfig
@@ -26,6 +26,11 @@ from runtime_check.verify.check import load_inputs
 from runtime_check.verify.config import CheckConfig
 
 from conftest import redescribe, run_cli
+
+# How LiteRT names the FULLY_CONNECTED weights (measured): w1, stored [hidden, 784] as FULLY_CONNECTED takes it,
+# keeps its read op's name, "MatMul/ReadVariableOp" [8, 784]; w2 ([8, 10]) is transposed by the converter into a
+# constant named after its MatMul, "MatMul_1" [10, 8]. tf2onnx folds w1's transpose into "const_fold_opt__N".
+W1_TFLITE, W2_TFLITE = "MatMul/ReadVariableOp", "MatMul_1"
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +99,7 @@ def test_correct_float32_exports_flag_no_layer(exported: Path, tf_tap: TensorFlo
 def test_planted_tflite_weight_fault_is_named_first(exported: Path, tf_tap: TensorFlowTap, data, tmp_path: Path,
                                                     layer: str, first: str) -> None:
     root = _planted(exported, tmp_path)
-    # LiteRT names a FULLY_CONNECTED weight after its TF MatMul (measured: "MatMul" [8, 784], "MatMul_1" [10, 8])
-    scale_tflite_tensor(root / "model_float32.tflite", "MatMul" if layer == "first" else "MatMul_1")
+    scale_tflite_tensor(root / "model_float32.tflite", W1_TFLITE if layer == "first" else W2_TFLITE)
     redescribe(root, "tflite_float32")
     ex = explain_artifact(tf_tap, root, "tflite_float32", Manifest.load(root).deployable()["tflite_float32"], data)
     bad = ex.first_divergent
@@ -122,7 +126,7 @@ def test_planted_onnx_bias_fault_is_named_first(exported: Path, tf_tap: TensorFl
 def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny_data_session: tuple[Path, dict[str, str]],
                                                             tmp_path: Path) -> None:
     root = _planted(exported, tmp_path)
-    scale_onnx_initializer(root / "model.onnx", "/MatMul/ReadVariableOp:0")
+    scale_onnx_weight_of(root / "model.onnx", "/MatMul")
     redescribe(root, "onnx_float32")
     res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
                   "--no-html", "--explain")
@@ -185,7 +189,7 @@ def test_cli_page_marks_the_planted_layer_first_divergent(exported: Path, tiny_d
     from runtime_check.verify.report import ParityReport
 
     root = _planted(exported, tmp_path)
-    scale_tflite_tensor(root / "model_float32.tflite", "MatMul")  # the first layer: Relu:0 parts from TF
+    scale_tflite_tensor(root / "model_float32.tflite", W1_TFLITE)  # the first layer: Relu:0 parts from TF
     redescribe(root, "tflite_float32")
     res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
                   "--only", "tflite_float32", "--explain", "--json")
@@ -279,8 +283,8 @@ def test_page_marks_the_steepest_drop_apart_from_the_first_divergent(
     from runtime_check.verify.check import run_check
 
     root = _planted(exported, tmp_path)
-    scale_tflite_tensor(root / "model_float32.tflite", "MatMul", 1.00005)
-    scale_tflite_tensor(root / "model_float32.tflite", "MatMul_1", 1.00015)
+    scale_tflite_tensor(root / "model_float32.tflite", W1_TFLITE, 1.00005)
+    scale_tflite_tensor(root / "model_float32.tflite", W2_TFLITE, 1.00015)
     redescribe(root, "tflite_float32")
     cfg = CheckConfig(artifacts=root, data_dir=tiny_data_session[0], verify_data=False, only=("tflite_float32",),
                       samples=32, html=root / "verify-report.html")
