@@ -179,6 +179,8 @@ def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
         "learning_rate": cfg.learning_rate,
         "lr_schedule": cfg.lr_schedule.value,
         "seed": cfg.seed,
+        # the variables' layout: edgefm 0.1's MLP stored w1 [784, hidden]; a checkpoint of it is refused by name
+        "weights_layout": 2,
     }
 
 

@@ -166,6 +166,10 @@ def test_resume_refuses_other_options_and_missing_checkpoint(tmp_path: Path, tin
     train(_cfg(tmp_path, data, "x", epochs=1))
     with pytest.raises(ConfigError, match="hidden_units: checkpoint 8 vs now 16"):
         train(_cfg(tmp_path, data, "x", epochs=2, hidden_units=16, resume=True))
+    state = tmp_path / "x" / "checkpoints" / "state.json"  # a checkpoint of edgefm 0.1 (w1 stored [784, hidden])
+    state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "weights_layout"}))
+    with pytest.raises(ConfigError, match="weights_layout: checkpoint None vs now 2"):
+        train(_cfg(tmp_path, data, "x", epochs=2, resume=True))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
