@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgefm.core.contract import SERVING_SIGNATURE
-from edgefm.core.errors import ConfigError, ExportError
+from edgefm.core.errors import ExportError
 from edgefm.core.quiet import import_tensorflow, quiet_native_output
 from edgefm.data.sources import InputSource
-from edgefm.formats.layers import names_layer, op_key
+from edgefm.formats.layers import op_key, select_layers
 from edgefm.formats.metadata import embed_onnx_metadata
 from edgefm.formats.onnx_file import onnx_io_specs
 from export.calibration import as_source, onnx_calibration_batches
@@ -218,21 +218,9 @@ class OnnxKeepFloat:
         self.layers: list[tuple[str, str]] = [(op_key(n.output[0]), n.name) for n in model.graph.node
                                               if n.op_type not in LAYOUT_OPS and n.output and n.output[0]]
 
-    @property
-    def labels(self) -> list[str]:
-        return [label for label, _ in self.layers]
-
     def nodes(self, keep_float: Sequence[str]) -> list[str]:
-        """The node names of the layers ``keep_float`` names."""
-        found: list[str] = []
-        for want in keep_float:
-            hits = [node for label, node in self.layers if label == want or names_layer(label, want)]
-            if not hits:
-                raise ConfigError(f"--keep-float {want}: this model has no such layer. Its ONNX layers are: "
-                                  f"{', '.join(self.labels)} (a Keras layer's scope, e.g. 'functional_1/dense_1', "
-                                  "names all of its ops).")
-            found += [n for n in hits if n not in found]
-        return found
+        """The node names of the layers ``keep_float`` names (a label, an op, or a scope)."""
+        return select_layers(self.layers, keep_float, "ONNX")
 
     def quantize_model(self, keep_float: Sequence[str]) -> onnx.ModelProto:
         return quantize_onnx_int8(self._model, self._calibration, nodes_to_exclude=self.nodes(keep_float))

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from edgefm.core.contract import OUTPUT_NAMES, SERVING_SIGNATURE
-from edgefm.core.errors import ConfigError, ExportError
+from edgefm.core.errors import ExportError
 from edgefm.core.manifest import TensorSpec
 from edgefm.core.quiet import import_tensorflow, quiet_native_output
 from edgefm.data.sources import InputSource
-from edgefm.formats.layers import layer_label, names_layer
+from edgefm.formats.layers import layer_label, select_layers
 from edgefm.formats.metadata import embed_tflite_metadata
 from export.calibration import as_source, tflite_representative_dataset
 from export.config import ExportConfig, Quantization
@@ -118,21 +118,9 @@ class TFLiteKeepFloat:
             out = int(op["outputs"][0])
             self.layers.append((outputs.get(out) or layer_label(names[out]), names[out]))
 
-    @property
-    def labels(self) -> list[str]:
-        return [label for label, _ in self.layers]
-
     def nodes(self, keep_float: Sequence[str]) -> list[str]:
         """The output tensor names of the layers ``keep_float`` names (a label, an op, or a scope)."""
-        found: list[str] = []
-        for want in keep_float:
-            hits = [t for label, t in self.layers if label == want or names_layer(t, want)]
-            if not hits:
-                raise ConfigError(f"--keep-float {want}: this model has no such layer. Its TFLite layers are: "
-                                  f"{', '.join(self.labels)} (a Keras layer's scope, e.g. 'functional_1/dense_1', "
-                                  "names all of its ops).")
-            found += [t for t in hits if t not in found]
-        return found
+        return select_layers(self.layers, keep_float, "TFLite")
 
     def quantize(self, keep_float: Sequence[str]) -> bytes:
         """The int8 model with ``keep_float``'s layers in float (no metadata embedded)."""

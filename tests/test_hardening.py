@@ -369,16 +369,18 @@ def test_fetch_stops_a_server_that_sends_without_end(tmp_path: Path) -> None:
     import threading
 
     class Endless(http.server.BaseHTTPRequestHandler):
-        sent = 0
+        most = 0  # the most bytes one request took (the retry is a second request)
 
-        def do_GET(self) -> None:  # no Content-Length, bytes until the client goes (at most 64 MiB)
+        def do_GET(self) -> None:  # no Content-Length, bytes until the client goes (at most 128 MiB)
             self.send_response(200)
             self.end_headers()
             chunk = b"\0" * (1 << 16)
+            sent = 0
             try:
-                for _ in range(1024):
+                for _ in range(2048):
                     self.wfile.write(chunk)
-                    type(self).sent += len(chunk)
+                    sent += len(chunk)
+                    type(self).most = max(type(self).most, sent)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -396,7 +398,9 @@ def test_fetch_stops_a_server_that_sends_without_end(tmp_path: Path) -> None:
         httpd.server_close()
     assert_fails_cleanly(proc, 1, "Could not download", "more than the")
     assert sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) == 0  # nothing kept
-    assert Endless.sent < 64 << 20
+    # the client hung up at its cap (twice the official 26 MB) plus what the sockets buffered; the total over
+    # a request and its retry used to be counted, and passed 64 MiB on a clean-clone run
+    assert Endless.most < 128 << 20
 
 
 # -- faults of the model, the machine or the user are clean exits, not "a bug" --------------------

@@ -13,6 +13,7 @@ Keras layer).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _CALL = re.compile(r"^(Stateful)?PartitionedCall(_\d+)?$")
 
@@ -49,3 +50,19 @@ def layer_label(tensor: str) -> str:
     if len(parts) > 1 and len(scopes) == 1 and "" not in scopes:
         return scopes.pop()
     return ";".join(parts)
+
+
+def select_layers(layers: Sequence[tuple[str, str]], wanted: Sequence[str], fmt: str) -> list[str]:
+    """The targets (tensor or node names) of the ``(label, target)`` layers each name in ``wanted`` names: its
+    label, one of its ops, or a scope over them (``--keep-float``). An unknown name is a ConfigError listing them."""
+    from edgefm.core.errors import ConfigError
+
+    found: list[str] = []
+    for want in wanted:
+        hits = [t for label, t in layers if label == want or names_layer(label, want) or names_layer(t, want)]
+        if not hits:
+            raise ConfigError(f"--keep-float {want}: this model has no such layer. Its {fmt} layers are: "
+                              f"{', '.join(label for label, _ in layers)} (a Keras layer's scope, e.g. "
+                              "'functional_1/dense_1', names all of its ops).")
+        found += [t for t in hits if t not in found]
+    return found

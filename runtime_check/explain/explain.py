@@ -228,12 +228,17 @@ def _fmt(v: float | None, spec: str) -> str:
     return format(v, spec) if math.isfinite(v) else ("exact" if v > 0 else str(v))
 
 
-def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None) -> str:
-    """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away. Fits ``width`` columns."""
+def paragraph(text: str, width: int | None) -> list[str]:
+    """``text`` as lines indented by two, continued by four, within ``width`` columns (``None``: one line)."""
     import textwrap
 
+    return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ") if width else ["  " + text]
+
+
+def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None) -> str:
+    """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away. Fits ``width`` columns."""
     def para(text: str) -> list[str]:
-        return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ") if width else ["  " + text]
+        return paragraph(text, width)
 
     lines = para(f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow on "
                  f"{ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)")

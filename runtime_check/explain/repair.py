@@ -35,7 +35,7 @@ import numpy as np
 from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
 from edgefm.formats.layers import names_layer
-from runtime_check.explain.explain import Explanation, _num
+from runtime_check.explain.explain import Explanation, _num, paragraph
 from runtime_check.verify.compare import compare_outputs
 from runtime_check.verify.tolerances import Tolerance
 
@@ -180,13 +180,11 @@ def propose(name: str, fmt: str, quantizer: KeepFloatQuantizer, feeds: Mapping[s
 
 def format_repair(r: Repair, width: int | None = None) -> str:
     """The search's outcome in a few lines (wrapped to ``width``): before, the ranking, the proposed set."""
-    import textwrap
-
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.2f}%"
 
     def para(text: str) -> list[str]:
-        return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ") if width else ["  " + text]
+        return paragraph(text, width)
 
     lines = para(f"{r.name}: repair search over {r.layers} layers on {r.rows} inputs ({len(r.trials)} models "
                  f"measured, {r.seconds:.1f} s)")
