@@ -197,10 +197,11 @@ def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explana
     progress.start("repair: measuring each layer kept in float")
     repairs = run_repair(cfg, explained, lambda name, fmt: keep_float_quantizer(cfg.artifacts, fmt, like=name))
     exported = []
+    arts = Manifest.load(cfg.artifacts).deployable()
     for name, r in repairs.items():
         if r.proposal is not None and r.proposal.keep_float:
-            art = Manifest.load(cfg.artifacts).deployable()[name]
-            r.exported = export_keep_float(cfg.artifacts, art.format, r.proposal.keep_float, like=name, progress=progress)
+            r.exported = export_keep_float(cfg.artifacts, arts[name].format, r.proposal.keep_float, like=name,
+                                           progress=progress)
             exported.append(r.exported)
     if exported:  # the report holds the fully quantized and the repaired artifacts side by side
         only = (*cfg.only, *exported) if cfg.only else ()

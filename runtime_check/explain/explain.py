@@ -25,6 +25,7 @@ from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
 from runtime_check.explain.stats import TensorStats
+from runtime_check.verify.compare import json_number
 
 #: lowest SNR (dB) of a healthy tensor, per quantization of the artifact. float32 round-off
 #: leaves > 120 dB on the tiny MLP (one op order against another: 1e-6 relative error is 120 dB);
@@ -62,10 +63,10 @@ class TensorRecord:
         s = self.stats
         return {
             "tf": self.tf, "candidate": self.candidate, "matched_by": self.method,
-            "max_abs_error": _num(s.max_abs), "cosine": _num(s.cosine), "snr_db": _num(s.snr_db),
-            "rmse_lsb": _num(s.rmse_lsb), "max_error_lsb": _num(s.max_lsb), "nonfinite": s.nonfinite,
-            "channel_snr_db": _num(s.median_channel_db), "quantized": self.quantized,
-            "lsb_flag": bool(self.quantized and (s.rmse_lsb or 0) > LSB_BOUND), "drop_db": _num(self.drop_db),
+            "max_abs_error": json_number(s.max_abs), "cosine": json_number(s.cosine), "snr_db": json_number(s.snr_db),
+            "rmse_lsb": json_number(s.rmse_lsb), "max_error_lsb": json_number(s.max_lsb), "nonfinite": s.nonfinite,
+            "channel_snr_db": json_number(s.median_channel_db), "quantized": self.quantized,
+            "lsb_flag": bool(self.quantized and (s.rmse_lsb or 0) > LSB_BOUND), "drop_db": json_number(self.drop_db),
             "passed": self.passed,
         }
 
@@ -113,12 +114,6 @@ class Explanation:
         }
 
 
-def _num(v: float | None) -> float | str | None:
-    if v is None:
-        return None
-    return float(v) if math.isfinite(v) else str(v)
-
-
 def open_tap(path: Path, fmt: str) -> tuple[Tap, dict[str, str]]:
     """The artifact's tap and each tapped tensor's name in the file."""
     if fmt == TFLITE_FORMAT:
@@ -130,7 +125,8 @@ def open_tap(path: Path, fmt: str) -> tuple[Tap, dict[str, str]]:
     raise EdgefmError(f"--explain: {path} is a {fmt} artifact; only .tflite and .onnx files can be explained.")
 
 
-def _rows(batches: Iterable[Mapping[str, np.ndarray]], rows: int) -> Iterable[dict[str, np.ndarray]]:
+def first_rows(batches: Iterable[Mapping[str, np.ndarray]], rows: int) -> Iterable[dict[str, np.ndarray]]:
+    """The batches cut to their first ``rows`` rows in all."""
     seen = 0
     for batch in batches:
         if seen >= rows:
@@ -151,7 +147,7 @@ def explain_artifact(tf: TensorFlowTap, root: Path, name: str, art: Artifact, da
         matching: Matching = match(tf, cand, names)
         stats = {p.candidate: TensorStats(scale=(q[0] if (q := cand.nodes[p.candidate].quant) else None))
                  for p in matching.pairs}
-        for feeds in _rows(data.batches(batch), rows):
+        for feeds in first_rows(data.batches(batch), rows):
             ref = tf.run(feeds)
             got = cand.run(feeds)
             out.rows += len(next(iter(feeds.values())))

@@ -35,8 +35,8 @@ import numpy as np
 from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
 from edgefm.formats.layers import names_layer
-from runtime_check.explain.explain import Explanation, _num, paragraph
-from runtime_check.verify.compare import compare_outputs
+from runtime_check.explain.explain import Explanation, first_rows, paragraph
+from runtime_check.verify.compare import compare_outputs, json_number
 from runtime_check.verify.tolerances import Tolerance
 
 #: verify inputs each trial runs on (top-1 agreement needs more than explain's 64)
@@ -68,8 +68,8 @@ class Trial:
     failed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keep_float": list(self.keep_float), "passed": self.passed, "top1_agreement": _num(self.top1_agreement),
-                "cosine": _num(self.cosine), "snr_db": _num(self.snr_db), "accuracy": _num(self.accuracy),
+        return {"keep_float": list(self.keep_float), "passed": self.passed, "top1_agreement": json_number(self.top1_agreement),
+                "cosine": json_number(self.cosine), "snr_db": json_number(self.snr_db), "accuracy": json_number(self.accuracy),
                 "bytes": self.bytes, "failed": self.failed}
 
 
@@ -94,7 +94,7 @@ class Repair:
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows, "layers": self.layers,
-            "ranking": [{"layer": n, "snr_db_alone": _num(g)} for n, g in self.ranking],
+            "ranking": [{"layer": n, "snr_db_alone": json_number(g)} for n, g in self.ranking],
             "before": None if self.before is None else self.before.to_dict(),
             "proposal": None if self.proposal is None else self.proposal.to_dict(),
             "trials": len(self.trials), "exported": self.exported, "verified": self.verified,
@@ -225,8 +225,7 @@ def run_repair(cfg: Any, explanations: Mapping[str, Explanation],
     """
     from edgefm.core.manifest import Manifest
     from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
-    from runtime_check.verify.check import load_inputs
-    from runtime_check.verify.tolerances import tolerance_for
+    from runtime_check.verify.check import artifact_tolerance, load_inputs
 
     root = Path(cfg.artifacts)
     manifest = Manifest.load(root)
@@ -235,16 +234,9 @@ def run_repair(cfg: Any, explanations: Mapping[str, Explanation],
     if not wanted:
         return {}
     data = load_inputs(cfg, manifest)
-    chunks: dict[str, list[np.ndarray]] = {}
-    taken = 0
-    for batch in data.batches(min(rows, 1000)):
-        take = min(rows - taken, len(next(iter(batch.values()))))
-        for k, v in batch.items():
-            chunks.setdefault(k, []).append(np.asarray(v[:take]))
-        taken += take
-        if taken >= rows:
-            break
-    feeds = {k: np.concatenate(v) for k, v in chunks.items()}
+    chunks = list(first_rows(data.batches(min(rows, 1000)), rows))
+    feeds = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    taken = len(next(iter(feeds.values())))
     labels = None if data.labels is None else np.asarray(data.labels)[:taken]
     _, saved = manifest.savedmodel(root)
     with TensorFlowRuntime(root / saved.path) as tf_rt:
@@ -252,8 +244,7 @@ def run_repair(cfg: Any, explanations: Mapping[str, Explanation],
     out: dict[str, Repair] = {}
     for name in wanted:
         art = arts[name]
-        tol = tolerance_for(name, art.format, art.quantization, atol=cfg.atol, min_top1=cfg.min_top1,
-                            bounds=cfg.bounds, relative=not manifest.takes_fashion_images())
+        tol = artifact_tolerance(manifest, root, name, art, cfg)  # the bounds verify judged it by
         try:
             out[name] = propose(name, art.format, quantizer_for(name, art.format), feeds, reference, labels, tol,
                                 explanations.get(name))

@@ -32,19 +32,17 @@ class TensorStats:
     ch_err2: np.ndarray | None = field(default=None, repr=False)
 
     def add(self, ref: np.ndarray, got: np.ndarray) -> None:
-        if np.ndim(ref) >= 2 and np.shape(ref)[-1] > 1:
-            channels = np.shape(ref)[-1]
-            rc = np.asarray(ref, dtype=np.float64).reshape(-1, channels)
-            ec = np.nan_to_num(np.asarray(got, dtype=np.float64).reshape(-1, channels), nan=0.0, posinf=0.0,
-                               neginf=0.0) - rc
-            self.ch_ref2 = (0 if self.ch_ref2 is None else self.ch_ref2) + np.einsum("ij,ij->j", rc, rc)
-            self.ch_err2 = (0 if self.ch_err2 is None else self.ch_err2) + np.einsum("ij,ij->j", ec, ec)
-        r = np.asarray(ref, dtype=np.float64).ravel()
-        g = np.asarray(got, dtype=np.float64).ravel()
+        r = np.asarray(ref, dtype=np.float64)
+        g = np.asarray(got, dtype=np.float64)
         bad = ~np.isfinite(g)
         self.nonfinite += int(bad.sum())
         g = np.where(bad, 0.0, g)
         e = g - r
+        if r.ndim >= 2 and r.shape[-1] > 1:  # per channel: the last axis
+            rc, ec = r.reshape(-1, r.shape[-1]), e.reshape(-1, r.shape[-1])
+            self.ch_ref2 = (0 if self.ch_ref2 is None else self.ch_ref2) + np.einsum("ij,ij->j", rc, rc)
+            self.ch_err2 = (0 if self.ch_err2 is None else self.ch_err2) + np.einsum("ij,ij->j", ec, ec)
+        r, g, e = r.ravel(), g.ravel(), e.ravel()
         self.count += r.size
         if r.size:
             self.max_abs = max(self.max_abs, float(np.max(np.abs(e))))

@@ -515,12 +515,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     say = progress or (lambda _msg: None)
     root = Path(cfg.artifacts)
     selected = select_artifacts(manifest, cfg)
-    brought = "brought" in manifest.savedmodel(root)[1].extra  # written by export --saved-model/--keras
-    tolerances = {
-        n: tolerance_for(n, a.format, a.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds,
-                         relative=brought)  # a model edgefm did not train: scale-free bounds (tolerances.py)
-        for n, a in selected.items()
-    }
+    tolerances = {n: artifact_tolerance(manifest, root, n, a, cfg) for n, a in selected.items()}
     make_native = native_factory() if cfg.native else None
     devices = None  # --device: extra runtimes per artifact (runtime_check.device), rows NAME@BOARD
     if cfg.devices:
@@ -692,6 +687,14 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         report.resources["peak_rss_mb"] = round(peak_rss_mb(), 1)
         report.write(json_path)
     return report
+
+
+def artifact_tolerance(manifest: Manifest, root: Path, name: str, art: Artifact, cfg: CheckConfig) -> Tolerance:
+    """The bounds verify holds artifact ``name`` to: its variant's, with ``cfg``'s overrides; scale-free for a
+    model edgefm did not train (``export --saved-model/--keras`` marks its SavedModel "brought")."""
+    brought = "brought" in manifest.savedmodel(root)[1].extra
+    return tolerance_for(name, art.format, art.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds,
+                         relative=brought)
 
 
 def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repairs: Mapping[str, Any] | None = None) -> None:
