@@ -24,7 +24,7 @@ from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
-from runtime_check.explain.stats import TensorStats
+from runtime_check.explain.stats import EXACT_DB, TensorStats
 from runtime_check.verify.compare import json_number
 
 #: lowest SNR (dB) of a healthy tensor, per quantization of the artifact. float32 round-off
@@ -36,8 +36,6 @@ SNR_BOUNDS_DB: dict[str, float] = {"none": 80.0, "float16": 40.0, "dynamic": 20.
 #: the steps are counted against TF's float tensor, so they accumulate along the graph (0.64 on a healthy
 #: 2-layer MLP's int8 ONNX ReLU); judging by them would flag healthy deep int8 models. Judged: SNR.
 LSB_BOUND = 0.7
-#: SNR taken for an exact tensor when measuring drops (about float32's round-off level, 2**-23 ~ 138 dB)
-EXACT_DB = 140.0
 #: the SNR one rounding to the variant's precision leaves on a full-scale signal (6.02 bits + 1.76 dB: float16's
 #: 11-bit significand 68 dB, 8-bit integers 50 dB). A drop is measured from the upstream SNR capped at this level:
 #: the first quantized layer after an exact input always "loses" ~90 dB by being quantized at all (measured on an

@@ -41,8 +41,8 @@ import numpy as np
 from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
-from runtime_check.explain.explain import EXACT_DB
-from runtime_check.explain.graphs import name_key
+from edgefm.formats.layers import name_key
+from runtime_check.explain.stats import EXACT_DB
 from runtime_check.verify.compare import OUTPUT_SEP, ArtifactResult, Metric, format_value
 from runtime_check.verify.report import ArtifactDetail, ParityReport, describe_inputs
 from runtime_check.verify.text import COLUMNS
