@@ -128,6 +128,15 @@ def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None
 
 
 @pytest.mark.integration
+def test_two_workers_are_held_to_one_process_after_one_epoch(result: dict[str, Any]) -> None:
+    """The PASS/FAIL line bounds one epoch (rounding only); the longer run's difference is reported beside it."""
+    d = result["distributed"]
+    assert d["same_model_epochs"] == 1 and d["same_model_weight_difference"] <= d["weight_bound"] == 1e-5
+    assert list(d["max_weight_difference_vs_workers_2"]) == ["1 process (defaults, XLA)", "1 process, no XLA"]
+    assert all(positive(r["median_s"]) and 0 < r["test_accuracy"] <= 1 for r in d["rows"].values())
+
+
+@pytest.mark.integration
 def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
     inf = result["inference"]
     rows = {r["name"]: r for r in inf["rows"]}
