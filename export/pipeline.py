@@ -41,7 +41,7 @@ from edgefm.formats.metadata import metadata_entries
 from edgefm.formats.savedmodel import SAVED_MODEL_PB, is_savedmodel_dir
 from export import to_onnx, to_tflite
 from export.calibration import fashion_calibration
-from export.config import ExportConfig, ExportFormat
+from export.config import DATA_CALIBRATION_SAMPLES, FASHION_CALIBRATION_SAMPLES, ExportConfig, ExportFormat
 from export.summary import summary_table
 from export.variants import Exporter, Variant, plan, skipped
 
@@ -264,9 +264,10 @@ def convert_variant(
 def calibration_for(manifest: Manifest, cfg: ExportConfig) -> InputSource:
     """What int8 is calibrated on: ``--data`` (its first rows), else Fashion-MNIST's train split for edgefm's
     own model, else seeded random inputs (a note says so in the manifest and the summary)."""
-    n = cfg.calibration_samples
     if cfg.data is None and manifest.takes_fashion_images():
+        n = cfg.calibration_samples or FASHION_CALIBRATION_SAMPLES
         return fashion_calibration(n, cfg.seed, cfg.data_dir, verify=cfg.verify_data)
+    n = cfg.calibration_samples or DATA_CALIBRATION_SAMPLES
     inputs = manifest.savedmodel()[1].inputs
     source = open_data(cfg.data or "synthetic", inputs, seed=cfg.seed, value_ranges=cfg.value_ranges,
                        preprocessing=manifest.image_preprocessing(),
@@ -341,7 +342,7 @@ def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None
     saved_model, recorded = source_savedmodel(manifest, cfg.artifacts)
     calibration = None
     if any(v.needs_calibration for v in variants):
-        progress.start(f"loading {cfg.calibration_samples} calibration samples")
+        progress.start("loading the calibration samples")
         calibration = calibration_for(manifest, cfg)
     progress.start("converting", total=len(variants))
     converted = []

@@ -36,8 +36,9 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
               help="none: float32; float16: float16 weights; dynamic: int8 weights; int8: full-integer, "
                    "calibrated on training images; all: every one. ONNX has none and int8 only.")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (13-18).")
-@click.option("--calibration-samples", type=int, default=500, show_default=True,
-              help="Training images for int8 calibration (seeded draw).")
+@click.option("--calibration-samples", type=int, default=None,
+              help="Samples int8 is calibrated on: a seeded draw of training images for edgefm's models (default "
+                   "2000), the first rows of --data for others (default 500).")
 @click.option("--int8-io", is_flag=True,
               help="int8 TFLite takes and returns int8 tensors (integer-only accelerators); default float I/O.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
@@ -57,7 +58,7 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
 def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | None, signature: str,
                labels_file: Path | None, preprocess: tuple[str, ...], force: bool, keep_going: bool, data: str | None,
-               value_ranges: tuple[str, ...], fmt: str, quantize: str, opset: int, calibration_samples: int,
+               value_ranges: tuple[str, ...], fmt: str, quantize: str, opset: int, calibration_samples: int | None,
                int8_io: bool, keep_float: tuple[str, ...], seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None,
                bundle_artifact: str | None, as_json: bool, quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
