@@ -45,7 +45,7 @@ from edgefm.core.manifest import Artifact, Manifest, edgefm_version, tool_versio
 from edgefm.core.metrics import confusion_matrix
 from edgefm.data import fashion_mnist as ds
 from edgefm.train.cluster import ClusterSpec
-from edgefm.train.config import MODEL_DEFAULTS, LRSchedule, TrainConfig
+from edgefm.train.config import MODEL_DEFAULTS, LRSchedule, ModelKind, TrainConfig
 from edgefm.train.progress import EpochStats, TrainReporter, TrainResult
 
 CURVES_NAME = "training_curves.png"
@@ -170,6 +170,10 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Any:
     return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=(seed, 1000 + epoch))
 
 
+#: what `_checkpoint_state` records as "weights_layout" per model (see there)
+WEIGHTS_LAYOUT = {ModelKind.MLP: 2, ModelKind.CNN: 3}
+
+
 def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
     """What must match for ``--resume`` to continue the same run."""
     return {
@@ -179,8 +183,9 @@ def _checkpoint_state(cfg: TrainConfig) -> dict[str, Any]:
         "learning_rate": cfg.learning_rate,
         "lr_schedule": cfg.lr_schedule.value,
         "seed": cfg.seed,
-        # the variables' layout: edgefm 0.1's MLP stored w1 [784, hidden]; a checkpoint of it is refused by name
-        "weights_layout": 2,
+        # the variables' layout, refused by name when it differs: 2, edgefm 0.1's MLP stored w1 [784, hidden];
+        # 3, the CNN's first batch norm lost its trainable scale g1 (a restore would ignore the one an older run has)
+        "weights_layout": WEIGHTS_LAYOUT[cfg.model],
     }
 
 

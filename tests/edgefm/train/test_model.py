@@ -51,16 +51,32 @@ def test_cnn_serving_folds_batch_norm_into_the_same_function() -> None:
     rng = np.random.default_rng(0)
     for v in (m.m1, m.m2, m.c1b, m.c2b):
         v.assign(rng.normal(size=v.shape).astype(np.float32) * 0.1)
-    for v in (m.v1, m.v2, m.g1, m.g2):
+    for v in (m.v1, m.v2, m.g2):
         v.assign(rng.uniform(0.5, 2.0, size=v.shape).astype(np.float32))
+    m.g2.assign(m.g2 * np.where(np.arange(m.c2) % 3 == 0, -1, 1).astype(np.float32))  # a negative scale folds too
     x = tf.constant(rng.random((5, 28, 28), dtype=np.float32))
     np.testing.assert_allclose(m(x).numpy(), m._logits(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_cnn_training_normalises_with_the_batch_statistics() -> None:
+    """The fused batch norm of a training step is the textbook one: the batch's mean and biased variance
+    normalise, and the moving variance takes the unbiased one."""
+    m = CNN(hidden_units=8, seed=1)
+    x = tf.constant(np.random.default_rng(0).random((6, 28, 28), dtype=np.float32))
+    pooled = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(tf.reshape(x, [-1, 28, 28, 1]), m.k1, 1, "SAME")), 2, 2, "VALID")
+    mean, var = tf.nn.moments(pooled, [0, 1, 2])
+    y = m._norm(pooled, tf.ones_like(m.c1b), m.c1b, m.m1, m.v1, training=True)
+    np.testing.assert_allclose(y.numpy(), ((pooled - mean) / tf.sqrt(var + m.bn_epsilon)).numpy(), atol=1e-4)
+    n = 6 * 14 * 14
+    np.testing.assert_allclose(m.m1.numpy(), (1 - m.bn_momentum) * mean.numpy(), rtol=1e-4, atol=1e-6)
+    expected_v = m.bn_momentum + (1 - m.bn_momentum) * var.numpy() * n / (n - 1)
+    np.testing.assert_allclose(m.v1.numpy(), expected_v, rtol=1e-4)
 
 
 def test_cnn_is_small() -> None:
     from edgefm.train.config import DEFAULT_HIDDEN_UNITS
 
-    assert CNN(hidden_units=DEFAULT_HIDDEN_UNITS[ModelKind.CNN]).parameter_count == 80_650 <= 100_000
+    assert CNN(hidden_units=DEFAULT_HIDDEN_UNITS[ModelKind.CNN]).parameter_count == 80_634 <= 100_000
 
 
 def test_savedmodel_serving_signature(tmp_path: Path) -> None:
