@@ -75,12 +75,13 @@ class Tap:
 
 class TensorFlowTap(Tap):
     def __init__(self, path: Path) -> None:
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
         from edgefm.core.quiet import import_tensorflow, quiet_native_output
 
         with quiet_native_output():
             tf = import_tensorflow()
+            # imported here, after import_tensorflow: importing any tensorflow module first loads TF's C++
+            # runtime with its logging on, which printed absl's and oneDNN's start-up lines under `verify --explain`
+            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
             try:
                 # kept: the signature's variables die with the loaded object (convert_variables_to_constants_v2
                 # then asserts "Called a function referencing variables which have been deleted")

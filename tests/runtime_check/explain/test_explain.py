@@ -145,6 +145,20 @@ def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny
     assert not ParityReport.load(root / "verify-report.json", images=False).passed  # the report still reads back
 
 
+def test_explain_after_a_warm_reference_keeps_tensorflow_quiet(exported: Path, tmp_path: Path,
+                                                                 tiny_data_session: tuple[Path, dict[str, str]]) -> None:
+    """A warm verify never imports TensorFlow; explain is then the first to load it, and its start-up lines
+    (absl's and oneDNN's, printed by TF's C++ runtime) stay out of the user's terminal."""
+    root = _planted(exported, tmp_path)
+    args = ("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify", "--no-html",
+            "--only", "tflite_float32")
+    assert run_cli(*args).returncode == 0  # computes and keeps the reference outputs
+    res = run_cli(*args, "--explain", "tflite_float32")  # named: explained though it passes
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "reused from reference-outputs.npz" in res.stderr and "explain: comparing" in res.stderr, res.stderr
+    assert "InitializeLog" not in res.stderr and "oneDNN" not in res.stderr, res.stderr
+
+
 def test_explain_unknown_name_is_a_usage_error(exported: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
     from edgefm.core.errors import UsageError
     from runtime_check.explain.explain import run_explain
