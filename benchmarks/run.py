@@ -77,9 +77,11 @@ class Effort:
     verify_reps: int  # cold/warm verify pairs (and at least 3 probe rounds)
     cnn_epochs: int | None  # None: each CNN's own default epochs (what the CNN targets mean)
     cnn_seeds: tuple[int, ...]  # seeds of today's CNN (its accuracy target holds for the lowest)
+    mlp_rounds: int = 1  # interleaved rounds of the MLP contenders (``train_speed.run``)
 
 
-FULL = Effort(runs=100, warmup=10, epochs=5, eager_epochs=2, verify_reps=3, cnn_epochs=None, cnn_seeds=(0, 1))
+FULL = Effort(runs=100, warmup=10, epochs=5, eager_epochs=2, verify_reps=3, cnn_epochs=None, cnn_seeds=(0, 1),
+              mlp_rounds=3)
 # Three graph epochs, so the median is not the first (traced) epoch; one CNN epoch each (its targets
 # are then computed but mean little).
 QUICK = Effort(runs=10, warmup=2, epochs=3, eager_epochs=1, verify_reps=1, cnn_epochs=1, cnn_seeds=(0,))
@@ -226,10 +228,11 @@ def end_to_end_markdown(section: dict[str, Any]) -> str:
 def training(effort: Effort, data_dir: Path | None) -> dict[str, Any]:
     from benchmarks import train_speed
 
-    say(f"training speed: {effort.epochs} graph, {effort.eager_epochs} eager and {effort.epochs} Keras fit epochs, the "
-        f"matmul limit, the CNN (seeds {', '.join(map(str, effort.cnn_seeds))}) and the baseline CNN")
+    say(f"training speed: {effort.mlp_rounds} x ({effort.epochs} graph and {effort.epochs} Keras fit epochs), "
+        f"{effort.eager_epochs} eager epochs, the matmul limit, the CNN (seeds {', '.join(map(str, effort.cnn_seeds))}) "
+        "and the baseline CNN")
     return train_speed.run(effort.epochs, effort.eager_epochs, data_dir, cnn_epochs=effort.cnn_epochs,
-                           cnn_seeds=effort.cnn_seeds)
+                           cnn_seeds=effort.cnn_seeds, rounds=effort.mlp_rounds)
 
 
 def training_markdown(section: dict[str, Any]) -> str:
