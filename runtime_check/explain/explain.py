@@ -229,14 +229,20 @@ def paragraph(text: str, width: int | None) -> list[str]:
     return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ") if width else ["  " + text]
 
 
+def heading(text: str, width: int | None) -> list[str]:
+    """``paragraph`` with its first line not indented: the head of a section of such paragraphs."""
+    lines = paragraph(text, width)
+    lines[0] = lines[0][2:]
+    return lines
+
+
 def format_explanation(ex: Explanation, worst: int = 5, width: int | None = None) -> str:
     """The first divergent tensor, then the worst ``worst`` by SNR; what was fused away. Fits ``width`` columns."""
     def para(text: str) -> list[str]:
         return paragraph(text, width)
 
-    lines = para(f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow on "
-                 f"{ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)")
-    lines[0] = lines[0][2:]
+    lines = heading(f"{ex.name} ({ex.path}, {ex.quantization}): {len(ex.tensors)} tensors compared with TensorFlow "
+                    f"on {ex.rows} inputs, bound SNR >= {ex.snr_bound_db:g} dB ({ex.seconds:.1f} s)", width)
     if ex.error:
         return "\n".join([*lines, *para(f"could not explain: {ex.error}")])
     first = ex.first_divergent

@@ -35,7 +35,7 @@ import numpy as np
 from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
 from edgefm.formats.layers import names_layer
-from runtime_check.explain.explain import Explanation, first_rows, paragraph
+from runtime_check.explain.explain import Explanation, first_rows, heading, paragraph
 from runtime_check.verify.compare import compare_outputs, json_number
 from runtime_check.verify.tolerances import Tolerance
 
@@ -186,9 +186,8 @@ def format_repair(r: Repair, width: int | None = None) -> str:
     def para(text: str) -> list[str]:
         return paragraph(text, width)
 
-    lines = para(f"{r.name}: repair search over {r.layers} layers on {r.rows} inputs ({len(r.trials)} models "
-                 f"measured, {r.seconds:.1f} s)")
-    lines[0] = lines[0][2:]
+    lines = heading(f"{r.name}: repair search over {r.layers} layers on {r.rows} inputs ({len(r.trials)} models "
+                    f"measured, {r.seconds:.1f} s)", width)
     if r.error:
         return "\n".join([*lines, *para(f"could not repair: {r.error}")])
     if r.before is not None:
