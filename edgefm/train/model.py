@@ -95,6 +95,15 @@ class MLP(Classifier):
         h = tf.nn.relu(tf.matmul(x, self.w1, transpose_b=True) + self.b1)
         return tf.matmul(h, self.w2) + self.b2
 
+    def training_logits(self, images: tf.Tensor) -> tf.Tensor:
+        """The same logits with the hidden layer kept as [hidden, batch]: its gradient is then dH^T X, a
+        plain [hidden, B] x [B, 784] matmul that needs no transposed operand, and the XLA-compiled epoch
+        took 0.94x the time of ``__call__``'s [batch, hidden] (measured side by side, issue 20). Serving
+        keeps ``__call__``, which maps onto TFLite's FULLY_CONNECTED."""
+        x = tf.reshape(images, [-1, IMAGE_SHAPE[0] * IMAGE_SHAPE[1]])
+        h_t = tf.nn.relu(tf.matmul(self.w1, x, transpose_b=True) + self.b1[:, None])
+        return tf.matmul(h_t, self.w2, transpose_a=True) + self.b2
+
 
 class CNN(Classifier):
     """A tiny convnet with batch norm after each pooling:

@@ -19,7 +19,7 @@ from edgefm.core.manifest import Manifest
 from edgefm.core.metrics import confusion_matrix
 from edgefm.train.config import TrainConfig
 from edgefm.train.model import MLP
-from edgefm.train.trainer import epoch_permutation, make_step_runner, train
+from edgefm.train.trainer import epoch_permutation, make_step_runner, pack_images, train
 
 from conftest import REPO
 
@@ -52,7 +52,7 @@ def test_one_step_matches_the_hand_computed_gradient(eager: bool) -> None:
     before = [v.numpy().astype(np.float64) for v in (m.w1, m.b1, m.w2, m.b2)]
     expected = _numpy_sgd_step(*before, x, y, lr=0.1)
     run = make_step_runner(m, 0.1, eager=eager)
-    loss_sum, correct = run(tf.constant(x_u8), tf.constant(y), tf.constant([[2, 0, 5, 1, 4, 3]], tf.int32))
+    loss_sum, correct = run(tf.constant(pack_images(x_u8)), tf.constant(y), tf.constant([[2, 0, 5, 1, 4, 3]], tf.int32))
     for got, want in zip((m.w1, m.b1, m.w2, m.b2), expected):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
     assert 0 <= float(correct) <= 6 and float(loss_sum) > 0
