@@ -344,6 +344,8 @@ def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None
     if any(v.needs_calibration for v in variants):
         progress.start("loading the calibration samples")
         calibration = calibration_for(manifest, cfg)
+        where = f" ({calibration.path})" if calibration.path else ""
+        progress.note(f"calibrating int8 on {calibration.count:,} {calibration.kind or 'input'} samples{where}")
     progress.start("converting", total=len(variants))
     converted = []
     for i, v in enumerate(variants):

@@ -188,6 +188,7 @@ def test_keras_model_walkthrough_with_the_readme_commands(zoo: Path, tmp_path: P
                   "--data", str(data), "--calibration-samples", "32", "--artifacts", str(art))
     assert res.returncode == 0, res.stderr
     assert "tflite_int8" in res.stdout and "onnx_int8" in res.stdout
+    assert f"calibrating int8 on 32 npz samples ({data})" in res.stderr
     res = run_cli("verify", "--artifacts", str(art), "--data", str(data), "--labels-data", str(labels), "--native",
                   "--samples", "32", "--json")
     report = json.loads(res.stdout)

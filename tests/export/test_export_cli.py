@@ -39,6 +39,7 @@ def test_export_prints_the_table_and_nothing_from_the_converters(
     # stderr holds only the progress, off a TTY as timestamped lines: a line per variant, then what it wrote
     progress = res.stderr.splitlines()
     assert progress and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in progress), res.stderr
+    assert any(ln.endswith("calibrating int8 on 32 fashion-mnist samples (train split, seed 0)") for ln in progress), res.stderr
     assert any(ln.endswith("[0/2] converting: tflite_int8 (elapsed 0 s)") for ln in progress), res.stderr
     assert any("[1/2] converting: onnx_int8 (elapsed" in ln and "ETA" in ln for ln in progress), res.stderr
     assert re.search(r"exported onnx_int8: [\d.]+ KiB in [\d.]+ s$", progress[-1]), res.stderr
