@@ -260,7 +260,7 @@ def _child(kind: str, epochs: int, threads: int | None, data_dir: Path | None, s
 
 
 def _run_child(kind: str, epochs: int, threads: int | None, data_dir: Path | None, seed: int = 0) -> dict[str, Any]:
-    if threads and kind in ("keras", "matmul-xla", "matmul-xla-t", "matmul-xla-h"):
+    if threads and (kind == "keras" or kind.startswith("matmul-xla")):  # TensorFlow's pools; NumPy's read the env
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -387,7 +387,8 @@ def main() -> None:
     p.add_argument("--cnn-epochs", type=int, default=None, help="CNN epochs (default: each CNN's own)")
     p.add_argument("--cnn-seeds", default="0,1", help="seeds of today's CNN (default: %(default)s)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--child", choices=["graph", "eager", "keras", "matmul-xla", "matmul-xla-t", "matmul-xla-h", "matmul-numpy", "cnn", "cnn-baseline"],
+    matmul_kinds = [f"matmul-{kind}" for kind in dict.fromkeys(kind for _, kind, _ in MATMUL_WAYS)]
+    p.add_argument("--child", choices=["graph", "eager", "keras", *matmul_kinds, "cnn", "cnn-baseline"],
                    help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
