@@ -27,6 +27,12 @@ def _fail(message: str, code: int, as_json: bool = False) -> None:
     click.echo("error: " + message, err=True)
     if as_json:  # and for scripts, the same on stdout as the one JSON document they parse
         click.echo(json.dumps({"error": message, "exit_code": code}))
+    if code == 130:
+        # The interrupt unwound through a library's `with` blocks, and the generators it left suspended are
+        # finalised as the interpreter exits: TensorFlow's then print "Exception ignored in: <generator object
+        # _DefaultGraphStack.get_controller ...>" and a traceback ("Nesting violated for default stack"; seen
+        # after a SIGINT during export's conversion). The message above has said what happened.
+        sys.unraisablehook = lambda unraisable: None
     sys.exit(code)
 
 
