@@ -98,35 +98,25 @@ def _terminate_like_interrupt() -> None:
     By default SIGTERM killed verify, predict, inspect and benchmark with status 143
     and no word, and left benchmark's measuring child running. As a KeyboardInterrupt
     it unwinds through the same clean-up as Ctrl-C (``subprocess.run`` kills its
-    child, temporary directories are removed). ``train`` and ``export`` install their
-    own handlers on top (``edgefm.core.interrupts``), which say what was kept.
+    child, temporary directories are removed). Both are raised where it is safe: not
+    inside TensorFlow or an ``import``, but when it returns to edgefm's code
+    (``edgefm.core.interrupts.interrupt_where_safe``). ``train`` and ``export``
+    install their own handlers on top (``interrupts_noted``), which say what was kept.
     """
     import signal
     import threading
+
+    from edgefm.core.interrupts import interrupt_where_safe
 
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handle(signum: int, frame: Any) -> None:
         _SIGNALLED.append(signal.Signals(signum).name)
-        if _importing(frame):
-            # A KeyboardInterrupt inside the import machinery corrupts the module being
-            # imported (TensorFlow's then fails with unrelated errors): send the signal
-            # again in 50 ms, from a timer thread (TensorFlow's import resets SIGALRM).
-            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
-            return
-        raise KeyboardInterrupt
+        interrupt_where_safe(frame)
 
-    signal.signal(signal.SIGTERM, handle)
-
-
-def _importing(frame: Any) -> bool:
-    """Whether ``frame`` (the one a signal interrupted) is inside ``import``."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handle)
 
 
 def _closed_stdout() -> None:

@@ -5,14 +5,82 @@ end the process with no message) and remembers which arrived; ``signals_deferred
 holds them while several writes must land together. Used by train (one epoch's
 checkpoint and its state) and export (the files and the manifest that lists them).
 Both only work in the main thread; elsewhere they leave signals alone.
+
+Either way the ``KeyboardInterrupt`` is raised by ``interrupt_where_safe``: never
+inside TensorFlow and the other libraries of ``FRAGILE_PACKAGES``, but when they
+return to the code that called them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
+
+#: Top-level packages (and the import machinery) inside which an asynchronous KeyboardInterrupt is not
+#: unwound safely: their C++ calls back into Python (TensorFlow's tracing flattens structures in
+#: ``_pywrap_utils.Flatten``, which imports and calls Python; the converters call the calibration
+#: generator) and does not always check for a pending exception. A SIGTERM while ``edgefm train`` traced
+#: its first step, raised at once, gave (measured, 1 in ~40 signals timed into that ~0.1 s window) a
+#: segfault, a ``SystemError: <built-in function __import__> returned a result with an exception set``
+#: out of ``Flatten`` and then a ValueError, and in CI a process that printed that traceback and hung.
+#: Inside ``import`` the half-run module body is left in ``sys.modules`` broken.
+FRAGILE_PACKAGES = frozenset(
+    {"tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "importlib"}
+)
+
+#: the caller frame a deferred interrupt waits for (at most one)
+_deferred: list[FrameType] = []
+
+
+def interrupt_where_safe(frame: FrameType | None) -> None:
+    """From a signal handler: raise KeyboardInterrupt now, or when the fragile code ``frame`` is in returns.
+
+    ``frame`` is the one the signal interrupted. If any frame on its stack belongs to
+    ``FRAGILE_PACKAGES``, the interrupt is raised in the frame that called the outermost of
+    them, at its next line (a trace function on that frame alone: the rest of the program
+    runs untraced, at the cost of one no-op call per Python call until then). A second
+    signal while one waits is raised at once: the user (or a supervisor) insists, and a
+    library call that never returns must still be stoppable.
+    """
+    caller = _caller_of_fragile_code(frame)
+    if caller is None or _deferred:
+        _cancel_deferred()
+        raise KeyboardInterrupt
+    _deferred.append(caller)
+    caller.f_trace = _raise_on_next_event
+    sys.settrace(_trace_no_new_frames)  # turns tracing on; the caller's f_trace then sees its events
+
+
+def _caller_of_fragile_code(frame: FrameType | None) -> FrameType | None:
+    """The frame that called the outermost fragile frame on ``frame``'s stack; None if there is none."""
+    caller = None
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").partition(".")[0] in FRAGILE_PACKAGES:
+            caller = frame.f_back
+        frame = frame.f_back
+    return caller
+
+
+def _trace_no_new_frames(frame: FrameType, event: str, arg: Any) -> None:
+    return None  # frames called from now on are not traced
+
+
+def _raise_on_next_event(frame: FrameType, event: str, arg: Any) -> None:
+    # "line" when control is back in the caller, "return" if the call ended it, "exception" if the library
+    # raised: in each the interrupt replaces what would have happened next. Raising here also makes
+    # CPython drop the trace function (sys.settrace(None)), as it does for any error in one.
+    _cancel_deferred()
+    raise KeyboardInterrupt
+
+
+def _cancel_deferred() -> None:
+    if _deferred:
+        _deferred.pop().f_trace = None
+        sys.settrace(None)
 
 
 @contextlib.contextmanager
@@ -21,14 +89,14 @@ def interrupts_noted() -> Iterator[list[str]]:
 
     Remembered because a library can turn the KeyboardInterrupt into another error:
     a signal that lands while an extension module is being imported (LiteRT's, when
-    the first .tflite is checked) surfaces as ``ImportError: initialization failed``,
+    the first .tflite is checked) surfaced as ``ImportError: initialization failed``,
     which must not read as a converter failure. Main thread only; elsewhere a no-op.
     """
     seen: list[str] = []
 
-    def handle(signum: int, _frame: object) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
         seen.append(signal.Signals(signum).name)
-        raise KeyboardInterrupt
+        interrupt_where_safe(frame)
 
     old: dict[int, Any] = {}
     with contextlib.suppress(ValueError):  # not the main thread
