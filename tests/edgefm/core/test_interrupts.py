@@ -15,31 +15,76 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 
-_DURING_TRACING = """
-import json, os, signal, sys
+_DURING_TENSORFLOW = """
+import json, os, signal, sys, threading, time
 from edgefm.core.quiet import import_tensorflow
 from edgefm.core.interrupts import interrupts_noted
 
 tf = import_tensorflow()
-results = {}
-for signals in (1, 2):
-    traced, after = [], []
-    with interrupts_noted() as seen:
+log = []
+lock = threading.Lock()
+
+
+def traced_step(signals):
+    @tf.function
+    def step(x):
+        for _ in range(signals):  # the handler runs here, inside TensorFlow's tracing
+            os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(20):
+            x = x * 2.0 + 1.0
+        log.append("traced")
+        return x
+    return step
+
+
+def call_then_more():
+    traced_step(1)(tf.constant(1.0))
+    log.append("the caller's next line ran")
+
+
+def two_signals():
+    traced_step(2)(tf.constant(1.0))
+
+
+def ends_a_try_body():
+    try:
+        traced_step(1)(tf.constant(1.0))
+    finally:
+        log.append("finally ran")
+
+
+def ends_a_with_body():
+    with lock:
+        traced_step(1)(tf.constant(1.0))
+
+
+consumed = threading.Event()
+
+
+def items():
+    yield from range(3)
+    consumed.wait(60)
+    time.sleep(0.1)  # the main thread now waits in the __next__ that ends the loop
+    os.kill(os.getpid(), signal.SIGTERM)  # from tf.data's thread
+    time.sleep(0.2)
+
+
+def ends_a_for_loop():
+    for x in tf.data.Dataset.from_generator(items, output_signature=tf.TensorSpec([], tf.int64)):
+        if x == 2:
+            consumed.set()
+    log.append("the loop ended")
+
+
+with interrupts_noted() as seen:
+    for case in (call_then_more, two_signals, ends_a_try_body, ends_a_with_body, ends_a_for_loop):
         try:
-            @tf.function
-            def step(x):
-                for _ in range(signals):  # the handler runs here, inside TensorFlow's tracing
-                    os.kill(os.getpid(), signal.SIGTERM)
-                for _ in range(20):
-                    x = x * 2.0 + 1.0
-                traced.append(True)
-                return x
-            step(tf.constant(1.0))
-            after.append(True)
+            case()
+            log.append(case.__name__ + " returned")
         except KeyboardInterrupt:
-            pass
-    results[signals] = {"seen": seen, "traced": traced, "after": after, "tracing_left_on": sys.gettrace() is not None}
-print(json.dumps(results))
+            log.append(case.__name__ + " interrupted")
+        log.append({"tracing left on": sys.gettrace() is not None, "lock held": lock.locked()})
+print(json.dumps({"log": log, "seen": seen}))
 """
 
 
@@ -49,14 +94,21 @@ def _run(code: str, *args: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def test_a_signal_during_tracing_is_raised_when_tensorflow_returns_and_a_second_one_at_once() -> None:
-    results = _run(_DURING_TRACING)
-    one = results["1"]
-    # the trace finished, and the interrupt came before the caller's next line ran
-    assert one == {"seen": ["SIGTERM"], "traced": [True], "after": [], "tracing_left_on": False}
-    two = results["2"]
-    # a second signal while the first waits is raised where it lands: a call that never returns stays stoppable
-    assert two == {"seen": ["SIGTERM", "SIGTERM"], "traced": [], "after": [], "tracing_left_on": False}
+def test_a_signal_inside_tensorflow_ends_the_call_that_entered_it() -> None:
+    out = _run(_DURING_TENSORFLOW)
+    clean = {"tracing left on": False, "lock held": False}
+    assert out["log"] == [
+        # the trace finished, and the call ended with the interrupt: the caller's next line did not run
+        "traced", "call_then_more interrupted", clean,
+        # a second signal while the first waits is raised where it lands: a call that never returns stays stoppable
+        "two_signals interrupted", clean,
+        # as the call's own exception, the interrupt runs the caller's finally and with-exit (the lock is released) ...
+        "traced", "finally ran", "ends_a_try_body interrupted", clean,
+        "traced", "ends_a_with_body interrupted", clean,
+        # ... and is not discarded with the StopIteration of an iterator's last __next__
+        "ends_a_for_loop interrupted", clean,
+    ]
+    assert out["seen"] == ["SIGTERM"] * 6
 
 
 _DURING_IMPORT = """
@@ -71,6 +123,12 @@ with interrupts_noted() as seen:
         out["after"] = True
     except KeyboardInterrupt:
         out["complete"] = getattr(sys.modules.get("halfway"), "COMPLETE", False)
+    import ends_tracing  # its interrupt waits for its import, then its body turns tracing off: that one is lost
+    out["after_lost"] = True
+    try:
+        import halfway_too  # ... and the next signal is a first one again: deferred, not raised inside the import
+    except KeyboardInterrupt:
+        out["complete_too"] = getattr(sys.modules.get("halfway_too"), "COMPLETE", False)
     try:
         os.kill(os.getpid(), signal.SIGINT)
         n = 0
@@ -85,9 +143,11 @@ print(json.dumps(out))
 
 
 def test_a_signal_during_import_lets_the_module_finish_and_plain_code_is_interrupted_at_once(tmp_path: Path) -> None:
-    (tmp_path / "halfway.py").write_text(
-        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nVALUES = [i * i for i in range(1000)]\nCOMPLETE = True\n"
-    )
+    body = "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nVALUES = [i * i for i in range(1000)]\nCOMPLETE = True\n"
+    for name in ("halfway", "halfway_too"):
+        (tmp_path / f"{name}.py").write_text(body)
+    (tmp_path / "ends_tracing.py").write_text("import sys\n" + body + "sys.settrace(None)\n")
     out = _run(_DURING_IMPORT, str(tmp_path))
     # the module body ran to its end (not left half-initialised in sys.modules); the importer got the interrupt
-    assert out == {"complete": True, "loop": "interrupted", "seen": ["SIGINT", "SIGINT"]}
+    assert out == {"complete": True, "after_lost": True, "complete_too": True, "loop": "interrupted",
+                   "seen": ["SIGINT"] * 4}
