@@ -24,10 +24,11 @@ from typing import Any
 #: unwound safely: their C++ calls back into Python (TensorFlow's tracing flattens structures in
 #: ``_pywrap_utils.Flatten``, which imports and calls Python; the converters call the calibration
 #: generator) and does not always check for a pending exception. A SIGTERM while ``edgefm train`` traced
-#: its first step, raised at once, gave (measured, 1 in ~40 signals timed into that ~0.1 s window) a
-#: segfault, a ``SystemError: <built-in function __import__> returned a result with an exception set``
-#: out of ``Flatten`` and then a ValueError, and in CI a process that printed that traceback and hung.
-#: Inside ``import`` the half-run module body is left in ``sys.modules`` broken.
+#: its first step, raised at once, gave a segfault or a ``SystemError: <built-in function __import__>
+#: returned a result with an exception set`` out of ``Flatten`` followed by a ValueError or AttributeError
+#: (measured: 2 in 123 signals timed into that ~0.16 s window), and in CI a process that printed that
+#: traceback and hung. Inside ``import``, a module body stopped half-way left TensorFlow's modules broken
+#: (later calls failed with unrelated errors).
 FRAGILE_PACKAGES = frozenset(
     {"tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "importlib"}
 )
