@@ -28,10 +28,11 @@ def _fail(message: str, code: int, as_json: bool = False) -> None:
     if as_json:  # and for scripts, the same on stdout as the one JSON document they parse
         click.echo(json.dumps({"error": message, "exit_code": code}))
     if code == 130:
-        # The interrupt unwound through a library's `with` blocks, and the generators it left suspended are
-        # finalised as the interpreter exits: TensorFlow's then print "Exception ignored in: <generator object
-        # _DefaultGraphStack.get_controller ...>" and a traceback ("Nesting violated for default stack"; seen
-        # after a SIGINT during export's conversion). The message above has said what happened.
+        # An interrupt raised inside a library (a second signal is: ``interrupt_where_safe``) unwound through its
+        # `with` blocks, and the generators it left suspended are finalised as the interpreter exits: TensorFlow's
+        # then print "Exception ignored in: <generator object _DefaultGraphStack.get_controller ...>" and a
+        # traceback ("Nesting violated for default stack"; seen after a SIGINT during export's conversion, before
+        # the first signal waited for TensorFlow to return). The message above has said what happened.
         sys.unraisablehook = lambda unraisable: None
     sys.exit(code)
 
@@ -99,7 +100,7 @@ def _terminate_like_interrupt() -> None:
     and no word, and left benchmark's measuring child running. As a KeyboardInterrupt
     it unwinds through the same clean-up as Ctrl-C (``subprocess.run`` kills its
     child, temporary directories are removed). Both are raised where it is safe: not
-    inside TensorFlow or an ``import``, but when it returns to edgefm's code
+    inside TensorFlow or an ``import``, but as that call returns to edgefm's code
     (``edgefm.core.interrupts.interrupt_where_safe``). ``train`` and ``export``
     install their own handlers on top (``interrupts_noted``), which say what was kept.
     """

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from conftest import REPO
 
 _DURING_TENSORFLOW = """
 import json, os, signal, sys, threading, time
