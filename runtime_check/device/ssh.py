@@ -351,11 +351,11 @@ class SshRuntime(NativeRuntime):
         self._raise_for_status(subprocess.CompletedProcess([], status, stdout, stderr), "run")
         self.last_timing = parse_timing(stdout)
         files = {row[0]: f"out/{Path(row[1]).name}" for row in _fields(stdout, "output")}
-        missing = [s.name for s in self._output_specs if files.get(s.name) not in got]
+        missing = [s.name for s in self._raw_out if files.get(s.name) not in got]  # the file's own names
         if missing:
             raise EdgefmError(f"The runner on the board wrote no output {', '.join(missing)} for {self.path}.")
         try:
-            return {s.name: np.load(io.BytesIO(got[files[s.name]]), allow_pickle=False) for s in self._output_specs}
+            return {s.name: np.load(io.BytesIO(got[files[s.name]]), allow_pickle=False) for s in self._raw_out}
         except (OSError, ValueError) as e:
             raise EdgefmError(f"The board's output for {self.path} is unreadable ({e}).") from e
 

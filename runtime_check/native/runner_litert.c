@@ -264,6 +264,10 @@ static int litert_open(const char *lib, const char *model, int threads, ModelInf
             found = true;
         }
     }
+    /* A file without SignatureDefs (TFLiteConverter.from_concrete_functions without a trackable object)
+     * still has one signature here: LiteRT makes a placeholder over the subgraph's inputs and outputs,
+     * named by tensor, as the Python binding's get_input_details() names them. */
+    if (!found && n_sigs == 1) found = true;
     if (!found)
         return set_err(err, errlen, RC_MODEL, "%s has no signature '%s'", model, g_signature);
     LiteRtSignature sig;

@@ -242,8 +242,8 @@ class NativeRuntime(Runtime):
         self._require_active()
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}.")
-        checked = self._check_feeds(feeds)
-        return {k: np.asarray(v) for k, v in self._run(checked, batch_size=batch_size).items()}
+        checked = self._own_feeds(self._check_feeds(feeds))
+        return self._named_outputs(self._run(checked, batch_size=batch_size))
 
     def time_calls(self, feeds: Mapping[str, np.ndarray], *, warmup: int, runs: int) -> RunTiming:
         """Time ``runs`` calls on ``feeds`` after ``warmup`` untimed ones, in one runner process (``--runs``).
@@ -255,7 +255,7 @@ class NativeRuntime(Runtime):
         self._require_active()
         if warmup < 0 or runs < 1:
             raise UsageError(f"time_calls needs warmup >= 0 and runs >= 1, got {warmup} and {runs}.")
-        self._run(self._check_feeds(feeds), batch_size=None, extra=("--warmup", str(warmup), "--runs", str(runs)))
+        self._run(self._own_feeds(self._check_feeds(feeds)), batch_size=None, extra=("--warmup", str(warmup), "--runs", str(runs)))
         assert self.last_timing is not None
         return self.last_timing
 
@@ -283,14 +283,14 @@ class NativeRuntime(Runtime):
             )
             self.last_timing = parse_timing(proc.stdout)
             files = {row[0]: row[1] for row in _fields(proc.stdout, "output")}
-            missing = [s.name for s in self._output_specs if s.name not in files]
+            missing = [s.name for s in self._raw_out if s.name not in files]  # the file's own names (Runtime.expecting)
             if missing:
                 raise EdgefmError(
                     f"The native runner wrote no output {', '.join(missing)} for {self.path}; it printed: "
                     f"{proc.stdout.strip()[-500:]}"
                 )
             try:  # the runner writes plain .npy: never unpickle what a file says
-                return {s.name: np.load(files[s.name], allow_pickle=False) for s in self._output_specs}
+                return {s.name: np.load(files[s.name], allow_pickle=False) for s in self._raw_out}
             except (OSError, ValueError) as e:
                 raise EdgefmError(f"The native runner's output for {self.path} is unreadable ({e}).") from e
 

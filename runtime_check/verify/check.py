@@ -426,6 +426,8 @@ def judge(
                                               classification=None if classification is None else set(classification)))
         if binding is not None:
             result.metrics.append(compare_exact(outputs, binding))
+        if stream.runtime.io_match:  # a file without the reference's tensor names (a .tflite without SignatureDefs)
+            result.metrics.append(Metric.check("io_names", "matched", None, "info", detail=stream.runtime.io_match))
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 - one broken artifact must not hide the others' results
@@ -597,14 +599,15 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         if (size := _size(path)) is not None:
             sizes[name] = size
         try:
-            streams[name] = Stream(name, runtime_for(path))
+            streams[name] = Stream(name, runtime_for(path).expecting(ref_art.inputs, ref_art.outputs))
         except EdgefmError as e:
             failed[name] = ArtifactResult(name, art.format, art.path, art.format, art.quantization, [], str(e))
         if devices is not None:
             devices.add_streams(name, art, path, streams, failed, Stream)
         if make_native is not None:
             try:
-                streams[name + NATIVE_SUFFIX] = Stream(name + NATIVE_SUFFIX, make_native(path))
+                streams[name + NATIVE_SUFFIX] = Stream(name + NATIVE_SUFFIX,
+                                                       make_native(path).expecting(ref_art.inputs, ref_art.outputs))
             except EdgefmError as e:
                 failed[name + NATIVE_SUFFIX] = ArtifactResult(name + NATIVE_SUFFIX, "native", art.path, art.format,
                                                               art.quantization, [], str(e))

@@ -1,0 +1,145 @@
+"""Real models, second pass: the files, layers and mistakes a new user brings (issue 29).
+
+Each model is built here (no download), small, once per module, and run in the real
+runtimes: TensorFlow, LiteRT, ONNX Runtime and the native C runners.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+ROWS = 16
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+# -- a .tflite without SignatureDefs -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def no_signature(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SavedModel with two outputs, and the same function converted without a SignatureDef."""
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("nosig")
+    rng = np.random.default_rng(0)
+
+    class TwoOutputs(tf.Module):
+        def __init__(self) -> None:
+            self.w = tf.Variable(rng.normal(size=(6, 4)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="features")])
+        def serve(self, features: tf.Tensor) -> dict[str, tf.Tensor]:
+            logits = tf.matmul(features, self.w)
+            return {"logits": logits, "score": tf.reduce_sum(logits, axis=1, keepdims=True)}
+
+    module = TwoOutputs()
+    tf.saved_model.save(module, str(root / "saved_model"), signatures={"serving_default": module.serve})
+    # from_concrete_functions without the trackable object writes no SignatureDef (get_signature_list() == {})
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()])
+    (root / "nosig.tflite").write_bytes(converter.convert())
+    np.save(root / "x.npy", rng.random((ROWS, 6), dtype=np.float32))
+    return root
+
+
+def test_no_signature_file_has_none(no_signature: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    assert Interpreter(model_path=str(no_signature / "nosig.tflite")).get_signature_list() == {}
+
+
+def test_no_signature_verify_matches_by_position_and_shape(no_signature: Path) -> None:
+    """verify (binding and native runner) pairs Identity/Identity_1 with logits/score and says so."""
+    res = run_cli("verify", "--reference", str(no_signature / "saved_model"), "--model", str(no_signature / "nosig.tflite"),
+                  "--data", str(no_signature / "x.npy"), "--native", "--no-html",
+                  "--report", str(no_signature / "report.json"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Identity -> logits, Identity_1 -> score" in res.stdout
+    report = json.loads((no_signature / "report.json").read_text())
+    rows = report["artifacts"]
+    assert set(rows) == {"nosig", "nosig@native"}
+    for row in rows.values():
+        assert row["passed"], row
+        assert "matched by position and shape" in row["metrics"]["io_names"]["detail"]
+        assert "score/cosine" in row["metrics"]  # the second output was compared, not dropped
+    assert rows["nosig@native"]["metrics"]["binding_max_abs_diff"]["value"] == 0
+
+
+def test_no_signature_predict_benchmark_inspect(no_signature: Path) -> None:
+    model = str(no_signature / "nosig.tflite")
+    res = run_cli("inspect", model)
+    assert res.returncode == 0, res.stderr
+    assert "Identity_1" in res.stdout and "signature_defs: 0" in res.stdout
+    res = run_cli("predict", "--model", model, "--input", f"features={no_signature / 'x.npy'}",
+                  "--save-outputs", str(no_signature / "out.npz"))
+    assert res.returncode == 0, res.stderr
+    import tensorflow as tf
+
+    ref = tf.saved_model.load(str(no_signature / "saved_model")).signatures["serving_default"](
+        features=tf.constant(np.load(no_signature / "x.npy")))
+    with np.load(no_signature / "out.npz") as out:
+        np.testing.assert_allclose(out["Identity"], ref["logits"].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out["Identity_1"], ref["score"].numpy(), rtol=1e-5, atol=1e-4)
+    res = run_cli("benchmark", "--model", model, "--runs", "3", "--batch-sizes", "1")
+    assert res.returncode == 0, res.stderr
+    assert "nosig.tflite" in res.stdout
+
+
+def test_match_tensors_pairs_by_name_then_shape() -> None:
+    from edgefm.core.manifest import TensorSpec
+    from runtime_check.runtimes.base import match_tensors
+
+    ref = [TensorSpec("logits", "float32", [None, 4]), TensorSpec("score", "float32", [None, 1])]
+    same, how = match_tensors(ref, ref)
+    assert same == {"logits": "logits", "score": "score"} and how == ""
+    # the file lists the [N, 1] output first: shape decides, not position alone
+    pairs, how = match_tensors([TensorSpec("Identity", "float32", [None, 1]), TensorSpec("Identity_1", "float32", [None, 4])], ref)
+    assert pairs == {"Identity": "score", "Identity_1": "logits"} and "position and shape" in how
+    pairs, _ = match_tensors([TensorSpec("Identity", "float32", [None, 7])], ref)
+    assert pairs == {}  # nothing fits: the caller's name check reports the difference
+
+
+# -- a SavedModel with signatures but no serving_default ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_signatures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import tensorflow as tf
+
+    class EncodeDecode(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def encode(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"code": x * 2.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="code")])
+        def decode(self, code: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": code / 2.0}
+
+    root = tmp_path_factory.mktemp("twosig") / "encdec"
+    module = EncodeDecode()
+    tf.saved_model.save(module, str(root), signatures={"encode": module.encode, "decode": module.decode})
+    return root
+
+
+def test_inspect_lists_signatures_without_serving_default(two_signatures: Path) -> None:
+    res = run_cli("inspect", str(two_signatures))
+    assert res.returncode == 0, res.stderr
+    assert "encode: (x float32 [N, 3]) -> code float32 [N, 3]" in res.stdout
+    assert "decode: (code float32 [N, 3]) -> y float32 [N, 3]" in res.stdout
+    assert f"edgefm export --saved-model {two_signatures} --signature NAME" in res.stdout
+    assert "edgefm train" not in res.stdout + res.stderr
+
+
+def test_export_without_serving_default_names_signature(two_signatures: Path, tmp_path: Path) -> None:
+    res = run_cli("export", "--saved-model", str(two_signatures), "--artifacts", str(tmp_path / "art"), "--format", "tflite",
+                  "--quantize", "none")
+    assert res.returncode != 0
+    assert "Pass --signature with one of them" in res.stderr and "encode" in res.stderr
+    assert not (tmp_path / "art").exists()
+    res = run_cli("export", "--saved-model", str(two_signatures), "--signature", "encode", "--artifacts", str(tmp_path / "art"),
+                  "--format", "tflite", "--quantize", "none", "--no-verify")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "art" / "model_float32.tflite").is_file()
