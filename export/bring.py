@@ -20,7 +20,10 @@ Loading a SavedModel or a Keras file runs its code: only bring models you trust.
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +129,57 @@ def bring(cfg: BringConfig) -> Manifest:
         return import_model(cfg)
     except _Unchanged as same:
         return same.manifest
+
+
+@contextmanager
+def undone_on_failure(root: Path) -> Iterator[None]:
+    """Bring and export as one step: if anything inside fails, ``root`` is left exactly as it was.
+
+    ``export --saved-model/--keras`` first brings the model (``ARTIFACTS/saved_model`` and a
+    manifest), then converts it; a conversion that fails must not leave the brought model
+    behind (a later, corrected command would then meet "another model" and need --force).
+    A directory the step made goes whole; in one that existed, the SavedModel is kept as
+    hard links beside it (no copy of its bytes) and put back with the manifest's old text.
+    """
+    root = Path(root)
+    if not root.exists():
+        try:
+            yield
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return
+    manifest = Manifest.path_in(root)
+    old_manifest = manifest.read_bytes() if manifest.is_file() else None
+    saved = root / SAVEDMODEL_DIRNAME
+    backup = None
+    if saved.is_dir():
+        import tempfile
+
+        backup = Path(tempfile.mkdtemp(prefix=f".{SAVEDMODEL_DIRNAME}.", suffix=".undo", dir=root)) / SAVEDMODEL_DIRNAME
+        try:
+            shutil.copytree(saved, backup, copy_function=os.link)
+        except OSError:  # a file system without hard links: a copy
+            shutil.rmtree(backup, ignore_errors=True)
+            shutil.copytree(saved, backup)
+    try:
+        yield
+    except BaseException:
+        from edgefm.core.fileio import atomic_write_bytes
+
+        if backup is not None:
+            shutil.rmtree(saved, ignore_errors=True)
+            os.replace(backup, saved)
+        elif saved.exists():
+            shutil.rmtree(saved, ignore_errors=True)
+        if old_manifest is not None:
+            atomic_write_bytes(manifest, old_manifest)
+        else:
+            manifest.unlink(missing_ok=True)
+        raise
+    finally:
+        if backup is not None:
+            shutil.rmtree(backup.parent, ignore_errors=True)
 
 
 def _existing(root: Path) -> Manifest | None:

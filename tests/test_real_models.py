@@ -143,3 +143,46 @@ def test_export_without_serving_default_names_signature(two_signatures: Path, tm
                   "--format", "tflite", "--quantize", "none", "--no-verify")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "art" / "model_float32.tflite").is_file()
+
+
+# -- a variable-length LSTM (TensorListReserve in TFLite) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lstm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras BiLSTM over sequences of any length: TFLite cannot lower its tensor lists unless the length is pinned."""
+    import keras
+
+    root = tmp_path_factory.mktemp("lstm")
+    keras.utils.set_random_seed(0)
+    seq = keras.Input((None, 8), name="seq")
+    x = keras.layers.Bidirectional(keras.layers.LSTM(4))(seq)
+    keras.Model(seq, keras.layers.Dense(3)(x)).save(root / "lstm.keras")
+    np.save(root / "seq.npy", np.random.default_rng(0).random((ROWS, 40, 8), dtype=np.float32))
+    return root
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_failed_export_leaves_artifacts_as_they_were(lstm: Path, no_signature: Path, tmp_path: Path) -> None:
+    """A conversion that fails after the model was brought undoes the bringing; the corrected command needs no --force."""
+    art = tmp_path / "art"
+    res = run_cli("export", "--saved-model", str(no_signature / "saved_model"), "--artifacts", str(art), "--format", "onnx",
+                  "--quantize", "none", "--data", str(no_signature / "x.npy"))
+    assert res.returncode == 0, res.stderr
+    before = _tree(art)
+    args = ("export", "--keras", str(lstm / "lstm.keras"), "--format", "tflite", "--quantize", "none",
+            "--data", str(lstm / "seq.npy"))
+    res = run_cli(*args, "--artifacts", str(art), "--force")
+    assert res.returncode == 1, res.stderr
+    assert "TensorListReserve" in res.stderr and "Nothing was written" in res.stderr
+    assert _tree(art) == before  # the other model's SavedModel and manifest, byte for byte, and nothing else
+
+    fresh = tmp_path / "fresh"
+    res = run_cli(*args, "--artifacts", str(fresh))
+    assert res.returncode == 1 and not fresh.exists()
+    res = run_cli("export", "--keras", str(lstm / "lstm.keras"), "--format", "onnx", "--quantize", "none",
+                  "--data", str(lstm / "seq.npy"), "--artifacts", str(fresh))  # corrected: no --force needed
+    assert res.returncode == 0, res.stderr
+    assert (fresh / "model.onnx").is_file()

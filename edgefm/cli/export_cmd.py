@@ -100,26 +100,23 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
     brought = saved_model or keras_file
     if brought is None and (labels_file or preprocess or force):
         raise UsageError("--labels, --preprocess and --force describe a model brought with --saved-model or --keras.")
-    with progress_for(quiet) as progress:
+    from contextlib import nullcontext
+
+    from export.bring import undone_on_failure
+
+    # a model brought and then not converted leaves ARTIFACTS as it was (no half-done step to --force past)
+    with progress_for(quiet) as progress, undone_on_failure(artifacts) if brought is not None else nullcontext():
         if brought is not None:
             from edgefm.core.locking import artifacts_lock
             from edgefm.data.sources import parse_preprocess
             from export.bring import BringConfig, bring
 
             progress.start(f"bringing {brought}")
-            created = not artifacts.exists()
-            try:
-                artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
-                with artifacts_lock(artifacts, "edgefm export", notify=progress.note):
-                    bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
-                                      signature=signature, labels=labels_file, preprocess=parse_preprocess(preprocess),
-                                      force=force))
-            except BaseException:
-                if created:  # nothing half-written: the directory this command made goes again
-                    import shutil
-
-                    shutil.rmtree(artifacts, ignore_errors=True)
-                raise
+            artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
+            with artifacts_lock(artifacts, "edgefm export", notify=progress.note):
+                bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
+                                  signature=signature, labels=labels_file, preprocess=parse_preprocess(preprocess),
+                                  force=force))
         result = run_export(cfg, progress)
     if not quiet and not as_json:
         click.echo(summary_table(result.manifest, result.exported, width=output_width()))
