@@ -186,3 +186,51 @@ def test_failed_export_leaves_artifacts_as_they_were(lstm: Path, no_signature: P
                   "--data", str(lstm / "seq.npy"), "--artifacts", str(fresh))  # corrected: no --force needed
     assert res.returncode == 0, res.stderr
     assert (fresh / "model.onnx").is_file()
+
+
+# -- a model that scales its own pixels ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def self_rescaling(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
+    """keras.applications EfficientNetB0 (weights=None; Rescaling then Normalization take the input) and PNGs.
+
+    Its BatchNormalization statistics are re-estimated on 0-255 pixels (one training-mode pass
+    with momentum 0, as tests/test_any_model.py does) so classes depend on the input. Returns the
+    directory, Keras's classes of the images as 0-255 values, and as values scaled by 1/255.
+    """
+    import keras
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("effnet")
+    keras.utils.set_random_seed(0)
+    net = keras.applications.EfficientNetB0(input_shape=(32, 32, 3), weights=None, classes=4, classifier_activation=None)
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    net(pixels, training=True)
+    net.save(root / "effnet.keras")
+    for i in range(6):
+        Image.fromarray(pixels[i].astype(np.uint8)).save(root / f"img{i}.png")
+    raw = net.predict(pixels[:6], verbose=0).argmax(axis=1)
+    scaled = net.predict(pixels[:6] / 255, verbose=0).argmax(axis=1)
+    return root, raw, scaled
+
+
+def test_self_rescaling_model_predicts_as_keras(self_rescaling: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    """export records scale=1 for a model whose first layer rescales, says so, and predict gives Keras's class."""
+    root, raw, scaled = self_rescaling
+    assert (raw != scaled).any(), "the scale must change some class, or this test shows nothing"
+    art = root / "art"
+    res = run_cli("export", "--keras", str(root / "effnet.keras"), "--artifacts", str(art), "--format", "tflite",
+                  "--quantize", "none")
+    assert res.returncode == 0, res.stderr
+    assert "the model scales its own pixels (its layer 'rescaling' takes the input)" in res.stderr
+    assert "--preprocess scale=1/255" in res.stderr
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert next(iter(manifest["preprocessing"].values()))["scale"] == 1.0
+    images = [str(root / f"img{i}.png") for i in range(len(raw))]
+    res = run_cli("predict", *images, "--artifacts", str(art), "--json")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]  # one JSON object per image
+    assert [r["index"] for r in rows] == raw.tolist()

@@ -109,14 +109,17 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
         if brought is not None:
             from edgefm.core.locking import artifacts_lock
             from edgefm.data.sources import parse_preprocess
-            from export.bring import BringConfig, bring
+            from export.bring import BringConfig, bring, preprocessing_notes
 
             progress.start(f"bringing {brought}")
             artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
+            given = parse_preprocess(preprocess)
             with artifacts_lock(artifacts, "edgefm export", notify=progress.note):
-                bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
-                                  signature=signature, labels=labels_file, preprocess=parse_preprocess(preprocess),
-                                  force=force))
+                brought_manifest = bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
+                                                     signature=signature, labels=labels_file, preprocess=given,
+                                                     force=force))
+            for note in [] if quiet else preprocessing_notes(brought_manifest, given):
+                click.echo(f"note: {note}", err=True)
         result = run_export(cfg, progress)
     if not quiet and not as_json:
         click.echo(summary_table(result.manifest, result.exported, width=output_width()))
