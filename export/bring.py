@@ -252,7 +252,11 @@ def _stage_savedmodel(source: Path, staging: Path, cfg: BringConfig) -> str | No
             tf.saved_model.save(loaded, str(staging), signatures={SERVING_SIGNATURE: loaded.signatures[cfg.signature]})
             return None
         except Exception as e:  # Keras and TF raise many types for a model they cannot load or save
+            from edgefm.core.usermodules import missing_class_advice
+
             what = "Keras could not load or export" if cfg.keras else "TensorFlow could not re-save"
+            if (advice := missing_class_advice(str(e))) is not None:
+                raise ModelFileError(f"{what} {source}: {advice}.") from e
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             raise ModelFileError(f"{what} {source} ({type(e).__name__}: {first[:300]}).") from e
 

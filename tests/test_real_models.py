@@ -234,3 +234,69 @@ def test_self_rescaling_model_predicts_as_keras(self_rescaling: tuple[Path, np.n
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]  # one JSON object per image
     assert [r["index"] for r in rows] == raw.tolist()
+
+
+# -- a .keras file with a custom layer ----------------------------------------------------------------------------
+
+SWISH_MODULE = '''
+import keras
+
+
+@keras.saving.register_keras_serializable(package="rm_test")
+class ScaledSwish(keras.layers.Layer):
+    def __init__(self, alpha=1.5, **kw):
+        super().__init__(**kw)
+        self.alpha = alpha
+
+    def call(self, x):
+        return self.alpha * x * keras.ops.sigmoid(x)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+'''
+
+
+@pytest.fixture(scope="module")
+def custom_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .keras file using ``ScaledSwish`` from the user's module ``rm_swish`` (not importable from the repo)."""
+    import importlib
+    import sys
+
+    import keras
+
+    root = tmp_path_factory.mktemp("custom")
+    (root / "rm_swish.py").write_text(SWISH_MODULE)
+    sys.path.insert(0, str(root))
+    try:
+        swish = importlib.import_module("rm_swish")
+        keras.utils.set_random_seed(0)
+        x = keras.Input((5,), name="features")
+        keras.Model(x, keras.layers.Dense(3)(swish.ScaledSwish()(keras.layers.Dense(4)(x)))).save(root / "custom.keras")
+    finally:
+        sys.path.remove(str(root))
+    np.save(root / "features.npy", np.random.default_rng(0).random((ROWS, 5), dtype=np.float32))
+    return root
+
+
+def test_import_brings_custom_layers(custom_layer: Path, tmp_path: Path) -> None:
+    args = ("export", "--keras", str(custom_layer / "custom.keras"), "--artifacts", str(tmp_path / "art"), "--format", "tflite",
+            "--quantize", "none", "--data", str(custom_layer / "features.npy"))
+    res = run_cli(*args)
+    assert res.returncode == 1, res.stderr
+    assert "the custom class 'ScaledSwish' (saved from the module 'rm_swish')" in res.stderr
+    assert "Pass --import rm_swish" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "art").exists()
+    res = run_cli(*args, "--import", "rm_swish", env={"PYTHONPATH": str(custom_layer)})
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "art" / "model_float32.tflite").is_file()
+    res = run_cli("inspect", str(tmp_path / "art" / "model_float32.tflite"), "--import", "rm_no_such_module")
+    assert res.returncode == 2
+    assert "--import rm_no_such_module: importing it failed (ModuleNotFoundError" in res.stderr
+
+
+def test_missing_class_advice_without_module() -> None:
+    from edgefm.core.usermodules import missing_class_advice
+
+    assert missing_class_advice("Could not locate function 'my_loss'. Make sure ...").startswith(
+        "it uses the custom class 'my_loss', which")
+    assert missing_class_advice("some other error") is None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA_DIR, IntList
+from edgefm.cli.options import ARTIFACTS, DATA_DIR, IMPORT, IntList
 
 
 @click.command("predict")
@@ -15,6 +15,7 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, IntList
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="SavedModel directory, .tflite or .onnx (default: the artifacts' float32 .tflite).")
 @ARTIFACTS
+@IMPORT
 @click.option("--top-k", type=int, default=1, show_default=True, help="How many classes to show per image.")
 @click.option("--invert/--no-invert", default=None,
               help="Force inverting the image (or not). Default: invert when the background is light.")
@@ -150,6 +151,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@IMPORT
 def inspect_cmd(path: Path, as_json: bool) -> None:
     """Format, size, sha256, inputs/outputs, operators and embedded metadata of an artifact.
 
