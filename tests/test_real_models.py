@@ -300,3 +300,40 @@ def test_missing_class_advice_without_module() -> None:
     assert missing_class_advice("Could not locate function 'my_loss'. Make sure ...").startswith(
         "it uses the custom class 'my_loss', which")
     assert missing_class_advice("some other error") is None
+
+
+# -- an output whose shape is computed at run time ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def runtime_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A detection-like head ending in Keras Reshape((-1, 6)): TFLite computes the output shape from the batch
+    (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE), so the output tensor is dynamic in LiteRT."""
+    import keras
+
+    root = tmp_path_factory.mktemp("reshape")
+    keras.utils.set_random_seed(0)
+    image = keras.Input((8, 8, 3), name="image")
+    boxes = keras.layers.Reshape((-1, 6))(keras.layers.Conv2D(6, 3, padding="same")(image))
+    keras.Model(image, boxes).export(str(root / "saved_model"), format="tf_saved_model", verbose=False)
+    np.save(root / "image.npy", np.random.default_rng(0).random((ROWS, 8, 8, 3), dtype=np.float32))
+    res = run_cli("export", "--saved-model", str(root / "saved_model"), "--artifacts", str(root / "art"), "--format", "tflite",
+                  "--quantize", "none", "--data", str(root / "image.npy"))
+    assert res.returncode == 0, res.stderr
+    return root
+
+
+def test_runtime_shaped_output_is_never_read_as_zeros(runtime_shaped: Path) -> None:
+    """LiteRT's C API leaves such an output unwritten: the native row says so instead of comparing zeros."""
+    from edgefm.formats.tflite_file import tflite_op_counts
+    from runtime_check.verify.check import run_check
+    from runtime_check.verify.config import CheckConfig
+
+    art = runtime_shaped / "art"
+    assert {"SHAPE", "RESHAPE"} <= set(tflite_op_counts(art / "model_float32.tflite"))
+    report = run_check(CheckConfig(artifacts=art, data=str(runtime_shaped / "image.npy"), native=True, html=None))
+    rows = {r.name: r for r in report.artifacts}
+    assert rows["tflite_float32"].passed  # the Python binding reads the dynamic tensor
+    native = rows["tflite_float32@native"]
+    assert not native.passed and native.error is not None
+    assert "did not write output 'output_0'" in native.error and "computed at run time" in native.error
+    assert not any(m.name.endswith("cosine") for m in native.metrics)  # no numbers were compared
