@@ -337,3 +337,21 @@ def test_runtime_shaped_output_is_never_read_as_zeros(runtime_shaped: Path) -> N
     assert not native.passed and native.error is not None
     assert "did not write output 'output_0'" in native.error and "computed at run time" in native.error
     assert not any(m.name.endswith("cosine") for m in native.metrics)  # no numbers were compared
+
+
+def test_keep_going_says_each_cause_once(lstm: Path, tmp_path: Path) -> None:
+    """Four TFLite variants failing alike make one line of the summary, not the converter's text four times."""
+    import tempfile
+
+    res = run_cli("export", "--keras", str(lstm / "lstm.keras"), "--artifacts", str(tmp_path / "art"), "--keep-going",
+                  "--data", str(lstm / "seq.npy"))
+    assert res.returncode == 1, res.stderr
+    final = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(final) == 1, res.stderr
+    assert ("TFLite: 4 variants (tflite_float32, tflite_float16, tflite_dynamic, tflite_int8) failed on a dynamic "
+            "sequence length") in final[0]
+    assert final[0].count("element_shape to be static") == 1 and final[0].endswith("written: onnx_float32, onnx_int8.")
+    assert len(final[0]) < 400, final[0]
+    assert res.stderr.count("element_shape to be static") == 2  # the first variant's note and the summary
+    assert "failed tflite_int8: as tflite_float32 did" in res.stderr
+    assert tempfile.gettempdir() + "/tmp" not in res.stderr

@@ -144,6 +144,8 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
             "failed": {f.name: f.message for f in result.failed},
         })
     if result.failed:
+        from export.pipeline import failure_summary
+
         raise ExportError(
             f"{len(result.failed)} variant{'s' if len(result.failed) > 1 else ''} did not convert (--keep-going wrote the "
-            f"others): " + " ".join(f"{f.name}: {f.message.rstrip('.')}." for f in result.failed))
+            f"others). " + failure_summary(result.failed, result.exported))
