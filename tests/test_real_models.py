@@ -355,3 +355,19 @@ def test_keep_going_says_each_cause_once(lstm: Path, tmp_path: Path) -> None:
     assert res.stderr.count("element_shape to be static") == 2  # the first variant's note and the summary
     assert "failed tflite_int8: as tflite_float32 did" in res.stderr
     assert tempfile.gettempdir() + "/tmp" not in res.stderr
+
+
+def test_benchmark_model_native_and_predict_arrays_from_artifacts(runtime_shaped: Path, no_signature: Path) -> None:
+    """`benchmark --model F --native` times F in its C runner too; `predict --input` takes the artifacts' model."""
+    res = run_cli("benchmark", "--model", str(no_signature / "nosig.tflite"), "--native", "--runs", "3", "--batch-sizes", "1",
+                  "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert set(rows) == {"nosig.tflite", "nosig.tflite@native"}
+    assert rows["nosig.tflite@native"]["error"] is None and rows["nosig.tflite@native"]["latency"][0]["p50_ms"] > 0
+    art = runtime_shaped / "art"
+    res = run_cli("predict", "--artifacts", str(art), "--input", f"image={runtime_shaped / 'image.npy'}",
+                  "--save-outputs", str(runtime_shaped / "out.npz"))
+    assert res.returncode == 0, res.stderr
+    with np.load(runtime_shaped / "out.npz") as out:
+        assert out["output_0"].shape == (ROWS, 64, 6) and np.abs(out["output_0"]).max() > 0

@@ -47,7 +47,7 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
     from runtime_check.tools.predict import PredictConfig, predict
 
     if inputs:
-        _predict_arrays(images, model, inputs, save_outputs, as_json)
+        _predict_arrays(images, model, artifacts, inputs, save_outputs, as_json)
         return
     if save_outputs is not None:
         from edgefm.core.errors import UsageError
@@ -70,14 +70,15 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
             click.echo(f"  {c.name:12s} {c.probability:7.1%}")
 
 
-def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[str, ...], save_outputs: Path | None,
-                    as_json: bool) -> None:
+def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Path, inputs: tuple[str, ...],
+                    save_outputs: Path | None, as_json: bool) -> None:
     from edgefm.core.errors import UsageError
     from edgefm.core.fileio import atomic_write_bytes
-    from runtime_check.tools.predict import run_arrays
+    from runtime_check.tools.predict import resolve_model, run_arrays
 
-    if images or model is None:
-        raise UsageError("--input runs one model on arrays: pass --model FILE and no IMAGE arguments.")
+    if images:
+        raise UsageError("--input runs one model on arrays: pass no IMAGE arguments with it.")
+    model, _ = resolve_model(model, artifacts)  # no --model: the artifacts' float32 .tflite, as for images
     named = {}
     for item in inputs:
         name, eq, path = item.partition("=")

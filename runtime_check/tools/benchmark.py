@@ -226,6 +226,12 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
         if not any(t.path.resolve() == model.resolve() for t in out):
             fmt = SAVEDMODEL_FORMAT if model.is_dir() else model.suffix.lower().lstrip(".")
             out.append(Target(model.name, model, fmt, _embedded_quantization(model)))
+        if config.native:  # --model F --native: the file in its C runner too (it was silently dropped)
+            if model.is_dir():
+                notes.append(f"--native: {model} is a SavedModel; the native runners take .tflite and .onnx files.")
+            else:
+                out.append(Target(model.name + NATIVE_SUFFIX, model, model.suffix.lower().lstrip("."),
+                                  _embedded_quantization(model), NATIVE))
         return out, notes
     assert manifest is not None
     deployable = manifest.deployable()
