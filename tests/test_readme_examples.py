@@ -141,8 +141,8 @@ def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.startswith("## "):
-            section = heading = line[3:].strip()
+        if line.startswith(("# ", "## ")):  # a docs page's title is its first section
+            section = heading = line.split(" ", 1)[1].strip()
         elif line.startswith("### "):
             heading = line[4:].strip()
         fence = re.fullmatch(r"```(\w*)\s*", line)
