@@ -32,8 +32,8 @@ In order, on this machine:
 Writes ``OUT/bench.md`` and ``OUT/bench.json`` atomically and prints the Markdown
 (or the JSON with ``--json``); progress goes to stderr. A run without ``--quick`` also
 writes the Markdown to ``docs/measured.md`` of this checkout (``--measured FILE`` elsewhere,
-``--no-measured`` not at all), the page the README links to: a benchmark run never edits
-the README. The targets are printed as
+``--no-measured`` not at all; a run with a crashed stage leaves it as it was), the page the
+README links to: a benchmark run never edits the README. The targets are printed as
 PASS/FAIL lines and never change the exit status; a stage that crashes does (1).
 Every figure comes from this run.
 """
@@ -418,7 +418,7 @@ def _stage(result: dict[str, Any], key: str, fn: Callable[[], dict[str, Any]]) -
 
 def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_distributed: bool = False,
         data_dir: Path | None = None, skip_any_model: bool = False, measured: Path | None = None) -> dict[str, Any]:
-    """Run every section, write ``OUT/bench.json``, ``OUT/bench.md`` and ``measured`` if given; return the result."""
+    """Run every section, write ``OUT/bench.json``, ``OUT/bench.md`` and, unless a stage crashed, ``measured``."""
     from edgefm.core.fileio import atomic_write_json, atomic_write_text
 
     t_start = time.perf_counter()
@@ -476,7 +476,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "bench.json", result)
     atomic_write_text(out / "bench.md", markdown(result))
-    if measured is not None:
+    if measured is not None and not result["crashed"]:  # a crashed run never replaces the page of a whole one
         atomic_write_text(measured, measured_markdown(result))
     return result
 
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(markdown(result), end="")
-    also = f" and {measured}" if measured is not None else ""
+    also = "" if measured is None else f" ({measured} not written: a stage crashed)" if result["crashed"] else f" and {measured}"
     say(f"wrote {a.out / 'bench.md'}, {a.out / 'bench.json'}{also} ({result['total_seconds']:.0f} s)")
     if result["crashed"]:
         say("crashed: " + ", ".join(result["crashed"]))

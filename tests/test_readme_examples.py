@@ -377,3 +377,15 @@ def test_measured_page_is_what_make_bench_writes(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         bench.main(["--measured", str(tmp_path / "m.md"), "--no-measured", "--out", str(tmp_path)])
     assert e.value.code == 2 and not (tmp_path / "m.md").exists()
+
+
+def test_a_crashed_bench_run_leaves_the_measured_page(tmp_path: Path) -> None:
+    """No dataset: the first stage crashes in a second, and the page it would replace is not written."""
+    empty, page = tmp_path / "no-dataset", tmp_path / "measured.md"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--skip-train-speed", "--skip-any-model",
+                           "--data-dir", str(empty), "--out", str(tmp_path / "out"), "--measured", str(page)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "bench.md").is_file() and not page.exists()
+    assert f"{page} not written: a stage crashed" in proc.stderr
