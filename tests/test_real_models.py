@@ -186,6 +186,14 @@ def test_failed_export_leaves_artifacts_as_they_were(lstm: Path, no_signature: P
                   "--data", str(lstm / "seq.npy"), "--artifacts", str(fresh))  # corrected: no --force needed
     assert res.returncode == 0, res.stderr
     assert (fresh / "model.onnx").is_file()
+    # a sequence of any length: synthetic inputs cannot size it, benchmark --data can
+    res = run_cli("benchmark", "--model", str(fresh / "model.onnx"), "--runs", "3", "--batch-sizes", "1,4")
+    assert res.returncode == 1 and "Pass --data with real inputs" in res.stderr, res.stderr
+    res = run_cli("benchmark", "--model", str(fresh / "model.onnx"), "--runs", "3", "--batch-sizes", "1,4",
+                  "--data", str(lstm / "seq.npy"), "--json")
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)["results"][0]
+    assert result["error"] is None and [s["batch_size"] for s in result["latency"]] == [1, 4]
 
 
 # -- a model that scales its own pixels ---------------------------------------------------------------------------

@@ -118,10 +118,13 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Pat
 @click.option("--native", is_flag=True,
               help="Also time each .tflite/.onnx in its native C runner: a warm loop of C API calls inside the "
                    "runner (its own clock, no process start), shown beside the Python binding's p50/p99.")
+@click.option("--data", default=None, metavar="FILE",
+              help="Time on these inputs (.npz with one array per input, or .npy for one input), repeated to each "
+                   "batch size: for a model whose dynamic dimensions synthetic inputs cannot size.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (the table or JSON is still printed).")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
-                  runs: int, data_dir: Path | None, native: bool, as_json: bool, quiet: bool) -> None:
+                  runs: int, data_dir: Path | None, native: bool, data: str | None, as_json: bool, quiet: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -139,7 +142,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
     from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
-                             warmup=warmup, runs=runs, data_dir=data_dir, native=native)
+                             warmup=warmup, runs=runs, data_dir=data_dir, native=native, data=data)
     with progress_for(quiet) as progress:
         report = benchmark(config, progress)
     if as_json:
