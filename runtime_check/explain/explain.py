@@ -24,8 +24,8 @@ from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
-from runtime_check.explain.stats import EXACT_DB, TensorStats
-from runtime_check.verify.compare import json_number
+from runtime_check.explain.stats import TensorStats
+from runtime_check.verify.results import EXACT_DB, json_number
 
 #: lowest SNR (dB) of a healthy tensor, per quantization of the artifact. float32 round-off
 #: leaves > 120 dB on the tiny MLP (one op order against another: 1e-6 relative error is 120 dB);

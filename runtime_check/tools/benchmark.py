@@ -47,6 +47,7 @@ from edgefm.core.contract import (
 )
 from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 from edgefm.core.fileio import human_bytes
+from edgefm.core.hostinfo import peak_rss_mb
 from edgefm.core.options import parse_int_list
 from edgefm.core.progress import NoProgress, Progress
 from edgefm.core.tables import fit_line, fit_table
@@ -389,23 +390,6 @@ def latency_stats(batch_size: int, seconds: Sequence[float]) -> LatencyStats:
     )
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process's own address space, in MiB.
-
-    On Linux this is ``VmHWM`` from /proc/self/status, not ``ru_maxrss``: Linux
-    carries the parent's peak into a child's ``ru_maxrss`` across fork and exec,
-    so a child started from a process that holds TensorFlow would report
-    TensorFlow's memory (measured: every child showed the parent's 630 MB).
-    Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
-    """
-    import resource
-
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 def _feeds(images: np.ndarray, runtime: Any, batch: int) -> dict[str, np.ndarray]:

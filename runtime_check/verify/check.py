@@ -519,7 +519,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     make_native = native_factory() if cfg.native else None
     devices = None  # --device: extra runtimes per artifact (runtime_check.device), rows NAME@BOARD
     if cfg.devices:
-        from runtime_check.device.rows import DeviceRows
+        from runtime_check.verify.device_rows import DeviceRows
 
         devices = DeviceRows.prepare(cfg)
     ref_name, ref_art = manifest.savedmodel(root)
@@ -681,7 +681,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             timings["html"] = time.perf_counter() - t0
             say(f"html: {cfg.html} ({timings['html']:.1f} s)")
     finally:  # the JSON report is written even if the page could not be
-        from runtime_check.tools.benchmark import peak_rss_mb
+        from edgefm.core.hostinfo import peak_rss_mb
 
         timings["total"] = time.perf_counter() - t_start
         report.resources["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -42,9 +42,8 @@ from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
 from edgefm.formats.layers import name_key
-from runtime_check.explain.stats import EXACT_DB
-from runtime_check.verify.compare import OUTPUT_SEP, ArtifactResult, Metric, format_value
 from runtime_check.verify.report import ArtifactDetail, ParityReport, describe_inputs
+from runtime_check.verify.results import EXACT_DB, OUTPUT_SEP, ArtifactResult, Metric, format_value
 from runtime_check.verify.text import COLUMNS
 
 #: the name suffix of a native runner's row (runtime_check.verify.check names them ``NAME@native``)

@@ -27,7 +27,7 @@ from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact
 from runtime_check.device.targets import QemuTarget, SshTarget, Target
 from runtime_check.runtimes.base import Runtime
-from runtime_check.verify.compare import ArtifactResult, Metric
+from runtime_check.verify.results import ArtifactResult, Metric
 
 #: the runner's warm loop on one image for the latency of a device row
 LATENCY_WARMUP = 3
@@ -227,7 +227,8 @@ class DeviceRows:
             if isinstance(b.target, SshTarget) and isinstance(s.error, BoardError):
                 raise s.error
             result, outputs = judge(s)
-            result.metrics.extend(getattr(s.runtime, "extra_metrics", list)())
+            if (golden := getattr(s.runtime, "golden", None)) is not None:  # an SSH board's check.sh
+                result.metrics.append(Metric.check("board_golden_check", golden[0], "PASS", "==", detail=golden[1]))
             latency = ds.latency
             if latency is not None and latency.p50_ms is not None:
                 where = "emulated (qemu user mode), not the board's" if isinstance(b.target, QemuTarget) else "on the board"
