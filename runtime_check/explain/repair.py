@@ -36,7 +36,8 @@ from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
 from edgefm.formats.layers import names_layer
 from runtime_check.explain.explain import Explanation, first_rows, heading, paragraph
-from runtime_check.verify.compare import compare_outputs, json_number
+from runtime_check.verify.compare import compare_outputs
+from runtime_check.verify.results import json_number
 from runtime_check.verify.tolerances import Tolerance
 
 #: verify inputs each trial runs on (top-1 agreement needs more than explain's 64)
