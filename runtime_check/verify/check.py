@@ -73,8 +73,8 @@ from runtime_check.verify.compare import (
 from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import write_html
 from runtime_check.verify.reference_cache import Reference, ReferenceKey
-from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport, describe_inputs
+from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
 ProgressFn = Callable[[str], None]
