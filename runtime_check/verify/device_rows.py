@@ -227,7 +227,7 @@ class DeviceRows:
             if isinstance(b.target, SshTarget) and isinstance(s.error, BoardError):
                 raise s.error
             result, outputs = judge(s)
-            if (golden := getattr(s.runtime, "golden", None)) is not None:  # an SSH board's check.sh
+            if (golden := getattr(getattr(s.runtime, "place", None), "golden", None)) is not None:  # an SSH board's check.sh
                 result.metrics.append(Metric.check("board_golden_check", golden[0], "PASS", "==", detail=golden[1]))
             latency = ds.latency
             if latency is not None and latency.p50_ms is not None:
