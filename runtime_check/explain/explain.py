@@ -311,7 +311,8 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
     ``edgefm.core.progress.Progress`` told each step (freezing TensorFlow's graph takes seconds).
     """
     from edgefm.core.progress import NoProgress
-    from runtime_check.verify.check import NATIVE_SUFFIX, add_explanations, load_inputs
+    from edgefm.data.inputs import load_inputs
+    from runtime_check.verify.check import NATIVE_SUFFIX, add_explanations
 
     progress = progress or NoProgress()
     wanted = explain_names(cfg, names)

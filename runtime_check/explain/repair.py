@@ -224,8 +224,9 @@ def run_repair(cfg: Any, explanations: Mapping[str, Explanation],
     manifest's SavedModel, calibrated as artifact ``name`` was (``export.pipeline.keep_float_quantizer``).
     """
     from edgefm.core.manifest import Manifest
+    from edgefm.data.inputs import load_inputs
     from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
-    from runtime_check.verify.check import artifact_tolerance, load_inputs
+    from runtime_check.verify.check import artifact_tolerance
 
     root = Path(cfg.artifacts)
     manifest = Manifest.load(root)

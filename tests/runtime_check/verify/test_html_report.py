@@ -222,8 +222,8 @@ def test_chromium_explain_section_decodes_and_fits(verified: tuple[ParityReport,
     nothing wider than an 800 px window."""
     import copy
 
+    from edgefm.data.inputs import load_inputs
     from runtime_check.explain.explain import explain
-    from runtime_check.verify.check import load_inputs
 
     report, _ = verified
     root = report.artifacts_dir
