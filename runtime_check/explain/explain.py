@@ -312,7 +312,8 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
     """
     from edgefm.core.progress import NoProgress
     from edgefm.data.inputs import load_inputs
-    from runtime_check.verify.check import NATIVE_SUFFIX, add_explanations
+    from runtime_check.verify.check import add_explanations
+    from runtime_check.verify.results import artifact_of
 
     progress = progress or NoProgress()
     wanted = explain_names(cfg, names)
@@ -320,7 +321,7 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
     manifest = Manifest.load(root)
     deployable = manifest.deployable()
     if not wanted:  # every artifact that failed (a native runner's failure explains its file)
-        wanted = list(dict.fromkeys(a.name.removesuffix(NATIVE_SUFFIX) for a in report.artifacts if not a.passed))
+        wanted = list(dict.fromkeys(artifact_of(a.name) for a in report.artifacts if not a.passed))
         wanted = [n for n in wanted if n in deployable]
     if not wanted:
         return {}

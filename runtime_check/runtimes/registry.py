@@ -27,6 +27,8 @@ FORMAT_OF_SUFFIX: dict[str, str] = {tflite_file.SUFFIX: TFLITE_FORMAT, onnx_file
 SUFFIX_OF_FORMAT: dict[str, str] = {fmt: suffix for suffix, fmt in FORMAT_OF_SUFFIX.items()}
 
 BINDING, NATIVE, REFERENCE = "binding", "native", "reference"
+#: the row label of the native runner kinds on this machine: ``NAME@native``
+NATIVE_LABEL = "native"
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,9 @@ RUNNER_KINDS: tuple[RunnerKind, ...] = (
                preload="onnxruntime"),
     RunnerKind("tensorflow", SAVEDMODEL_FORMAT, REFERENCE, "runtime_check.runtimes.tensorflow_runtime:TensorFlowRuntime"),
     RunnerKind("native-litert", TFLITE_FORMAT, NATIVE, "runtime_check.native.runtime:NativeLiteRTRuntime",
-               label="native"),
+               label=NATIVE_LABEL),
     RunnerKind("native-onnxruntime", ONNX_FORMAT, NATIVE, "runtime_check.native.runtime:NativeOnnxRuntime",
-               label="native"),
+               label=NATIVE_LABEL),
 )
 
 

@@ -51,6 +51,8 @@ from edgefm.core.hostinfo import peak_rss_mb
 from edgefm.core.options import parse_int_list
 from edgefm.core.progress import NoProgress, Progress
 from edgefm.core.tables import fit_line, fit_table
+from runtime_check.runtimes.registry import NATIVE_LABEL
+from runtime_check.verify.results import artifact_of, is_native_row, row_name
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -61,7 +63,6 @@ CHILD_TIMEOUT_S = 900.0
 _RUNTIME_MODULES = {SAVEDMODEL_FORMAT: "tensorflow", TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
 #: ``Target.runtime`` of a model run by its native C runner (process per call).
 NATIVE = "native"
-NATIVE_SUFFIX = "@native"
 
 
 def parse_batch_sizes(text: str, flag: str = "--batch-sizes") -> tuple[int, ...]:
@@ -235,7 +236,7 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
     out += [Target(name, root / a.path, a.format, a.quantization) for name, a in deployable.items()]
     if config.native:
         out += [
-            Target(name + NATIVE_SUFFIX, root / a.path, a.format, a.quantization, NATIVE)
+            Target(row_name(name, NATIVE_LABEL), root / a.path, a.format, a.quantization, NATIVE)
             for name, a in deployable.items()
         ]
     return out, notes
@@ -549,7 +550,7 @@ def native_vs_binding(report: BenchmarkReport) -> list[dict[str, Any]]:
     by_name = {r.name: r for r in report.results if r.error is None}
     out = []
     for r in report.results:
-        binding = by_name.get(r.name[: -len(NATIVE_SUFFIX)]) if r.name.endswith(NATIVE_SUFFIX) else None
+        binding = by_name.get(artifact_of(r.name)) if is_native_row(r.name) else None
         if r.error is not None or binding is None:
             continue
         for s in r.latency:

@@ -1,12 +1,12 @@
-"""The device rows of ``edgefm verify``: the small hook ``runtime_check.verify.check`` calls.
+"""The device places of ``edgefm verify``: the boards its device rows run on (``runtime_check.verify.rows``).
 
 ``DeviceRows.prepare(cfg)`` readies every ``--device`` board once (tools, libraries,
-prefix; for SSH the connection and the board's compiler). Then, per artifact,
-``add_streams`` puts one extra ``Runtime`` per board into verify's own stream
-(row ``NAME@<board label>``), and ``results`` judges each against TensorFlow with
-the artifact's own bounds (``check.judge``, as the host rows), adds the
-latency of the runner's warm in-process loop and the kernel-path ledger, and
-returns the rows. ``describe`` is the report's ``devices`` section.
+prefix; for SSH the connection and the board's compiler). Verify plans one row per
+artifact and board (``NAME@<board label>``); ``open`` gives its ``DeviceStream``,
+``finish`` runs what it was fed on the board, and after verify's one judge
+(``rows.judge_row``, the host rows' bounds) ``add_metrics`` adds the latency of the
+runner's warm in-process loop and the kernel-path ledger. ``describe`` is the
+report's ``devices`` section.
 
 An emulated board whose packages are missing gives rows that did not run, with
 the error that names what to install; the host rows still run. An SSH board
@@ -28,6 +28,7 @@ from edgefm.core.manifest import Artifact
 from runtime_check.device.targets import QemuTarget, SshTarget, Target
 from runtime_check.runtimes.base import Runtime
 from runtime_check.verify.results import ArtifactResult, Metric
+from runtime_check.verify.streams import Stream
 
 #: the runner's warm loop on one image for the latency of a device row
 LATENCY_WARMUP = 3
@@ -36,9 +37,8 @@ LATENCY_RUNS = 20
 LEDGER_MARK = "~"
 
 
-@dataclass
-class DeviceStream:
-    """Wraps verify's ``Stream`` for a device row: everything it is fed runs on the board in few runner processes.
+class DeviceStream(Stream):
+    """A device row's stream: everything it is fed runs on the board in few runner processes.
 
     On a device every call is a process start (~3 s for ONNX Runtime to open a model
     under qemu), and verify feeds each batch and each batch-1 image as its own call.
@@ -48,36 +48,18 @@ class DeviceStream:
     images in one more with ``--batch-size 1``; then the warm latency loop.
     """
 
-    stream: Any
-    pending: list[dict[str, np.ndarray]] = field(default_factory=list)
-    latency: Any = None
-    spool: dict[str, Any] = field(default_factory=dict)  # input name -> temporary file of its rows
-    rows: int = 0
-    batch: int = 0
-    sample: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)  # input name -> (row shape, dtype)
+    def __init__(self, name: str, runtime: Runtime) -> None:
+        super().__init__(name, runtime)
+        self.pending: list[dict[str, np.ndarray]] = []
+        self.latency: Any = None
+        self.spool: dict[str, Any] = {}  # input name -> temporary file of its rows
+        self.rows = 0
+        self.batch = 0
+        self.sample: dict[str, tuple[tuple[int, ...], str]] = {}  # input name -> (row shape, dtype)
 
-    _OWN = frozenset({"stream", "pending", "latency", "spool", "rows", "batch", "sample"})
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in DeviceStream._OWN:
-            object.__setattr__(self, name, value)
-        else:  # verify's stream_through records errors and timings on the stream it was given
-            setattr(self.stream, name, value)
-
-    @property
-    def runtime(self) -> _KeepActive:
-        """The runtime as ``stream_through`` sees it: its deactivate waits for ``finish`` (no second model load)."""
-        return _KeepActive(self.stream.runtime)
-
-    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str) -> None:
+    def feed(self, batch: Mapping[str, np.ndarray]) -> None:
         """One batch of named inputs (any model): spooled per input, in the model's own dtypes."""
-        if self.stream.error is not None:
-            return
-        if timing == "batch1":
-            self.pending.append(dict(batch))
+        if self.error is not None:
             return
         import tempfile
 
@@ -90,13 +72,19 @@ class DeviceStream:
             self.spool[name].write(arr.tobytes())
         self.rows += len(next(iter(batch.values())))
 
+    def feed_one(self, batch: Mapping[str, np.ndarray]) -> None:
+        if self.error is None:
+            self.pending.append(dict(batch))
+
+    def end(self) -> None:
+        """Kept active: ``finish`` runs what was fed (no second model load)."""
+
     def finish(self) -> None:
         import time
 
-        s = self.stream
         t0 = time.perf_counter()
         try:
-            if s.error is not None:
+            if self.error is not None:
                 return
             if self.spool:
                 feeds = {}
@@ -104,41 +92,28 @@ class DeviceStream:
                     f.flush()
                     shape, dtype = self.sample[name]
                     feeds[name] = np.memmap(f, dtype=np.dtype(dtype), mode="r", shape=(self.rows, *shape))
-                out = s.runtime.infer_batched(feeds, self.batch)
+                out = self.runtime.infer_batched(feeds, self.batch)
                 del feeds
                 for k, v in out.items():
-                    s._parts.setdefault(k, []).append(v)
-            s.timings["infer"] = time.perf_counter() - t0
+                    self.parts.setdefault(k, []).append(v)
+            self.timings["infer"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             if self.pending:
                 joined = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
-                out = s.runtime.infer_batched(joined, 1)
+                out = self.runtime.infer_batched(joined, 1)
                 for k, v in out.items():
-                    s._b1.setdefault(k, []).append(v)
-                self.latency = s.runtime.time_calls(self.pending[0], warmup=LATENCY_WARMUP, runs=LATENCY_RUNS)
-            s.timings["batch1"] = time.perf_counter() - t0
+                    self.b1.setdefault(k, []).append(v)
+                self.latency = self.runtime.time_calls(self.pending[0], warmup=LATENCY_WARMUP, runs=LATENCY_RUNS)
+            self.timings["batch1"] = time.perf_counter() - t0
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - recorded for the row, as verify's Stream does
-            s.error = e
+            self.error = e
         finally:
-            s.runtime.deactivate()
+            self.runtime.deactivate()
             for f in self.spool.values():
                 f.close()
-            s.timings["total"] = sum(s.timings.get(k, 0.0) for k in ("load", "infer", "batch1"))
-
-
-class _KeepActive:
-    """A runtime whose ``deactivate`` is left to ``DeviceStream.finish``."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runtime, name)
-
-    def deactivate(self) -> None:
-        pass
+            self.total()
 
 
 @dataclass
@@ -152,8 +127,9 @@ class Board:
     error: EdgefmError | None = None
 
     @property
-    def suffix(self) -> str:
-        return "@" + self.target.label
+    def label(self) -> str:
+        """The place's name in its rows' names (``NAME@LABEL``)."""
+        return self.target.label
 
 
 def _prepare(target: Target, cfg: Any) -> Board:
@@ -183,69 +159,65 @@ class DeviceRows:
     def prepare(cls, cfg: Any) -> DeviceRows:
         return cls([_prepare(t, cfg) for t in cfg.devices])
 
-    def add_streams(self, name: str, art: Artifact, path: Path, streams: dict[str, Any], failed: dict[str, ArtifactResult],
-                    stream: Callable[[str, Runtime], Any]) -> None:
-        """One stream per board (row ``NAME@BOARD``), and one for the ledger's other host kernel path (no row)."""
+    def ledger_streams(self, name: str, path: Path) -> list[Stream]:
+        """The stream of the artifact's other host kernel path (the ledger's, never a row), if it has one."""
         from runtime_check.device.ledger import host_path_runtime
 
-        if (alt := host_path_runtime(path)) is not None:
-            streams[name + LEDGER_MARK + alt[0]] = stream(name + LEDGER_MARK + alt[0], alt[1])
-        for b in self.boards:
-            row = name + b.suffix
-            try:
-                if b.error is not None:
-                    raise b.error
-                assert b.make is not None
-                streams[row] = DeviceStream(stream(row, b.make(path, art, name)))
-            except EdgefmError as e:
-                failed[row] = ArtifactResult(row, f"device {b.target.spec}", art.path, art.format, art.quantization, [], str(e))
+        if (alt := host_path_runtime(path)) is None:
+            return []
+        return [Stream(name + LEDGER_MARK + alt[0], alt[1])]
 
-    def results(self, name: str, art: Artifact, streams: Mapping[str, Any], failed: Mapping[str, ArtifactResult],
-                judge: Callable[..., tuple[ArtifactResult, dict[str, np.ndarray] | None]],
-                host_outputs: Mapping[str, np.ndarray] | None) -> list[tuple[ArtifactResult, dict[str, np.ndarray] | None]]:
-        """The device rows of artifact ``name``, judged; an SSH failure while running raises (no half report)."""
+    def record_ledger(self, name: str, art: Artifact, streams: list[Stream],
+                      host_outputs: Mapping[str, np.ndarray] | None) -> None:
+        """The artifact's other host kernel path against its binding (``host_outputs``), in the ledger."""
         from runtime_check.device.ledger import path_ledger
+
+        if host_outputs is None:
+            return
+        for s in streams:
+            entry = s.name.removeprefix(name + LEDGER_MARK)
+            ledger = self.ledger.setdefault(name, {})
+            ledger[entry] = {"error": str(s.error)} if s.error is not None else path_ledger(host_outputs, s.outputs, art)
+
+    @staticmethod
+    def open(board: Board, row_name: str, art: Artifact, path: Path, artifact: str) -> DeviceStream:
+        """The stream of one device row; a board that is not ready raises its error (the row did not run)."""
+        if board.error is not None:
+            raise board.error
+        assert board.make is not None
+        return DeviceStream(row_name, board.make(path, art, artifact))
+
+    @staticmethod
+    def finish(board: Board, stream: Stream) -> None:
+        """Run what the row was fed on the board; an SSH failure while running raises (no half report)."""
         from runtime_check.device.ssh import BoardError
 
-        out = []
-        for key, s in streams.items():
-            if key.startswith(name + LEDGER_MARK) and host_outputs is not None:
-                entry = key.removeprefix(name + LEDGER_MARK)
-                ledger = self.ledger.setdefault(name, {})
-                if s.error is not None:
-                    ledger[entry] = {"error": str(s.error)}
-                else:
-                    ledger[entry] = path_ledger(host_outputs, s.outputs, art)
-        for b in self.boards:
-            row = name + b.suffix
-            if row in failed:
-                out.append((failed[row], None))
-                continue
-            ds = streams[row]
-            ds.finish()
-            s = ds.stream
-            if isinstance(b.target, SshTarget) and isinstance(s.error, BoardError):
-                raise s.error
-            result, outputs = judge(s)
-            if (golden := getattr(getattr(s.runtime, "place", None), "golden", None)) is not None:  # an SSH board's check.sh
-                result.metrics.append(Metric.check("board_golden_check", golden[0], "PASS", "==", detail=golden[1]))
-            latency = ds.latency
-            if latency is not None and latency.p50_ms is not None:
-                where = "emulated (qemu user mode), not the board's" if isinstance(b.target, QemuTarget) else "on the board"
-                detail = f"the runner's warm loop, {latency.warmup} + {len(latency.latencies_ms)} calls on one image, {where}"
-                result.metrics.append(Metric.check("device_p50_ms", round(latency.p50_ms, 4), None, "info", detail=detail))
-                result.metrics.append(Metric.check("device_p99_ms", round(float(latency.p99_ms or 0.0), 4), None, "info",
-                                                   detail=detail))
-            if outputs is not None and host_outputs is not None:
-                entry = path_ledger(host_outputs, outputs, art)
-                self.ledger.setdefault(name, {})[f"x86 vs {b.target.label}"] = entry
-                result.metrics.append(Metric.check(
-                    "x86_exact_match", entry["exact_match_rate"], None, "info",
-                    detail=f"share of output values identical to the x86 binding's; max difference {entry['max_abs_diff']:.3g}"
-                    + (f"; {entry['over_one_step']} values differ by more than one quantization step" if entry.get("flagged") else ""),
-                ))
-            out.append((result, outputs))
-        return out
+        stream.finish()
+        if isinstance(board.target, SshTarget) and isinstance(stream.error, BoardError):
+            raise stream.error
+
+    def add_metrics(self, board: Board, artifact: str, art: Artifact, stream: Stream, result: ArtifactResult,
+                    outputs: Mapping[str, np.ndarray] | None, host_outputs: Mapping[str, np.ndarray] | None) -> None:
+        """A judged device row's own metrics: the board's golden check, the warm latency, the x86 ledger entry."""
+        from runtime_check.device.ledger import path_ledger
+
+        if (golden := getattr(getattr(stream.runtime, "place", None), "golden", None)) is not None:  # SSH check.sh
+            result.metrics.append(Metric.check("board_golden_check", golden[0], "PASS", "==", detail=golden[1]))
+        latency = getattr(stream, "latency", None)
+        if latency is not None and latency.p50_ms is not None:
+            where = "emulated (qemu user mode), not the board's" if isinstance(board.target, QemuTarget) else "on the board"
+            detail = f"the runner's warm loop, {latency.warmup} + {len(latency.latencies_ms)} calls on one image, {where}"
+            result.metrics.append(Metric.check("device_p50_ms", round(latency.p50_ms, 4), None, "info", detail=detail))
+            result.metrics.append(Metric.check("device_p99_ms", round(float(latency.p99_ms or 0.0), 4), None, "info",
+                                               detail=detail))
+        if outputs is not None and host_outputs is not None:
+            entry = path_ledger(host_outputs, outputs, art)
+            self.ledger.setdefault(artifact, {})[f"x86 vs {board.target.label}"] = entry
+            result.metrics.append(Metric.check(
+                "x86_exact_match", entry["exact_match_rate"], None, "info",
+                detail=f"share of output values identical to the x86 binding's; max difference {entry['max_abs_diff']:.3g}"
+                + (f"; {entry['over_one_step']} values differ by more than one quantization step" if entry.get("flagged") else ""),
+            ))
 
     def versions(self) -> dict[str, str]:
         return {k: v for b in self.boards for k, v in b.versions.items()}

@@ -3,7 +3,7 @@
 
 Data only, no comparison: ``runtime_check.verify.compare`` computes the metrics,
 ``report``/``text``/``html_page`` render them, and ``explain`` reads them; all import
-this module, it imports nothing of the project.
+this module, it imports nothing of verify.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from runtime_check.runtimes.registry import NATIVE_LABEL
 
 #: a multi-output model's metrics are named ``OUTPUT/metric`` (the primary output's keep the plain name)
 OUTPUT_SEP = "/"
@@ -185,3 +187,24 @@ def json_number(value: object) -> object:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+# -- row names: built from a row's parts (runtime_check.verify.rows.Row), read back only from reports --------
+
+#: between an artifact's name and its row's label (a board's, ``native``)
+ROW_MARK = "@"
+
+
+def row_name(artifact: str, label: str = "") -> str:
+    """A row's name in the report: the artifact's manifest name, ``@label`` for any row but its binding."""
+    return f"{artifact}{ROW_MARK}{label}" if label else artifact
+
+
+def artifact_of(row: str) -> str:
+    """The artifact a row of a report (a reloaded one included) ran: its name up to the label."""
+    return row.partition(ROW_MARK)[0]
+
+
+def is_native_row(row: str) -> bool:
+    """A row a native runner ran on this machine (``NAME@native``)."""
+    return row.endswith(ROW_MARK + NATIVE_LABEL)
