@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgefm.core.contract import CURVES_NAME
 from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
@@ -57,8 +58,6 @@ from runtime_check.verify.text import COLUMNS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: the curves train writes beside the manifest (edgefm.train.trainer.CURVES_NAME), used when the history is missing
-CURVES_NAME = "training_curves.png"
 #: pixel upscale of the 28x28 test images
 IMAGE_ZOOM = 3
 DPI = 100
