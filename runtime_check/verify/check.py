@@ -52,7 +52,6 @@ from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version,
 from edgefm.core.metrics import confusion_matrix
 from edgefm.core.verdicts import user_passed_checks
 from edgefm.data.inputs import Inputs, load_inputs
-from runtime_check.runtimes.base import Runtime
 from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
 from runtime_check.runtimes.registry import BINDING, FORMAT_OF_SUFFIX, runner_kinds
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
@@ -61,8 +60,6 @@ from runtime_check.verify.compare import (
     LOGITS,
     accuracy,
     classification_outputs,
-    compare_exact,
-    compare_outputs,
     max_abs_error,
     primary_output,
 )
@@ -141,46 +138,6 @@ def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Met
         f"manifest: {art.sha256[:12]}…, {art.bytes} bytes)"
     )
     return Metric.check("checksum", found, expected, "==", detail=detail)
-
-
-def _describe_error(e: BaseException) -> str:
-    return str(e) if isinstance(e, EdgefmError) else f"{type(e).__name__}: {e}"
-
-
-def judge(
-    stream: Stream,
-    art: Artifact,
-    reference: Mapping[str, np.ndarray],
-    labels: np.ndarray | None,
-    tol: Tolerance,
-    *,
-    checksum: Metric | None = None,
-    binding: Mapping[str, np.ndarray] | None = None,
-    classification: Iterable[str] | None = None,
-) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
-    """One streamed runtime's outputs against the reference; its error becomes the result's ``error``.
-
-    With ``binding`` (the Python binding's outputs of the same file), the exact
-    match of the two runs is checked as well. Returns the outputs for reuse.
-    """
-    result = ArtifactResult(stream.name, stream.runtime.name, art.path, art.format, art.quantization)
-    if checksum is not None:
-        result.metrics.append(checksum)
-    result.timings.update(stream.timings)
-    outputs = None
-    try:
-        if stream.error is not None:
-            raise stream.error
-        outputs = stream.outputs
-        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=stream.batch1,
-                                              classification=None if classification is None else set(classification)))
-        if binding is not None:
-            result.metrics.append(compare_exact(outputs, binding))
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # noqa: BLE001 - one broken artifact must not hide the others' results
-        result.error = _describe_error(e)
-    return result, outputs
 
 
 def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
@@ -641,11 +598,3 @@ def _size(path: Path) -> int | None:
         return tree_bytes(path) if path.exists() else None
     except OSError:
         return None
-
-
-def _versions(runtime: Runtime) -> dict[str, str]:
-    """A runtime's library versions; a runtime that cannot tell is not an error."""
-    try:
-        return dict(runtime.versions())
-    except Exception:  # noqa: BLE001 - versions are informational
-        return {}
