@@ -87,7 +87,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
     from edgefm.core.errors import ExportError, UsageError
     from edgefm.data.sources import parse_value_ranges
     from export.config import ExportConfig
-    from export.pipeline import run_export
+    from export.pipeline import bring_and_export
     from export.summary import summary_table
 
     cfg = ExportConfig(
@@ -101,27 +101,15 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
     brought = saved_model or keras_file
     if brought is None and (labels_file or preprocess or force):
         raise UsageError("--labels, --preprocess and --force describe a model brought with --saved-model or --keras.")
-    from contextlib import nullcontext
+    bring_cfg = None
+    if brought is not None:
+        from edgefm.data.sources import parse_preprocess
+        from export.bring import BringConfig
 
-    from export.bring import undone_on_failure
-
-    # a model brought and then not converted leaves ARTIFACTS as it was (no half-done step to --force past)
-    with progress_for(quiet) as progress, undone_on_failure(artifacts) if brought is not None else nullcontext():
-        if brought is not None:
-            from edgefm.core.locking import artifacts_lock
-            from edgefm.data.sources import parse_preprocess
-            from export.bring import BringConfig, bring, preprocessing_notes
-
-            progress.start(f"bringing {brought}")
-            artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
-            given = parse_preprocess(preprocess)
-            with artifacts_lock(artifacts, "edgefm export", notify=progress.note):
-                brought_manifest = bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
-                                                     signature=signature, labels=labels_file, preprocess=given,
-                                                     force=force))
-            for note in [] if quiet else preprocessing_notes(brought_manifest, given):
-                click.echo(f"note: {note}", err=True)
-        result = run_export(cfg, progress)
+        bring_cfg = BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None, signature=signature,
+                                labels=labels_file, preprocess=parse_preprocess(preprocess), force=force)
+    with progress_for(quiet) as progress:
+        result = bring_and_export(cfg, bring_cfg, progress)
     if not quiet and not as_json:
         click.echo(summary_table(result.manifest, result.exported, width=output_width()))
         if result.skipped:
