@@ -7,10 +7,16 @@ Unit tests use these (fast, made here); integration tests use the real dataset
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +108,76 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
         stdin=subprocess.DEVNULL,
         cwd=REPO,
     )
+
+
+#: Python's own warning filters (``python -W`` unset), which a fresh ``edgefm`` process starts with.
+_PYTHON_DEFAULT_FILTERS = (("default", DeprecationWarning, "__main__"), ("ignore", DeprecationWarning, None),
+                           ("ignore", PendingDeprecationWarning, None), ("ignore", ImportWarning, None),
+                           ("ignore", ResourceWarning, None))
+_SHOW_WARNING = warnings._showwarnmsg_impl  # the stock printer to sys.stderr, before pytest records warnings
+
+
+@contextlib.contextmanager
+def _native_output_captured() -> Iterator[list[str]]:
+    """File descriptors 1 and 2 sent to files while the block runs; yields [stdout, stderr] written to them.
+
+    What native code (TensorFlow's C++ logging, a converter) writes there lands in a CLI's real stdout
+    and stderr, not in the Python streams click's runner replaces.
+    """
+    texts = ["", ""]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            yield texts
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            for i, f in enumerate((out, err)):
+                f.seek(0)
+                texts[i] = f.read().decode("utf-8", errors="replace")
+
+
+def invoke_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``edgefm ARGS`` in this process, through the same group and exit-status mapping as ``run_cli``; no TF start-up.
+
+    For tests of what a command prints and its exit status. Tests of signals, crashes (exit 70 with
+    its traceback), a terminal, start-up output or the environment a process inherits use ``run_cli``.
+    Returns what ``run_cli`` returns: returncode, stdout and stderr (what native code wrote to the file
+    descriptors comes first: it is written while a command runs, before its result or error message). An exception that escapes the group is printed to
+    stderr as the interpreter would, with exit status 1. The working directory is the repository's, as
+    for ``run_cli``; signal handlers, the unraisable hook and warning filters are restored afterwards.
+    """
+    from click.testing import CliRunner
+
+    from edgefm.cli import main as cli_main
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook, cwd = sys.unraisablehook, os.getcwd()
+    os.chdir(REPO)
+    try:
+        with warnings.catch_warnings(), _native_output_captured() as native:
+            warnings.resetwarnings()
+            for action, category, module in reversed(_PYTHON_DEFAULT_FILTERS):
+                warnings.filterwarnings(action, category=category, module=module or "")
+            warnings._showwarnmsg_impl = _SHOW_WARNING
+            result = CliRunner().invoke(cli_main.cli, list(args), prog_name="edgefm", env=env)
+    finally:
+        os.chdir(cwd)
+        sys.unraisablehook = hook
+        cli_main._SIGNALLED.clear()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    code, stderr = result.exit_code, result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+        code = 1
+    return subprocess.CompletedProcess(["edgefm", *args], code, native[0] + result.stdout, native[1] + stderr)
 
 
 def read_terminal(master: int) -> bytes:

@@ -35,7 +35,7 @@ import pytest
 from edgefm.core.manifest import Artifact, Manifest
 from export.config import ExportConfig
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli, run_cli
 
 CRASH_MARKERS = ("Traceback", "Fatal Python error", "Segmentation fault", "Aborted", "core dumped")
 BUG_EXIT = 70  # EdgefmGroup.invoke's "unexpected X ... this is a bug"
@@ -269,7 +269,7 @@ def test_savedmodel_missing_or_empty(savedmodel_variant: Callable[[str], Path], 
                                      kind: str, command: str) -> None:
     root = savedmodel_variant(kind)
     sm = root / "saved_model"
-    proc = run_cli(*_savedmodel_command(command, root, image, data_dir))
+    proc = invoke_cli(*_savedmodel_command(command, root, image, data_dir))
     # export looks for saved_model.pb itself; the runtimes first check that the path exists
     needle = "does not exist" if kind == "missing" and command != "export" else "no saved_model.pb"
     message = assert_fails_cleanly(proc, 1, str(sm), needle)
@@ -281,7 +281,7 @@ def test_savedmodel_without_serving_signature(savedmodel_variant: Callable[[str]
                                               command: str) -> None:
     root = savedmodel_variant("no-signature")
     sm = root / "saved_model"
-    proc = run_cli(*_savedmodel_command(command, root, image, data_dir))
+    proc = invoke_cli(*_savedmodel_command(command, root, image, data_dir))
     assert_fails_cleanly(proc, 1, str(sm), "no 'serving_default' signature (found: other)", "edgefm train")
 
 
@@ -315,14 +315,14 @@ def test_bad_manifest(exported: Path, image: Path, data_dir: Path, tmp_path: Pat
         "predict": ["predict", str(image)],
         "benchmark": ["benchmark", "--runs", "1"],
     }[command]
-    proc = run_cli(*args, "--artifacts", str(root))
+    proc = invoke_cli(*args, "--artifacts", str(root))
     message = assert_fails_cleanly(proc, 1, needle, "edgefm train")
     assert str(root) in message
     assert manifest.exists() == (content is not None)  # nothing rewrote or deleted it
 
 
 def test_missing_artifacts_directory(tmp_path: Path) -> None:
-    proc = run_cli("verify", "--artifacts", str(tmp_path / "nowhere"))
+    proc = invoke_cli("verify", "--artifacts", str(tmp_path / "nowhere"))
     assert_fails_cleanly(proc, 1, f"Artifacts directory {tmp_path / 'nowhere'} does not exist", "edgefm train")
 
 
@@ -352,7 +352,7 @@ def test_bad_image(exported: Path, image: Path, tmp_path: Path, case: str) -> No
         path.write_bytes(image.read_bytes()[:60])
     elif make is not None:
         make(path)
-    proc = run_cli("predict", str(path), "--model", str(exported / "model.onnx"))
+    proc = invoke_cli("predict", str(path), "--model", str(exported / "model.onnx"))
     message = assert_fails_cleanly(proc, 1, str(path), needle)
     assert "model.onnx" not in message  # the image is blamed, not the model
 
@@ -360,7 +360,7 @@ def test_bad_image(exported: Path, image: Path, tmp_path: Path, case: str) -> No
 def test_one_bad_image_among_good_ones_names_only_it(exported: Path, image: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.png"
     bad.write_text("text")
-    proc = run_cli("predict", str(image), str(bad), "--model", str(exported / "model.onnx"))
+    proc = invoke_cli("predict", str(image), str(bad), "--model", str(exported / "model.onnx"))
     message = assert_fails_cleanly(proc, 1, str(bad))
     assert str(image) not in message
 
@@ -403,7 +403,7 @@ def test_option_out_of_range_is_a_usage_error(exported: Path, tmp_path: Path, ca
     args, needle = OPTION_CASES[case]
     before = snapshot(exported)
     extra = ["--artifacts", str(exported)] if args[0] in ("train", "export", "verify", "benchmark", "predict") else []
-    proc = run_cli(*args, *extra)
+    proc = invoke_cli(*args, *extra)
     assert_fails_cleanly(proc, 2, needle)
     assert snapshot(exported) == before
 
@@ -454,7 +454,7 @@ def test_bad_dataset(dataset_variant: Callable[[str], Path], exported: Path, tmp
     }[command]
     if command == "data-verify" and case == "truncated-idx":  # `data verify` compares checksums before parsing
         needle = f"Checksum mismatch for {d / 't10k-images-idx3-ubyte.gz'}"
-    proc = run_cli(*args)
+    proc = invoke_cli(*args)
     message = assert_fails_cleanly(proc, 1, needle)
     assert "edgefm data fetch" in message or "--no-verify" in message or "re-fetch" in message
     if command == "train":
@@ -544,7 +544,7 @@ def test_unwritable_output_path(exported: Path, data_dir: Path, tmp_path: Path, 
         "verify-report": ["verify", "--artifacts", str(exported), "--data-dir", str(data_dir), "--no-verify",
                           "--samples", "8", "--report", str(target)],
     }[command]
-    proc = run_cli(*args)
+    proc = invoke_cli(*args)
     assert_fails_cleanly(proc, 1, f"Cannot write {target}", "writable directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
@@ -623,6 +623,6 @@ def test_resume_from_a_truncated_checkpoint_through_the_cli(one_epoch_run: Path,
     root = tmp_path / "run"
     shutil.copytree(one_epoch_run, root)
     _break_checkpoint(root, "truncated-data")
-    proc = run_cli("train", "--epochs", "2", "--hidden-units", "8", "--data-dir", str(data_dir), "--no-verify",
-                   "--artifacts", str(root), "--resume", "-q")
+    proc = invoke_cli("train", "--epochs", "2", "--hidden-units", "8", "--data-dir", str(data_dir), "--no-verify",
+                      "--artifacts", str(root), "--resume", "-q")
     assert_fails_cleanly(proc, 1, "--resume: the checkpoint", str(root / "checkpoints"), "train without --resume")

@@ -30,7 +30,7 @@ from runtime_check.verify.html_page import CURVES_NAME, render_html
 from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, ParityReport
 from runtime_check.verify.text import render_table
 
-from conftest import redescribe, run_cli
+from conftest import invoke_cli, redescribe
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
 MUTANT = "tflite_float32"
@@ -305,15 +305,15 @@ def test_cli_writes_the_page_beside_the_report_unless_told(verified: tuple[Parit
     shutil.copytree(report.artifacts_dir, root)
     common = ("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
               "--only", "onnx_float32", "--samples", "20")
-    res = run_cli(*common)
+    res = invoke_cli(*common)
     assert res.returncode == 0, res.stderr
     assert (root / "verify-report.html").is_file() and f"html: {root / 'verify-report.html'}" in res.stdout
     (root / "verify-report.html").unlink()
-    res = run_cli(*common, "--no-html", "--report", str(tmp_path / "r.json"))
+    res = invoke_cli(*common, "--no-html", "--report", str(tmp_path / "r.json"))
     assert res.returncode == 0, res.stderr
     assert not (root / "verify-report.html").exists() and not (tmp_path / "r.html").exists()
     assert "html:" not in res.stdout
-    res = run_cli(*common, "--no-html", "--html", str(tmp_path / "x.html"))
+    res = invoke_cli(*common, "--no-html", "--html", str(tmp_path / "x.html"))
     assert res.returncode == 2 and "--html and --no-html contradict each other" in res.stderr
     assert "Traceback" not in res.stderr
 
