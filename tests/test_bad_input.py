@@ -33,7 +33,6 @@ import numpy as np
 import pytest
 
 from edgefm.core.manifest import Artifact, Manifest
-from export.config import ExportConfig
 
 from conftest import REPO, invoke_cli, run_cli
 
@@ -71,14 +70,10 @@ def data_dir(tiny_data_session: tuple[Path, dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny_artifacts (copied) with a float32 .tflite and .onnx exported by the real exporter."""
-    from export.pipeline import export
-
+def exported(exported_float32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_artifacts with a float32 .tflite and .onnx exported by the real exporter (the run's, copied)."""
     root = tmp_path_factory.mktemp("bad_input") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    cfg = ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir, verify_data=False)
-    export(Manifest.load(root), cfg)
+    shutil.copytree(exported_float32, root)
     return root
 
 

@@ -22,7 +22,6 @@ import pytest
 from test_bad_input import assert_fails_cleanly, snapshot
 
 from edgefm.core.manifest import Manifest
-from export.config import ExportConfig
 
 from conftest import REPO, invoke_cli, run_cli
 
@@ -33,13 +32,9 @@ def data_dir(tiny_data_session: tuple[Path, dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export.pipeline import export
-
+def exported(exported_float32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hardening") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir,
-                                             verify_data=False))
+    shutil.copytree(exported_float32, root)
     return root
 
 

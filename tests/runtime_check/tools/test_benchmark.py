@@ -14,7 +14,6 @@ import pytest
 
 from edgefm.core.errors import ConfigError, EdgefmError, ManifestError
 from edgefm.core.manifest import Manifest
-from export.config import ExportConfig
 from runtime_check.tools.benchmark import (
     BenchmarkConfig,
     BenchmarkReport,
@@ -29,13 +28,10 @@ from conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with its float32 .tflite and .onnx (no calibration needed)."""
-    from export.pipeline import export
-
+def exported(exported_float32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with its float32 .tflite and .onnx (no calibration needed; the run's export, copied)."""
     root = tmp_path_factory.mktemp("bench") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none"))
+    shutil.copytree(exported_float32, root)
     return root
 
 

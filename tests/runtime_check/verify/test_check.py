@@ -37,12 +37,11 @@ def _export_all(root: Path, data_dir: Path, **kw: object) -> Manifest:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny_artifacts (copied) exported to every variant."""
+def exported(exported_all: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_artifacts exported to every variant (the run's export, copied)."""
     root = tmp_path_factory.mktemp("verify") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    manifest = _export_all(root, tiny_data_session[0])
-    assert set(VARIANTS) <= set(manifest.deployable())
+    shutil.copytree(exported_all, root)
+    assert set(VARIANTS) <= set(Manifest.load(root).deployable())
     return root
 
 
