@@ -277,3 +277,13 @@ def redescribe(root: Path, name: str) -> None:
                                                  inputs=old.inputs, outputs=old.outputs, created=old.created,
                                                  tools=old.tools, extra=old.extra)
     manifest.save(root)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, files with a ``slow`` test go first: a file runs on one worker (``--dist loadfile``),
+    and the benchmark suite's run or the CNN's training started last would leave the other workers idle
+    while it ends the run. Every worker sorts alike, so they agree on the order; a serial run keeps its own."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order inside a file is kept

@@ -180,6 +180,7 @@ def test_reference_outputs_are_not_degenerate(exported: dict) -> None:
             assert floats and max(float(np.std(v, axis=0).max()) for v in floats) > 1e-3, name
 
 
+@pytest.mark.slow
 def test_keras_model_walkthrough_with_the_readme_commands(zoo: Path, tmp_path: Path) -> None:
     """The README's "Your own model": a saved Keras MobileNetV2 through export, verify --native, benchmark, inspect."""
     art = tmp_path / "mobilenet"

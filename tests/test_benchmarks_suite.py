@@ -53,6 +53,7 @@ def result(quick: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, An
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str], Path], result: dict[str, Any]) -> None:
     proc, out = quick
     md = (out / "bench.md").read_text(encoding="utf-8")
@@ -77,6 +78,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
     for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "device",
                 "explain", "targets"):
@@ -86,6 +88,7 @@ def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> N
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_device_rows_beside_the_host_rows(result: dict[str, Any]) -> None:
     """`make test` installs the cross packages (`make device`), so the emulated board runs here."""
     dev = result["device"]
@@ -99,6 +102,7 @@ def test_device_rows_beside_the_host_rows(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_end_to_end(result: dict[str, Any]) -> None:
     e2e = result["end_to_end"]
     stages = e2e["stage_seconds"]
@@ -107,6 +111,7 @@ def test_end_to_end(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None:
     t = result["training"]
     med = t["median_epoch_seconds"]
@@ -130,6 +135,7 @@ def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_two_workers_are_held_to_one_process_after_one_epoch(result: dict[str, Any]) -> None:
     """The PASS/FAIL line bounds one epoch (rounding only); the longer run's difference is reported beside it."""
     d = result["distributed"]
@@ -139,6 +145,7 @@ def test_two_workers_are_held_to_one_process_after_one_epoch(result: dict[str, A
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
     inf = result["inference"]
     rows = {r["name"]: r for r in inf["rows"]}
@@ -169,6 +176,7 @@ def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_verify_section_cold_warm_probe_and_growth(result: dict[str, Any]) -> None:
     v = result["verify"]
     wc = v["warm_vs_cold"]
@@ -192,6 +200,7 @@ def test_verify_section_cold_warm_probe_and_growth(result: dict[str, Any]) -> No
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_size_is_relative_to_float32_tflite(result: dict[str, Any]) -> None:
     size = result["size"]
     rows = {r["name"]: r for r in size["rows"]}
@@ -203,6 +212,7 @@ def test_size_is_relative_to_float32_tflite(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_accuracy_and_its_change_vs_tf(result: dict[str, Any]) -> None:
     acc = result["accuracy"]
     rows = {r["name"]: r for r in acc["rows"]}
@@ -215,6 +225,7 @@ def test_accuracy_and_its_change_vs_tf(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_explain_section_reduces_tensors_batch_by_batch(result: dict[str, Any]) -> None:
     e = result["explain"]
     assert [r["rows"] for r in e["rows"]] == [1_000, 10_000]
@@ -224,6 +235,7 @@ def test_explain_section_reduces_tensors_batch_by_batch(result: dict[str, Any]) 
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
     t = {x["name"]: x for x in result["targets"]}
     assert len(t) == len(TARGETS)

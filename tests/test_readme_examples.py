@@ -37,7 +37,7 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 README = REPO / "README.md"
 SHELLS = {"sh", "bash", "shell", "console"}
