@@ -1,10 +1,11 @@
 """Every command survives bad input: a specific one-paragraph message, a non-zero exit, no crash.
 
-Each case runs the real ``edgefm`` entry point in a subprocess and asserts the
-exit status (2 for usage errors, never 70 -- the "unexpected ... this is a bug"
-status), that the message names the file or option, and that nothing crashed:
-no "Traceback", no "Fatal Python error", no segfault or abort (a negative
-return code is a death by signal).
+Each case runs the real ``edgefm`` command group (in this process, ``invoke_cli``;
+corrupt model files through the entry point in a subprocess, ``run_cli``, where a
+crash would show) and asserts the exit status (2 for usage errors, never 70 -- the
+"unexpected ... this is a bug" status), that the message names the file or option,
+and that nothing crashed: no "Traceback", no "Fatal Python error", no segfault or
+abort (a negative return code is a death by signal).
 
 Corrupt model files (empty, truncated, random bytes, the other format's bytes)
 go through predict, inspect and benchmark as ``--model``, and through verify
