@@ -26,7 +26,9 @@ from conftest import REPO
 BINDING_ROWS = ["savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"]
 
 
-def run_suite(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+# 1800 s: under pytest-xdist the --quick run shares the cores with another worker (measured: past 900 s at
+# load 11-15 on 2 shared cores; 460 s serially at load 3-12).
+def run_suite(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.run", *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ from runtime_check.device.targets import DEFAULT_CPU, DeviceOptions, QemuTarget,
 from runtime_check.verify.check import run_check
 from runtime_check.verify.config import CheckConfig
 
-from conftest import invoke_cli
+from conftest import invoke_cli, run_cli
 
 ROWS = ("tflite_int8", "onnx_int8")
 
@@ -129,9 +129,10 @@ def test_without_the_cross_packages_the_device_rows_say_what_to_install(
 ) -> None:
     """EDGEFM_AARCH64_CC names a compiler that is not there: the host rows still run and pass."""
     report = tmp_path / "missing.json"
-    proc = invoke_cli("verify", "--artifacts", str(device_artifacts), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                      "--device", "qemu-aarch64:cortex-a53", "--report", str(report), "--no-html",
-                      env={"EDGEFM_AARCH64_CC": "no-such-aarch64-gcc"})
+    # a fresh process: this one may have built (and keeps) the cross runners already
+    proc = run_cli("verify", "--artifacts", str(device_artifacts), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                   "--device", "qemu-aarch64:cortex-a53", "--report", str(report), "--no-html",
+                   env={"EDGEFM_AARCH64_CC": "no-such-aarch64-gcc"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads(report.read_text())
     for name in ROWS:
