@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE, BoundOverride, parse_name_values
+from edgefm.cli.options import (
+    ARTIFACTS,
+    DATA,
+    DATA_DIR,
+    NO_VERIFY,
+    VALUE_RANGE,
+    BoundOverride,
+    RuntimeSpecType,
+    parse_name_values,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
     from edgefm.core.progress import Progress
@@ -53,6 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
 @click.option("--ssh-identity", "ssh_identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The private key for the SSH board (default: ssh's own choice).")
 @click.option("--cross", is_flag=True, help="SSH board: ship the runner cross-compiled here instead of building it there.")
+@click.option("--runtime", "runtimes", multiple=True, type=RuntimeSpecType(), metavar="PKG==VERSION",
+              help="Also run each artifact in this released runtime version from PyPI (repeatable; rows "
+                   "NAME@PKG-VERSION): tflite-runtime, ai-edge-litert or onnxruntime, e.g. tflite-runtime==2.14.0.")
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
                    "SavedModel, these inputs and this TensorFlow version.")
@@ -85,7 +97,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
+               no_verify: bool, runtimes: tuple[Any, ...], explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -118,6 +130,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --device qemu-aarch64:cortex-a72 --samples 1000
       edgefm verify --device ssh://pi@raspberrypi.local/edgefm
       edgefm verify --explain tflite_int8
+      edgefm verify --runtime tflite-runtime==2.14.0 --runtime onnxruntime==1.20.1
       edgefm verify --explain tflite_int8 --repair
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
@@ -144,7 +157,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         recompute_reference=recompute_reference, data=data, labels_data=labels_data,
         value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,
-        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross),
+        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross), runtimes=runtimes,
     )
     explain = explain or (("",) if repair else ())  # --repair alone: explain (and repair) every failing artifact
     if explain:

@@ -82,6 +82,76 @@ def tflite_details(path: Path) -> dict[str, Any]:
     }
 
 
+def _op_names(schema: Any) -> dict[int, str]:
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def tflite_op_versions(path: Path) -> dict[str, int]:
+    """Each operator code's version as the file records it (``{"FULLY_CONNECTED": 12, ...}``; highest per name).
+
+    A runtime loads a file only if it registers every operator at that version:
+    TFLite then fails with "Didn't find op for builtin opcode 'X' version 'N'".
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    names = _op_names(schema)
+    out: dict[str, int] = {}
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        custom = oc.CustomCode()
+        name = custom.decode() if custom else names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
+        out[name] = max(out.get(name, 0), int(oc.Version()))
+    return dict(sorted(out.items()))
+
+
+def tflite_min_runtime_version(path: Path) -> str | None:
+    """The ``min_runtime_version`` metadata the converter writes (the oldest TF Lite release it expects), or None.
+
+    The converter computes it from the op versions it emitted (TF's
+    ``lite/tools/versioning/runtime_version.cc``) and pads the string with NULs.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == b"min_runtime_version":
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            raw = bytes(data) if not isinstance(data, int) else b""
+            return raw.split(b"\0", 1)[0].decode("ascii", "replace") or None
+    return None
+
+
+def with_op_version(path: Path, op: str, version: int, out: Path) -> Path | None:
+    """A copy of ``path`` at ``out`` whose operator ``op`` records ``version``; None if the file stores no version.
+
+    The version is an int32 field of the ``OperatorCode`` table (field 2, vtable slot 8),
+    overwritten in place: no other byte moves. Used only to ask a runtime which version it
+    has (``runtime_check.versions.runtime.newest_op_version``), never to make a file to ship.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytearray(Path(path).read_bytes())
+    model = schema.Model.GetRootAs(bytes(data), 0)
+    names = _op_names(schema)
+    found = False
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        if names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())) != op or oc.CustomCode():
+            continue
+        slot = oc._tab.Offset(8)
+        if not slot:
+            return None
+        pos = oc._tab.Pos + slot
+        data[pos:pos + 4] = int(version).to_bytes(4, "little", signed=True)
+        found = True
+    if not found:
+        return None
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
 def tflite_quantization(path: Path) -> str:
     """What a .tflite file was quantized as, read from its FlatBuffer: int8, float16, dynamic or none.
 

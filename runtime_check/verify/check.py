@@ -522,6 +522,11 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         from runtime_check.device.rows import DeviceRows
 
         devices = DeviceRows.prepare(cfg)
+    pinned = None  # --runtime: released runtime versions per artifact (runtime_check.versions), rows NAME@PKG-VERSION
+    if cfg.runtimes:
+        from runtime_check.versions.rows import VersionRows
+
+        pinned = VersionRows.prepare(cfg.runtimes)
     ref_name, ref_art = manifest.savedmodel(root)
     json_path = Path(cfg.report or root / REPORT_NAME)
     if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
@@ -602,6 +607,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             failed[name] = ArtifactResult(name, art.format, art.path, art.format, art.quantization, [], str(e))
         if devices is not None:
             devices.add_streams(name, art, path, streams, failed, Stream)
+        if pinned is not None:
+            pinned.add_streams(name, art, path, streams, failed, Stream)
         if make_native is not None:
             try:
                 streams[name + NATIVE_SUFFIX] = Stream(name + NATIVE_SUFFIX, make_native(path))
@@ -628,6 +635,11 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             results.append(dres)
             _keep_detail(details, dres.name, douts, reference, labels)
             say(f"{dres.name}: {dres.runtime} {'PASS' if dres.passed else 'FAIL'} ({dres.timings.get('total', 0.0):.1f} s)")
+        for pres, pouts in pinned.results(name, art, streams, failed, lambda s, a=art, t=tol: judge(
+                s, a, reference, labels, t, classification=classification)) if pinned is not None else ():
+            results.append(pres)
+            _keep_detail(details, pres.name, pouts, reference, labels, scored)
+            say(f"{pres.name}: {pres.runtime} {'PASS' if pres.passed else 'FAIL'} ({pres.timings.get('total', 0.0):.1f} s)")
         if make_native is None:
             continue
         native = name + NATIVE_SUFFIX
@@ -645,6 +657,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
 
     if devices is not None:
         versions.update(devices.versions())
+    if pinned is not None:
+        versions.update(pinned.versions())
     shown = sorted({int(i) for d in details.values() for i in d.shown})
     report = ParityReport(
         artifacts=results,
@@ -671,7 +685,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         images=data.images_at(shown),  # the dataset's uint8 pixels
         training=dict(manifest.training),
         artifacts_dir=root,
-        devices=devices.describe() if devices is not None else {},
+        devices={**(devices.describe() if devices is not None else {}),
+                 **({"runtimes": pinned.describe()} if pinned is not None else {})},
     )
     report.path = json_path  # the page names it
     try:
