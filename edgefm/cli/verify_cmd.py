@@ -14,6 +14,8 @@ from edgefm.cli.options import (
     NO_VERIFY,
     VALUE_RANGE,
     BoundOverride,
+    BudgetType,
+    RegressionType,
     RuntimeSpecType,
     parse_name_values,
 )
@@ -65,6 +67,18 @@ if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
 @click.option("--runtime", "runtimes", multiple=True, type=RuntimeSpecType(), metavar="PKG==VERSION",
               help="Also run each artifact in this released runtime version from PyPI (repeatable; rows "
                    "NAME@PKG-VERSION): tflite-runtime, ai-edge-litert or onnxruntime, e.g. tflite-runtime==2.14.0.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also write the report as JUnit XML (one test case per row and bounded metric) for CI.")
+@click.option("--summary", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also write a Markdown summary (e.g. --summary \"$GITHUB_STEP_SUMMARY\").")
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              metavar="OLD.json", help="The last release's verify-report.json: show what changed, and gate on it.")
+@click.option("--max-regression", "max_regression", type=RegressionType(), default=None,
+              help="Fail on a worse release than --baseline, e.g. accuracy=0.3pt,size=5%,latency=10%.")
+@click.option("--max-size", "max_size", multiple=True, type=BudgetType("size"),
+              help="Size budget of a row (repeatable), e.g. tflite_int8=256KiB.")
+@click.option("--max-latency", "max_latency", multiple=True, type=BudgetType("latency"),
+              help="Batch-1 latency budget of a row, measured by its runner (repeatable), e.g. tflite_int8=2ms.")
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
                    "SavedModel, these inputs and this TensorFlow version.")
@@ -97,7 +111,9 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, runtimes: tuple[Any, ...], explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
+               no_verify: bool, runtimes: tuple[Any, ...], junit: Path | None, summary: Path | None,
+               baseline: Path | None, max_regression: dict[str, float] | None, max_size: tuple[tuple[str, float], ...],
+               max_latency: tuple[tuple[str, float], ...], explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -131,6 +147,9 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --device ssh://pi@raspberrypi.local/edgefm
       edgefm verify --explain tflite_int8
       edgefm verify --runtime tflite-runtime==2.14.0 --runtime onnxruntime==1.20.1
+      edgefm verify --junit junit.xml --summary "$GITHUB_STEP_SUMMARY"
+      edgefm verify --baseline v1/verify-report.json --max-regression accuracy=0.3pt,size=5%
+      edgefm verify --max-size tflite_int8=256KiB --max-latency tflite_int8=2ms
       edgefm verify --explain tflite_int8 --repair
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
@@ -188,8 +207,18 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
             click.echo("\n" + format_repair(r, width=output_width()))
         if repair and explained and not repairs:
             click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
+    from runtime_check.verify.release import release_gate
+
+    diff = release_gate(result, baseline=baseline, max_regression=max_regression or {}, max_size=dict(max_size),
+                        max_latency=dict(max_latency), junit=junit, summary=summary)
+    if diff is not None and not quiet and not as_json:
+        from runtime_check.verify.baseline import format_diff
+
+        click.echo("\n" + format_diff(diff))
     if not result.passed:
         raise ParityError(result.summary())
+    if diff is not None and not diff.passed:
+        raise ParityError(diff.summary())
 
 
 def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explanation],
