@@ -79,7 +79,15 @@ def tflite_details(path: Path) -> dict[str, Any]:
         "metadata_entries": [
             (model.Metadata(i).Name() or b"").decode("utf-8", "replace") for i in range(model.MetadataLength())
         ],
+        "min_runtime_version": tflite_min_runtime_version(path) or "not recorded",
+        "operator_versions": tflite_op_versions(path),
     }
+
+
+def tflite_requirements(path: Path) -> str:
+    """What a runtime must have to load the file, in one line: ``TFLite >= 2.14.0; FULLY_CONNECTED v12, ...``."""
+    ops = ", ".join(f"{op} v{v}" for op, v in tflite_op_versions(path).items())
+    return f"TFLite >= {tflite_min_runtime_version(path) or '?'}; {ops}"
 
 
 def _op_names(schema: Any) -> dict[int, str]:

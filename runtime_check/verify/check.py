@@ -626,6 +626,10 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         else:
             result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art),
                                     classification=classification)
+        if art.format == TFLITE_FORMAT and (root / art.path).is_file():  # what an older runtime must have
+            from edgefm.formats.tflite_file import tflite_requirements
+
+            result.metrics.append(Metric.check("requires", tflite_requirements(root / art.path), None, "info"))
             versions.update(_versions(streams[name].runtime))
         results.append(result)
         _keep_detail(details, name, outputs, reference, labels, scored)

@@ -11,11 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from edgefm.core.errors import UsageError
 from runtime_check.verify.baseline import parse_budget, parse_regressions
 from runtime_check.versions.spec import parse_runtime_range, parse_runtime_spec
+
+from conftest import run_cli
 
 OLD_TFLITE = "tflite-runtime==2.14.0"
 DEAD_INDEX = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}
