@@ -14,7 +14,7 @@ import pytest
 
 from edgefm.core.errors import UsageError
 from runtime_check.verify.baseline import parse_budget, parse_regressions
-from runtime_check.versions.spec import parse_runtime_range, parse_runtime_spec
+from runtime_check.versions.spec import parse_runtime_range, parse_runtime_spec, version_key
 
 from conftest import run_cli
 
@@ -141,3 +141,27 @@ def test_old_tflite_runtime_rows_junit_summary_and_a_worse_release(tmp_path: Pat
     assert gates.failures == 1
     res = run_cli("diff", str(report), str(report), "--max-regression", "accuracy=0.3pt,size=5%")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_export_min_runtime_makes_a_dynamic_file_tflite_runtime_2_14_loads(tmp_path: Path, trained_artifacts: Path) -> None:
+    from edgefm.formats.tflite_file import tflite_min_runtime_version, tflite_op_versions
+    from runtime_check.versions.runtime import PinnedRuntime
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(trained_artifacts, root)
+    res = run_cli("export", "--artifacts", str(root), "--format", "tflite", "--quantize", "dynamic",
+                  "--min-runtime", "tflite-runtime==2.14", "-q")
+    assert res.returncode == 0, res.stdout + res.stderr
+    path = root / "model_dynamic.tflite"
+    assert tflite_op_versions(path)["FULLY_CONNECTED"] < 12
+    assert version_key(tflite_min_runtime_version(path)) <= version_key("2.14.0")
+    with PinnedRuntime(path, parse_runtime_spec(OLD_TFLITE)) as rt:
+        out = rt.infer({rt.input_specs[0].name: __import__("numpy").zeros((2, 28, 28), "float32")})
+    assert {k: v.shape for k, v in out.items()} == {"logits": (2, 10), "probabilities": (2, 10)}
+    res = run_cli("export", "--artifacts", str(root), "--format", "tflite", "--quantize", "dynamic",
+                  "--min-runtime", "tflite-runtime==2.2", "-q")
+    assert res.returncode == 1 and "tflite_dynamic cannot be made for tflite-runtime==2.2" in res.stderr, res.stderr
+    res = run_cli("export", "--artifacts", str(root), "--min-runtime", "ai-edge-litert==1.0", "-q")
+    assert res.returncode == 2 and "Only tflite-runtime is understood" in res.stderr, res.stderr
