@@ -16,6 +16,7 @@ from edgefm.cli.options import (
     BoundOverride,
     BudgetType,
     RegressionType,
+    RuntimeRangeType,
     RuntimeSpecType,
     parse_name_values,
 )
@@ -67,6 +68,10 @@ if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
 @click.option("--runtime", "runtimes", multiple=True, type=RuntimeSpecType(), metavar="PKG==VERSION",
               help="Also run each artifact in this released runtime version from PyPI (repeatable; rows "
                    "NAME@PKG-VERSION): tflite-runtime, ai-edge-litert or onnxruntime, e.g. tflite-runtime==2.14.0.")
+@click.option("--runtime-range", "runtime_range", type=RuntimeRangeType(), default=None, metavar="PKG>=A,<=B",
+              help="Every release of a runtime in a range as rows (with --bisect: the two ends as rows, then a search "
+                   "for the first release whose outputs differ from the previous one's), e.g. ai-edge-litert>=1.0,<=2.3.")
+@click.option("--bisect", "bisect", is_flag=True, help="With --runtime-range: find the release that changed the outputs.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
               help="Also write the report as JUnit XML (one test case per row and bounded metric) for CI.")
 @click.option("--summary", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
@@ -111,7 +116,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, runtimes: tuple[Any, ...], junit: Path | None, summary: Path | None,
+               no_verify: bool, runtimes: tuple[Any, ...], runtime_range: Any, bisect: bool, junit: Path | None, summary: Path | None,
                baseline: Path | None, max_regression: dict[str, float] | None, max_size: tuple[tuple[str, float], ...],
                max_latency: tuple[tuple[str, float], ...], explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
@@ -147,6 +152,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --device ssh://pi@raspberrypi.local/edgefm
       edgefm verify --explain tflite_int8
       edgefm verify --runtime tflite-runtime==2.14.0 --runtime onnxruntime==1.20.1
+      edgefm verify --runtime-range ai-edge-litert>=1.0,<=2.3 --bisect
       edgefm verify --junit junit.xml --summary "$GITHUB_STEP_SUMMARY"
       edgefm verify --baseline v1/verify-report.json --max-regression accuracy=0.3pt,size=5%
       edgefm verify --max-size tflite_int8=256KiB --max-latency tflite_int8=2ms
@@ -167,6 +173,17 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     if not no_html and html is None:
         html = default_html_path(report or (Path(REPORT_NAME) if reference is not None else artifacts / REPORT_NAME))
 
+    if bisect and runtime_range is None:
+        raise UsageError("--bisect searches a --runtime-range; pass one, e.g. --runtime-range ai-edge-litert>=1.0,<=2.3.")
+    in_range: list[str] = []
+    if runtime_range is not None:
+        from runtime_check.versions.bisect import versions_in
+        from runtime_check.versions.environment import available_versions
+        from runtime_check.versions.spec import RuntimeSpec
+
+        in_range = versions_in(runtime_range, available_versions(runtime_range.package))
+        ends = [in_range[0], in_range[-1]] if bisect else in_range
+        runtimes = (*runtimes, *(RuntimeSpec(runtime_range.package, v) for v in dict.fromkeys(ends)))
     cfg = CheckConfig(
         artifacts=artifacts, split=split, samples=samples, batch_size=batch_size,
         only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
@@ -207,6 +224,14 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
             click.echo("\n" + format_repair(r, width=output_width()))
         if repair and explained and not repairs:
             click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
+    if bisect:
+        from runtime_check.versions.bisect import run_bisect
+
+        found = run_bisect(cfg, runtime_range, available=in_range)
+        result.devices["bisect"] = found.to_dict()
+        result.write(result.path)
+        if not quiet and not as_json:
+            click.echo("\n" + found.describe())
     from runtime_check.verify.release import release_gate
 
     diff = release_gate(result, baseline=baseline, max_regression=max_regression or {}, max_size=dict(max_size),

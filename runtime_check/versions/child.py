@@ -90,6 +90,15 @@ class Onnx:
         return out, time.perf_counter() - t0
 
 
+def _chain(e):
+    """The exception and its causes, outermost first: a SystemError from C hides its ImportError cause."""
+    parts = []
+    while e is not None and len(parts) < 4:
+        parts.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    return " <- ".join(parts)
+
+
 def main(argv):
     module_name, fmt, path, threads = argv[1], argv[2], argv[3], int(argv[4]) or None
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -108,7 +117,7 @@ def main(argv):
         model = (TFLite if fmt == "tflite" else Onnx)(module, path, threads)
         inputs, outputs = model.describe()
     except BaseException as e:  # noqa: BLE001
-        say({"ok": False, "stage": "load", "error": f"{type(e).__name__}: {e}"})
+        say({"ok": False, "stage": "load", "error": _chain(e)})
         return 4
     say({"ok": True, "inputs": inputs, "outputs": outputs})
     for line in sys.stdin:

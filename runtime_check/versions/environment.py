@@ -69,6 +69,10 @@ class RuntimeEnvironment:
     def python(self) -> Path:
         return self.directory / "bin" / "python"
 
+    @property
+    def numpy1(self) -> bool:
+        return any(w.startswith("numpy-1.") for w in self.wheels)
+
     def describe(self) -> dict[str, Any]:
         return {"package": self.spec.package, "version": self.spec.version, "environment": str(self.directory),
                 "wheels": self.wheels, "module_version": self.module_version,
@@ -83,23 +87,52 @@ def _tag() -> str:
     return f"cp{sys.version_info.major}{sys.version_info.minor}-{platform.machine()}"
 
 
-def ensure_environment(spec: RuntimeSpec, *, cache: Path | None = None) -> RuntimeEnvironment:
-    """The environment of ``spec``, from the cache or built now (wheels from the cache or from the index)."""
+class _BuiltForNumpy1(Exception):
+    """The runtime imported with a NumPy 2 beside it but was compiled against NumPy 1.x."""
+
+
+#: NumPy's own warning when a module built against NumPy 1.x is imported under NumPy 2
+NUMPY1_ABI = "compiled using NumPy 1.x cannot be run in"
+#: what such a module raises when it first needs NumPy's C API (ai-edge-litert 1.0.x: at the first model)
+NUMPY1_ERRORS = ("_ARRAY_API not found", "numpy.core.multiarray failed to import")
+
+
+def ensure_environment(spec: RuntimeSpec, *, cache: Path | None = None, numpy1: bool = False) -> RuntimeEnvironment:
+    """The environment of ``spec``, from the cache or built now (wheels from the cache or from the index).
+
+    A release built against NumPy 1.x that declares only ``numpy>=1.23`` (ai-edge-litert 1.0.x) gets
+    NumPy 2 from pip, imports with NumPy's warning "A module that was compiled using NumPy 1.x cannot
+    be run in NumPy 2", then fails at its first model ("SystemError: CreateWrapperFromFile returned a
+    result with an exception set", caused by "numpy.core.multiarray failed to import"; NumPy's C API is
+    imported only there). Such a release is built again with ``numpy<2``: here when its import shows the
+    warning, or by ``numpy1=True`` when its first model showed the error (``PinnedRuntime``).
+    """
     root = Path(cache) if cache is not None else cache_root()
     directory = root / f"{spec.label}-{_tag()}"
-    if (found := _load(directory, spec)) is not None:
+    if not numpy1 and (found := _load(directory, spec)) is not None:
         return found
+    pins = tuple(spec.info.extra_requirements)
+    if numpy1:
+        return _build(spec, root, directory, (*pins, "numpy<2") if "numpy<2" not in pins else pins)
+    try:
+        return _build(spec, root, directory, pins)
+    except _BuiltForNumpy1:
+        return _build(spec, root, directory, (*pins, "numpy<2"))
+
+
+def _build(spec: RuntimeSpec, root: Path, directory: Path, pins: tuple[str, ...]) -> RuntimeEnvironment:
     t0 = time.perf_counter()
-    wheels_dir, wheels = _wheels(spec, root)
+    wheels_dir, wheels = _wheels(spec, root, pins)
     with atomic_directory(directory) as staging:
         _run([sys.executable, "-m", "venv", "--without-pip", str(staging)], f"create a virtual environment for {spec}")
         python = staging / "bin" / "python"
         _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--disable-pip-version-check",
               "--no-index", "--find-links", str(wheels_dir), "--only-binary=:all:", "--no-compile",
-              spec.requirement, *spec.info.extra_requirements], f"install {spec} from the cached wheels")
-        module_version = _import_check(python, spec)
+              spec.requirement, *pins], f"install {spec} from the cached wheels")
+        module_version = _import_check(python, spec, numpy2_retry="numpy<2" not in pins)
         env = RuntimeEnvironment(spec, directory, wheels, module_version, time.perf_counter() - t0)
-        (staging / RECORD).write_text(json.dumps(env.describe(), indent=2) + "\n", encoding="utf-8")
+        (staging / RECORD).write_text(json.dumps({**env.describe(), "pins": list(pins)}, indent=2) + "\n",
+                                      encoding="utf-8")
     return env
 
 
@@ -113,9 +146,10 @@ def _load(directory: Path, spec: RuntimeSpec) -> RuntimeEnvironment | None:
     return env if rec.get("package") == spec.package and rec.get("version") == spec.version and env.python.exists() else None
 
 
-def _wheels(spec: RuntimeSpec, root: Path) -> tuple[Path, dict[str, str]]:
+def _wheels(spec: RuntimeSpec, root: Path, pins: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
     """The directory of ``spec``'s wheels (its record checked), downloaded first if it is not cached whole."""
-    directory = root / "wheels" / f"{spec.label}-{_tag()}"
+    numpy1 = "-numpy1" if "numpy<2" in pins and "numpy<2" not in spec.info.extra_requirements else ""
+    directory = root / "wheels" / f"{spec.label}-{_tag()}{numpy1}"
     try:
         rec = json.loads((directory / WHEELS_RECORD).read_text(encoding="utf-8"))
         if rec and all(sha256_file(directory / name) == sha for name, sha in rec.items()):
@@ -128,7 +162,7 @@ def _wheels(spec: RuntimeSpec, root: Path) -> tuple[Path, dict[str, str]]:
         raise UsageError(f"Cannot write the runtime cache {root} ({e}). Make it writable or set XDG_CACHE_HOME.") from e
     with atomic_directory(directory) as staging:
         cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
-               *PIP_NETWORK, "--dest", str(staging), spec.requirement, *spec.info.extra_requirements]
+               *PIP_NETWORK, "--dest", str(staging), spec.requirement, *pins]
         proc = _pip(cmd)
         if proc.returncode != 0:
             raise _download_error(spec, proc.stdout + proc.stderr)
@@ -180,16 +214,22 @@ def _run(cmd: list[str], what: str) -> None:
         raise RuntimeUnavailableError(f"Could not {what}: {_last_line(proc.stdout + proc.stderr)}")
 
 
-def _import_check(python: Path, spec: RuntimeSpec) -> str:
+def _import_check(python: Path, spec: RuntimeSpec, *, numpy2_retry: bool = False) -> str:
     """Import the runtime in the new environment; a crash or ImportError means it cannot run on this machine."""
     top = spec.info.module.split(".")[0]
-    code = (f"import importlib, importlib.metadata as m; importlib.import_module({spec.info.module!r}); "
-            f"print(m.version({spec.package!r}))")
+    # the native wrappers too: LiteRT's interpreter imports its _pywrap_* module only at the first model, and
+    # that is where a NumPy 1.x build meets NumPy 2
+    code = (f"import importlib, importlib.metadata as m, pkgutil; mod = importlib.import_module({spec.info.module!r}); "
+            f"top = importlib.import_module({top!r}); "
+            f"[importlib.import_module({top!r} + '.' + i.name) for i in pkgutil.iter_modules(top.__path__) "
+            f"if i.name.startswith('_pywrap')]; print(m.version({spec.package!r}))")
     try:
         proc = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True, errors="replace",
                               timeout=120, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RuntimeUnavailableError(f"{spec} installed but its Python could not start ({e}).") from e
+    if numpy2_retry and NUMPY1_ABI in proc.stderr.replace("\n", " "):
+        raise _BuiltForNumpy1()
     if proc.returncode != 0:
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else _last_line(proc.stderr)
         raise RuntimeUnavailableError(

@@ -29,7 +29,7 @@ from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import ModelFileError, RuntimeUnavailableError
 from edgefm.core.manifest import TensorSpec
 from runtime_check.runtimes.base import Runtime
-from runtime_check.versions.environment import RuntimeEnvironment, ensure_environment
+from runtime_check.versions.environment import NUMPY1_ERRORS, RuntimeEnvironment, ensure_environment
 from runtime_check.versions.spec import RuntimeSpec
 
 CHILD = Path(__file__).with_name("child.py")
@@ -55,6 +55,10 @@ class PinnedRuntime(Runtime):
     def _activate_impl(self) -> None:
         env = self.environment = self.environment or ensure_environment(self.spec)
         hello, self._proc = start_child(env, self.path, self.threads)
+        if not hello.get("ok") and not env.numpy1 and any(m in str(hello.get("error")) for m in NUMPY1_ERRORS):
+            self._stop()  # built against NumPy 1.x, given NumPy 2 by its loose pin: rebuilt once with numpy<2
+            env = self.environment = ensure_environment(self.spec, numpy1=True)
+            hello, self._proc = start_child(env, self.path, self.threads)
         if not hello.get("ok"):
             self._stop()
             raise self._load_error(hello)
