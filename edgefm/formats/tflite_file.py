@@ -84,6 +84,45 @@ def tflite_details(path: Path) -> dict[str, Any]:
     }
 
 
+def tflite_output_steps(path: Path) -> dict[str, float]:
+    """One quantization step of each signature output: its own scale, or that of the tensor a DEQUANTIZE made it from.
+
+    An int8 model with float I/O ends in DEQUANTIZE: its float outputs move in steps of the
+    int8 tensor's scale. Outputs computed in float are left out.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    if not model.SignatureDefsLength():
+        return {}
+    graph, sig = model.Subgraphs(0), model.SignatureDefs(0)
+    names = _op_names(schema)
+    producer = {}
+    for j in range(graph.OperatorsLength()):
+        op = graph.Operators(j)
+        for k in range(op.OutputsLength()):
+            producer[op.Outputs(k)] = op
+
+    def scale(index: int) -> float | None:
+        q = graph.Tensors(index).Quantization()
+        values = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else None
+        return float(values[0]) if values is not None and len(values) == 1 else None
+
+    out = {}
+    for i in range(sig.OutputsLength()):
+        entry = sig.Outputs(i)
+        index = entry.TensorIndex()
+        step = scale(index)
+        op = producer.get(index)
+        if step is None and op is not None:
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) == "DEQUANTIZE":
+                step = scale(op.Inputs(0))
+        if step is not None:
+            out[entry.Name().decode()] = step
+    return out
+
+
 def tflite_requirements(path: Path) -> str:
     """What a runtime must have to load the file, in one line: ``TFLite >= 2.14.0; FULLY_CONNECTED v12, ...``."""
     ops = ", ".join(f"{op} v{v}" for op, v in tflite_op_versions(path).items())

@@ -114,13 +114,14 @@ def run_version(spec: RuntimeSpec, models: Mapping[str, Path], feeds: Mapping[st
 
 
 def bisect(specs: list[RuntimeSpec], models: Mapping[str, Path], feeds: Mapping[str, np.ndarray], *,
-           float_steps: Mapping[str, float] | None = None, runner: RunnerFactory | None = None) -> BisectResult:
+           float_steps: Mapping[str, float] | None = None, runner: RunnerFactory | None = None,
+           steps: Mapping[str, Mapping[str, float]] | None = None) -> BisectResult:
     """The first of ``specs`` (oldest first) whose outputs differ from the previous one's; see the module doc."""
     from runtime_check.versions.environment import ensure_environment
     from runtime_check.versions.runtime import PinnedRuntime
 
     result = BisectResult(specs[0].package, [s.version for s in specs])
-    steps: dict[str, dict[str, float]] = {}
+    steps: dict[str, dict[str, float]] = {k: dict(v) for k, v in (steps or {}).items()}  # quantized outputs
     memo: dict[int, Outputs] = {}
 
     def default_runner(path: Path, spec: RuntimeSpec) -> Runtime:
@@ -171,7 +172,9 @@ def run_bisect(cfg: Any, rng: RuntimeRange, *, runner: RunnerFactory | None = No
     """``verify --runtime-range --bisect`` as a library call: the artifacts of ``rng``'s format on verify's inputs."""
     from dataclasses import replace
 
+    from edgefm.core.contract import TFLITE_FORMAT
     from edgefm.core.manifest import Manifest
+    from edgefm.formats.tflite_file import tflite_output_steps
     from runtime_check.verify.check import artifact_tolerance, load_inputs, select_artifacts
     from runtime_check.versions.environment import available_versions
     from runtime_check.versions.spec import PACKAGES
@@ -186,4 +189,6 @@ def run_bisect(cfg: Any, rng: RuntimeRange, *, runner: RunnerFactory | None = No
     data = load_inputs(replace(cfg, samples=min(cfg.samples or BISECT_SAMPLES, BISECT_SAMPLES)), manifest)
     feeds = next(iter(data.batches(BISECT_SAMPLES)))
     float_steps = {n: (artifact_tolerance(manifest, root, n, a, cfg).max_abs or FLOAT_STEP) for n, a in arts.items()}
-    return bisect(specs, {n: root / a.path for n, a in arts.items()}, feeds, float_steps=float_steps, runner=runner)
+    steps = {n: tflite_output_steps(root / a.path) for n, a in arts.items()} if fmt == TFLITE_FORMAT else {}
+    return bisect(specs, {n: root / a.path for n, a in arts.items()}, feeds, float_steps=float_steps, runner=runner,
+                  steps=steps)

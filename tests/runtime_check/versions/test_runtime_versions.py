@@ -165,3 +165,60 @@ def test_export_min_runtime_makes_a_dynamic_file_tflite_runtime_2_14_loads(tmp_p
     assert res.returncode == 1 and "tflite_dynamic cannot be made for tflite-runtime==2.2" in res.stderr, res.stderr
     res = run_cli("export", "--artifacts", str(root), "--min-runtime", "ai-edge-litert==1.0", "-q")
     assert res.returncode == 2 and "Only tflite-runtime is understood" in res.stderr, res.stderr
+
+
+class _Planted:
+    """A real PinnedRuntime whose outputs, from release ``since`` on, are moved by ``shift`` (the planted change)."""
+
+    def __init__(self, runtime, shift: float) -> None:
+        self.runtime, self.shift = runtime, shift
+
+    def __getattr__(self, name: str):
+        return getattr(self.runtime, name)
+
+    def __enter__(self):
+        self.runtime.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runtime.deactivate()
+
+    def infer(self, feeds):
+        return {k: v + self.shift for k, v in self.runtime.infer(feeds).items()}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bisect_finds_the_first_release_of_a_planted_change_within_its_bound(tmp_path: Path,
+                                                                              trained_artifacts: Path) -> None:
+    """Eight real ai-edge-litert releases run the int8 file; from 1.3.0 on, the outputs move by 3 steps."""
+    from edgefm.formats.tflite_file import tflite_output_steps
+    from runtime_check.verify.config import CheckConfig
+    from runtime_check.versions.bisect import run_bisect
+    from runtime_check.versions.runtime import PinnedRuntime
+    from runtime_check.versions.spec import RuntimeSpec
+
+    released = ["1.1.0", "1.1.1", "1.1.2", "1.2.0", "1.3.0", "1.4.0", "2.0.2", "2.0.3"]  # from `pip index versions`
+    planted = version_key("1.3.0")
+    step = tflite_output_steps(trained_artifacts / "model_int8.tflite")["logits"]  # its int8 logits' scale
+
+    def runner(path: Path, spec: RuntimeSpec):
+        rt = PinnedRuntime(path, spec)
+        return rt if version_key(spec.version) < planted else _Planted(rt, 3 * step)
+
+    cfg = CheckConfig(artifacts=trained_artifacts, only=("tflite_int8",), samples=200)
+    found = run_bisect(cfg, parse_runtime_range("ai-edge-litert>=1.1,<=2.0.3"), runner=runner, available=released)
+    assert (found.previous, found.first_changed) == ("1.2.0", "1.3.0"), found.describe()
+    assert "tflite_int8" in found.differences and "> step" in found.differences["tflite_int8"]
+    assert len(found.ran) <= found.bound == 2 + 3  # 8 versions: the ends and ceil(log2 7) = 3 more
+    assert found.ran[:2] == ["1.1.0", "2.0.3"]
+
+    same = run_bisect(cfg, parse_runtime_range("ai-edge-litert>=1.1,<=1.2"), available=released)
+    assert same.first_changed is None and same.ran == ["1.1.0", "1.2.0"]  # the real releases agree
+
+
+def test_bisect_without_a_range_is_a_usage_error(tmp_path: Path) -> None:
+    res = run_cli("verify", "--artifacts", str(tmp_path), "--bisect")
+    assert res.returncode == 2 and "--runtime-range" in res.stderr, res.stderr
+    res = run_cli("verify", "--artifacts", str(tmp_path), "--runtime-range", "ai-edge-litert>=2.3,<=1.0")
+    assert res.returncode == 2 and "empty" in res.stderr, res.stderr
