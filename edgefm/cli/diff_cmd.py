@@ -14,8 +14,8 @@ from edgefm.cli.options import BudgetType, RegressionType
 @click.argument("new", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--max-regression", "max_regression", type=RegressionType(), default=None,
               help="Fail if NEW is worse than OLD, e.g. accuracy=0.3pt,size=5%,latency=10%.")
-@click.option("--max-size", "max_size", multiple=True, type=BudgetType("size"), help="e.g. tflite_int8=256KiB.")
-@click.option("--max-latency", "max_latency", multiple=True, type=BudgetType("latency"), help="e.g. tflite_int8=2ms.")
+@click.option("--max-size", "max_size", multiple=True, type=BudgetType("size"), metavar="NAME=SIZE", help="e.g. tflite_int8=256KiB.")
+@click.option("--max-latency", "max_latency", multiple=True, type=BudgetType("latency"), metavar="NAME=TIME", help="e.g. tflite_int8=2ms.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
               help="Also write NEW and the gates as JUnit XML.")
 @click.option("--summary", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",

@@ -80,9 +80,9 @@ if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
               metavar="OLD.json", help="The last release's verify-report.json: show what changed, and gate on it.")
 @click.option("--max-regression", "max_regression", type=RegressionType(), default=None,
               help="Fail on a worse release than --baseline, e.g. accuracy=0.3pt,size=5%,latency=10%.")
-@click.option("--max-size", "max_size", multiple=True, type=BudgetType("size"),
+@click.option("--max-size", "max_size", multiple=True, type=BudgetType("size"), metavar="NAME=SIZE",
               help="Size budget of a row (repeatable), e.g. tflite_int8=256KiB.")
-@click.option("--max-latency", "max_latency", multiple=True, type=BudgetType("latency"),
+@click.option("--max-latency", "max_latency", multiple=True, type=BudgetType("latency"), metavar="NAME=TIME",
               help="Batch-1 latency budget of a row, measured by its runner (repeatable), e.g. tflite_int8=2ms.")
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
