@@ -173,6 +173,10 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     if not no_html and html is None:
         html = default_html_path(report or (Path(REPORT_NAME) if reference is not None else artifacts / REPORT_NAME))
 
+    from runtime_check.verify.release import check_view_paths
+
+    check_view_paths(report=report or (Path(REPORT_NAME) if reference is not None else artifacts / REPORT_NAME),
+                     html=html, baseline=baseline, junit=junit, summary=summary)
     if bisect and runtime_range is None:
         raise UsageError("--bisect searches a --runtime-range; pass one, e.g. --runtime-range ai-edge-litert>=1.0,<=2.3.")
     in_range: list[str] = []

@@ -222,3 +222,10 @@ def test_bisect_without_a_range_is_a_usage_error(tmp_path: Path) -> None:
     assert res.returncode == 2 and "--runtime-range" in res.stderr, res.stderr
     res = run_cli("verify", "--artifacts", str(tmp_path), "--runtime-range", "ai-edge-litert>=2.3,<=1.0")
     assert res.returncode == 2 and "empty" in res.stderr, res.stderr
+
+
+def test_a_view_over_the_report_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    report = tmp_path / "verify-report.json"
+    res = run_cli("verify", "--artifacts", str(tmp_path), "--report", str(report), "--junit", str(report))
+    assert res.returncode == 2 and "--junit" in res.stderr and "JSON report" in res.stderr, res.stderr
+    assert not report.exists()
