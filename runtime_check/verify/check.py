@@ -626,10 +626,13 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         else:
             result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art),
                                     classification=classification)
-        if art.format == TFLITE_FORMAT and (root / art.path).is_file():  # what an older runtime must have
+        if art.format == TFLITE_FORMAT and result.error is None:  # what an older runtime must have to load it
             from edgefm.formats.tflite_file import tflite_requirements
 
-            result.metrics.append(Metric.check("requires", tflite_requirements(root / art.path), None, "info"))
+            try:
+                result.metrics.append(Metric.check("requires", tflite_requirements(root / art.path), None, "info"))
+            except Exception:  # noqa: BLE001 - a file LiteRT ran but the schema reader cannot read: say nothing
+                pass
             versions.update(_versions(streams[name].runtime))
         results.append(result)
         _keep_detail(details, name, outputs, reference, labels, scored)
