@@ -21,8 +21,8 @@ from typing import Any
 
 from edgefm.core.errors import UsageError
 from edgefm.core.fileio import human_bytes
-from runtime_check.verify.compare import Metric
 from runtime_check.verify.report import ParityReport
+from runtime_check.verify.results import Metric
 
 SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
 TIME_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}

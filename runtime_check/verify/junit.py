@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from runtime_check.verify.baseline import ReleaseDiff
-from runtime_check.verify.compare import Metric
 from runtime_check.verify.report import ParityReport
+from runtime_check.verify.results import Metric
 
 SUITE_PREFIX = "edgefm.verify"
 

@@ -9,8 +9,8 @@ baseline, the release gates and the changed sizes and latencies. Rendered from a
 from __future__ import annotations
 
 from runtime_check.verify.baseline import ReleaseDiff, latency_seconds
-from runtime_check.verify.compare import format_value
 from runtime_check.verify.report import ParityReport, describe_inputs
+from runtime_check.verify.results import format_value
 
 
 def _cell(text: object) -> str:

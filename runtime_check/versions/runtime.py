@@ -41,9 +41,13 @@ MISSING_OP = re.compile(r"Didn't find op for builtin opcode '(\w+)' version '(\d
 class PinnedRuntime(Runtime):
     """A .tflite or .onnx file in one released version of a runtime package (``tflite-runtime==2.14.0``)."""
 
-    def __init__(self, path: Path, spec: RuntimeSpec, *, threads: int | None = None,
+    def __init__(self, path: Path, spec: RuntimeSpec | str, *, threads: int | None = None,
                  environment: RuntimeEnvironment | None = None) -> None:
         super().__init__(path, threads=threads)
+        if isinstance(spec, str):
+            from runtime_check.versions.spec import parse_runtime_spec
+
+            spec = parse_runtime_spec(spec)
         self.spec = spec
         self.name = spec.label  # type: ignore[misc]  # the row's runtime name: tflite-runtime-2.14.0
         self.format = spec.info.format  # type: ignore[misc]
