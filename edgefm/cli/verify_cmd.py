@@ -213,7 +213,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         if repair and explained and not repairs:
             click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
     if bisect:
-        from runtime_check.versions.bisect import run_bisect
+        from runtime_check.verify.version_bisect import run_bisect
 
         found = run_bisect(cfg, runtime_range, available=in_range)
         result.devices["bisect"] = found.to_dict()

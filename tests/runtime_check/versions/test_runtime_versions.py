@@ -194,7 +194,7 @@ def test_bisect_finds_the_first_release_of_a_planted_change_within_its_bound(tmp
     """Eight real ai-edge-litert releases run the int8 file; from 1.3.0 on, the outputs move by 3 steps."""
     from edgefm.formats.tflite_file import tflite_output_steps
     from runtime_check.verify.config import CheckConfig
-    from runtime_check.versions.bisect import run_bisect
+    from runtime_check.verify.version_bisect import run_bisect
     from runtime_check.versions.runtime import PinnedRuntime
     from runtime_check.versions.spec import RuntimeSpec
 
