@@ -119,6 +119,45 @@ def growth(artifacts: Path, reports: Path, *, data_dir: Path | None) -> dict[str
     return {"split": "train", "rows": rows, "rss_60k_vs_10k": ratios, "rss_ratio_worst": max(values) if values else None}
 
 
+#: the extra runtime versions of the "older runtimes" row: one per format, both with cp311 x86-64 wheels
+EXTRA_RUNTIMES: tuple[str, ...] = ("tflite-runtime==2.14.0", "onnxruntime==1.20.1")
+
+
+def extra_runtimes(artifacts: Path, work: Path, *, data_dir: Path | None) -> dict[str, Any]:
+    """A warm verify plain, then with ``EXTRA_RUNTIMES`` uncached (a fresh cache, pip's own cache off), then cached.
+
+    The dynamic-range file does not load in tflite-runtime 2.14 (exit 1, a row that did not run): the
+    wall time and the report are what count here, not the verdict.
+    """
+    import os
+    import shutil
+
+    cache = work / "runtime-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    extra = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    out: dict[str, Any] = {"versions": list(EXTRA_RUNTIMES)}
+    runs = (("plain", (), {}), ("uncached", EXTRA_RUNTIMES, {"PIP_NO_CACHE_DIR": "1"}), ("cached", EXTRA_RUNTIMES, {}))
+    for tag, versions, env in runs:
+        report = work / f"runtimes-{tag}.json"
+        cmd = [sys.executable, "-m", "edgefm.cli", "verify", "--artifacts", str(artifacts), "--report", str(report),
+               "--no-html", "-q", *extra, *(a for v in versions for a in ("--runtime", v))]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "XDG_CACHE_HOME": str(cache), **env})
+        seconds = time.perf_counter() - t0
+        if proc.returncode not in (0, 1) or not report.is_file():
+            raise EdgefmError(f"`edgefm verify` with {', '.join(versions) or 'no extra runtime'} exited with status "
+                              f"{proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or 'no message'}")
+        r = json.loads(report.read_text(encoding="utf-8"))
+        rows = {k: a["passed"] for k, a in r["artifacts"].items()}
+        envs = r.get("devices", {}).get("runtimes", {})
+        out[tag] = {"seconds": seconds, "rows": len(rows), "failed_rows": sorted(k for k, ok in rows.items() if not ok),
+                    "build_seconds": {k: e.get("build_seconds") for k, e in envs.items()},
+                    "cached": {k: e.get("cached") for k, e in envs.items()}}
+    return out
+
+
 def verify_section(artifacts: Path, work: Path, *, reps: int, data_dir: Path | None) -> dict[str, Any]:
     reports = work / "verify-runs"
     reports.mkdir(parents=True, exist_ok=True)
@@ -126,6 +165,7 @@ def verify_section(artifacts: Path, work: Path, *, reps: int, data_dir: Path | N
         "warm_vs_cold": warm_vs_cold(artifacts, reports, reps=reps, data_dir=data_dir),
         "probe": probe_speed(artifacts, reps=max(reps, 3)),
         "growth": growth(artifacts, reports, data_dir=data_dir),
+        "extra_runtimes": extra_runtimes(artifacts, reports, data_dir=data_dir),
     }
 
 
@@ -163,6 +203,14 @@ def markdown(section: dict[str, Any]) -> str:
     for r in grow["rows"]:
         lines.append(f"| {r['inputs']:,} | {r['cold']['seconds']:.2f} | {r['cold']['peak_rss_mb']:.0f} | "
                      f"{r['warm']['seconds']:.2f} | {r['warm']['peak_rss_mb']:.0f} |")
+    if (ex := section.get("extra_runtimes")) is not None:
+        lines += ["", f"Older runtimes as rows (`--runtime {' --runtime '.join(ex['versions'])}`, warm reference):", "",
+                  "| verify | seconds | rows | rows that did not pass | environment build s |", "|---|---:|---:|---|---|"]
+        for tag in ("plain", "uncached", "cached"):
+            r = ex[tag]
+            builds = ", ".join(f"{k} {v:.1f}" for k, v in r["build_seconds"].items() if v is not None) or "-"
+            lines.append(f"| {tag} | {r['seconds']:.2f} | {r['rows']} | {', '.join(r['failed_rows']) or '-'} | "
+                         f"{builds if tag == 'uncached' else '-'} |")
     ratios = grow["rss_60k_vs_10k"]
     if ratios:
         lines += ["", "- peak RSS at 60,000 / at 10,000 inputs: " + ", ".join(

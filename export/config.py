@@ -76,6 +76,9 @@ class ExportConfig:
     #: layers (TF op names or Keras scopes, as ``verify --explain`` shows them) that int8 keeps in float: the
     #: ``*_int8_mixed`` variants, beside the plain int8 ones
     keep_float: tuple[str, ...] = ()
+    #: ``--min-runtime tflite-runtime==2.14``: the oldest TFLite the .tflite variants must load in (as TF's
+    #: release numbers, which tflite-runtime shares); None: the converter's newest op versions
+    min_runtime: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -90,6 +93,8 @@ class ExportConfig:
         if self.data_dir is not None:
             set_(self, "data_dir", Path(self.data_dir))
         set_(self, "keep_float", tuple(dict.fromkeys(n.strip() for n in self.keep_float if n.strip())))
+        if self.min_runtime is not None:
+            min_runtime_version(self.min_runtime)  # validated here, used by export.to_tflite
         if self.keep_float and self.int8_io:
             raise ConfigError("--keep-float and --int8-io cannot be combined: a model with float layers is not "
                               "integer-only, so its inputs and outputs stay float.")
@@ -102,3 +107,20 @@ class ExportConfig:
     def quantizations(self) -> tuple[Quantization, ...]:
         return expand_quantizations(self.quantize)
 
+
+def min_runtime_version(text: str) -> tuple[int, ...]:
+    """``tflite-runtime==2.14`` -> (2, 14, 0): the TF Lite release numbers a file's ``min_runtime_version`` uses.
+
+    Only tflite-runtime: its versions are TensorFlow's. ai-edge-litert numbers its releases
+    on its own (1.x, 2.x), and no table maps them to the converter's runtime versions.
+    """
+    import re
+
+    m = re.fullmatch(r"\s*tflite[-_]runtime\s*==\s*(\d+)\.(\d+)(?:\.(\d+))?\s*", text)
+    if m is None:
+        raise ConfigError(
+            f"--min-runtime {text!r}: write tflite-runtime==MAJOR.MINOR (e.g. tflite-runtime==2.14). Only "
+            "tflite-runtime is understood: its versions are TensorFlow's, which is what a .tflite records as its "
+            "min_runtime_version; ai-edge-litert numbers its releases differently."
+        )
+    return tuple(int(g or 0) for g in m.groups())

@@ -71,11 +71,21 @@ def convert_tflite(
     *,
     calibration: InputSource | np.ndarray | None = None,
     int8_io: bool = False,
+    per_tensor_dense: bool = False,
 ) -> bytes:
-    """Convert the SavedModel's serving signature; converter exceptions propagate unwrapped."""
+    """Convert the SavedModel's serving signature; converter exceptions propagate unwrapped.
+
+    ``per_tensor_dense``: dynamic-range FULLY_CONNECTED weights per tensor, not per channel. TF >= 2.17
+    writes per-channel hybrid FULLY_CONNECTED as op version 12 (``min_runtime_version`` 2.17.0), which
+    tflite-runtime 2.14 cannot load; with the converter's
+    ``_experimental_disable_per_channel_quantization_for_dense_layers`` it writes version 9 (2.3.0).
+    Measured on edgefm's MLP (TF 2.21): the per-tensor file loads in tflite-runtime 2.14.0.
+    """
     tf = import_tensorflow()
     recipe = TFLITE_RECIPES[quantization]
     converter = _converter(saved_model, recipe, calibration)
+    if per_tensor_dense:
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if recipe.integer_only:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
@@ -141,10 +151,35 @@ def export_tflite(
         raw = TFLiteKeepFloat(saved_model, calibration).quantize(cfg.keep_float)
         extra["keep_float"] = list(cfg.keep_float)
     else:
-        raw = convert_tflite(saved_model, variant.quantization, calibration=calibration, int8_io=int8_io)
+        raw = convert_tflite(saved_model, variant.quantization, calibration=calibration, int8_io=int8_io,
+                             per_tensor_dense=cfg.min_runtime is not None)
     data = with_metadata(raw, metadata)
+    if cfg.min_runtime is not None:
+        extra["min_runtime"] = _check_min_runtime(data, cfg.min_runtime, variant)
     inputs, outputs = tflite_io_specs(data)
     return ConvertedModel(data, inputs, outputs, extra)
+
+
+def _check_min_runtime(data: bytes, wanted: str, variant: Variant) -> str:
+    """The file's ``min_runtime_version`` if ``wanted`` can load it, else an ExportError naming what it needs."""
+    import tempfile
+
+    from edgefm.formats.tflite_file import tflite_min_runtime_version, tflite_op_versions
+    from export.config import min_runtime_version
+
+    with tempfile.TemporaryDirectory(prefix="edgefm-minrt-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(data)
+        needs, ops = tflite_min_runtime_version(path), tflite_op_versions(path)
+    have = min_runtime_version(wanted)
+    need = tuple(int(p) for p in (needs or "0").split(".")[:3])
+    if need > have:
+        raise ExportError(
+            f"{variant.name} cannot be made for {wanted}: the converter's options (per-tensor dense weights) "
+            f"do not take it below TFLite {needs} (operators: {', '.join(f'{o} v{v}' for o, v in ops.items())}). "
+            "Drop this variant (--quantize) or run a newer runtime on the device."
+        )
+    return needs or "not recorded"
 
 
 def _interpreter(model: bytes) -> Any:

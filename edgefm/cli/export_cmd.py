@@ -36,6 +36,9 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
               show_default=True,
               help="none: float32; float16: float16 weights; dynamic: int8 weights; int8: full-integer, "
                    "calibrated on training images; all: every one. ONNX has none and int8 only.")
+@click.option("--min-runtime", "min_runtime", default=None, metavar="tflite-runtime==X.Y",
+              help="Make .tflite variants the named older runtime can load (dynamic: per-tensor dense weights), "
+                   "or fail naming the variant that cannot be, e.g. tflite-runtime==2.14.")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (13-18).")
 @click.option("--calibration-samples", type=int, default=None,
               help="Samples int8 is calibrated on: a seeded draw of training images for edgefm's models (default "
@@ -60,7 +63,7 @@ from export.config import DEFAULT_OPSET, ExportFormat, Quantization
 def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | None, signature: str,
                labels_file: Path | None, preprocess: tuple[str, ...], force: bool, keep_going: bool, data: str | None,
                value_ranges: tuple[str, ...], fmt: str, quantize: str, opset: int, calibration_samples: int | None,
-               int8_io: bool, keep_float: tuple[str, ...], seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None,
+               int8_io: bool, keep_float: tuple[str, ...], min_runtime: str | None, seed: int, data_dir: Path | None, no_verify: bool, bundle: Path | None,
                bundle_artifact: str | None, as_json: bool, quiet: bool) -> None:
     """Convert ARTIFACTS/saved_model to TFLite and ONNX, with labels and provenance embedded.
 
@@ -80,6 +83,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
       edgefm export --saved-model my_model/ --labels labels.txt --data calib.npz --artifacts my-artifacts
       edgefm export --keras model.keras --artifacts my-artifacts --keep-going
       edgefm export --quantize int8 --keep-float functional_1/fc2_1,output_0
+      edgefm export --format tflite --min-runtime tflite-runtime==2.14
     """
     from dataclasses import asdict
 
@@ -94,7 +98,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
         artifacts=artifacts, format=fmt, quantize=quantize, opset=opset,
         calibration_samples=calibration_samples, int8_io=int8_io, seed=seed, data_dir=data_dir,
         verify_data=not no_verify, data=data, value_ranges=parse_value_ranges(value_ranges), keep_going=keep_going,
-        keep_float=tuple(n for group in keep_float for n in group.split(",")),
+        keep_float=tuple(n for group in keep_float for n in group.split(",")), min_runtime=min_runtime,
     )
     if saved_model is not None and keras_file is not None:
         raise UsageError("--saved-model and --keras both name the model to export; pass one of them.")

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from edgefm.cli import data_cmd, export_cmd, tools_cmd, train_cmd, verify_cmd
+from edgefm.cli import data_cmd, diff_cmd, export_cmd, tools_cmd, train_cmd, verify_cmd
 from edgefm.cli.console import JSON_PRINTED
 from edgefm.core.errors import EdgefmError
 
@@ -145,7 +145,7 @@ def cli() -> None:
 
 
 for _command in (data_cmd.data, train_cmd.train_cmd, export_cmd.export_cmd, verify_cmd.verify_cmd,
-                 tools_cmd.predict_cmd, tools_cmd.benchmark_cmd, tools_cmd.inspect_cmd):
+                 diff_cmd.diff_cmd, tools_cmd.predict_cmd, tools_cmd.benchmark_cmd, tools_cmd.inspect_cmd):
     cli.add_command(_command)
 
 

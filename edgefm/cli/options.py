@@ -108,3 +108,64 @@ IMPORT = click.option(
          "(found in the current directory or on PYTHONPATH). Importing runs its code.",
 )
 
+class _ParsedBy(click.ParamType):
+    """A ParamType over a library parser: its UsageError paragraph becomes click's usage error (exit 2)."""
+
+    def parse(self, text: str) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        from edgefm.core.errors import UsageError
+
+        try:
+            return self.parse(value)
+        except UsageError as e:
+            self.fail(str(e), param, ctx)
+
+
+class RuntimeSpecType(_ParsedBy):
+    """``tflite-runtime==2.14.0`` -> ``RuntimeSpec``."""
+
+    name = "PKG==VERSION"
+
+    def parse(self, text: str) -> Any:
+        from runtime_check.versions.spec import parse_runtime_spec
+
+        return parse_runtime_spec(text)
+
+
+class RuntimeRangeType(_ParsedBy):
+    """``ai-edge-litert>=1.0,<=2.3`` -> ``RuntimeRange``."""
+
+    name = "PKG>=A,<=B"
+
+    def parse(self, text: str) -> Any:
+        from runtime_check.versions.spec import parse_runtime_range
+
+        return parse_runtime_range(text)
+
+
+class BudgetType(_ParsedBy):
+    """``NAME=256KiB`` (size) or ``NAME=2ms`` (latency) -> ``(NAME, value in bytes or seconds)``."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.name = "NAME=256KiB" if unit == "size" else "NAME=2ms"
+
+    def parse(self, text: str) -> Any:
+        from runtime_check.verify.baseline import parse_budget
+
+        return parse_budget(text, self.unit)
+
+
+class RegressionType(_ParsedBy):
+    """``accuracy=0.3pt,size=5%,latency=10%`` -> ``{metric: Allowance}``."""
+
+    name = "METRIC=LIMIT,..."
+
+    def parse(self, text: str) -> Any:
+        from runtime_check.verify.baseline import parse_regressions
+
+        return parse_regressions(text)

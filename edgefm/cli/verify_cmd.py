@@ -15,6 +15,10 @@ from edgefm.cli.options import (
     NO_VERIFY,
     VALUE_RANGE,
     BoundOverride,
+    BudgetType,
+    RegressionType,
+    RuntimeRangeType,
+    RuntimeSpecType,
     parse_name_values,
 )
 
@@ -56,6 +60,25 @@ from edgefm.cli.options import (
 @click.option("--ssh-identity", "ssh_identity", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The private key for the SSH board (default: ssh's own choice).")
 @click.option("--cross", is_flag=True, help="SSH board: ship the runner cross-compiled here instead of building it there.")
+@click.option("--runtime", "runtimes", multiple=True, type=RuntimeSpecType(), metavar="PKG==VERSION",
+              help="Also run each artifact in this released runtime version from PyPI (repeatable; rows "
+                   "NAME@PKG-VERSION): tflite-runtime, ai-edge-litert or onnxruntime, e.g. tflite-runtime==2.14.0.")
+@click.option("--runtime-range", "runtime_range", type=RuntimeRangeType(), default=None, metavar="PKG>=A,<=B",
+              help="Every release of a runtime in a range as rows (with --bisect: the two ends as rows, then a search "
+                   "for the first release whose outputs differ from the previous one's), e.g. ai-edge-litert>=1.0,<=2.3.")
+@click.option("--bisect", "bisect", is_flag=True, help="With --runtime-range: find the release that changed the outputs.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also write the report as JUnit XML (one test case per row and bounded metric) for CI.")
+@click.option("--summary", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also write a Markdown summary (e.g. --summary \"$GITHUB_STEP_SUMMARY\").")
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              metavar="OLD.json", help="The last release's verify-report.json: show what changed, and gate on it.")
+@click.option("--max-regression", "max_regression", type=RegressionType(), default=None,
+              help="Fail on a worse release than --baseline, e.g. accuracy=0.3pt,size=5%,latency=10%.")
+@click.option("--max-size", "max_size", multiple=True, type=BudgetType("size"), metavar="NAME=SIZE",
+              help="Size budget of a row (repeatable), e.g. tflite_int8=256KiB.")
+@click.option("--max-latency", "max_latency", multiple=True, type=BudgetType("latency"), metavar="NAME=TIME",
+              help="Batch-1 latency budget of a row, measured by its runner (repeatable), e.g. tflite_int8=2ms.")
 @click.option("--recompute-reference", "recompute_reference", is_flag=True,
               help="Run TensorFlow for the reference even if ARTIFACTS/reference-outputs.npz holds it for this "
                    "SavedModel, these inputs and this TensorFlow version.")
@@ -88,7 +111,9 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
+               no_verify: bool, runtimes: tuple[Any, ...], runtime_range: Any, bisect: bool, junit: Path | None, summary: Path | None,
+               baseline: Path | None, max_regression: dict[str, float] | None, max_size: tuple[tuple[str, float], ...],
+               max_latency: tuple[tuple[str, float], ...], explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -121,6 +146,11 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
       edgefm verify --device qemu-aarch64:cortex-a72 --samples 1000
       edgefm verify --device ssh://pi@raspberrypi.local/edgefm
       edgefm verify --explain tflite_int8
+      edgefm verify --runtime tflite-runtime==2.14.0 --runtime onnxruntime==1.20.1
+      edgefm verify --runtime-range ai-edge-litert>=1.0,<=2.3 --bisect
+      edgefm verify --junit junit.xml --summary "$GITHUB_STEP_SUMMARY"
+      edgefm verify --baseline v1/verify-report.json --max-regression accuracy=0.3pt,size=5%
+      edgefm verify --max-size tflite_int8=256KiB --max-latency tflite_int8=2ms
       edgefm verify --explain tflite_int8 --repair
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
@@ -138,6 +168,21 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     if not no_html and html is None:
         html = default_html_path(report or (Path(REPORT_NAME) if reference is not None else artifacts / REPORT_NAME))
 
+    from runtime_check.verify.release import check_view_paths
+
+    check_view_paths(report=report or (Path(REPORT_NAME) if reference is not None else artifacts / REPORT_NAME),
+                     html=html, baseline=baseline, junit=junit, summary=summary)
+    if bisect and runtime_range is None:
+        raise UsageError("--bisect searches a --runtime-range; pass one, e.g. --runtime-range ai-edge-litert>=1.0,<=2.3.")
+    in_range: list[str] = []
+    if runtime_range is not None:
+        from runtime_check.versions.bisect import versions_in
+        from runtime_check.versions.environment import available_versions
+        from runtime_check.versions.spec import RuntimeSpec
+
+        in_range = versions_in(runtime_range, available_versions(runtime_range.package))
+        ends = [in_range[0], in_range[-1]] if bisect else in_range
+        runtimes = (*runtimes, *(RuntimeSpec(runtime_range.package, v) for v in dict.fromkeys(ends)))
     cfg = CheckConfig(
         artifacts=artifacts, split=split, samples=samples, batch_size=batch_size,
         only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
@@ -147,7 +192,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         recompute_reference=recompute_reference, data=data, labels_data=labels_data,
         value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,
-        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross),
+        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross), runtimes=runtimes,
     )
     with progress_for(quiet) as view:
         outcome = run_verify(cfg, explain=explain, repairer=_ExportRepairer(cfg.artifacts) if repair else None,
@@ -169,8 +214,26 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
             click.echo("\n" + format_repair(r, width=output_width()))
         if repair and explained and not repairs:
             click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
+    if bisect:
+        from runtime_check.verify.version_bisect import run_bisect
+
+        found = run_bisect(cfg, runtime_range, available=in_range)
+        result.devices["bisect"] = found.to_dict()
+        result.write(result.path)
+        if not quiet and not as_json:
+            click.echo("\n" + found.describe())
+    from runtime_check.verify.release import release_gate
+
+    diff = release_gate(result, baseline=baseline, max_regression=max_regression or {}, max_size=dict(max_size),
+                        max_latency=dict(max_latency), junit=junit, summary=summary)
+    if diff is not None and not quiet and not as_json:
+        from runtime_check.verify.baseline import format_diff
+
+        click.echo("\n" + format_diff(diff))
     if not result.passed:
         raise ParityError(result.summary())
+    if diff is not None and not diff.passed:
+        raise ParityError(diff.summary())
 
 
 class _ExportRepairer:

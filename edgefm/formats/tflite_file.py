@@ -79,7 +79,124 @@ def tflite_details(path: Path) -> dict[str, Any]:
         "metadata_entries": [
             (model.Metadata(i).Name() or b"").decode("utf-8", "replace") for i in range(model.MetadataLength())
         ],
+        "min_runtime_version": tflite_min_runtime_version(path) or "not recorded",
+        "operator_versions": tflite_op_versions(path),
     }
+
+
+def tflite_output_steps(path: Path) -> dict[str, float]:
+    """One quantization step of each signature output: its own scale, or that of the tensor a DEQUANTIZE made it from.
+
+    An int8 model with float I/O ends in DEQUANTIZE: its float outputs move in steps of the
+    int8 tensor's scale. Outputs computed in float are left out.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    if not model.SignatureDefsLength():
+        return {}
+    graph, sig = model.Subgraphs(0), model.SignatureDefs(0)
+    names = _op_names(schema)
+    producer = {}
+    for j in range(graph.OperatorsLength()):
+        op = graph.Operators(j)
+        for k in range(op.OutputsLength()):
+            producer[op.Outputs(k)] = op
+
+    def scale(index: int) -> float | None:
+        q = graph.Tensors(index).Quantization()
+        values = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else None
+        return float(values[0]) if values is not None and len(values) == 1 else None
+
+    out = {}
+    for i in range(sig.OutputsLength()):
+        entry = sig.Outputs(i)
+        index = entry.TensorIndex()
+        step = scale(index)
+        op = producer.get(index)
+        if step is None and op is not None:
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) == "DEQUANTIZE":
+                step = scale(op.Inputs(0))
+        if step is not None:
+            out[entry.Name().decode()] = step
+    return out
+
+
+def tflite_requirements(path: Path) -> str:
+    """What a runtime must have to load the file, in one line: ``TFLite >= 2.14.0; FULLY_CONNECTED v12, ...``."""
+    ops = ", ".join(f"{op} v{v}" for op, v in tflite_op_versions(path).items())
+    return f"TFLite >= {tflite_min_runtime_version(path) or '?'}; {ops}"
+
+
+def _op_names(schema: Any) -> dict[int, str]:
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def tflite_op_versions(path: Path) -> dict[str, int]:
+    """Each operator code's version as the file records it (``{"FULLY_CONNECTED": 12, ...}``; highest per name).
+
+    A runtime loads a file only if it registers every operator at that version:
+    TFLite then fails with "Didn't find op for builtin opcode 'X' version 'N'".
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    names = _op_names(schema)
+    out: dict[str, int] = {}
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        custom = oc.CustomCode()
+        name = custom.decode() if custom else names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
+        out[name] = max(out.get(name, 0), int(oc.Version()))
+    return dict(sorted(out.items()))
+
+
+def tflite_min_runtime_version(path: Path) -> str | None:
+    """The ``min_runtime_version`` metadata the converter writes (the oldest TF Lite release it expects), or None.
+
+    The converter computes it from the op versions it emitted (TF's
+    ``lite/tools/versioning/runtime_version.cc``) and pads the string with NULs.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == b"min_runtime_version":
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            raw = bytes(data) if not isinstance(data, int) else b""
+            return raw.split(b"\0", 1)[0].decode("ascii", "replace") or None
+    return None
+
+
+def with_op_version(path: Path, op: str, version: int, out: Path) -> Path | None:
+    """A copy of ``path`` at ``out`` whose operator ``op`` records ``version``; None if the file stores no version.
+
+    The version is an int32 field of the ``OperatorCode`` table (field 2, vtable slot 8),
+    overwritten in place: no other byte moves. Used only to ask a runtime which version it
+    has (``runtime_check.versions.runtime.newest_op_version``), never to make a file to ship.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytearray(Path(path).read_bytes())
+    model = schema.Model.GetRootAs(bytes(data), 0)
+    names = _op_names(schema)
+    found = False
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        if names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())) != op or oc.CustomCode():
+            continue
+        slot = oc._tab.Offset(8)
+        if not slot:
+            return None
+        pos = oc._tab.Pos + slot
+        data[pos:pos + 4] = int(version).to_bytes(4, "little", signed=True)
+        found = True
+    if not found:
+        return None
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
 
 
 def tflite_quantization(path: Path) -> str:

@@ -27,6 +27,9 @@ FORMAT_OF_SUFFIX: dict[str, str] = {tflite_file.SUFFIX: TFLITE_FORMAT, onnx_file
 SUFFIX_OF_FORMAT: dict[str, str] = {fmt: suffix for suffix, fmt in FORMAT_OF_SUFFIX.items()}
 
 BINDING, NATIVE, REFERENCE = "binding", "native", "reference"
+#: a released runtime version from PyPI (``verify --runtime PKG==VERSION``): kinds made per run from the option
+#: (``runtime_check.versions.rows.version_kinds``), never listed in ``RUNNER_KINDS``
+VERSION = "version"
 #: the row label of the native runner kinds on this machine: ``NAME@native``
 NATIVE_LABEL = "native"
 
@@ -47,10 +50,16 @@ class RunnerKind:
     label: str = ""
     #: the Python module its runtime imports on activation (verify imports it early, while files are probed)
     preload: str = ""
+    #: keyword arguments of its ``Runtime`` beside the path (a ``VERSION`` kind: ``spec="tflite-runtime==2.14.0"``)
+    options: tuple[tuple[str, str], ...] = ()
 
     def runtime_class(self) -> type[Runtime]:
         module, _, cls = self.implementation.partition(":")
         return getattr(importlib.import_module(module), cls)
+
+    def make(self, path: Path) -> Runtime:
+        """Its runtime for the model at ``path`` (not yet loaded)."""
+        return self.runtime_class()(Path(path), **dict(self.options))
 
 
 #: every runner kind; per format and role, the first one is the default

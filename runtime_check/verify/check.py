@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,6 +72,9 @@ from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.rows import Judging, Row, judge_row, open_row, plan_rows, row_report_line, runtime_versions
 from runtime_check.verify.streams import Stream, run_runtime, stream_through
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
+
+if TYPE_CHECKING:  # pragma: no cover - imported only with --runtime
+    from runtime_check.versions.rows import VersionRows
 
 ProgressFn = Callable[[str], None]
 #: distributions whose versions go into the report
@@ -224,6 +227,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     if cfg.native:
         require_native()
     devices = _prepare_devices(cfg)
+    pinned = _prepare_versions(cfg)
     json_path = _report_path(cfg, run.root, manifest.savedmodel(run.root)[1], selected)
     probe = _start_probe(run, selected)
     data = run.timed("load_inputs", load_inputs, cfg, manifest)
@@ -231,11 +235,12 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     ref = _reference(run, data)
     probe.wait()
     run.timings["probe"] = time.perf_counter() - run.t_probe  # the wall time until every file was probed
-    rows = plan_rows(selected, run.root, native=cfg.native, devices=devices)
+    rows = plan_rows(selected, run.root, native=cfg.native, devices=devices,
+                     versions=pinned.kinds if pinned is not None else ())
     judged = _run_rows(run, rows, data, Judging(ref.outputs, data.labels, tolerances, ref.classification, devices,
                                                           io=(ref.art.inputs, ref.art.outputs)),
                        scored=ref.scored)
-    report = _report(run, ref, data, judged, devices)
+    report = _report(run, ref, data, judged, devices, pinned)
     _write(run, report, json_path)
     return report
 
@@ -287,6 +292,26 @@ class Judged:
     details: dict[str, ArtifactDetail] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+
+
+def _requires(path: Path) -> Metric:
+    """``requires`` (info): the .tflite's min_runtime_version and each operator's version, read from the file."""
+    from edgefm.formats.tflite_file import tflite_requirements
+
+    try:
+        text = tflite_requirements(path)
+    except Exception:  # noqa: BLE001 - a file LiteRT ran but the schema reader cannot read: say so, never crash
+        text = "unreadable by the schema reader"
+    return Metric.check("requires", text, None, "info")
+
+
+def _prepare_versions(cfg: CheckConfig) -> VersionRows | None:
+    """``--runtime PKG==VERSION``: every version's environment found or built now (rows ``NAME@PKG-VERSION``)."""
+    if not cfg.runtimes:
+        return None
+    from runtime_check.versions.rows import VersionRows
+
+    return VersionRows.prepare(cfg.runtimes)
 
 
 def _prepare_devices(cfg: CheckConfig) -> DeviceRows | None:
@@ -393,6 +418,8 @@ def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: 
     for row in rows:
         checksum = checksum_metric(run.root, row.art) if row.is_binding else None
         result, outputs = judge_row(row, opened[row.name], ctx, checksum=checksum)
+        if row.is_binding and row.art.format == TFLITE_FORMAT and result.error is None:
+            result.metrics.append(_requires(row.path))  # what an older runtime must have to load it
         if row.board is None and not isinstance(opened[row.name], ArtifactResult):
             judged.versions.update(runtime_versions(opened[row.name]))
         if row.is_binding and ctx.devices is not None:
@@ -403,10 +430,12 @@ def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: 
     return judged
 
 
-def _report(run: Run, ref: ReferenceRun, data: Inputs, judged: Judged, devices: DeviceRows | None) -> ParityReport:
+def _report(run: Run, ref: ReferenceRun, data: Inputs, judged: Judged, devices: DeviceRows | None,
+            pinned: VersionRows | None = None) -> ParityReport:
     """The report of this verify, from the reference and the judged rows."""
     root, scored, labels = run.root, ref.scored, data.labels
-    versions = {**ref.versions, **judged.versions, **(devices.versions() if devices is not None else {})}
+    versions = {**ref.versions, **judged.versions, **(devices.versions() if devices is not None else {}),
+                **(pinned.versions() if pinned is not None else {})}
     class_names = run.manifest.class_names()
     shown = sorted({int(i) for d in judged.details.values() for i in d.shown})
     return ParityReport(
@@ -434,7 +463,8 @@ def _report(run: Run, ref: ReferenceRun, data: Inputs, judged: Judged, devices: 
         images=data.images_at(shown),  # the dataset's uint8 pixels
         training=dict(run.manifest.training),
         artifacts_dir=root,
-        devices=devices.describe() if devices is not None else {},
+        devices={**(devices.describe() if devices is not None else {}),
+                 **({"runtimes": pinned.describe()} if pinned is not None else {})},
     )
 
 

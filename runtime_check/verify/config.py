@@ -55,6 +55,9 @@ class CheckConfig:
     devices: tuple[Any, ...] = ()
     #: ``--device-any-cpu``, ``--known-hosts``, ``--ssh-identity``, ``--cross``
     device_options: DeviceOptions = field(default_factory=DeviceOptions)
+    #: ``--runtime PKG==VERSION``: released runtime versions the artifacts also run in (rows NAME@PKG-VERSION;
+    #: ``runtime_check.versions``; strings are parsed)
+    runtimes: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -81,6 +84,11 @@ class CheckConfig:
                               "(repeatable) for the files to check.")
         set_(self, "models", tuple(Path(m) for m in self.models))
         set_(self, "devices", tuple(self.device_options.parse(d) if isinstance(d, str) else d for d in self.devices))
+        if self.runtimes:
+            from runtime_check.versions.spec import parse_runtime_spec
+
+            set_(self, "runtimes", tuple(dict.fromkeys(parse_runtime_spec(r) if isinstance(r, str) else r
+                                                       for r in self.runtimes)))
         for attr in ("report", "html", "data_dir", "labels_data", "save_outputs", "load_outputs", "reference"):
             v = getattr(self, attr)
             if v is not None:

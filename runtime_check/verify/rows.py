@@ -20,7 +20,15 @@ import numpy as np
 
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact, TensorSpec
-from runtime_check.runtimes.registry import BINDING, NATIVE, NATIVE_LABEL, RunnerKind, format_of, runner_kinds
+from runtime_check.runtimes.registry import (
+    BINDING,
+    NATIVE,
+    NATIVE_LABEL,
+    VERSION,
+    RunnerKind,
+    format_of,
+    runner_kinds,
+)
 from runtime_check.verify.compare import compare_exact, compare_outputs
 from runtime_check.verify.device_rows import Board, DeviceRows
 from runtime_check.verify.results import ArtifactResult, Metric, row_name
@@ -56,13 +64,15 @@ class Row:
     def unrun(self, error: EdgefmError) -> ArtifactResult:
         """The result of a row whose runtime could not even be made."""
         what = (self.art.format if self.is_binding else f"device {self.board.target.spec}" if self.board is not None
-                else NATIVE_LABEL)
+                else self.runner.name if self.runner.role == VERSION else NATIVE_LABEL)
         return ArtifactResult(self.name, what, self.art.path, self.art.format, self.art.quantization, [], str(error))
 
 
 def plan_rows(selected: Mapping[str, Artifact], root: Path, *, native: bool,
-              devices: DeviceRows | None) -> list[Row]:
-    """Every row of one verify, in the report's order: per artifact its binding, its boards, its native runners."""
+              devices: DeviceRows | None, versions: Iterable[RunnerKind] = ()) -> list[Row]:
+    """Every row of one verify, in the report's order: per artifact its binding, its boards, its native runners,
+    then its released runtime versions (``--runtime``: kinds of role ``VERSION``, one per version)."""
+    versions = tuple(versions)
     rows: list[Row] = []
     for name, art in selected.items():
         path = root / art.path
@@ -74,6 +84,7 @@ def plan_rows(selected: Mapping[str, Artifact], root: Path, *, native: bool,
             rows += [Row(name, art, path, natives[0], board=b) for b in devices.boards]
         if native:
             rows += [Row(name, art, path, kind, equals=name) for kind in natives]
+        rows += [Row(name, art, path, kind) for kind in versions if kind.format == art.format]
     return rows
 
 
@@ -84,7 +95,7 @@ def open_row(row: Row, devices: DeviceRows | None) -> Stream:
         return devices.open(row.board, row.name, row.art, row.path, row.artifact)
     if format_of(row.path) != row.runner.format:
         raise EdgefmError(f"{row.path}: not a {row.runner.format} file, which {row.runner.name} runs.")
-    return Stream(row.name, row.runner.runtime_class()(row.path))
+    return Stream(row.name, row.runner.make(row.path))
 
 
 @dataclass

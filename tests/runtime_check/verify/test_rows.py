@@ -68,3 +68,18 @@ def test_an_unrun_row_says_where_it_would_have_run() -> None:
     from edgefm.core.errors import EdgefmError
 
     assert [r.unrun(EdgefmError("gone")).runtime for r in rows] == ["tflite", "device qemu-aarch64:cortex-a72", "native"]
+
+
+def test_runtime_version_rows_follow_each_artifact_of_their_format() -> None:
+    """``--runtime``: one runner kind per version (role ``version``), one row per artifact of its format."""
+    from runtime_check.versions.rows import version_kind
+    from runtime_check.versions.runtime import PinnedRuntime
+    from runtime_check.versions.spec import parse_runtime_spec
+
+    kinds = [version_kind(parse_runtime_spec(s)) for s in ("tflite-runtime==2.14.0", "onnxruntime==1.20.1")]
+    rows = plan_rows(SELECTED, Path("/a"), native=False, devices=None, versions=kinds)
+    assert [(r.name, r.runner.role, r.is_binding) for r in rows] == [
+        ("tflite_float32", registry.BINDING, True), ("tflite_float32@tflite-runtime-2.14.0", registry.VERSION, False),
+        ("onnx_float32", registry.BINDING, True), ("onnx_float32@onnxruntime-1.20.1", registry.VERSION, False)]
+    runtime = rows[1].runner.make(rows[1].path)  # made, not loaded: nothing is installed here
+    assert isinstance(runtime, PinnedRuntime) and runtime.spec.requirement == "tflite-runtime==2.14.0"
