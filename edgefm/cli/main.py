@@ -50,7 +50,16 @@ class EdgefmGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        from edgefm.core.fileio import private_tempdir
+        from edgefm.core.interrupts import signal_watcher
+
         _terminate_like_interrupt()
+        # A SIGTERM ends the command within seconds even inside a C call (signal_watcher); everything it or
+        # its children put in $TMPDIR goes into a private directory removed at the end (private_tempdir).
+        with signal_watcher(lambda: f"edgefm {ctx.invoked_subcommand or ''}".strip()), private_tempdir():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         wants_json = _json_args(ctx)
         # A command that printed its JSON result and then fails (``verify`` with a failed check) has
         # already given scripts their one document, with the verdict in it.

@@ -72,7 +72,7 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
 def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[str, ...], save_outputs: Path | None,
                     as_json: bool) -> None:
     from edgefm.core.errors import UsageError
-    from edgefm.core.fileio import atomic_write_bytes
+    from edgefm.core.fileio import atomic_write_bytes, outputs_are_not_inputs
     from runtime_check.tools.predict import run_arrays
 
     if images or model is None:
@@ -83,6 +83,8 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[
         if not eq or not name or not path:
             raise UsageError(f"--input {item!r}: expected NAME=FILE.npy.")
         named[name] = Path(path)
+    outputs_are_not_inputs({"--save-outputs": save_outputs},
+                           {Path(model): "--model", **{p: f"--input {n}" for n, p in named.items()}}, "predict")
     outputs = run_arrays(model, named)
     if save_outputs is not None:
         import io

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from edgefm.core.contract import CHECKPOINT_DIRNAME
 from edgefm.core.errors import TrainingInterrupted
-from edgefm.core.fileio import ensure_directory
+from edgefm.core.fileio import ensure_directory, outer_tempdir
 from edgefm.core.interrupts import interrupts_noted
 from edgefm.core.manifest import Manifest
 from edgefm.train.cluster import TF_CONFIG, ClusterError, WorkerLostError, tf_config
@@ -143,7 +143,7 @@ def launch(cfg: TrainConfig, reporter: TrainReporter | None = None) -> Any:
     assert n is not None, "launch() needs TrainConfig.workers"
     root = ensure_directory(cfg.artifacts)
     reporter = reporter or TrainReporter(quiet=cfg.quiet)
-    logs = Path(tempfile.mkdtemp(prefix="edgefm-workers-"))
+    logs = Path(tempfile.mkdtemp(prefix="edgefm-workers-", dir=outer_tempdir()))  # kept when the run fails
     resume = cfg.resume
     attempt = _Attempt()
     with interrupts_noted() as seen:

@@ -49,13 +49,13 @@ from edgefm.core.errors import (
     RuntimeUnavailableError,
     UsageError,
 )
-from edgefm.core.fileio import sha256_tree, tree_bytes
+from edgefm.core.fileio import outputs_are_not_inputs, sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from edgefm.core.verdicts import user_passed_checks
 from edgefm.data.fashion_mnist import scale_images
-from edgefm.data.sources import InputSource
+from edgefm.data.sources import SYNTHETIC, InputSource
 from runtime_check.runtimes.base import Runtime
 from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
 from runtime_check.runtimes.registry import runtime_for
@@ -529,7 +529,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             f"The HTML page {cfg.html} would overwrite the JSON report of the same name; pass --html with "
             "another path (or --no-html)."
         )
-    _outputs_are_not_inputs(root, ref_art, selected, {"--report": json_path, "--html": cfg.html})
+    _outputs_are_not_inputs(root, ref_art, selected, cfg, json_path)
     timings: dict[str, float] = {}
 
     # One probe process for every file the runtimes will load (their activate() then hits its cache). It runs
@@ -716,19 +716,15 @@ def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repa
 
 
 def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[str, Artifact],
-                            outputs: Mapping[str, Path | None]) -> None:
-    """A report written over manifest.json, a model being verified or a SavedModel file would destroy it."""
-    inputs = {Manifest.path_in(root).resolve(): "manifest.json"}
-    inputs.update({(root / a.path).resolve(): f"artifact {n!r}" for n, a in selected.items()})
-    saved = (root / reference.path).resolve()
-    for flag, out in outputs.items():
-        if out is None:
-            continue
-        target = Path(out).resolve()
-        what = inputs.get(target) or ("a file of the reference SavedModel" if target.is_relative_to(saved) else None)
-        if what:
-            raise ConfigError(f"{flag} {out} is {what}, an input of this verify; writing there would destroy it. "
-                              f"Pass {flag} with another path.")
+                            cfg: CheckConfig, json_path: Path) -> None:
+    """A report or saved outputs written over manifest.json, a model, the SavedModel or a data file would destroy it."""
+    inputs: dict[Path, str] = {Manifest.path_in(root): "manifest.json", root / reference.path: "the reference SavedModel"}
+    inputs.update({root / a.path: f"artifact {n!r}" for n, a in selected.items()})
+    for flag in ("data", "labels_data", "load_outputs"):
+        if getattr(cfg, flag) not in (None, SYNTHETIC):
+            inputs[Path(getattr(cfg, flag))] = f"--{flag.replace('_', '-')}"
+    outputs_are_not_inputs({"--report": json_path, "--html": cfg.html, "--save-outputs": cfg.save_outputs},
+                           inputs, "verify")
 
 
 def reference_outputs(
