@@ -17,13 +17,13 @@ from typing import Any
 import click
 
 from edgefm.cli import data_cmd, export_cmd, tools_cmd, train_cmd, verify_cmd
-from edgefm.cli.console import JSON_PRINTED
+from edgefm.cli.console import JSON_PRINTED, plain
 from edgefm.core.errors import EdgefmError
 
 
 def _fail(message: str, code: int, as_json: bool = False) -> None:
     # One paragraph on one line: the terminal wraps it, and grep still finds it.
-    message = " ".join(message.split())
+    message = plain(" ".join(message.split()))  # names from files may hold escape sequences
     click.echo("error: " + message, err=True)
     if as_json:  # and for scripts, the same on stdout as the one JSON document they parse
         click.echo(json.dumps({"error": message, "exit_code": code}))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from edgefm.cli.console import echo
 from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE, BoundOverride, parse_name_values
 
 if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
@@ -166,15 +167,15 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         from runtime_check.explain.explain import format_explanation
         from runtime_check.explain.repair import format_repair
 
-        click.echo(render_table(result, width=output_width()))
+        echo(render_table(result, width=output_width()))
         for ex in explained.values():
-            click.echo("\n" + format_explanation(ex, width=output_width()))
+            echo("\n" + format_explanation(ex, width=output_width()))
         if explain and not explained:
-            click.echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
+            echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
         for r in repairs.values():
-            click.echo("\n" + format_repair(r, width=output_width()))
+            echo("\n" + format_repair(r, width=output_width()))
         if repair and explained and not repairs:
-            click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
+            echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
     if not result.passed:
         raise ParityError(result.summary())
 

@@ -222,7 +222,8 @@ def signal_watcher(command: Callable[[], str] = lambda: "the command") -> Iterat
     finally:
         signal.set_wakeup_fd(old)
         stop.set()
-        os.write(w, b"\0")  # wakes the thread, which then closes its end
+        with contextlib.suppress(OSError):  # the thread may have closed its end already (EPIPE)
+            os.write(w, b"\0")  # wakes the thread, which then closes its end
         os.close(w)
 
 

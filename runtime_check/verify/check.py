@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,10 +292,13 @@ def load_fashion_inputs(cfg: CheckConfig) -> VerifyInputs:
 # -- running ------------------------------------------------------------------------------------
 
 
-def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Metric:
-    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises).
+def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None,
+                    class_names: Sequence[str] = ()) -> Metric:
+    """sha256 and size of the file against its manifest entry, and the class names it embeds against the
+    reference's ``class_names`` (a mismatch fails, never raises).
 
-    ``sha``: the file's sha256 when the caller has already computed it.
+    ``sha``: the file's sha256 when the caller has already computed it. A file whose embedded names
+    differ (reversed, say) passed before, and ``predict`` then named the wrong class.
     """
     path = root / art.path
     expected = f"sha256 {art.sha256} / {art.bytes} bytes"
@@ -307,6 +310,20 @@ def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Met
         f"{path} changed since the manifest was written (sha256 {sha[:12]}…, {size} bytes; "
         f"manifest: {art.sha256[:12]}…, {art.bytes} bytes)"
     )
+    if class_names and not detail and path.is_file():
+        from edgefm.formats.metadata import embedded_class_names
+
+        try:
+            other = next((n for n in embedded_class_names(path) if n != list(class_names)), None)
+        except EdgefmError as e:
+            other, detail = None, f"{path}: its metadata cannot be read ({e})"
+        if other is not None:
+            found += " / other class names"
+            detail = (f"{path} embeds the class names {other[:4]}{'…' if len(other) > 4 else ''}, the reference "
+                      f"has {list(class_names)[:4]}{'…' if len(class_names) > 4 else ''}; predict would name "
+                      "the wrong classes. Re-export it.")
+        elif detail:
+            found += " / unreadable metadata"
     return Metric.check("checksum", found, expected, "==", detail=detail)
 
 
@@ -495,7 +512,11 @@ def one_shot_manifest(reference: Path, models: Iterable[Path]) -> Manifest:
             quant = str(read_metadata(model).get("quantization") or "")
         except (EdgefmError, OSError):
             quant = ""
-        quant = quant or (tflite_quantization(model) if fmt == TFLITE_FORMAT else onnx_quantization(model))
+        ops = tflite_quantization(model) if fmt == TFLITE_FORMAT else onnx_quantization(model)
+        # The metadata is the file's claim, its operators are what runs: a float file claiming int8 was judged
+        # by int8's looser bounds. Where one says "none", the operators decide; between quantized modes (which
+        # the operators cannot always tell apart: int8 with integer I/O has no QUANTIZE op) the metadata does.
+        quant = ops if not quant or "none" in (quant, ops) else quant
         name = "".join(c if c.isalnum() or c == "_" else "_" for c in model.stem)
         while name in artifacts:
             name += "_"
@@ -553,10 +574,12 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     ref_sha = sha256_tree(ref_path) if ref_path.exists() else None
     ref_checksum = checksum_metric(root, ref_art, sha=ref_sha)
     say(f"reference: {ref_art.path} (TensorFlow, or its cached outputs) on {inputs['count']} images…")
-    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, cfg)
+    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, cfg,
+                                                     [o.name for o in ref_art.outputs])
     reference, ref_b1, ref_timings = ref.outputs, ref.batch1, ref.timings
     timings["reference"] = time.perf_counter() - t0
     class_names = manifest.class_names()
+    ref_names = next(iter(class_names.values()), manifest.labels)  # what the files embed (export's labels)
     classification = _classification_outputs(manifest, reference)
     primary = primary_output(reference, classification or ())
     for out_name, names in class_names.items():
@@ -615,9 +638,10 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         tol = tolerances[name]
         if name in failed:
             result, outputs = failed[name], None
-            result.metrics.insert(0, checksum_metric(root, art))
+            result.metrics.insert(0, checksum_metric(root, art, class_names=ref_names))
         else:
-            result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art),
+            result, outputs = judge(streams[name], art, reference, labels, tol,
+                                    checksum=checksum_metric(root, art, class_names=ref_names),
                                     classification=classification)
             versions.update(_versions(streams[name].runtime))
         results.append(result)
@@ -728,7 +752,7 @@ def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[s
 
 
 def reference_outputs(
-    root: Path, path: Path, sha: str | None, data: Inputs, cfg: CheckConfig
+    root: Path, path: Path, sha: str | None, data: Inputs, cfg: CheckConfig, output_names: Sequence[str] = ()
 ) -> tuple[Reference, dict[str, Any], dict[str, str]]:
     """The reference outputs, the cache record for the report, and the TensorFlow version they came from.
 
@@ -753,10 +777,8 @@ def reference_outputs(
     if cfg.load_outputs is not None:
         if sha is None:
             raise ModelFileError(f"--load-outputs: the reference SavedModel {path} is missing, so its sha256 is unknown.")
-        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, made_of)
+        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, made_of, output_names)
         record.update(status="loaded", path=str(cfg.load_outputs), computed=loaded.computed)
-        if saved_key.get("savedmodel_sha256") != made_of.savedmodel_sha256:
-            record["note"] = "saved from another SavedModel than the one the manifest records"
         return loaded, record, {"tensorflow": str(saved_key.get("tensorflow"))}
     # the cache beside the manifest: not for a missing SavedModel, nor one-shot (no artifacts directory)
     key = None if sha is None or cfg.reference is not None else made_of
