@@ -9,6 +9,11 @@ Both only work in the main thread; elsewhere they leave signals alone.
 Either way the ``KeyboardInterrupt`` is raised by ``interrupt_where_safe``: never
 inside TensorFlow and the other libraries of ``FRAGILE_PACKAGES``, but as their
 call returns to the code that made it.
+
+A call that does not return for long (a converter, TensorFlow creating threads) would
+keep the process alive for minutes: ``signal_watcher`` (around every CLI command) then
+ends it ``GRACE_S`` after the signal, without raising into the library, once it has
+removed what a forced end would leave half-written.
 """
 
 from __future__ import annotations
