@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgefm.core.contract import DEFAULT_ARTIFACTS
 from edgefm.core.errors import ConfigError
-from edgefm.core.options import Choice, positive_int
+from edgefm.core.options import Choice, bounded_count, positive_int
 
 
 class ExportFormat(Choice):
@@ -89,7 +89,7 @@ class ExportConfig:
         if not MIN_OPSET <= opset <= MAX_OPSET:
             raise ConfigError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (tf2onnx and ONNX Runtime support these), got {opset}.")
         if self.calibration_samples is not None:
-            positive_int(self.calibration_samples, "--calibration-samples")
+            bounded_count(self.calibration_samples, "--calibration-samples")
         if self.data_dir is not None:
             set_(self, "data_dir", Path(self.data_dir))
         set_(self, "keep_float", tuple(dict.fromkeys(n.strip() for n in self.keep_float if n.strip())))

@@ -705,3 +705,418 @@ def test_class_names_must_match_the_models_outputs(exported: Path, data_dir: Pat
     (root / "manifest.json").write_text(json.dumps(raw))
     proc = _verify(root, data_dir)
     assert_fails_cleanly(proc, 1, f"names {count} classes", "has 10 outputs per image")
+
+
+# == Hardening 3: the surfaces of the last release ==================================================
+# Each command runs with TMPDIR set to a directory of the test's own (``_tmpdir_env``), which must be
+# empty afterwards: edgefm, ONNX Runtime and every child write their temporary files in a private
+# directory that the command removes.
+
+
+def _tmpdir_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir(exist_ok=True)
+    return tmp, {"TMPDIR": str(tmp)}
+
+
+def _rename_artifact(root: Path, old: str, new: str) -> None:
+    raw = json.loads((root / "manifest.json").read_text())
+    raw["artifacts"][new] = raw["artifacts"].pop(old)
+    (root / "manifest.json").write_text(json.dumps(raw))
+
+
+# -- paths: artifact names are confined, in one validation at the load ------------------------------
+
+
+@pytest.mark.parametrize("name", ["./../victim", "a/b", "..", ".", "", "back\\slash", "esc\x1b]0;title\x07"])
+def test_artifact_names_that_are_not_file_names_are_refused(exported: Path, data_dir: Path, tmp_path: Path,
+                                                            name: str) -> None:
+    root = _copy(exported, tmp_path)
+    _rename_artifact(root, "tflite_float32", name)
+    before = snapshot(tmp_path)
+    proc = _verify(root, data_dir)
+    assert_fails_cleanly(proc, 1, "cannot be used: artifact names become file names")
+    assert "\x1b" not in proc.stdout + proc.stderr
+    assert snapshot(tmp_path) == before
+    with pytest.raises(Exception, match="cannot be used"):
+        Manifest.load(root)
+
+
+def test_a_dollar_in_an_artifact_name_is_drawn_as_written(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    root = _copy(exported, tmp_path)
+    name = "odd$^$name"  # mathtext would parse $^$ and fail while drawing the page
+    _rename_artifact(root, "tflite_float32", name)
+    tmp, env = _tmpdir_env(tmp_path)
+    page = tmp_path / "page.html"
+    proc = run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                   "--only", name, "--html", str(page), "-q", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert name in page.read_text()
+    assert not list(tmp.iterdir())
+
+
+# -- data loss: no output option writes over an input of its command ---------------------------------
+
+
+@pytest.mark.parametrize("target", ["model_float32.tflite", "saved_model/saved_model.pb", "manifest.json",
+                                    "saved_model/variables/variables.index", "data.npy"])
+def test_verify_save_outputs_never_replaces_an_input(exported: Path, data_dir: Path, tmp_path: Path, target: str) -> None:
+    import numpy as np
+
+    root = _copy(exported, tmp_path)
+    extra: list[str] = []
+    if target == "data.npy":
+        np.save(root / "data.npy", np.zeros((8, 28, 28), np.float32))
+        extra = ["--data", str(root / "data.npy")]
+    before = snapshot(root)
+    proc = _verify(root, data_dir, "--save-outputs", str(root / target), *extra)
+    assert_fails_cleanly(proc, 2, f"--save-outputs {root / target}", "an input of this verify", "would destroy it")
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("target", ["model", "input"])
+def test_predict_save_outputs_never_replaces_its_model_or_input(exported: Path, tmp_path: Path, target: str) -> None:
+    import numpy as np
+
+    model = _copy(exported, tmp_path) / "model.onnx"
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 28, 28), np.float32))
+    out = model if target == "model" else x
+    before = snapshot(tmp_path)
+    proc = run_cli("predict", "--model", str(model), "--input", f"images={x}", "--save-outputs", str(out))
+    assert_fails_cleanly(proc, 2, f"--save-outputs {out}", "an input of this predict")
+    assert snapshot(tmp_path) == before
+
+
+# -- bad input: one bounded array reader --------------------------------------------------------------
+
+
+def _lying_npy(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + b"\0" * 64
+
+
+@pytest.mark.parametrize("where", ["npz", "npz-labels", "predict-input", "labels-data"])
+def test_an_array_header_that_lies_is_refused_before_anything_is_allocated(exported: Path, data_dir: Path,
+                                                                           tmp_path: Path, where: str) -> None:
+    import zipfile
+
+    import numpy as np
+
+    huge = _lying_npy((10**11, 28, 28))
+    if where == "predict-input":
+        (tmp_path / "x.npy").write_bytes(huge)
+        proc = run_cli("predict", "--model", str(exported / "model.onnx"), "--input", f"images={tmp_path / 'x.npy'}")
+    else:
+        data = tmp_path / "data.npz"
+        with zipfile.ZipFile(data, "w") as z:
+            if where == "npz":
+                z.writestr("images.npy", huge)
+            else:
+                buf = __import__("io").BytesIO()
+                np.save(buf, np.zeros((8, 28, 28), np.float32))
+                z.writestr("images.npy", buf.getvalue())
+                if where == "npz-labels":
+                    z.writestr("labels.npy", _lying_npy((10**12,), "<i8"))
+        extra = ["--data", str(data)]
+        if where == "labels-data":
+            (tmp_path / "labels.npy").write_bytes(_lying_npy((10**12,), "<i8"))
+            extra += ["--labels-data", str(tmp_path / "labels.npy")]
+        proc = _verify(exported, data_dir, "--report", str(tmp_path / "r.json"), *extra)
+    assert_fails_cleanly(proc, 2, "its header says", "bytes of data")
+
+
+def test_an_npz_that_inflates_costs_only_the_rows_asked_for(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    import numpy as np
+
+    bomb = tmp_path / "bomb.npz"
+    rows = 300_000  # 0.94 GB of float32 zeros in a ~1 MB archive
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z, \
+            z.open("images.npy", "w", force_zip64=True) as f:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (rows, 28, 28)})
+        f.write(buf.getvalue())
+        block = b"\0" * (28 * 28 * 4 * 1000)
+        for _ in range(rows // 1000):
+            f.write(block)
+    proc, rss_mb = _peak_rss_mb("verify", "--artifacts", str(_copy(exported, tmp_path)), "--data", str(bomb),
+                                "--samples", "10", "--only", "tflite_float32", "--no-html", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert rss_mb < 900, f"peak RSS {rss_mb:.0f} MiB for 10 rows of a 0.94 GB array"
+
+
+# -- unbounded counts: one table of bounds --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("train", ["--threads", "100000"], "--threads 100000 is more than 256"),
+    ("train", ["--workers", "100000"], "--workers 100000 is more than 32"),
+    ("verify", ["--data", "synthetic", "--samples", "1000000000"], "--samples 1000000000 with --data synthetic is more"),
+    ("export", ["--data", "synthetic", "--calibration-samples", "1000000000"], "--calibration-samples 1000000000 is more"),
+])
+def test_count_options_have_an_upper_bound(exported: Path, data_dir: Path, tmp_path: Path, command: str,
+                                           args: list[str], message: str) -> None:
+    root = _copy(exported, tmp_path)
+    before = snapshot(root)
+    common = {"train": ["--data-dir", str(data_dir), "--no-verify", "--artifacts", str(tmp_path / "run")],
+              "verify": ["--artifacts", str(root), "--no-html", "--only", "tflite_float32"],
+              "export": ["--artifacts", str(root), "--format", "tflite", "--quantize", "int8"]}[command]
+    t0 = time.monotonic()
+    proc = run_cli(command, *common, *args, "-q", timeout=120)
+    assert_fails_cleanly(proc, 2, message)
+    assert time.monotonic() - t0 < 60
+    assert snapshot(root) == before and not (tmp_path / "run" / "manifest.json").exists()
+
+
+# -- bad input: non-finite and impossible values --------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, message", [
+    ("scale=nan", "not a finite number"), ("scale=inf", "not a finite number"), ("scale=1/0", "not a finite number"),
+    ("scale=0", "scale 0.0"), ("size=100000,100000", "does not fit input 'images'"), ("mean=nan", "not a finite"),
+])
+def test_preprocess_values_must_be_finite_and_possible(exported: Path, tmp_path: Path, value: str, message: str) -> None:
+    dest = tmp_path / "brought"
+    proc = run_cli("export", "--saved-model", str(exported / "saved_model"), "--artifacts", str(dest),
+                   "--preprocess", value, "--format", "tflite", "--quantize", "none", "-q")
+    assert_fails_cleanly(proc, 2, "--preprocess", message)
+    assert not (dest / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("value_range, message", [
+    ("images=-inf,inf", "expected NAME=LO,HI"), ("images=0,nan", "expected NAME=LO,HI"),
+    ("images=0,1e40", "which holds values from"),
+])
+def test_value_ranges_must_be_finite_and_fit_the_input(exported: Path, tmp_path: Path, value_range: str,
+                                                       message: str) -> None:
+    proc = run_cli("verify", "--artifacts", str(_copy(exported, tmp_path)), "--data", "synthetic", "--samples", "8",
+                   "--value-range", value_range, "--no-html", "-q")
+    assert_fails_cleanly(proc, 2, "--value-range", message)
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-1", "inf"])
+def test_a_lock_timeout_that_is_not_a_number_is_refused(exported: Path, data_dir: Path, tmp_path: Path, value: str) -> None:
+    root = _copy(exported, tmp_path)
+    before = snapshot(root)
+    proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "tflite",
+                   "--quantize", "none", "-q", env={"EDGEFM_LOCK_TIMEOUT": value})
+    assert_fails_cleanly(proc, 2, f"EDGEFM_LOCK_TIMEOUT={value!r}")
+    assert snapshot(root) == before
+
+
+# -- a wrong file passes: --load-outputs is bound to its SavedModel, outputs and rows ---------------------
+
+
+def _rewrite_saved_outputs(path: Path, change: str) -> None:
+    import numpy as np
+
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["__edgefm_reference__"]))
+    if change == "savedmodel":
+        meta["key"]["savedmodel_sha256"] = "0" * 64
+    elif change == "signature":
+        meta["key"]["signature"] = "other"
+    elif change == "one output":
+        meta["outputs"] = meta["outputs"][:1]
+        for k in [k for k in arrays if k.endswith("_1")]:
+            del arrays[k]
+    elif change == "no outputs":
+        meta["outputs"] = []
+        arrays = {k: v for k, v in arrays.items() if not k.startswith(("out_", "b1_"))}
+    elif change == "rows":
+        arrays["out_0"] = arrays["out_0"][:3]
+    arrays["__edgefm_reference__"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, message", [
+    ("savedmodel", "holds the outputs of another model"), ("signature", "holds the outputs of another model"),
+    ("one output", "lacks the reference outputs '"), ("no outputs", "lacks the reference outputs"),
+    ("rows", "3 rows for the 8 inputs of this verify"),
+])
+def test_load_outputs_must_come_from_this_savedmodel_whole(exported: Path, data_dir: Path, tmp_path: Path,
+                                                           change: str, message: str) -> None:
+    root = _copy(exported, tmp_path)
+    saved = tmp_path / "ref.npz"
+    assert _verify(root, data_dir, "--only", "tflite_float32", "--save-outputs", str(saved), "-q").returncode == 0
+    assert _verify(root, data_dir, "--only", "tflite_float32", "--load-outputs", str(saved), "-q").returncode == 0
+    _rewrite_saved_outputs(saved, change)
+    proc = _verify(root, data_dir, "--only", "tflite_float32", "--load-outputs", str(saved), "-q")
+    assert_fails_cleanly(proc, 2, f"--load-outputs {saved}", message)
+
+
+# -- a wrong file passes: what a file says of itself is checked ----------------------------------------
+
+
+def _relabel_tflite(path: Path, labels: list[str], **meta: object) -> None:
+    from edgefm.formats.metadata import embed_tflite_metadata, labels_text, read_metadata
+
+    info = {**read_metadata(path), "labels": labels, **meta}
+    entries = {"edgefm": json.dumps(info).encode(), "labels.txt": labels_text(labels).encode()}
+    path.write_bytes(embed_tflite_metadata(path.read_bytes(), entries))
+
+
+def test_class_names_embedded_in_a_file_are_compared_with_the_references(exported: Path, data_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    from conftest import redescribe
+
+    root = _copy(exported, tmp_path)
+    labels = Manifest.load(root).labels
+    _relabel_tflite(root / "model_float32.tflite", labels[::-1])
+    redescribe(root, "tflite_float32")  # the checksum passes: only the names are wrong
+    proc = _verify(root, data_dir, "--only", "tflite_float32", "--report", str(tmp_path / "r.json"))
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    checksum = json.loads((tmp_path / "r.json").read_text())["artifacts"]["tflite_float32"]["metrics"]["checksum"]
+    assert not checksum["passed"] and "embeds the class names" in checksum.get("detail", ""), checksum
+
+
+def test_one_shot_judges_a_file_by_its_operators_not_its_claim(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "claims_int8.tflite"
+    shutil.copy(exported / "model_float32.tflite", model)
+    _relabel_tflite(model, Manifest.load(exported).labels, quantization="int8")
+    report = tmp_path / "r.json"
+    proc = run_cli("verify", "--reference", str(exported / "saved_model"), "--model", str(model), "--data", "synthetic",
+                   "--samples", "8", "--no-html", "--report", str(report), "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(report.read_text())["artifacts"]["claims_int8"]["quantization"] == "none"
+
+
+def test_a_savedmodel_hash_reads_through_linked_directories(exported: Path, tmp_path: Path) -> None:
+    from edgefm.core.fileio import sha256_tree, tree_bytes
+
+    saved = tmp_path / "saved_model"
+    shutil.copytree(exported / "saved_model", saved)
+    (tmp_path / "weights").mkdir()
+    shutil.move(saved / "variables", tmp_path / "weights" / "variables")
+    (saved / "variables").symlink_to(tmp_path / "weights" / "variables")
+    (tmp_path / "weights" / "variables" / "loop").symlink_to(tmp_path / "weights")  # a cycle is read once
+    assert tree_bytes(saved) == tree_bytes(exported / "saved_model")
+    before = sha256_tree(saved)
+    data = next((tmp_path / "weights" / "variables").glob("variables.data-*"))
+    data.write_bytes(bytes(b ^ 1 for b in data.read_bytes()))
+    assert sha256_tree(saved) != before, "a change behind a linked directory must change the SavedModel's hash"
+
+
+# -- terminals: control characters from files are escaped ------------------------------------------------
+
+
+def test_escape_sequences_in_embedded_labels_and_names_never_reach_the_terminal(exported: Path, data_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    import numpy as np
+
+    root = _copy(exported, tmp_path)
+    osc = "\x1b]0;owned\x07\x1b]52;c;ZWNobw==\x07"
+    _relabel_tflite(root / "model_float32.tflite", [f"{osc}{i}" for i in range(10)], model=f"m{osc}")
+    inspect = run_cli("inspect", str(root / "model_float32.tflite"))
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.float32))
+    png = _item_png(tmp_path / "a.png")
+    alone = tmp_path / "alone"  # no manifest beside it: predict names the classes the file embeds
+    alone.mkdir()
+    shutil.copy(root / "model_float32.tflite", alone)
+    predict = run_cli("predict", str(png), "--model", str(alone / "model_float32.tflite"), "--top-k", "3")
+    raw = json.loads((root / "manifest.json").read_text())
+    raw["model"] = f"model{osc}"
+    (root / "manifest.json").write_text(json.dumps(raw))
+    verify = _verify(root, data_dir, "--only", "tflite_float32")
+    for proc in (inspect, predict, verify):
+        out = proc.stdout + proc.stderr
+        assert "\x1b" not in out and "\x07" not in out, out[-1000:]
+    assert inspect.returncode == 0 and "\\x1b]0;owned\\x07" in inspect.stdout
+    assert predict.returncode == 0 and "\\x1b]52;c;" in predict.stdout
+
+
+# -- temporary files that others can predict ------------------------------------------------------------
+
+
+def test_onnx_runtime_never_writes_at_a_fixed_name_in_tmpdir(exported: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    tmp, env = _tmpdir_env(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("mine\n")
+    (tmp / ".ses").symlink_to(victim)  # ONNX Runtime 1.32 writes $TMPDIR/.ses when imported, through links
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.float32))
+    proc = run_cli("predict", "--model", str(exported / "model.onnx"), "--input", f"images={tmp_path / 'x.npy'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert victim.read_text() == "mine\n"
+    assert sorted(p.name for p in tmp.iterdir()) == [".ses"]
+
+
+def test_the_bundle_check_script_uses_a_private_temporary_directory(exported: Path, data_dir: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    proc = run_cli("export", "--artifacts", str(_copy(exported, tmp_path)), "--data-dir", str(data_dir), "--no-verify",
+                   "--format", "tflite", "--quantize", "none", "--bundle", str(bundle), "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scripts = list(bundle.rglob("check.sh"))
+    assert scripts
+    for script in scripts:
+        text = script.read_text()
+        assert 'mktemp -d "${TMPDIR:-/tmp}/edgefm-check.XXXXXX"' in text and "edgefm-check.$$" not in text
+
+
+def test_a_non_chief_workers_checkpoints_go_in_a_new_private_directory() -> None:
+    from types import SimpleNamespace
+
+    from edgefm.train.trainer import _private_checkpoints
+
+    worker = SimpleNamespace(is_chief=False, rank=1)
+    first, second = _private_checkpoints(worker), _private_checkpoints(worker)
+    try:
+        assert first != second and first.is_dir() and not first.is_symlink()
+        assert stat.S_IMODE(first.stat().st_mode) == 0o700
+        assert _private_checkpoints(SimpleNamespace(is_chief=True, rank=0)) is None
+    finally:
+        shutil.rmtree(first), shutil.rmtree(second)
+
+
+# -- a stop that stops: SIGTERM inside a long library call -------------------------------------------------
+
+
+def test_train_with_huge_threads_ends_at_once(data_dir: Path, tmp_path: Path) -> None:
+    """The issue's done-when: `timeout 60 edgefm train --threads 100000` ends within 70 s with exit 2 or 130."""
+    tmp, env = _tmpdir_env(tmp_path)
+    t0 = time.monotonic()
+    proc = subprocess.run(["timeout", "60", sys.executable, "-m", "edgefm.cli", "train", "--data-dir", str(data_dir),
+                           "--no-verify", "--artifacts", str(tmp_path / "run"), "--threads", "100000"],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, **env}, timeout=120)
+    assert time.monotonic() - t0 < 70
+    assert proc.returncode in (2, 130), proc.stderr[-2000:]
+    assert not list(tmp.iterdir())
+
+
+def test_one_sigterm_ends_an_export_inside_the_converter_within_10_s(exported: Path, data_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    import signal
+
+    from test_bad_input import _converting
+
+    root = _copy(exported, tmp_path)
+    before = snapshot(root)
+    tmp, env = _tmpdir_env(tmp_path)
+    proc = _popen_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "all",
+                      "--quantize", "all", env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not _converting(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "export finished before it could be interrupted"
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        assert time.monotonic() - t0 < 10, f"{time.monotonic() - t0:.1f} s after the SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the usual unwinding ("Export interrupted (SIGTERM) ...") or the watcher's ("interrupted by SIGTERM: ...")
+    assert_fails_cleanly(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 130, "SIGTERM")
+    assert snapshot(root) == before, "nothing written, nothing half-written, nothing lost"
+    assert not list(tmp.iterdir())

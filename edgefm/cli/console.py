@@ -123,10 +123,30 @@ def progress_for(quiet: bool) -> Iterator[Progress]:
             stream.close()
 
 
+#: C0 controls but tab and newline, DEL and the C1 controls: what a terminal acts on instead of printing
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 9), *range(11, 32), *range(127, 160))}
+
+
+def plain(text: object) -> str:
+    """``text`` with every control character but tab and newline written as an escape (``\\x1b``).
+
+    Names come from files (class names embedded in a .tflite, a model or artifact name in a manifest):
+    printed raw, an OSC sequence in one set the window title or wrote the clipboard (OSC 52). Every
+    line ``inspect``, ``predict`` and ``verify`` print for people passes here; JSON escapes them itself.
+    """
+    return str(text).translate(_CONTROL)
+
+
+def echo(text: object = "", err: bool = False) -> None:
+    """``click.echo`` of ``plain(text)``."""
+    click.echo(plain(text), err=err)
+
+
 def text_callback(progress: Progress) -> Callable[[str], None]:
     """For library functions that report plain messages (``check``): ``...…`` starts a step, anything else stays."""
 
     def say(message: str) -> None:
+        message = plain(message)
         if message.endswith("…"):
             progress.start(message[:-1].rstrip())
         else:

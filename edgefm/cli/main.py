@@ -17,13 +17,13 @@ from typing import Any
 import click
 
 from edgefm.cli import data_cmd, diff_cmd, export_cmd, tools_cmd, train_cmd, verify_cmd
-from edgefm.cli.console import JSON_PRINTED
+from edgefm.cli.console import JSON_PRINTED, plain
 from edgefm.core.errors import EdgefmError
 
 
 def _fail(message: str, code: int, as_json: bool = False) -> None:
     # One paragraph on one line: the terminal wraps it, and grep still finds it.
-    message = " ".join(message.split())
+    message = plain(" ".join(message.split()))  # names from files may hold escape sequences
     click.echo("error: " + message, err=True)
     if as_json:  # and for scripts, the same on stdout as the one JSON document they parse
         click.echo(json.dumps({"error": message, "exit_code": code}))
@@ -50,7 +50,16 @@ class EdgefmGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        from edgefm.core.fileio import private_tempdir
+        from edgefm.core.interrupts import signal_watcher
+
         _terminate_like_interrupt()
+        # A SIGTERM ends the command within seconds even inside a C call (signal_watcher); everything it or
+        # its children put in $TMPDIR goes into a private directory removed at the end (private_tempdir).
+        with signal_watcher(lambda: f"edgefm {ctx.invoked_subcommand or ''}".strip()), private_tempdir():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         wants_json = _json_args(ctx)
         # A command that printed its JSON result and then fails (``verify`` with a failed check) has
         # already given scripts their one document, with the verdict in it.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from edgefm.cli.console import echo
 from edgefm.cli.options import ARTIFACTS, DATA_DIR, IMPORT, IntList
 
 
@@ -59,21 +60,21 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
         for p in result.predictions:
             click.echo(json.dumps({**p.to_dict(), "model": str(result.model), "runtime": result.runtime}))
         return
-    click.echo(f"model: {result.model} ({result.runtime}; class names from {result.labels_source})")
+    echo(f"model: {result.model} ({result.runtime}; class names from {result.labels_source})")
     for p in result.predictions:
         note = "  (light background: inverted)" if p.inverted else ""
         if len(p.top) == 1:
-            click.echo(f"{p.image}: {p.best.name} {p.best.probability:.1%}{note}")
+            echo(f"{p.image}: {p.best.name} {p.best.probability:.1%}{note}")
             continue
-        click.echo(f"{p.image}:{note}")
+        echo(f"{p.image}:{note}")
         for c in p.top:
-            click.echo(f"  {c.name:12s} {c.probability:7.1%}")
+            echo(f"  {c.name:12s} {c.probability:7.1%}")
 
 
 def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Path, inputs: tuple[str, ...],
                     save_outputs: Path | None, as_json: bool) -> None:
     from edgefm.core.errors import UsageError
-    from edgefm.core.fileio import atomic_write_bytes
+    from edgefm.core.fileio import atomic_write_bytes, outputs_are_not_inputs
     from runtime_check.tools.predict import resolve_model, run_arrays
 
     if images:
@@ -85,6 +86,8 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Pat
         if not eq or not name or not path:
             raise UsageError(f"--input {item!r}: expected NAME=FILE.npy.")
         named[name] = Path(path)
+    outputs_are_not_inputs({"--save-outputs": save_outputs},
+                           {Path(model): "--model", **{p: f"--input {n}" for n, p in named.items()}}, "predict")
     outputs = run_arrays(model, named)
     if save_outputs is not None:
         import io
@@ -101,7 +104,7 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Pat
     for k, v in outputs.items():
         flat = v.reshape(-1)
         shown = ", ".join(f"{x:.4g}" if v.dtype.kind == "f" else str(x) for x in flat[:6]) + (", …" if flat.size > 6 else "")
-        click.echo(f"{k}: {v.dtype} {list(v.shape)} [{shown}]")
+        echo(f"{k}: {v.dtype} {list(v.shape)} [{shown}]")
     if save_outputs is not None:
         click.echo(f"-> {save_outputs}")
 
@@ -148,7 +151,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(format_table(report, width=output_width()))
+        echo(format_table(report, width=output_width()))
     report.raise_for_failures()
 
 
@@ -169,4 +172,4 @@ def inspect_cmd(path: Path, as_json: bool) -> None:
     from runtime_check.tools.inspect_model import format_report, inspect_model
 
     report = inspect_model(path)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+    echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from edgefm.cli.console import echo
 from edgefm.cli.options import (
     ARTIFACTS,
     DATA,
@@ -205,15 +206,15 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         from runtime_check.explain.explain import format_explanation
         from runtime_check.explain.repair import format_repair
 
-        click.echo(render_table(result, width=output_width()))
+        echo(render_table(result, width=output_width()))
         for ex in explained.values():
-            click.echo("\n" + format_explanation(ex, width=output_width()))
+            echo("\n" + format_explanation(ex, width=output_width()))
         if explain and not explained:
-            click.echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
+            echo("\n--explain: no artifact failed; name one (--explain NAME) to compare its layers with TensorFlow.")
         for r in repairs.values():
-            click.echo("\n" + format_repair(r, width=output_width()))
+            echo("\n" + format_repair(r, width=output_width()))
         if repair and explained and not repairs:
-            click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
+            echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
     if bisect:
         from runtime_check.verify.version_bisect import run_bisect
 
@@ -221,7 +222,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         result.devices["bisect"] = found.to_dict()
         result.write(result.path)
         if not quiet and not as_json:
-            click.echo("\n" + found.describe())
+            echo("\n" + found.describe())
     from runtime_check.verify.release import release_gate
 
     diff = release_gate(result, baseline=baseline, max_regression=max_regression or {}, max_size=dict(max_size),
@@ -229,7 +230,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     if diff is not None and not quiet and not as_json:
         from runtime_check.verify.baseline import format_diff
 
-        click.echo("\n" + format_diff(diff))
+        echo("\n" + format_diff(diff))
     if not result.passed:
         raise ParityError(result.summary())
     if diff is not None and not diff.passed:

@@ -19,11 +19,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from edgefm.core.errors import OutputError
+from edgefm.core.errors import ConfigError, OutputError
 
 _CHUNK = 1 << 20
 
@@ -104,6 +104,54 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _staged_now(tmp: Path) -> None:
+    """``tmp`` is removed if the signal watcher ends the process (``edgefm.core.interrupts``); once renamed
+    into place the name is gone, and removing it then does nothing."""
+    from edgefm.core.interrupts import _leftovers
+
+    _leftovers[str(tmp)] = None
+
+
+@contextlib.contextmanager
+def private_tempdir() -> Iterator[Path]:
+    """For the block, ``$TMPDIR`` (and Python's ``tempfile``) is a new directory only this user can open; it is
+    removed at the end, and by the signal watcher if it ends the process.
+
+    Libraries and children write at fixed names in ``$TMPDIR``: ONNX Runtime 1.32 writes its telemetry
+    session file ``$TMPDIR/.ses`` when it is imported (``ort.disable_telemetry_events()`` does not stop
+    it), following a symbolic link planted there (measured: it overwrote the link's target). Every
+    process edgefm starts (the probe, the native runners, workers, qemu) inherits the directory.
+    """
+    from edgefm.core.interrupts import at_forced_end
+
+    outer = tempfile.gettempdir()
+    private = tempfile.mkdtemp(prefix="edgefm-")
+    cancel = at_forced_end(lambda: shutil.rmtree(private, ignore_errors=True))
+    old_env, old_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    _OUTER_TMP.append(outer)
+    os.environ["TMPDIR"], tempfile.tempdir = private, private
+    try:
+        yield Path(private)
+    finally:
+        _OUTER_TMP.pop()
+        tempfile.tempdir = old_tempdir
+        if old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_env
+        shutil.rmtree(private, ignore_errors=True)
+        cancel()
+
+
+#: the temporary directory outside ``private_tempdir`` (what must outlive the command, such as worker logs)
+_OUTER_TMP: list[str] = []
+
+
+def outer_tempdir() -> str:
+    """The shared temporary directory, outside the command's private one: for what must outlive the command."""
+    return _OUTER_TMP[0] if _OUTER_TMP else tempfile.gettempdir()
+
+
 def _stage(path: Path, data: bytes) -> Path:
     """``data`` in a new temporary file beside ``path``, flushed to disk, with a plain file's mode.
 
@@ -114,6 +162,7 @@ def _stage(path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
+        _staged_now(tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -152,6 +201,7 @@ def atomic_output_path(path: Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
         os.close(fd)
     tmp_path = Path(tmp)
+    _staged_now(tmp_path)
     try:
         with _writing(path):  # the writer's own OSError (a full disk) names the file too
             yield tmp_path
@@ -171,6 +221,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     with _writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _staged_now(staging)
     try:
         yield staging
         with _writing(path):
@@ -215,6 +266,26 @@ class StagedFiles:
         self._staged = []
 
 
+def outputs_are_not_inputs(outputs: Mapping[str, Path | None], inputs: Mapping[Path, str], command: str) -> None:
+    """A ConfigError if an output option names one of the command's inputs (a file, or a file inside an input
+    directory): writing there would destroy it. The one rule for every output option of every command.
+
+    ``outputs`` maps each output option (``--report``) to its path (None: not given); ``inputs``
+    maps each input file or directory to what it is (``"artifact 'tflite_int8'"``). Paths are
+    compared resolved, so a symbolic link or ``..`` does not hide an input.
+    """
+    resolved = {Path(p).resolve(): what for p, what in inputs.items()}
+    for flag, out in outputs.items():
+        if out is None:
+            continue
+        target = Path(out).resolve()
+        what = resolved.get(target) or next(
+            (f"a file of {w}" for p, w in resolved.items() if target.is_relative_to(p) and p.is_dir()), None)
+        if what:
+            raise ConfigError(f"{flag} {out} is {what}, an input of this {command}; writing there would destroy it. "
+                              f"Pass {flag} with another path.")
+
+
 def confined(root: Path, relative: str | Path, what: str) -> Path:
     """``root / relative``, resolved (symlinks too), if it stays inside ``root``; else a ManifestError.
 
@@ -249,13 +320,32 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def tree_files(path: Path) -> list[Path]:
+    """Every file under directory ``path``, sorted, through symbolic links to directories as TensorFlow reads them.
+
+    ``Path.rglob`` does not descend into a linked directory, so a SavedModel whose
+    ``variables/`` was a link hashed the same whatever the weights behind it were, and a
+    warm verify reused a stale reference. A directory reached twice (a link cycle) is read once.
+    """
+    seen: set[tuple[int, int]] = set()
+    files: list[Path] = []
+    for here, dirs, names in os.walk(path, followlinks=True):
+        st = os.stat(here)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        files.extend(p for p in (Path(here) / n for n in names) if p.is_file())
+    return sorted(files)
+
+
 def sha256_tree(path: Path) -> str:
     """sha256 over a directory: relative paths and contents, in sorted order."""
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
     h = hashlib.sha256()
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+    for p in tree_files(path):
         h.update(p.relative_to(path).as_posix().encode() + b"\0")
         h.update(sha256_file(p).encode() + b"\n")
     return h.hexdigest()
@@ -265,7 +355,7 @@ def tree_bytes(path: Path) -> int:
     path = Path(path)
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in tree_files(path))
 
 
 def human_bytes(n: int) -> str:

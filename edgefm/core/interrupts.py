@@ -9,14 +9,24 @@ Both only work in the main thread; elsewhere they leave signals alone.
 Either way the ``KeyboardInterrupt`` is raised by ``interrupt_where_safe``: never
 inside TensorFlow and the other libraries of ``FRAGILE_PACKAGES``, but as their
 call returns to the code that made it.
+
+A call that does not return for long (a converter, TensorFlow creating threads) would
+keep the process alive for minutes: ``signal_watcher`` (around every CLI command) then
+ends it ``GRACE_S`` after the signal, without raising into the library, once it has
+removed what a forced end would leave half-written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import signal
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -132,6 +142,7 @@ def signals_deferred(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signa
     """
     pending: list[int] = []
     old: dict[int, Any] = {}
+    _holding.append(None)  # the watcher does not end the process half-way through the block
     try:
         for sig in signals:
             old[sig] = signal.signal(sig, lambda signum, _frame: pending.append(signum))
@@ -142,7 +153,131 @@ def signals_deferred(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signa
     try:
         yield
     finally:
+        _holding.pop()
         for sig, handler in old.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
         for sig in dict.fromkeys(pending):
             signal.raise_signal(sig)
+
+
+# -- the watcher: a stop that stops even while the main thread is inside a C call ------------------------
+#
+# Python runs a signal handler only when the main thread next executes Python bytecode: inside a long
+# C++ call (a converter, TensorFlow creating 100,000 threads) neither the first SIGTERM nor a second
+# one did anything for minutes. ``signal.set_wakeup_fd`` has the C-level handler write the signal
+# number to a pipe at once, whatever the main thread does; a thread waiting on that pipe then gives the
+# main thread ``GRACE_S`` to get back to Python and unwind as usual (its KeyboardInterrupt is raised
+# where it is safe, above). If it has not finished by then, the watcher does the clean-up the CLI
+# promises itself -- children stopped, staged files and temporary directories removed -- and ends
+# the process with ``os._exit(130)``. It never raises into the main thread: an exception raised
+# inside TensorFlow's C++ gave segfaults and hangs (``FRAGILE_PACKAGES``). Locks are ``flock``s,
+# released by the kernel with the process. Files written atomically are either whole or still
+# staged (and removed here); ``signals_deferred`` blocks are waited for, up to another ``GRACE_S``.
+
+#: seconds the main thread has after a SIGINT/SIGTERM to unwind by itself before the watcher ends the process
+GRACE_S = 4.0
+#: staged files and directories (beside their targets) that a forced end removes; see ``removed_if_forced``
+_leftovers: dict[str, None] = {}
+#: clean-up that a forced end runs (the command's private temporary directory)
+_cleanups: list[Callable[[], None]] = []
+#: one entry per ``signals_deferred`` block in progress
+_holding: list[None] = []
+
+
+@contextlib.contextmanager
+def removed_if_forced(path: Path) -> Iterator[None]:
+    """While the block runs, a forced end (the watcher's) removes ``path``: a staged file that is not yet whole."""
+    key = str(path)
+    _leftovers[key] = None
+    try:
+        yield
+    finally:
+        _leftovers.pop(key, None)
+
+
+def at_forced_end(cleanup: Callable[[], None]) -> Callable[[], None]:
+    """Run ``cleanup`` if the watcher ends the process; returns a function that cancels it."""
+    _cleanups.append(cleanup)
+    return lambda: _cleanups.remove(cleanup) if cleanup in _cleanups else None
+
+
+@contextlib.contextmanager
+def signal_watcher(command: Callable[[], str] = lambda: "the command") -> Iterator[None]:
+    """For the block: a SIGINT or SIGTERM ends the process within ``GRACE_S`` (+ a commit in progress), clean.
+
+    Main thread only (elsewhere a no-op). ``command`` names what was stopped, for the message.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+        os.close(r), os.close(w)
+        yield
+        return
+    stop = threading.Event()
+    err = os.dup(2)  # the terminal: while a library's output is silenced (edgefm.core.quiet), fd 2 is /dev/null
+    thread = threading.Thread(target=_watch, args=(r, err, stop, command), name="edgefm-signal-watcher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(old)
+        stop.set()
+        with contextlib.suppress(OSError):  # the thread may have closed its end already (EPIPE)
+            os.write(w, b"\0")  # wakes the thread, which then closes its end
+        os.close(w)
+
+
+def _watch(r: int, err: int, stop: threading.Event, command: Callable[[], str]) -> None:
+    try:
+        while not stop.is_set():
+            got = os.read(r, 64)
+            signals = [b for b in got if b in (signal.SIGINT, signal.SIGTERM)]
+            if signals and not stop.is_set():
+                _end_after_grace(signal.Signals(signals[0]).name, err, stop, command)
+                return
+    finally:
+        os.close(r)
+        os.close(err)
+
+
+def _end_after_grace(name: str, err: int, stop: threading.Event, command: Callable[[], str]) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < GRACE_S or (_holding and time.monotonic() - start < 2 * GRACE_S):
+        if stop.wait(0.05):
+            return  # the main thread unwound by itself
+    with contextlib.suppress(OSError):  # a closed stderr must not keep the process alive
+        os.write(err, f"error: interrupted by {name}: {command()} was inside a library call that did not return "
+                      f"within {GRACE_S:g} s, so it was ended there; nothing half-written is kept.\n".encode())
+    _stop_children()
+    for path in list(_leftovers):
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _unlink(path)
+    for cleanup in list(_cleanups):
+        with contextlib.suppress(Exception):
+            cleanup()
+    os._exit(130)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _stop_children() -> None:
+    """SIGTERM to this process's children (the probe, a runner, benchmark's child, local workers), as
+    ``subprocess.run`` does for them when a KeyboardInterrupt unwinds through it."""
+    me = str(os.getpid())
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = f.read().rpartition(")")[2].split()[1]
+            if ppid == me:
+                os.kill(int(entry.name), signal.SIGTERM)
+        except (OSError, IndexError, ValueError):
+            continue

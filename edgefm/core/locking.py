@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edgefm.core.errors import EdgefmError, ManifestError, OutputError
+from edgefm.core.errors import ConfigError, EdgefmError, ManifestError, OutputError
 
 #: seconds a second writer waits for the first, unless EDGEFM_LOCK_TIMEOUT says otherwise
 DEFAULT_TIMEOUT_S = 600.0
@@ -34,6 +35,21 @@ class LockTimeout(EdgefmError):
     """Another edgefm command kept the artifacts directory locked for longer than we wait."""
 
 
+def lock_timeout() -> float:
+    """``EDGEFM_LOCK_TIMEOUT`` in seconds (default ``DEFAULT_TIMEOUT_S``); anything but a finite number >= 0 is a ConfigError."""
+    raw = os.environ.get("EDGEFM_LOCK_TIMEOUT")
+    if raw is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"EDGEFM_LOCK_TIMEOUT={raw!r}: give the seconds to wait for another edgefm command's lock "
+                          f"as a number >= 0 (default {DEFAULT_TIMEOUT_S:g}), or unset it.")
+    return seconds
+
+
 @contextlib.contextmanager
 def artifacts_lock(
     root: Path, command: str, *, timeout: float | None = None, notify: Callable[[str], None] | None = None
@@ -41,7 +57,7 @@ def artifacts_lock(
     """Hold the exclusive lock of ``root`` for the body; wait for another holder up to ``timeout`` seconds."""
     root = Path(root)
     if timeout is None:
-        timeout = float(os.environ.get("EDGEFM_LOCK_TIMEOUT", DEFAULT_TIMEOUT_S))
+        timeout = lock_timeout()
     if not root.is_dir():
         raise ManifestError(
             f"Artifacts directory {root} does not exist. Run `edgefm train --artifacts {root}` first, or pass "

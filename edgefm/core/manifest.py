@@ -7,6 +7,7 @@ as ``manifest.json`` beside the artifacts, atomically.
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,8 @@ class TensorSpec:
 
 #: dtypes a model's inputs and outputs may have (what every runtime and the native runners handle)
 SUPPORTED_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
+#: the largest image side a preprocessing record may ask for
+MAX_IMAGE_SIDE = 8192
 #: image tensor layouts: channels last, channels first, or no channel axis (grayscale)
 LAYOUTS = ("NHWC", "NCHW", "NHW")
 
@@ -112,6 +115,13 @@ class Preprocessing:
         problems = []
         if len(self.size) != 2 or min(self.size) < 1:
             problems.append(f"size {list(self.size)} (two positive numbers, height and width)")
+        elif max(self.size) > MAX_IMAGE_SIDE:
+            problems.append(f"size {list(self.size)} (at most {MAX_IMAGE_SIDE:,} per side: one float32 RGB image of "
+                            f"{MAX_IMAGE_SIDE:,}x{MAX_IMAGE_SIDE:,} is already 805 MB)")
+        if not math.isfinite(self.scale) or self.scale == 0:
+            problems.append(f"scale {self.scale} (a finite number other than 0, e.g. 1/255)")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            problems.append("mean or std not finite")
         if self.channels not in (1, 3):
             problems.append(f"channels {self.channels} (1 or 3)")
         if self.layout not in LAYOUTS or (self.layout == "NHW" and self.channels != 1):
@@ -186,6 +196,9 @@ class Preprocessing:
         fields.update(given)
         if "size" not in fields:
             return None  # a dynamic spatial size needs --preprocess size=H,W
+        if None not in hw and tuple(int(v) for v in fields["size"]) != tuple(hw):
+            raise ManifestError(f"Image preprocessing: size {list(fields['size'])} does not fit input {spec.name!r}, "
+                                f"whose height and width are fixed at {list(hw)}.")
         return cls(**fields)
 
 
@@ -293,6 +306,7 @@ class Manifest:
                 "with `edgefm train` and `edgefm export`."
             ) from e
         for name, art in manifest.artifacts.items():  # nothing outside the directory is read, hashed or run
+            check_artifact_name(name, f"{path}: artifact")
             confined(root, art.path, f"{path}: artifact {name!r} has the path")
         bad_labels = [label for label in manifest.labels if not label.strip() or "\n" in label or "\r" in label]
         if bad_labels:
@@ -371,6 +385,23 @@ class Manifest:
             f"The manifest{where} records no SavedModel (no {SAVEDMODEL_KEY!r} artifact). "
             f"Run `edgefm train{flag}` first."
         )
+
+
+def check_artifact_name(name: str, where: str) -> str:
+    """``name`` if it can name a file or directory of its own: no separator, no ``.``/``..``, no control character.
+
+    Artifact names become paths (``<board dir>/<name>``, ``<bundle>/<name>``, report and page names)
+    and are printed: a manifest name ``./../victim`` made ``verify --device ssh://`` remove a directory
+    beside the board's, and an escape sequence in one reached the terminal. One check, at the load.
+    """
+    bad = (not name or name in (".", "..") or "/" in name or "\\" in name or ".." in name
+           or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name))
+    if bad:
+        raise ManifestError(
+            f"{where} name {name!r} cannot be used: artifact names become file names, so they may not be "
+            "empty or hold '/', '\\', '..' or control characters. Rename the artifact in manifest.json (or re-export)."
+        )
+    return name
 
 
 def tool_versions(*packages: str) -> dict[str, str]:

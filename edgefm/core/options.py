@@ -41,6 +41,29 @@ def positive_int(value: object, flag: str) -> int:
     return value
 
 
+#: The upper bound of every count option, and why: one table, so no count is unbounded by oversight.
+#: ``--threads 100000`` grew to 19.5 GB RSS creating TensorFlow's thread pools and ran for 8 minutes.
+COUNT_BOUNDS: dict[str, tuple[int, str]] = {
+    "--threads": (256, "TensorFlow starts that many intra-op and as many inter-op threads (each with its own "
+                       "stack); 256 already outnumbers the cores of any machine edgefm trains on"),
+    "--workers": (32, "each local worker is a TensorFlow process of several hundred MB on this machine; "
+                      "a larger cluster belongs on several machines (--distribute with TF_CONFIG)"),
+    "--samples": (100_000, "random data gains nothing from more rows than Fashion-MNIST's 60,000 training "
+                           "images, and every row's reference outputs are held in memory"),
+    "--calibration-samples": (100_000, "calibration keeps only each tensor's min and max, which settle long "
+                                       "before that, and each sample runs the whole network once"),
+}
+
+
+def bounded_count(value: object, flag: str, what: str = "") -> int:
+    """``value`` if it is a positive integer within ``COUNT_BOUNDS[flag]``; else a ConfigError that says why."""
+    n = positive_int(value, flag)
+    limit, why = COUNT_BOUNDS[flag]
+    if n > limit:
+        raise ConfigError(f"{flag} {n}{what} is more than {limit:,}: {why}. Pass at most {limit:,}.")
+    return n
+
+
 def positive_float(value: object, flag: str) -> float:
     try:
         f = float(value)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ sha256 of every batch in order), so a report and the reference cache name the in
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ import numpy as np
 
 from edgefm.core.errors import ConfigError, DataError, ManifestError
 from edgefm.core.manifest import SUPPORTED_DTYPES, Preprocessing, TensorSpec
+from edgefm.core.options import bounded_count
+from edgefm.data.arrays import load_npy, load_npz, npz_names
 
 SYNTHETIC = "synthetic"
 #: rows drawn for ``--data synthetic`` when ``--samples`` is not given
@@ -175,6 +178,9 @@ def open_data(
     if unknown:
         raise ConfigError(f"--value-range names {', '.join(map(repr, unknown))}, not an input of the model "
                           f"(inputs: {', '.join(s.name for s in inputs)}).")
+    for spec in inputs:
+        if spec.name in ranges:
+            _check_range(spec, ranges[spec.name])
     text = str(text)
     if text == SYNTHETIC:
         source: InputSource = _synthetic(inputs, samples, seed, ranges)
@@ -186,7 +192,7 @@ def open_data(
         if path.is_dir():
             source = _image_dir(path, inputs, preprocessing or {}, class_names, option)
         elif path.suffix.lower() == ".npz":
-            source = _npz(path, inputs, option)
+            source = _npz(path, inputs, option, samples)
         elif path.suffix.lower() == ".npy":
             source = _npy(path, inputs, option)
         else:
@@ -205,6 +211,16 @@ def open_data(
     return source
 
 
+def _check_range(spec: TensorSpec, value_range: tuple[float, float]) -> None:
+    """A ``--value-range`` the input's dtype can hold (an int8 input cannot take 300), else a ConfigError."""
+    dtype = np.dtype(spec.dtype)
+    info = np.iinfo(dtype) if dtype.kind in "iu" else (np.finfo(dtype) if dtype.kind == "f" else None)
+    lo, hi = value_range
+    if info is not None and not float(info.min) <= lo <= hi <= float(info.max):
+        raise ConfigError(f"--value-range {spec.name}={lo:g},{hi:g}: input {spec.name!r} is {spec.dtype}, which holds "
+                          f"values from {info.min} to {info.max}; give a range inside it.")
+
+
 def _synthetic(inputs: list[TensorSpec], samples: int | None, seed: int,
                ranges: Mapping[str, tuple[float, float]]) -> SyntheticSource:
     dims = {}
@@ -214,28 +230,23 @@ def _synthetic(inputs: list[TensorSpec], samples: int | None, seed: int,
             raise DataError(f"Input {s.name!r} has the dynamic shape {_shape(s.shape)}: synthetic data needs a size. "
                             "Pass --data with real inputs (an .npz or .npy).")
         dims[s.name] = [int(d) for d in rest]
-    count = samples or SYNTHETIC_DEFAULT_COUNT
+    count = SYNTHETIC_DEFAULT_COUNT if samples is None else bounded_count(samples, "--samples", " with --data synthetic")
     note = f"seeded random inputs (seed {seed}): parity on random data; no labels, so no accuracy"
     return SyntheticSource(specs=inputs, count=count, kind=SYNTHETIC, path=SYNTHETIC, notes=[note], seed=seed,
                            ranges=ranges, dims=dims)
 
 
-def _npz(path: Path, inputs: list[TensorSpec], option: str) -> ArraySource:
-    try:
-        archive = np.load(path, allow_pickle=False)  # never unpickle what a file says
-        names = list(archive.files)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{option} {path} is not a readable .npz file ({e}).") from e
+def _npz(path: Path, inputs: list[TensorSpec], option: str, max_rows: int | None) -> ArraySource:
+    names = npz_names(path, f"{option} {path}")  # never unpickles: edgefm.data.arrays reads plain arrays only
     missing = [s.name for s in inputs if s.name not in names]
     if missing:
         raise DataError(f"{option} {path} has no array named {', '.join(map(repr, missing))} (it has: "
                         f"{', '.join(names) or 'none'}); save one array per model input, named like it: "
                         f"{', '.join(f'{s.name} {s.dtype} {_shape(s.shape)}' for s in inputs)}.")
-    try:
-        arrays = {s.name: archive[s.name] for s in inputs}
-        labels = archive[LABELS_KEY] if LABELS_KEY in names and LABELS_KEY not in arrays else None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{option} {path}: an array cannot be read ({e}).") from e
+    wanted = [s.name for s in inputs]
+    with_labels = LABELS_KEY in names and LABELS_KEY not in wanted
+    arrays = load_npz(path, wanted + ([LABELS_KEY] if with_labels else []), f"{option} {path}", max_rows)
+    labels = arrays.pop(LABELS_KEY) if with_labels else None
     count = check_arrays(arrays, inputs, str(path))
     if labels is not None:
         labels = _check_labels(labels, count, f"{path}: array {LABELS_KEY!r}")
@@ -302,10 +313,7 @@ def check_arrays(arrays: Mapping[str, np.ndarray], inputs: Sequence[TensorSpec],
 
 
 def _labels(path: Path, count: int) -> np.ndarray:
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"--labels-data {path} is not a readable .npy file ({e}).") from e
+    labels = load_npy(path, f"--labels-data {path}", max_rows=count)
     return _check_labels(labels, count, f"--labels-data {path}")
 
 
@@ -367,7 +375,10 @@ def preprocessing_for(spec: TensorSpec, given: Mapping[str, Any]) -> Preprocessi
 def _number(text: str) -> float:
     """``0.5``, ``1/255``."""
     num, slash, den = text.partition("/")
-    return float(num) / float(den) if slash else float(num)
+    value = float(num) / float(den) if slash and float(den) else (float(num) if not slash else math.inf)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
 
 
 def parse_value_ranges(items: Sequence[str]) -> dict[str, tuple[float, float]]:

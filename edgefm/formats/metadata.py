@@ -214,3 +214,20 @@ def read_metadata(path: Path) -> dict[str, Any]:
     if "labels" not in meta and LABELS_KEY in entries:
         meta["labels"] = parse_labels_text(entries[LABELS_KEY].decode("utf-8", "replace"))
     return meta
+
+
+def embedded_class_names(path: Path) -> list[list[str]]:
+    """Every list of class names ``path`` carries (its ``edgefm`` JSON's ``labels`` and its labels.txt entry),
+    for comparing with the reference's: a file can carry the two apart."""
+    entries = read_entries(Path(path))
+    found = []
+    if METADATA_KEY in entries:
+        try:
+            loaded = json.loads(entries[METADATA_KEY].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            loaded = None
+        if isinstance(loaded, dict) and isinstance(loaded.get("labels"), list):
+            found.append([str(x) for x in loaded["labels"]])
+    if LABELS_KEY in entries:
+        found.append(parse_labels_text(entries[LABELS_KEY].decode("utf-8", "replace")))
+    return found

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgefm.core.contract import DEFAULT_ARTIFACTS
 from edgefm.core.errors import ConfigError
-from edgefm.core.options import Choice, positive_float, positive_int
+from edgefm.core.options import Choice, bounded_count, positive_float, positive_int
 
 
 class LRSchedule(Choice):
@@ -131,7 +131,7 @@ class TrainConfig:
         if self.threads is None:
             set_(self, "threads", d.threads)
         else:
-            positive_int(self.threads, "--threads")
+            bounded_count(self.threads, "--threads")
         set_(self, "steps_per_call", positive_int(self.steps_per_call, "steps_per_call"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}.")
@@ -144,7 +144,7 @@ class TrainConfig:
 
     def _check_distribution(self) -> None:
         if self.workers is not None:
-            positive_int(self.workers, "--workers")
+            bounded_count(self.workers, "--workers")
             if self.distribute:
                 raise ConfigError(
                     "--workers N starts its own cluster of N local workers; --distribute joins the cluster TF_CONFIG "

@@ -15,6 +15,7 @@ log file (named in the messages) so a failure can say what the worker said.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -30,7 +31,7 @@ from typing import IO, Any
 
 from edgefm.core.contract import CHECKPOINT_DIRNAME
 from edgefm.core.errors import TrainingInterrupted
-from edgefm.core.fileio import ensure_directory
+from edgefm.core.fileio import ensure_directory, outer_tempdir
 from edgefm.core.interrupts import interrupts_noted
 from edgefm.core.manifest import Manifest
 from edgefm.train.cluster import TF_CONFIG, ClusterError, WorkerLostError, tf_config
@@ -137,19 +138,30 @@ def launch(cfg: TrainConfig, reporter: TrainReporter | None = None) -> Any:
 
     Returns the chief's ``TrainResult`` (read back from its manifest).
     """
-    from edgefm.train.progress import TrainResult
-
     n = cfg.workers
     assert n is not None, "launch() needs TrainConfig.workers"
     root = ensure_directory(cfg.artifacts)
     reporter = reporter or TrainReporter(quiet=cfg.quiet)
-    logs = Path(tempfile.mkdtemp(prefix="edgefm-workers-"))
+    logs = Path(tempfile.mkdtemp(prefix="edgefm-workers-", dir=outer_tempdir()))  # kept when the run fails
+    # The workers' $TMPDIR (their private checkpoints, their libraries' files): removed here whatever happens,
+    # so a worker killed by SIGKILL leaves nothing behind either. Named after the run for the tests to find.
+    run_id = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    scratch = Path(tempfile.mkdtemp(prefix=f"edgefm-workers-{run_id}-tmp-"))
+    try:
+        return _launch(cfg, n, root, reporter, logs, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _launch(cfg: TrainConfig, n: int, root: Path, reporter: TrainReporter, logs: Path, scratch: Path) -> Any:
+    from edgefm.train.progress import TrainResult
+
     resume = cfg.resume
     attempt = _Attempt()
     with interrupts_noted() as seen:
         try:
             for restart in range(cfg.max_restarts + 1):
-                attempt = _start(cfg, n, resume, logs / f"attempt-{restart}", reporter)
+                attempt = _start(cfg, n, resume, logs / f"attempt-{restart}", reporter, scratch)
                 _watch(attempt)
                 if attempt.first_failure is None:
                     break
@@ -197,7 +209,7 @@ def _raise_if_final(cfg: TrainConfig, attempt: _Attempt, restart: int, logs: Pat
         )
 
 
-def _start(cfg: TrainConfig, n: int, resume: bool, logdir: Path, reporter: TrainReporter) -> _Attempt:
+def _start(cfg: TrainConfig, n: int, resume: bool, logdir: Path, reporter: TrainReporter, scratch: Path) -> _Attempt:
     """Start the ``n`` workers of one attempt on fresh loopback ports."""
     import edgefm
 
@@ -210,7 +222,7 @@ def _start(cfg: TrainConfig, n: int, resume: bool, logdir: Path, reporter: Train
     reporter.note(f"starting {n} workers on {', '.join(addresses)} (worker logs in {logdir})")
     attempt = _Attempt()
     for rank, address in enumerate(addresses):
-        env = {**os.environ, TF_CONFIG: tf_config(addresses, rank), "PYTHONPATH": path,
+        env = {**os.environ, TF_CONFIG: tf_config(addresses, rank), "PYTHONPATH": path, "TMPDIR": str(scratch),
                "GCE_METADATA_IP": os.environ.get("GCE_METADATA_IP", f"{HOST}:0")}
         log = logdir / f"worker-{rank}.log"
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -21,7 +21,6 @@ step runner.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -255,13 +254,14 @@ def _train(cfg: TrainConfig, reporter: TrainReporter | None) -> TrainResult:
     reporter = reporter or TrainReporter(quiet=cfg.quiet or not chief)
     threads = _apply_threads(tf, cfg.threads, reporter)
     replicas = _replicas(cfg, cluster, root, train_split)
+    private = _private_checkpoints(replicas)
     try:
-        run = _prepare_run(tf, cfg, root, reporter, replicas)
+        run = _prepare_run(tf, cfg, root, reporter, replicas, private)
         data = _as_tensors(tf, train_split, test_split)
         _run_epochs(tf, cfg, run, data, root, reporter, replicas)
     finally:
-        if run_dir := _private_checkpoints(replicas, root):
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
     if not replicas.is_chief:
         return TrainResult(manifest=None, history=run.history)
     saved, scores = _save_and_evaluate(tf, run.model, root, data, reporter)
@@ -291,14 +291,17 @@ def _data_digest(split: ds.Split) -> str:
     return f"{len(split)} samples, crc32 {zlib.crc32(split.labels.tobytes(), zlib.crc32(split.images.tobytes())):08x}"
 
 
-def _private_checkpoints(replicas: Any, root: Path) -> Path | None:
-    """Where a non-chief worker writes its checkpoints (MWMS has every worker save; only the chief's are kept)."""
+def _private_checkpoints(replicas: Any) -> Path | None:
+    """Where a non-chief worker writes its checkpoints (MWMS has every worker save; only the chief's are kept).
+
+    A new directory only this user can open (``tempfile.mkdtemp``, mode 0700): a fixed name in the
+    shared temporary directory (``edgefm-worker<rank>-<hash>-checkpoints`` before) let anyone plant a
+    symbolic link there and have the worker write, then remove, where it pointed. The cost: a worker
+    killed by SIGKILL leaves its directory behind (every other end removes it).
+    """
     if replicas.is_chief:
         return None
-    # Named after the run, not the process: a worker restarted after a SIGKILL (which left no
-    # chance to clean up) reuses, and so replaces, the directory of the one it replaces.
-    run_id = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"edgefm-worker{replicas.rank}-{run_id}-checkpoints"
+    return Path(tempfile.mkdtemp(prefix=f"edgefm-worker{replicas.rank}-checkpoints-"))
 
 
 @dataclass
@@ -375,7 +378,8 @@ def _import_tensorflow() -> Any:
     return tf
 
 
-def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter, replicas: Any) -> _Run:
+def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter, replicas: Any,
+                 private: Path | None = None) -> _Run:
     """Build the model and its checkpoint manager, then resume from the checkpoint or start afresh."""
     from edgefm.train.model import build_model
 
@@ -388,9 +392,7 @@ def _prepare_run(tf: Any, cfg: TrainConfig, root: Path, reporter: TrainReporter,
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
     # The velocity is part of the run's state: --resume continues the momentum where it stopped.
     ckpt = tf.train.Checkpoint(model=model, completed_epochs=epoch_var, **({"velocity": velocity} if velocity else {}))
-    write_dir = _private_checkpoints(replicas, root) or ckpt_dir
-    if write_dir != ckpt_dir:
-        shutil.rmtree(write_dir, ignore_errors=True)  # a dead predecessor's private checkpoints
+    write_dir = private or ckpt_dir
     manager = tf.train.CheckpointManager(ckpt, str(write_dir), max_to_keep=2)
     history: list[EpochStats] = []
     state = _checkpoint_state(cfg)

@@ -255,11 +255,14 @@ fi
 if [ "$VERBOSE" = 1 ]; then
     exec ./runner check --lib "$LIB" {" ".join(shlex.quote(a) for a in check_args)}
 fi
-ERR="${{TMPDIR:-/tmp}}/edgefm-check.$$"
+# a private directory (mktemp -d, mode 0700): a fixed name in a shared /tmp follows a planted link, often as root
+ERRDIR=$(mktemp -d "${{TMPDIR:-/tmp}}/edgefm-check.XXXXXX") || exit 1
+trap 'rm -rf "$ERRDIR"' EXIT
+ERR="$ERRDIR/stderr"
 status=0
 ./runner check --lib "$LIB" {" ".join(shlex.quote(a) for a in check_args)} 2>"$ERR" || status=$?
 grep -v -e '^INFO: ' -e '^WARNING: \\[[a-z_]*registry\\.cc:' "$ERR" >&2 || true
-rm -f "$ERR"
+rm -rf "$ERRDIR"
 exit "$status"
 """
 

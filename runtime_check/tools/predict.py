@@ -285,15 +285,11 @@ def _predict_images(config: PredictConfig, prep: Preprocessing, model_path: Path
 
 def run_arrays(model: Path, inputs: Mapping[str, Path]) -> dict[str, np.ndarray]:
     """Any model on named ``.npy`` inputs (``predict --input NAME=FILE.npy``): its outputs, checked inputs first."""
+    from edgefm.data.arrays import load_npy
     from edgefm.data.sources import check_arrays
     from runtime_check.runtimes.registry import runtime_for
 
-    arrays = {}
-    for name, path in inputs.items():
-        try:
-            arrays[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"--input {name}={path}: not a readable .npy file ({e}).") from e
+    arrays = {name: load_npy(path, f"--input {name}={path}") for name, path in inputs.items()}
     runtime = runtime_for(Path(model))
     with runtime:
         specs = runtime.input_specs

@@ -29,8 +29,9 @@ the disagreements with TF).
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,12 +47,13 @@ from edgefm.core.errors import (
     RuntimeUnavailableError,
     UsageError,
 )
-from edgefm.core.fileio import sha256_tree, tree_bytes
+from edgefm.core.fileio import outputs_are_not_inputs, sha256_tree, tree_bytes
 from edgefm.core.hostinfo import host_cpu, peak_rss_mb
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from edgefm.core.verdicts import user_passed_checks
 from edgefm.data.inputs import Inputs, load_inputs
+from edgefm.data.sources import SYNTHETIC
 from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
 from runtime_check.runtimes.registry import BINDING, FORMAT_OF_SUFFIX, runner_kinds
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
@@ -125,10 +127,13 @@ def require_native() -> None:
 # -- running ------------------------------------------------------------------------------------
 
 
-def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Metric:
-    """sha256 and size of the file against its manifest entry (a mismatch fails, never raises).
+def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None,
+                    class_names: Sequence[str] = ()) -> Metric:
+    """sha256 and size of the file against its manifest entry, and the class names it embeds against the
+    reference's ``class_names`` (a mismatch fails, never raises).
 
-    ``sha``: the file's sha256 when the caller has already computed it.
+    ``sha``: the file's sha256 when the caller has already computed it. A file whose embedded names
+    differ (reversed, say) passed before, and ``predict`` then named the wrong class.
     """
     path = root / art.path
     expected = f"sha256 {art.sha256} / {art.bytes} bytes"
@@ -140,6 +145,25 @@ def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Met
         f"{path} changed since the manifest was written (sha256 {sha[:12]}…, {size} bytes; "
         f"manifest: {art.sha256[:12]}…, {art.bytes} bytes)"
     )
+    # reading an .onnx file's metadata imports onnx (0.5 s): a match is remembered by the file's bytes and the names
+    names_key = hashlib.sha256(f"class-names 1\0{sha}\0{list(class_names)!r}".encode()).hexdigest()
+    passed = user_passed_checks()
+    if class_names and not detail and path.is_file() and names_key not in passed:
+        from edgefm.formats.metadata import embedded_class_names
+
+        try:
+            other = next((n for n in embedded_class_names(path) if n != list(class_names)), None)
+        except EdgefmError as e:
+            other, detail = None, f"{path}: its metadata cannot be read ({e})"
+        if other is None and not detail:
+            passed.add(names_key)
+        if other is not None:
+            found += " / other class names"
+            detail = (f"{path} embeds the class names {other[:4]}{'…' if len(other) > 4 else ''}, the reference "
+                      f"has {list(class_names)[:4]}{'…' if len(class_names) > 4 else ''}; predict would name "
+                      "the wrong classes. Re-export it.")
+        elif detail:
+            found += " / unreadable metadata"
     return Metric.check("checksum", found, expected, "==", detail=detail)
 
 
@@ -205,7 +229,11 @@ def one_shot_manifest(reference: Path, models: Iterable[Path]) -> Manifest:
             quant = str(read_metadata(model).get("quantization") or "")
         except (EdgefmError, OSError):
             quant = ""
-        quant = quant or (tflite_quantization(model) if fmt == TFLITE_FORMAT else onnx_quantization(model))
+        ops = tflite_quantization(model) if fmt == TFLITE_FORMAT else onnx_quantization(model)
+        # The metadata is the file's claim, its operators are what runs: a float file claiming int8 was judged
+        # by int8's looser bounds. Where one says "none", the operators decide; between quantized modes (which
+        # the operators cannot always tell apart: int8 with integer I/O has no QUANTIZE op) the metadata does.
+        quant = ops if not quant or "none" in (quant, ops) else quant
         name = "".join(c if c.isalnum() or c == "_" else "_" for c in model.stem)
         while name in artifacts:
             name += "_"
@@ -329,7 +357,7 @@ def _report_path(cfg: CheckConfig, root: Path, ref_art: Artifact, selected: Mapp
             f"The HTML page {cfg.html} would overwrite the JSON report of the same name; pass --html with "
             "another path (or --no-html)."
         )
-    _outputs_are_not_inputs(root, ref_art, selected, {"--report": json_path, "--html": cfg.html})
+    _outputs_are_not_inputs(root, ref_art, selected, cfg, json_path)
     return json_path
 
 
@@ -357,7 +385,8 @@ def _reference(run: Run, data: Inputs) -> ReferenceRun:
     ref_sha = sha256_tree(ref_path) if ref_path.exists() else None
     ref_checksum = checksum_metric(root, ref_art, sha=ref_sha)
     run.say(f"reference: {ref_art.path} (TensorFlow, or its cached outputs) on {data.info['count']} images…")
-    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, run.cfg)
+    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, run.cfg,
+                                                     [o.name for o in ref_art.outputs])
     reference, ref_b1 = ref.outputs, ref.batch1
     run.timings["reference"] = time.perf_counter() - t0
     classification = _classification_outputs(manifest, reference)
@@ -415,8 +444,9 @@ def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: 
     t0 = time.perf_counter()
     stream_through(streams, data, run.cfg.batch_size)
     run.timings["run"] = time.perf_counter() - t0
+    embedded = next(iter(run.manifest.class_names().values()), run.manifest.labels)  # what export embeds
     for row in rows:
-        checksum = checksum_metric(run.root, row.art) if row.is_binding else None
+        checksum = checksum_metric(run.root, row.art, class_names=embedded) if row.is_binding else None
         result, outputs = judge_row(row, opened[row.name], ctx, checksum=checksum)
         if row.is_binding and row.art.format == TFLITE_FORMAT and result.error is None:
             result.metrics.append(_requires(row.path))  # what an older runtime must have to load it
@@ -511,23 +541,19 @@ def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repa
 
 
 def _outputs_are_not_inputs(root: Path, reference: Artifact, selected: Mapping[str, Artifact],
-                            outputs: Mapping[str, Path | None]) -> None:
-    """A report written over manifest.json, a model being verified or a SavedModel file would destroy it."""
-    inputs = {Manifest.path_in(root).resolve(): "manifest.json"}
-    inputs.update({(root / a.path).resolve(): f"artifact {n!r}" for n, a in selected.items()})
-    saved = (root / reference.path).resolve()
-    for flag, out in outputs.items():
-        if out is None:
-            continue
-        target = Path(out).resolve()
-        what = inputs.get(target) or ("a file of the reference SavedModel" if target.is_relative_to(saved) else None)
-        if what:
-            raise ConfigError(f"{flag} {out} is {what}, an input of this verify; writing there would destroy it. "
-                              f"Pass {flag} with another path.")
+                            cfg: CheckConfig, json_path: Path) -> None:
+    """A report or saved outputs written over manifest.json, a model, the SavedModel or a data file would destroy it."""
+    inputs: dict[Path, str] = {Manifest.path_in(root): "manifest.json", root / reference.path: "the reference SavedModel"}
+    inputs.update({root / a.path: f"artifact {n!r}" for n, a in selected.items()})
+    for flag in ("data", "labels_data", "load_outputs"):
+        if getattr(cfg, flag) not in (None, SYNTHETIC):
+            inputs[Path(getattr(cfg, flag))] = f"--{flag.replace('_', '-')}"
+    outputs_are_not_inputs({"--report": json_path, "--html": cfg.html, "--save-outputs": cfg.save_outputs},
+                           inputs, "verify")
 
 
 def reference_outputs(
-    root: Path, path: Path, sha: str | None, data: Inputs, cfg: CheckConfig
+    root: Path, path: Path, sha: str | None, data: Inputs, cfg: CheckConfig, output_names: Sequence[str] = ()
 ) -> tuple[Reference, dict[str, Any], dict[str, str]]:
     """The reference outputs, the cache record for the report, and the TensorFlow version they came from.
 
@@ -552,10 +578,8 @@ def reference_outputs(
     if cfg.load_outputs is not None:
         if sha is None:
             raise ModelFileError(f"--load-outputs: the reference SavedModel {path} is missing, so its sha256 is unknown.")
-        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, made_of)
+        loaded, saved_key = reference_cache.load_outputs(cfg.load_outputs, made_of, output_names)
         record.update(status="loaded", path=str(cfg.load_outputs), computed=loaded.computed)
-        if saved_key.get("savedmodel_sha256") != made_of.savedmodel_sha256:
-            record["note"] = "saved from another SavedModel than the one the manifest records"
         return loaded, record, {"tensorflow": str(saved_key.get("tensorflow"))}
     # the cache beside the manifest: not for a missing SavedModel, nor one-shot (no artifacts directory)
     key = None if sha is None or cfg.reference is not None else made_of

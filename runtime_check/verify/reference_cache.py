@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,24 +188,52 @@ def save_outputs(path: Path, key: ReferenceKey, ref: Reference) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def load_outputs(path: Path, key: ReferenceKey) -> tuple[Reference, dict[str, Any]]:
-    """The reference ``save_outputs`` wrote, if it was made on the same inputs; else a DataError saying how not."""
+def load_outputs(path: Path, key: ReferenceKey, output_names: Sequence[str] = ()) -> tuple[Reference, dict[str, Any]]:
+    """The reference ``save_outputs`` wrote, if it was made by the same SavedModel and signature on the same
+    inputs, and holds every output (``output_names``, the SavedModel's) for every row; else a DataError.
+
+    A file saved from another SavedModel once passed with a progress line that ``-q`` hid, and one that
+    held only some outputs left the others unjudged: what the file says of itself is checked here, once.
+    """
     from edgefm.core.errors import DataError
+    from edgefm.data.arrays import load_npz, npz_names
 
     path = Path(path)
+    where = f"--load-outputs {path}"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz[META_KEY]))
-            names = [str(n) for n in meta["outputs"]]
-            outputs = {n: np.asarray(npz[f"out_{i}"]) for i, n in enumerate(names)}
-            batch1 = {n: np.asarray(npz[f"b1_{i}"]) for i, n in enumerate(names)}
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"--load-outputs {path} is not a reference saved by `edgefm verify --save-outputs` "
+        meta = json.loads(str(load_npz(path, [META_KEY], where)[META_KEY]))
+        names = [str(n) for n in meta["outputs"]]
+        stored = set(npz_names(path, where))
+        missing = [f"{p}_{i}" for i in range(len(names)) for p in ("out", "b1") if f"{p}_{i}" not in stored]
+        if missing:
+            raise KeyError(f"no array {missing[0]!r}")
+        arrays = load_npz(path, [f"{p}_{i}" for i in range(len(names)) for p in ("out", "b1")], where)
+        outputs = {n: arrays[f"out_{i}"] for i, n in enumerate(names)}
+        batch1 = {n: arrays[f"b1_{i}"] for i, n in enumerate(names)}
+    except DataError as e:
+        raise DataError(f"{where} is not a reference saved by `edgefm verify --save-outputs` ({e}).") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{where} is not a reference saved by `edgefm verify --save-outputs` "
                         f"({type(e).__name__}: {e}).") from e
     saved = dict(meta.get("key") or {})
-    stale = [k for k in INPUT_FIELDS if saved.get(k) != key.to_dict()[k]]
+    want = key.to_dict()
+    if saved.get("savedmodel_sha256") != want["savedmodel_sha256"] or saved.get("signature") != want["signature"]:
+        raise DataError(f"{where} holds the outputs of another model: SavedModel sha256 "
+                        f"{str(saved.get('savedmodel_sha256'))[:12]}…, signature {saved.get('signature')!r}; this "
+                        f"verify's reference is {want['savedmodel_sha256'][:12]}…, signature {want['signature']!r}. "
+                        "Save the outputs again from this SavedModel (`edgefm verify --save-outputs`).")
+    stale = [k for k in INPUT_FIELDS if saved.get(k) != want[k]]
     if stale:
         why = ", ".join(dict.fromkeys(_FIELD_WORDS.get(k, k) for k in stale))
-        raise DataError(f"--load-outputs {path} was saved for {why} than these; pass the same --data, --samples and "
+        raise DataError(f"{where} was saved for {why} than these; pass the same --data, --samples and "
                         "--batch-size as when it was saved.")
+    absent = [n for n in output_names if n not in outputs]
+    if absent or not outputs:
+        raise DataError(f"{where} lacks the reference outputs {', '.join(map(repr, absent)) or '(all of them)'}; "
+                        "every output would not be judged. Save the outputs again (`edgefm verify --save-outputs`).")
+    rows = {n: (a.shape[0] if a.ndim else None) for n, a in outputs.items()}
+    wrong = {n: r for n, r in rows.items() if r != want["count"]}
+    if wrong:
+        raise DataError(f"{where} holds {', '.join(f'{n}: {r} rows' for n, r in wrong.items())} for the "
+                        f"{want['count']} inputs of this verify; the file is damaged. Save the outputs again.")
     return Reference(outputs, batch1, {}, str(meta.get("computed", ""))), saved

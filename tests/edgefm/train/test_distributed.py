@@ -71,7 +71,8 @@ def _private_checkpoint_dirs(root: Path) -> list[Path]:
     import tempfile
 
     run_id = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return list(Path(tempfile.gettempdir()).glob(f"edgefm-worker*-{run_id}-checkpoints"))
+    # the launcher's scratch $TMPDIR for the run's workers (their checkpoints are in private directories inside)
+    return list(Path(tempfile.gettempdir()).glob(f"edgefm-workers-{run_id}-tmp-*"))
 
 
 def _weights(root: Path) -> dict[str, np.ndarray]:
