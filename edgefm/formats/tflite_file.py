@@ -99,3 +99,29 @@ def tflite_quantization(path: Path) -> str:
     graph = schema.Model.GetRootAs(Path(path).read_bytes(), 0).Subgraphs(0)
     int8 = schema.TensorType.INT8
     return "dynamic" if any(graph.Tensors(i).Type() == int8 for i in range(graph.TensorsLength())) else "none"
+
+
+def tflite_io_names(path: Path, signature_key: str) -> tuple[list[str], list[str]]:
+    """The name of each main-subgraph input and output, in the subgraph's order.
+
+    Names come from the signature ``signature_key`` (what LiteRT's signature runner
+    calls them), else the first signature, else the tensor names. Runtimes that
+    address I/O by position (TFLite Micro) name their tensors with these.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    by_index: dict[int, str] = {}
+    sigs = [model.SignatureDefs(i) for i in range(model.SignatureDefsLength())]
+    picked = next((s for s in sigs if (s.SignatureKey() or b"").decode() == signature_key), sigs[0] if sigs else None)
+    if picked is not None:
+        for maps, count in ((picked.Inputs, picked.InputsLength()), (picked.Outputs, picked.OutputsLength())):
+            for i in range(count):
+                by_index[maps(i).TensorIndex()] = (maps(i).Name() or b"").decode()
+
+    def name(t: int) -> str:
+        return by_index.get(t) or (graph.Tensors(t).Name() or b"").decode() or f"tensor_{t}"
+
+    return ([name(graph.Inputs(i)) for i in range(graph.InputsLength())],
+            [name(graph.Outputs(i)) for i in range(graph.OutputsLength())])
