@@ -150,7 +150,12 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect_cmd(path: Path, as_json: bool) -> None:
+@click.option("--micro", is_flag=True,
+              help="Also load a .tflite in TensorFlow Lite Micro: does it run, and its exact tensor arena.")
+@click.option("--npu", metavar="CONFIG", default=None,
+              help="Also compile an int8 .tflite with Arm Vela for this Ethos-U configuration (e.g. ethos-u55-128): "
+                   "NPU/CPU op placement, SRAM, flash, estimated time.")
+def inspect_cmd(path: Path, as_json: bool, micro: bool, npu: str | None) -> None:
     """Format, size, sha256, inputs/outputs, operators and embedded metadata of an artifact.
 
     PATH is a SavedModel directory, a .tflite or a .onnx file.
@@ -159,8 +164,9 @@ def inspect_cmd(path: Path, as_json: bool) -> None:
     Examples:
       edgefm inspect artifacts/model_int8.tflite
       edgefm inspect artifacts/model.onnx --json
+      edgefm inspect artifacts/model_int8.tflite --micro --npu ethos-u55-128
     """
     from runtime_check.tools.inspect_model import format_report, inspect_model
 
-    report = inspect_model(path)
+    report = inspect_model(path, micro=micro, npu=npu)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

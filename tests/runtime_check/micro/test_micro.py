@@ -226,3 +226,37 @@ def test_npu_refuses_unknown_configs_and_non_int8_files(models: dict[str, Path])
         npu_fit(models["mlp"] / "model_float16.tflite", "ethos-u55-128")
     with pytest.raises(UsageError, match=r"is not one"):
         npu_fit(models["mlp"] / "model_int8.onnx", "ethos-u55-128")
+
+
+def test_micro_row_is_a_verdict_with_arena_latency_and_audit(models: dict[str, Path],
+                                                           images: tuple[np.ndarray, np.ndarray]) -> None:
+    from runtime_check.micro.check import micro_row
+
+    x, labels = images
+    with TensorFlowRuntime(models["cnn"] / "saved_model") as tf_rt:
+        reference = tf_rt.infer({"images": x})
+    tol = default_tolerance("tflite", "int8")
+    row = micro_row("tflite_int8", models["cnn"] / "model_int8.tflite", {"images": x}, reference, labels, tol)
+    assert row.name == "tflite_int8@tflm" and row.passed, row.describe()
+    d = json.loads(json.dumps(row.to_dict()))
+    assert d["arena"]["bytes"] == find_arena(models["cnn"] / "model_int8.tflite").bytes
+    assert d["host_latency"]["note"].startswith("host") and d["host_latency"]["seconds_per_row"] > 0
+    assert d["rounding_audit"]["rows"] == 200
+    # a file TFLM cannot run is a row error naming why, not an exception
+    bad = micro_row("tflite_float16", models["mlp"] / "model_float16.tflite", {"images": x}, reference, labels, tol)
+    assert not bad.passed and "DEQUANTIZE" in bad.error and bad.describe()[0].startswith("tflite_float16@tflm: ERROR")
+
+
+def test_inspect_micro_and_npu_from_the_cli(models: dict[str, Path]) -> None:
+    path = models["cnn"] / "model_int8.tflite"
+    res = run_cli("inspect", str(path), "--micro", "--npu", "ethos-u55-128")
+    assert res.returncode == 0, res.stderr
+    arena = find_arena(path)
+    assert "tflite micro: runs" in res.stdout and f"arena {arena.bytes:,} B" in res.stdout
+    assert "NPU" in res.stdout and "SRAM" in res.stdout and "estimate: Ethos-U cannot run here" in res.stdout
+    for args, says in (((str(path), "--npu", "ethos-u99"), "Pick one of: ethos-u55-32"),
+                       ((str(models["mlp"] / "model_float16.tflite"), "--npu", "ethos-u55-128"), "is float16"),
+                       ((str(models["mlp"] / "model.onnx"), "--micro"), "is not one")):
+        res = run_cli("inspect", *args)
+        assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
