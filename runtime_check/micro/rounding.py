@@ -166,10 +166,10 @@ def describe_audit(audit: Mapping[str, Any]) -> list[str]:
 
     def hist(h: Mapping[str, int]) -> str:
         n = sum(h.values()) or 1
-        parts = []
-        for k, v in sorted(h.items(), key=lambda kv: int(kv[0])):
-            label = "same" if k == "0" else f"{k} step" + ("s" if k != "1" else "")
-            parts.append(f"{label} {100 * v / n:.2f}%")
+        over = sum(v for k, v in h.items() if int(k) > FLAG_STEPS)
+        parts = [f"same {100 * h.get('0', 0) / n:.2f}%", f"1 step {100 * h.get('1', 0) / n:.2f}%"]
+        if over:
+            parts.append(f">1 step {100 * over / n:.2f}% (max {max(int(k) for k in h)})")
         return ", ".join(parts)
 
     lines = []
