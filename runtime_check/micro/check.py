@@ -1,8 +1,9 @@
 """The microcontroller checks of one .tflite artifact, as a Python user (or verify) calls them.
 
 - ``micro_row``: the ``NAME@tflm`` row: the file in TFLite Micro on the verify
-  inputs, judged against TensorFlow's outputs with the variant's bounds
-  (``compare_outputs``), with the exact arena, the host latency per row (labelled
+  inputs, judged by the caller's ``judge`` (verify passes TensorFlow's outputs held
+  to the variant's bounds: ``compare_outputs``; this room sits below verify and
+  imports nothing of it), with the exact arena, the host latency per row (labelled
   host: this is x86-64, not the MCU) and, for int8 files, the rounding audit. A
   file TFLM cannot run (missing ops, float16, dynamic range) is a row error that
   names why; it never raises, so the other rows still run.
@@ -12,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ class MicroRow:
 
     name: str
     path: Path
-    metrics: list[Any] = field(default_factory=list)  # runtime_check.verify.compare.Metric
+    metrics: Sequence[Any] = field(default_factory=list)  # what ``judge`` returned: objects with ``passed``, ``name``
     arena: Arena | None = None
     host_seconds_per_row: float | None = None
     audit: dict[str, Any] | None = None
@@ -77,13 +78,12 @@ def tflm_row_name(artifact: str) -> str:
     return artifact + ROW_SUFFIX
 
 
-def micro_row(name: str, path: Path, feeds: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
-              labels: np.ndarray | None, tol: Any, *, audit: bool = True) -> MicroRow:
-    """Run ``path`` in TFLM on ``feeds`` and judge it against ``reference`` (TensorFlow's outputs) with ``tol``."""
+def micro_row(name: str, path: Path, feeds: Mapping[str, np.ndarray],
+              judge: Callable[[dict[str, np.ndarray]], Sequence[Any]], *, audit: bool = True) -> MicroRow:
+    """Run ``path`` in TFLM on ``feeds``; ``judge(outputs)`` gives the metrics (e.g. ``compare_outputs`` vs TF)."""
     from edgefm.formats.tflite_file import tflite_quantization
     from runtime_check.micro.rounding import rounding_audit
     from runtime_check.micro.tflm_runtime import TFLMRuntime
-    from runtime_check.verify.compare import compare_outputs
 
     row = MicroRow(tflm_row_name(name), Path(path))
     try:
@@ -93,7 +93,7 @@ def micro_row(name: str, path: Path, feeds: Mapping[str, np.ndarray], reference:
             t0 = time.perf_counter()
             got = micro.infer(feeds)
             row.host_seconds_per_row = (time.perf_counter() - t0) / max(rows, 1)
-        row.metrics = compare_outputs(got, reference, labels, tol)
+        row.metrics = list(judge(got))
         if audit and tflite_quantization(Path(path)) == "int8":
             few = {k: v[:AUDIT_ROWS] for k, v in feeds.items()}
             row.audit = rounding_audit(Path(path), few)

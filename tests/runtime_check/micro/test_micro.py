@@ -236,14 +236,15 @@ def test_micro_row_is_a_verdict_with_arena_latency_and_audit(models: dict[str, P
     with TensorFlowRuntime(models["cnn"] / "saved_model") as tf_rt:
         reference = tf_rt.infer({"images": x})
     tol = default_tolerance("tflite", "int8")
-    row = micro_row("tflite_int8", models["cnn"] / "model_int8.tflite", {"images": x}, reference, labels, tol)
+    judge = lambda got: compare_outputs(got, reference, labels, tol)  # noqa: E731
+    row = micro_row("tflite_int8", models["cnn"] / "model_int8.tflite", {"images": x}, judge)
     assert row.name == "tflite_int8@tflm" and row.passed, row.describe()
     d = json.loads(json.dumps(row.to_dict()))
     assert d["arena"]["bytes"] == find_arena(models["cnn"] / "model_int8.tflite").bytes
     assert d["host_latency"]["note"].startswith("host") and d["host_latency"]["seconds_per_row"] > 0
     assert d["rounding_audit"]["rows"] == 200
     # a file TFLM cannot run is a row error naming why, not an exception
-    bad = micro_row("tflite_float16", models["mlp"] / "model_float16.tflite", {"images": x}, reference, labels, tol)
+    bad = micro_row("tflite_float16", models["mlp"] / "model_float16.tflite", {"images": x}, judge)
     assert not bad.passed and "DEQUANTIZE" in bad.error and bad.describe()[0].startswith("tflite_float16@tflm: ERROR")
 
 
