@@ -261,3 +261,20 @@ def test_inspect_micro_and_npu_from_the_cli(models: dict[str, Path]) -> None:
         res = run_cli("inspect", *args)
         assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr, res.stderr
         assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
+
+
+def test_int8_io_is_read_as_int8_needs_a_smaller_arena_and_runs_whole_on_the_npu(models: dict[str, Path],
+                                                                                  tmp_path: Path) -> None:
+    """--int8-io has no QUANTIZE op and no float tensor: full-integer (it was read as dynamic range before)."""
+    from edgefm.formats.tflite_file import tflite_quantization
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(models["mlp"], root)
+    res = run_cli("export", "--artifacts", str(root), "--format", "tflite", "--quantize", "int8", "--int8-io", "-q")
+    assert res.returncode == 0, res.stderr
+    path = root / "model_int8io.tflite"
+    assert tflite_quantization(path) == "int8" and tflite_quantization(root / "model_dynamic.tflite") == "dynamic"
+    # the float input's buffer (784 float32) is gone from the arena
+    assert find_arena(path).bytes < find_arena(root / "model_int8.tflite").bytes - 2000
+    fit = npu_fit(path, "ethos-u55-128")
+    assert fit.cpu_ops == 0 and fit.npu_ops > 0 and not fit.cpu_fallback
