@@ -125,3 +125,52 @@ def micro_summary(path: Path) -> dict[str, Any]:
     except TflmUnsupported as e:
         return {"runs": False, "reason": str(e), "missing_ops": e.missing_ops, "tflite_micro": version}
     return {"runs": True, "arena": arena.to_dict(), "arena_text": arena.describe(), "tflite_micro": version}
+
+
+def micro_extras(runtime: Any, path: Path, head: Mapping[str, np.ndarray], rows: int, infer_seconds: float | None,
+                 *, audit: bool = True) -> dict[str, Any]:
+    """What a verify row of TFLM adds to its verdict: the arena it ran at, host latency, the rounding audit.
+
+    ``runtime``: the row's ``TFLMRuntime`` after the run; ``head``: the first inputs (the audit's rows).
+    """
+    from edgefm.formats.tflite_file import tflite_quantization
+    from runtime_check.micro.rounding import rounding_audit
+
+    out: dict[str, Any] = {}
+    arena = getattr(runtime, "arena", None)
+    if arena is not None:
+        out["arena"] = arena.to_dict()
+        out["arena_text"] = arena.describe()
+    if infer_seconds and rows:
+        out["host_latency"] = {"seconds_per_row": infer_seconds / rows, "note": HOST_NOTE}
+    if audit and tflite_quantization(Path(path)) == "int8":
+        try:
+            out["rounding_audit"] = rounding_audit(Path(path), {k: v[:AUDIT_ROWS] for k, v in head.items()})
+        except EdgefmError as e:
+            out["rounding_audit"] = {"error": str(e)}
+    return out
+
+
+def micro_lines(name: str, extras: Mapping[str, Any]) -> list[str]:
+    """A verify row's microcontroller facts as text lines (under the table)."""
+    from runtime_check.micro.rounding import describe_audit
+
+    lines = []
+    if "arena_text" in extras:
+        lines.append(f"{name}: {extras['arena_text']}")
+    if "host_latency" in extras:
+        lines.append(f"{name}: {extras['host_latency']['seconds_per_row'] * 1e6:,.0f} us per row ({HOST_NOTE})")
+    audit = extras.get("rounding_audit")
+    if audit and "error" not in audit:
+        lines += [f"{name}: {line}" for line in describe_audit(audit)]
+    return lines
+
+
+def check_micro_artifacts(artifacts: Mapping[str, Any], runnable: Sequence[str]) -> None:
+    """UsageError unless one of ``artifacts`` (name -> Artifact) is a .tflite variant TFLM runs (``runnable``)."""
+    if any(a.format == "tflite" and a.quantization in runnable for a in artifacts.values()):
+        return
+    found = ", ".join(f"{n} ({a.format} {a.quantization})" for n, a in artifacts.items()) or "none"
+    raise UsageError(f"--micro runs .tflite files in TensorFlow Lite Micro (int8 or float32), and none of the "
+                     f"artifacts is one (found: {found}). Export one with `edgefm export --format tflite --quantize "
+                     "int8` (TFLM has no kernels for float16 weights or dynamic-range layers).")

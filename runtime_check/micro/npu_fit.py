@@ -160,3 +160,28 @@ def npu_fit(path: Path, config: str = "ethos-u55-128") -> NpuFit:
         inference_seconds=float(summary.get("inference_time") or 0), cycles=int(float(summary.get("cycles_total") or 0)),
         macs=int(float(summary.get("nn_macs") or 0)),
     )
+
+
+def npu_reports(paths: dict[str, Path], config: str) -> dict[str, dict[str, Any]]:
+    """``npu_fit`` of each int8 .tflite of ``paths`` (name -> file); a file Vela cannot compile: its error."""
+    from edgefm.core.errors import EdgefmError
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, path in paths.items():
+        try:
+            out[name] = npu_fit(path, config).to_dict()
+        except EdgefmError as e:
+            out[name] = {"error": str(e), "config": config, "note": ESTIMATE_NOTE}
+    return out
+
+
+def npu_lines(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """The fit reports as text lines (under verify's table)."""
+    lines = []
+    for name, d in reports.items():
+        if "error" in d:
+            lines.append(f"{name}: {d['error']}")
+            continue
+        fit = NpuFit(**{k: v for k, v in d.items() if k != "note"})
+        lines += [f"{name}: {line.strip()}" for line in fit.describe()]
+    return lines

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact
-from runtime_check.runtimes.registry import BINDING, NATIVE, NATIVE_LABEL, RunnerKind, format_of, runner_kinds
+from runtime_check.runtimes.registry import BINDING, MICRO, NATIVE, NATIVE_LABEL, RunnerKind, format_of, runner_kinds
 from runtime_check.verify.compare import compare_exact, compare_outputs
 from runtime_check.verify.device_rows import Board, DeviceRows
 from runtime_check.verify.results import ArtifactResult, Metric, row_name
@@ -60,9 +60,14 @@ class Row:
         return ArtifactResult(self.name, what, self.art.path, self.art.format, self.art.quantization, [], str(error))
 
 
+#: quantizations TFLite Micro has kernels for (float16 weights and dynamic range fail to prepare: measured)
+MICRO_QUANTIZATIONS = ("int8", "none", "float32")
+
+
 def plan_rows(selected: Mapping[str, Artifact], root: Path, *, native: bool,
-              devices: DeviceRows | None) -> list[Row]:
-    """Every row of one verify, in the report's order: per artifact its binding, its boards, its native runners."""
+              devices: DeviceRows | None, micro: bool = False) -> list[Row]:
+    """Every row of one verify, in the report's order: per artifact its binding, its boards, its native runners,
+    its microcontroller runtimes (``--micro``: the variants TFLM has kernels for)."""
     rows: list[Row] = []
     for name, art in selected.items():
         path = root / art.path
@@ -74,6 +79,8 @@ def plan_rows(selected: Mapping[str, Artifact], root: Path, *, native: bool,
             rows += [Row(name, art, path, natives[0], board=b) for b in devices.boards]
         if native:
             rows += [Row(name, art, path, kind, equals=name) for kind in natives]
+        if micro and art.quantization in MICRO_QUANTIZATIONS:
+            rows += [Row(name, art, path, kind) for kind in runner_kinds(art.format, MICRO)]
     return rows
 
 
