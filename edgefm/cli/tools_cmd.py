@@ -113,13 +113,16 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls per batch size.")
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed calls per batch size.")
 @DATA_DIR
+@click.option("--micro", is_flag=True,
+              help="Also time each int8/float32 .tflite in TensorFlow Lite Micro on this host (rows NAME@tflm: host "
+                   "latency, not the microcontroller's), with its exact tensor arena.")
 @click.option("--native", is_flag=True,
               help="Also time each .tflite/.onnx in its native C runner: a warm loop of C API calls inside the "
                    "runner (its own clock, no process start), shown beside the Python binding's p50/p99.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (the table or JSON is still printed).")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
-                  runs: int, data_dir: Path | None, native: bool, as_json: bool, quiet: bool) -> None:
+                  runs: int, data_dir: Path | None, micro: bool, native: bool, as_json: bool, quiet: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -137,7 +140,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
     from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
-                             warmup=warmup, runs=runs, data_dir=data_dir, native=native)
+                             warmup=warmup, runs=runs, data_dir=data_dir, native=native, micro=micro)
     with progress_for(quiet) as progress:
         report = benchmark(config, progress)
     if as_json:
