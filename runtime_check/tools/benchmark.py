@@ -96,6 +96,7 @@ class BenchmarkConfig:
     baseline: bool = True
     native: bool = False  # also each .tflite/.onnx in its native C runner
     micro: bool = False  # also each int8/float32 .tflite in TensorFlow Lite Micro (host latency)
+    data: str | None = None  # --data FILE: real inputs (.npz/.npy) for a model synthetic inputs cannot size
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -236,6 +237,12 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
         if not any(t.path.resolve() == model.resolve() for t in out):
             fmt = SAVEDMODEL_FORMAT if model.is_dir() else model.suffix.lower().lstrip(".")
             out.append(Target(model.name, model, fmt, _embedded_quantization(model)))
+        if config.native:  # --model F --native: the file in its C runner too (it was silently dropped)
+            if model.is_dir():
+                notes.append(f"--native: {model} is a SavedModel; the native runners take .tflite and .onnx files.")
+            else:
+                out.append(Target(row_name(model.name, NATIVE_LABEL), model, model.suffix.lower().lstrip("."),
+                                  _embedded_quantization(model), NATIVE))
         return out, notes
     assert manifest is not None
     deployable = manifest.deployable()
@@ -315,6 +322,7 @@ def benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> Benc
                 "path": str(t.path),
                 "native": t.runtime == NATIVE,
                 "micro": t.runtime == MICRO,
+                "data": None if config.data is None else str(Path(config.data).resolve()),
                 "inputs": str(inputs_path),
                 "batch_sizes": list(config.batch_sizes),
                 "threads": config.threads,
@@ -407,13 +415,18 @@ def latency_stats(batch_size: int, seconds: Sequence[float]) -> LatencyStats:
 
 
 
-def _feeds(images: np.ndarray, runtime: Any, batch: int) -> dict[str, np.ndarray]:
+def _feeds(images: np.ndarray, runtime: Any, batch: int, data: str | None = None) -> dict[str, np.ndarray]:
     """Fashion-MNIST images for a model that takes one 28x28 image per row; else seeded synthetic inputs
-    of the model's own names, dtypes and shapes (``edgefm.data.sources``): any model can be timed."""
+    of the model's own names, dtypes and shapes (``edgefm.data.sources``): any model can be timed.
+    With ``data`` (``--data FILE``) its first rows, repeated to ``batch`` rows if it has fewer."""
     from edgefm.core.errors import ModelFileError
     from edgefm.data.sources import open_data
     from runtime_check.tools.predict import model_feeds
 
+    if data is not None:
+        source = open_data(data, runtime.input_specs)
+        head = source.head(min(batch, source.count))
+        return {k: np.ascontiguousarray(np.take(v, np.arange(batch) % len(v), axis=0)) for k, v in head.items()}
     try:
         return model_feeds(images, runtime)
     except ModelFileError:
@@ -432,6 +445,7 @@ def measure(
     runs: int,
     native: bool = False,
     micro: bool = False,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process.
 
@@ -462,7 +476,7 @@ def measure(
     native_load_ms: float | None = None
     with runtime:
         for bs in batch_sizes:
-            feeds = _feeds(np.ascontiguousarray(inputs[:bs]), runtime, bs)
+            feeds = _feeds(np.ascontiguousarray(inputs[:bs]), runtime, bs, data)
             if native:
                 timing = runtime.time_calls(feeds, warmup=warmup, runs=runs)  # type: ignore[attr-defined]
                 stats = latency_stats(bs, [ms / 1e3 for ms in timing.latencies_ms])
@@ -512,6 +526,7 @@ def _child_main(spec_path: str) -> int:
             runs=spec["runs"],
             native=bool(spec.get("native", False)),
             micro=bool(spec.get("micro", False)),
+            data=spec.get("data"),
         )
     except EdgefmError as e:
         atomic_write_json(out, {"error": str(e), "unavailable": isinstance(e, RuntimeUnavailableError)})
