@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts
 DATA_DIR  := /usr/share/datasets/fashion-mnist
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test bench venv dataset compiler browser emulator device clean
+.PHONY: demo test bench venv dataset compiler browser emulator device micro clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,18 @@ device: emulator
 	@{ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]; } || { $(call apt_install,gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross); }
 	@[ -x /usr/sbin/sshd ] || { $(call apt_install,openssh-server); }
 
+# Microcontrollers (`--micro`, `--npu`): TFLite Micro's Python wheel and Arm's Vela compiler, pinned.
+# Every tflite-micro release is a .dev build; --no-deps because older wheels declare `tensorflow`, which
+# would install a second TensorFlow beside tensorflow-cpu (this one declares only numpy, flatbuffers,
+# pyyaml: installed by hand). Vela 5.2.0 runs beside numpy 2.4 (measured), so it shares the venv.
+TFLM_PIN := tflite-micro==0.dev20261023182759
+VELA_PIN := ethos-u-vela==5.2.0
+# (`pip show a b` exits 0 when only some are installed: the pins are checked in Python)
+micro: venv
+	@$(BIN)/python -c "import importlib.metadata as m, sys; sys.exit(any(m.version(p.split('==')[0]) != p.split('==')[1] for p in sys.argv[1:]))" $(TFLM_PIN) $(VELA_PIN) 2>/dev/null && $(BIN)/python -c "import yaml, flatbuffers" 2>/dev/null || { \
+		$(BIN)/pip install --quiet --pre --no-deps $(TFLM_PIN) && \
+		$(BIN)/pip install --quiet pyyaml flatbuffers $(VELA_PIN); }
+
 # Headless Chromium renders the HTML verification report in its test.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(call apt_install,chromium chromium-driver); }
@@ -84,11 +96,11 @@ demo: dataset compiler
 # exports are made once for all workers (tests/conftest.py: made_once). `make test TEST_WORKERS=0` runs serially.
 TEST_WORKERS ?= auto
 
-test: dataset compiler browser emulator device
+test: dataset compiler browser emulator device micro
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
-bench: dataset compiler
+bench: dataset compiler micro
 	$(BIN)/python -m benchmarks.run --out bench-results
 
 clean:

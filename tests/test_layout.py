@@ -91,19 +91,20 @@ def test_only_the_cli_imports_both_export_and_runtime_check() -> None:
     assert all(p.startswith("edgefm/cli/") for p in both), both
 
 
-#: the rooms inside runtime_check, bottom up: runtimes -> native -> device -> verify -> explain; tools beside
+#: the rooms inside runtime_check, bottom up: runtimes -> native -> device -> micro -> verify -> explain; tools beside
 #: (it uses the rooms below it, none of them uses it). room -> the rooms of runtime_check it may import.
 INNER: dict[str, set[str]] = {
     "runtime_check.runtimes": set(),
     "runtime_check.native": {"runtime_check.runtimes"},
     "runtime_check.device": {"runtime_check.runtimes", "runtime_check.native"},
     "runtime_check.versions": {"runtime_check.runtimes"},
+    "runtime_check.micro": {"runtime_check.runtimes", "runtime_check.native", "runtime_check.device"},
     "runtime_check.verify": {"runtime_check.runtimes", "runtime_check.native", "runtime_check.device",
-                             "runtime_check.versions"},
+                             "runtime_check.micro", "runtime_check.versions"},
     "runtime_check.explain": {"runtime_check.runtimes", "runtime_check.native", "runtime_check.device",
-                              "runtime_check.verify"},
+                              "runtime_check.micro", "runtime_check.verify"},
     "runtime_check.tools": {"runtime_check.runtimes", "runtime_check.native", "runtime_check.device",
-                            "runtime_check.verify"},
+                            "runtime_check.micro", "runtime_check.verify"},
 }
 
 

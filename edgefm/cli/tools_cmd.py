@@ -118,6 +118,9 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Pat
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls per batch size.")
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed calls per batch size.")
 @DATA_DIR
+@click.option("--micro", is_flag=True,
+              help="Also time each int8/float32 .tflite in TensorFlow Lite Micro on this host (rows NAME@tflm: host "
+                   "latency, not the microcontroller's), with its exact tensor arena.")
 @click.option("--native", is_flag=True,
               help="Also time each .tflite/.onnx in its native C runner: a warm loop of C API calls inside the "
                    "runner (its own clock, no process start), shown beside the Python binding's p50/p99.")
@@ -127,7 +130,8 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Pat
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (the table or JSON is still printed).")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
-                  runs: int, data_dir: Path | None, native: bool, data: str | None, as_json: bool, quiet: bool) -> None:
+                  runs: int, data_dir: Path | None, micro: bool, native: bool, data: str | None, as_json: bool,
+                  quiet: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -145,7 +149,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
     from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
-                             warmup=warmup, runs=runs, data_dir=data_dir, native=native, data=data)
+                             warmup=warmup, runs=runs, data_dir=data_dir, native=native, micro=micro, data=data)
     with progress_for(quiet) as progress:
         report = benchmark(config, progress)
     if as_json:
@@ -158,8 +162,13 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--micro", is_flag=True,
+              help="Also load a .tflite in TensorFlow Lite Micro: does it run, and its exact tensor arena.")
+@click.option("--npu", metavar="CONFIG", default=None,
+              help="Also compile an int8 .tflite with Arm Vela for this Ethos-U configuration (e.g. ethos-u55-128): "
+                   "NPU/CPU op placement, SRAM, flash, estimated time.")
 @IMPORT
-def inspect_cmd(path: Path, as_json: bool) -> None:
+def inspect_cmd(path: Path, as_json: bool, micro: bool, npu: str | None) -> None:
     """Format, size, sha256, inputs/outputs, operators and embedded metadata of an artifact.
 
     PATH is a SavedModel directory, a .tflite or a .onnx file.
@@ -168,8 +177,9 @@ def inspect_cmd(path: Path, as_json: bool) -> None:
     Examples:
       edgefm inspect artifacts/model_int8.tflite
       edgefm inspect artifacts/model.onnx --json
+      edgefm inspect artifacts/model_int8.tflite --micro --npu ethos-u55-128
     """
     from runtime_check.tools.inspect_model import format_report, inspect_model
 
-    report = inspect_model(path)
+    report = inspect_model(path, micro=micro, npu=npu)
     echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -51,6 +51,12 @@ from edgefm.cli.options import (
 @click.option("--no-html", "no_html", is_flag=True, help="Do not write the HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--native", is_flag=True, help="Also run each artifact in the native C runner (needs a C compiler).")
+@click.option("--micro", is_flag=True,
+              help="Also run each .tflite TensorFlow Lite Micro runs (int8, float32) in TFLM on this host: rows "
+                   "NAME@tflm, with the exact tensor arena and, for int8, the rounding audit.")
+@click.option("--npu", metavar="CONFIG", default=None,
+              help="Also compile each int8 .tflite with Arm Vela for this Ethos-U configuration (e.g. ethos-u55-128): "
+                   "NPU/CPU placement, SRAM, flash, estimated time (an estimate: Ethos-U cannot run here).")
 @click.option("--device", "devices", multiple=True, metavar="qemu-aarch64[:CPU]|ssh://USER@HOST[:PORT][/DIR]",
               help="Also run every artifact on this board (repeatable): an Arm64 CPU emulated here (cortex-a53, "
                    "cortex-a72, cortex-a76 (default) or neoverse-n1) or a real board over SSH. Adds rows NAME@BOARD.")
@@ -108,7 +114,7 @@ from edgefm.cli.options import (
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
-               native: bool, devices: tuple[str, ...], device_any_cpu: bool, known_hosts: Path | None,
+               native: bool, micro: bool, npu: str | None, devices: tuple[str, ...], device_any_cpu: bool, known_hosts: Path | None,
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
@@ -189,7 +195,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         only=tuple(n.strip() for group in only for n in group.split(",") if n.strip()),
         atol=parse_name_values(atol, "--atol"), min_top1=parse_name_values(min_top1, "--min-top1"),
         bounds=_group_bounds(bounds),
-        report=report, html=html, native=native, data_dir=data_dir, verify_data=not no_verify,
+        report=report, html=html, native=native, micro=micro, npu=npu, data_dir=data_dir, verify_data=not no_verify,
         recompute_reference=recompute_reference, data=data, labels_data=labels_data,
         value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,

@@ -204,7 +204,9 @@ def tflite_quantization(path: Path) -> str:
 
     For files edgefm did not write (which carry no ``quantization`` metadata): a
     QUANTIZE op means full-integer (int8); DEQUANTIZE alone means float16 weights
-    dequantized at load; int8 weights without either mean dynamic range.
+    dequantized at load; int8 tensors without either mean dynamic range when float
+    activations remain, else full-integer with int8 inputs and outputs (``--int8-io``:
+    no QUANTIZE op, no float tensor at all; it was taken for dynamic range before).
     """
     from ai_edge_litert import schema_py_generated as schema
 
@@ -213,6 +215,41 @@ def tflite_quantization(path: Path) -> str:
         return "int8"
     if "DEQUANTIZE" in ops:
         return "float16"
-    graph = schema.Model.GetRootAs(Path(path).read_bytes(), 0).Subgraphs(0)
-    int8 = schema.TensorType.INT8
-    return "dynamic" if any(graph.Tensors(i).Type() == int8 for i in range(graph.TensorsLength())) else "none"
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]
+    if not any(t.Type() == schema.TensorType.INT8 for t in tensors):
+        return "none"
+
+    def constant(t: Any) -> bool:
+        buf = model.Buffers(t.Buffer())
+        return buf is not None and (buf.DataLength() > 0 or buf.Offset() > 0)
+
+    floats = any(t.Type() == schema.TensorType.FLOAT32 and not constant(t) for t in tensors)
+    return "dynamic" if floats else "int8"
+
+
+def tflite_io_names(path: Path, signature_key: str) -> tuple[list[str], list[str]]:
+    """The name of each main-subgraph input and output, in the subgraph's order.
+
+    Names come from the signature ``signature_key`` (what LiteRT's signature runner
+    calls them), else the first signature, else the tensor names. Runtimes that
+    address I/O by position (TFLite Micro) name their tensors with these.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    by_index: dict[int, str] = {}
+    sigs = [model.SignatureDefs(i) for i in range(model.SignatureDefsLength())]
+    picked = next((s for s in sigs if (s.SignatureKey() or b"").decode() == signature_key), sigs[0] if sigs else None)
+    if picked is not None:
+        for maps, count in ((picked.Inputs, picked.InputsLength()), (picked.Outputs, picked.OutputsLength())):
+            for i in range(count):
+                by_index[maps(i).TensorIndex()] = (maps(i).Name() or b"").decode()
+
+    def name(t: int) -> str:
+        return by_index.get(t) or (graph.Tensors(t).Name() or b"").decode() or f"tensor_{t}"
+
+    return ([name(graph.Inputs(i)) for i in range(graph.InputsLength())],
+            [name(graph.Outputs(i)) for i in range(graph.OutputsLength())])

@@ -26,7 +26,7 @@ FORMAT_OF_SUFFIX: dict[str, str] = {tflite_file.SUFFIX: TFLITE_FORMAT, onnx_file
 #: artifact format -> its file suffix
 SUFFIX_OF_FORMAT: dict[str, str] = {fmt: suffix for suffix, fmt in FORMAT_OF_SUFFIX.items()}
 
-BINDING, NATIVE, REFERENCE = "binding", "native", "reference"
+BINDING, NATIVE, REFERENCE, MICRO = "binding", "native", "reference", "micro"
 #: a released runtime version from PyPI (``verify --runtime PKG==VERSION``): kinds made per run from the option
 #: (``runtime_check.versions.rows.version_kinds``), never listed in ``RUNNER_KINDS``
 VERSION = "version"
@@ -42,7 +42,8 @@ class RunnerKind:
     name: str
     format: str
     #: ``binding`` (a Python binding in this process), ``native`` (a C runner in a child process, which a
-    #: ``--device`` place can start on a board) or ``reference`` (TensorFlow)
+    #: ``--device`` place can start on a board), ``reference`` (TensorFlow) or ``micro`` (a microcontroller
+    #: runtime on the host: a ``NAME@<label>`` row under ``--micro``, judged against TensorFlow)
     role: str
     #: ``module:Class`` of its ``Runtime``
     implementation: str
@@ -73,6 +74,8 @@ RUNNER_KINDS: tuple[RunnerKind, ...] = (
                label=NATIVE_LABEL),
     RunnerKind("native-onnxruntime", ONNX_FORMAT, NATIVE, "runtime_check.native.runtime:NativeOnnxRuntime",
                label=NATIVE_LABEL),
+    RunnerKind("tflm", TFLITE_FORMAT, MICRO, "runtime_check.micro.tflm_runtime:TFLMRuntime", label="tflm",
+               preload="tflite_micro.python.tflite_micro.runtime"),
 )
 
 

@@ -63,6 +63,11 @@ CHILD_TIMEOUT_S = 900.0
 _RUNTIME_MODULES = {SAVEDMODEL_FORMAT: "tensorflow", TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
 #: ``Target.runtime`` of a model run by its native C runner (process per call).
 NATIVE = "native"
+#: ``Target.runtime`` of a .tflite run by TensorFlow Lite Micro on this host (``--micro``: rows ``NAME@tflm``)
+MICRO = "tflm"
+#: what a TFLM row's latency is (x86-64 running TFLM's reference kernels), and its load (the arena search)
+MICRO_NOTE = ("NAME@tflm rows: TensorFlow Lite Micro on this host (x86-64), one row at a time; host latency, not the "
+              "microcontroller's; load includes finding the exact arena")
 
 
 def parse_batch_sizes(text: str, flag: str = "--batch-sizes") -> tuple[int, ...]:
@@ -90,6 +95,7 @@ class BenchmarkConfig:
     data_dir: Path | None = None
     baseline: bool = True
     native: bool = False  # also each .tflite/.onnx in its native C runner
+    micro: bool = False  # also each int8/float32 .tflite in TensorFlow Lite Micro (host latency)
     data: str | None = None  # --data FILE: real inputs (.npz/.npy) for a model synthetic inputs cannot size
 
     def __post_init__(self) -> None:
@@ -145,6 +151,8 @@ class BenchmarkResult:
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     unavailable: bool = False  # the runtime cannot run on this machine (``error`` says why)
+    #: a TFLM row's exact tensor arena (``runtime_check.micro.arena.Arena.to_dict``)
+    arena: dict[str, Any] | None = None
 
     def at(self, batch_size: int) -> LatencyStats | None:
         return next((s for s in self.latency if s.batch_size == batch_size), None)
@@ -246,6 +254,10 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
             Target(row_name(name, NATIVE_LABEL), root / a.path, a.format, a.quantization, NATIVE)
             for name, a in deployable.items()
         ]
+    if config.micro:
+        out += [Target(row_name(name, MICRO), root / a.path, a.format, a.quantization, MICRO)
+                for name, a in deployable.items() if a.format == "tflite" and a.quantization in ("int8", "none")]
+        notes.append(MICRO_NOTE)
     return out, notes
 
 
@@ -309,6 +321,7 @@ def benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> Benc
             spec = {
                 "path": str(t.path),
                 "native": t.runtime == NATIVE,
+                "micro": t.runtime == MICRO,
                 "data": None if config.data is None else str(Path(config.data).resolve()),
                 "inputs": str(inputs_path),
                 "batch_sizes": list(config.batch_sizes),
@@ -365,6 +378,7 @@ def _run_child(spec: dict[str, Any], result: BenchmarkResult) -> None:
         result.peak_rss_mb = data["peak_rss_mb"]
         result.versions = data["versions"]
         result.latency = [LatencyStats(**s) for s in data["latency"]]
+        result.arena = data.get("arena")
 
 
 def _fill_ratios(report: BenchmarkReport) -> None:
@@ -430,6 +444,7 @@ def measure(
     warmup: int,
     runs: int,
     native: bool = False,
+    micro: bool = False,
     data: str | None = None,
 ) -> dict[str, Any]:
     """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process.
@@ -447,6 +462,10 @@ def measure(
         from runtime_check.native.runtime import native_runtime_for
 
         runtime = native_runtime_for(path, threads=threads)
+    elif micro:
+        from runtime_check.micro.tflm_runtime import TFLMRuntime
+
+        runtime = TFLMRuntime(path)
     else:
         runtime = runtime_for(path, threads=threads)
     if not native:
@@ -480,7 +499,9 @@ def measure(
             latency.append(stats)
         load_ms = native_load_ms if native_load_ms is not None else (runtime.load_seconds or 0.0) * 1e3
         versions = runtime.versions()
+    arena = getattr(runtime, "arena", None)
     return {
+        **({"arena": arena.to_dict()} if arena is not None else {}),
         "runtime": runtime.name,
         "load_ms": load_ms,
         "peak_rss_mb": None if native else peak_rss_mb(),
@@ -504,6 +525,7 @@ def _child_main(spec_path: str) -> int:
             warmup=spec["warmup"],
             runs=spec["runs"],
             native=bool(spec.get("native", False)),
+            micro=bool(spec.get("micro", False)),
             data=spec.get("data"),
         )
     except EdgefmError as e:
@@ -551,6 +573,10 @@ def format_table(report: BenchmarkReport, width: int | None = None) -> str:
         width, right={0, 2, 3, 4, 5, 6, 7}, key=2, titles=[f"{r.name}  batch {bs}" for bs, r, _ in per_batch],
     )
     lines += native_vs_binding_lines(report, width)
+    for r in report.results:
+        if r.arena:
+            lines += fit_line(f"{r.name}: arena {r.arena['bytes']:,} B ({r.arena['note']}), found in "
+                              f"{r.arena['seconds']:.2f} s", width, indent="    ")
     for r in report.unavailable:
         lines += ["", *fit_line(f"UNAVAILABLE {r.name} ({r.path}): {r.error}", width)]
     for r in report.failures:

@@ -37,6 +37,10 @@ class ModelReport:
     details: dict[str, Any] = field(default_factory=dict)
     #: int8 | float16 | dynamic | none, read from the file's operators and tensors (not its metadata)
     quantization: str = ""
+    #: ``--micro``: whether TFLite Micro runs it and its arena (``runtime_check.micro.check.micro_summary``)
+    micro: dict[str, Any] | None = None
+    #: ``--npu CONFIG``: Vela's fit report (``runtime_check.micro.npu_fit.NpuFit.to_dict``)
+    npu: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -60,8 +64,24 @@ def embedded_metadata(path: Path) -> tuple[dict[str, Any], str | None]:
         return {}, str(e)
 
 
-def inspect_model(path: Path) -> ModelReport:
-    """Load ``path`` in its runtime and describe it; raises ``ModelFileError``/``UsageError`` for bad files."""
+def inspect_model(path: Path, *, micro: bool = False, npu: str | None = None) -> ModelReport:
+    """Load ``path`` in its runtime and describe it; raises ``ModelFileError``/``UsageError`` for bad files.
+
+    ``micro``: also whether TFLite Micro runs it, and its exact arena; ``npu``: also Vela's fit report for
+    that Ethos-U configuration (``runtime_check.micro``). Both ask about a .tflite file only.
+    """
+    if micro or npu:
+        from runtime_check.micro.check import check_micro_request, micro_summary
+        from runtime_check.micro.npu_fit import check_npu_request, npu_fit
+
+        if micro:  # bad requests fail before anything runs
+            check_micro_request(Path(path))
+        if npu:
+            check_npu_request(Path(path), npu)
+        report = inspect_model(path)
+        report.micro = micro_summary(Path(path)) if micro else None
+        report.npu = npu_fit(Path(path), npu).to_dict() if npu else None
+        return report
     from runtime_check.runtimes.litert_runtime import LiteRTRuntime
     from runtime_check.runtimes.registry import runtime_for
     from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
@@ -199,4 +219,13 @@ def format_report(report: ModelReport) -> str:
             text = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else (
                 ", ".join(map(str, value)) if isinstance(value, list) else str(value))
             lines.append(f"  {key}: {text}")
+    if report.micro is not None:
+        m = report.micro
+        lines.append(f"tflite micro: {'runs' if m['runs'] else 'does not run'} (tflite-micro {m['tflite_micro']})")
+        lines.append(f"  {m['arena_text'] if m['runs'] else m['reason']}")
+    if report.npu is not None:
+        from runtime_check.micro.npu_fit import NpuFit
+
+        fit = NpuFit(**{k: v for k, v in report.npu.items() if k != "note"})
+        lines += ["npu:", *(f"  {line.strip()}" for line in fit.describe())]
     return "\n".join(lines)

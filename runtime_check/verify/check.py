@@ -55,7 +55,7 @@ from edgefm.core.verdicts import user_passed_checks
 from edgefm.data.inputs import Inputs, load_inputs
 from edgefm.data.sources import SYNTHETIC
 from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
-from runtime_check.runtimes.registry import BINDING, FORMAT_OF_SUFFIX, runner_kinds
+from runtime_check.runtimes.registry import BINDING, FORMAT_OF_SUFFIX, MICRO, runner_kinds
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 from runtime_check.verify import reference_cache
 from runtime_check.verify.compare import (
@@ -254,6 +254,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     tolerances = {n: artifact_tolerance(manifest, run.root, n, a, cfg) for n, a in selected.items()}
     if cfg.native:
         require_native()
+    _require_micro(cfg, selected)
+    npu_paths = _npu_paths(cfg, run.root, selected)
     devices = _prepare_devices(cfg)
     pinned = _prepare_versions(cfg)
     json_path = _report_path(cfg, run.root, manifest.savedmodel(run.root)[1], selected)
@@ -263,12 +265,17 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     ref = _reference(run, data)
     probe.wait()
     run.timings["probe"] = time.perf_counter() - run.t_probe  # the wall time until every file was probed
-    rows = plan_rows(selected, run.root, native=cfg.native, devices=devices,
+    rows = plan_rows(selected, run.root, native=cfg.native, devices=devices, micro=cfg.micro,
                      versions=pinned.kinds if pinned is not None else ())
     judged = _run_rows(run, rows, data, Judging(ref.outputs, data.labels, tolerances, ref.classification, devices,
-                                                          io=(ref.art.inputs, ref.art.outputs)),
+                                                io=(ref.art.inputs, ref.art.outputs)),
                        scored=ref.scored)
     report = _report(run, ref, data, judged, devices, pinned)
+    report.micro = judged.micro
+    if npu_paths:
+        from runtime_check.micro.npu_fit import npu_reports
+
+        report.npu = run.timed("npu", npu_reports, npu_paths, cfg.npu)
     _write(run, report, json_path)
     return report
 
@@ -320,6 +327,36 @@ class Judged:
     details: dict[str, ArtifactDetail] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: ``--micro`` rows: arena, host latency, rounding audit (``runtime_check.micro.check.micro_extras``)
+    micro: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _require_micro(cfg: CheckConfig, selected: Mapping[str, Artifact]) -> None:
+    """``--micro``: TFLite Micro installed and an artifact it runs among the selected, else a clear error."""
+    if not cfg.micro:
+        return
+    from runtime_check.micro.arena import require_tflm
+    from runtime_check.micro.check import check_micro_artifacts
+    from runtime_check.verify.rows import MICRO_QUANTIZATIONS
+
+    require_tflm()
+    check_micro_artifacts(selected, MICRO_QUANTIZATIONS)
+
+
+def _npu_paths(cfg: CheckConfig, root: Path, selected: Mapping[str, Artifact]) -> dict[str, Path]:
+    """``--npu CONFIG``: the int8 .tflite files Vela compiles, the configuration checked first (usage errors)."""
+    if cfg.npu is None:
+        return {}
+    from runtime_check.micro.npu_fit import check_npu_request
+
+    paths = {n: root / a.path for n, a in selected.items() if a.format == TFLITE_FORMAT and a.quantization == "int8"}
+    if not paths:
+        found = ", ".join(f"{n} ({a.format} {a.quantization})" for n, a in selected.items()) or "none"
+        raise UsageError(f"--npu compiles int8 .tflite files with Arm Vela, and none of the artifacts is one (found: "
+                         f"{found}). Export one with `edgefm export --format tflite --quantize int8`.")
+    for path in paths.values():
+        check_npu_request(path, cfg.npu)
+    return paths
 
 
 def _requires(path: Path) -> Metric:
@@ -445,11 +482,19 @@ def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: 
     stream_through(streams, data, run.cfg.batch_size)
     run.timings["run"] = time.perf_counter() - t0
     embedded = next(iter(run.manifest.class_names().values()), run.manifest.labels)  # what export embeds
+    head: dict[str, np.ndarray] | None = None  # the first inputs: the rounding audit's rows
     for row in rows:
         checksum = checksum_metric(run.root, row.art, class_names=embedded) if row.is_binding else None
         result, outputs = judge_row(row, opened[row.name], ctx, checksum=checksum)
         if row.is_binding and row.art.format == TFLITE_FORMAT and result.error is None:
             result.metrics.append(_requires(row.path))  # what an older runtime must have to load it
+        stream = opened[row.name]
+        if row.runner.role == MICRO and isinstance(stream, Stream) and stream.error is None:
+            from runtime_check.micro.check import AUDIT_ROWS, micro_extras
+
+            head = head if head is not None else next(iter(data.batches(AUDIT_ROWS)))
+            judged.micro[row.name] = micro_extras(stream.runtime, row.path, head, len(data),
+                                                  stream.timings.get("infer"))
         if row.board is None and not isinstance(opened[row.name], ArtifactResult):
             judged.versions.update(runtime_versions(opened[row.name]))
         if row.is_binding and ctx.devices is not None:

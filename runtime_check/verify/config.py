@@ -32,6 +32,10 @@ class CheckConfig:
     report: Path | None = None
     html: Path | None = None
     native: bool = False
+    #: ``--micro``: rows NAME@tflm (TFLite Micro on the host) for the .tflite variants TFLM runs
+    micro: bool = False
+    #: ``--npu CONFIG``: Arm Vela's Ethos-U fit report of each int8 .tflite (checked against Vela's list when run)
+    npu: str | None = None
     data_dir: Path | None = None
     verify_data: bool = True
     #: run TensorFlow for the reference even when the cache beside the manifest matches

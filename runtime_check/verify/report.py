@@ -172,6 +172,11 @@ class ParityReport:
     explanations: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``verify --repair``: by manifest name, the record ``Repair.to_dict`` makes (``artifacts.NAME.repair``)
     repairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``verify --micro``: by row name (NAME@tflm), its arena, host latency and rounding audit
+    #: (``runtime_check.micro.check.micro_extras``; ``artifacts.NAME@tflm.micro``)
+    micro: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``verify --npu CONFIG``: by artifact name, Vela's fit report (``NpuFit.to_dict``; an estimate, never parity)
+    npu: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -238,6 +243,7 @@ class ParityReport:
                     **({"details": self.details[a.name].to_dict()} if a.name in self.details else {}),
                     **({"explain": self.explanations[a.name]} if a.name in self.explanations else {}),
                     **({"repair": self.repairs[a.name]} if a.name in self.repairs else {}),
+                    **({"micro": self.micro[a.name]} if a.name in self.micro else {}),
                 }
                 for a in self.artifacts
             } | {name: {**({"explain": self.explanations[name]} if name in self.explanations else {}),
@@ -252,6 +258,7 @@ class ParityReport:
             "training": self.training,
             **({"artifacts_dir": str(self.artifacts_dir)} if self.artifacts_dir is not None else {}),
             **({"devices": self.devices} if self.devices else {}),
+            **({"npu": self.npu} if self.npu else {}),
         }
 
     @classmethod
@@ -278,6 +285,8 @@ class ParityReport:
             training=dict(d.get("training", {})),
             artifacts_dir=Path(d["artifacts_dir"]) if d.get("artifacts_dir") else None,
             devices=dict(d.get("devices", {})),
+            micro={n: dict(a["micro"]) for n, a in d["artifacts"].items() if "micro" in a},
+            npu=dict(d.get("npu", {})),
             explanations={n: dict(a["explain"]) for n, a in d["artifacts"].items() if "explain" in a},
             repairs={n: dict(a["repair"]) for n, a in d["artifacts"].items() if "repair" in a},
         )

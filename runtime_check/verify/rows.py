@@ -22,6 +22,7 @@ from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact, TensorSpec
 from runtime_check.runtimes.registry import (
     BINDING,
+    MICRO,
     NATIVE,
     NATIVE_LABEL,
     VERSION,
@@ -68,10 +69,15 @@ class Row:
         return ArtifactResult(self.name, what, self.art.path, self.art.format, self.art.quantization, [], str(error))
 
 
+#: quantizations TFLite Micro has kernels for (float16 weights and dynamic range fail to prepare: measured)
+MICRO_QUANTIZATIONS = ("int8", "none", "float32")
+
+
 def plan_rows(selected: Mapping[str, Artifact], root: Path, *, native: bool,
-              devices: DeviceRows | None, versions: Iterable[RunnerKind] = ()) -> list[Row]:
+              devices: DeviceRows | None, micro: bool = False, versions: Iterable[RunnerKind] = ()) -> list[Row]:
     """Every row of one verify, in the report's order: per artifact its binding, its boards, its native runners,
-    then its released runtime versions (``--runtime``: kinds of role ``VERSION``, one per version)."""
+    its microcontroller runtimes (``--micro``: the variants TFLM has kernels for), then its released runtime
+    versions (``--runtime``: kinds of role ``VERSION``, one per version)."""
     versions = tuple(versions)
     rows: list[Row] = []
     for name, art in selected.items():
@@ -84,6 +90,8 @@ def plan_rows(selected: Mapping[str, Artifact], root: Path, *, native: bool,
             rows += [Row(name, art, path, natives[0], board=b) for b in devices.boards]
         if native:
             rows += [Row(name, art, path, kind, equals=name) for kind in natives]
+        if micro and art.quantization in MICRO_QUANTIZATIONS:
+            rows += [Row(name, art, path, kind) for kind in runner_kinds(art.format, MICRO)]
         rows += [Row(name, art, path, kind) for kind in versions if kind.format == art.format]
     return rows
 

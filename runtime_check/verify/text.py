@@ -94,6 +94,19 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
     for m in report.reference_metrics:
         if not m.passed:
             lines += fit_line(f"reference check failed: {m.describe()}", width, indent="  ")
+    if report.micro:
+        from runtime_check.micro.check import micro_lines
+
+        lines += ["", "TensorFlow Lite Micro (on this host):"]
+        for name, extras in report.micro.items():
+            for line in micro_lines(name, extras):
+                lines += fit_line(f"  {line}", width, indent="      ")
+    if report.npu:
+        from runtime_check.micro.npu_fit import ESTIMATE_NOTE, npu_lines
+
+        lines += ["", f"Arm Ethos-U fit (Vela; {ESTIMATE_NOTE}):"]
+        for line in npu_lines(report.npu):
+            lines += fit_line(f"  {line}", width, indent="      ")
     failures = report.failures()
     total = report.timings.get("total")
     tail = f" in {total:.1f} s" if total is not None else ""
