@@ -79,13 +79,15 @@ if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
                    "to keep in float that make it pass, export that variant (NAME_mixed, as `export --keep-float`) "
                    "and verify it beside the fully quantized one.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="Confidence of the intervals top-1 agreement and the accuracy change are judged by (0 < C < 1).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
                native: bool, devices: tuple[str, ...], device_any_cpu: bool, known_hosts: Path | None,
                ssh_identity: Path | None, cross: bool, recompute_reference: bool, reference: Path | None,
                models: tuple[Path, ...], save_outputs: Path | None, load_outputs: Path | None, data: str | None,
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
-               no_verify: bool, explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
+               no_verify: bool, explain: tuple[str, ...], repair: bool, quiet: bool, confidence: float) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -102,7 +104,10 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     TensorFlow's outputs are kept in ARTIFACTS/reference-outputs.npz and reused
     (without importing TensorFlow) while the SavedModel, the inputs and the
     TensorFlow version are the same; --recompute-reference runs it again.
-    Exit status 0 when every check passes, 1 otherwise.
+    Rates (top-1 agreement, accuracy change) are judged by their confidence interval
+    (docs/verdict.md). Exit status 0 when every check passes, 1 when one fails, 3 when
+    nothing failed but the rows cannot show some bound (INCONCLUSIVE: the rows needed
+    are named).
 
     \b
     Examples:
@@ -122,7 +127,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
-    from edgefm.core.errors import ParityError, UsageError
+    from edgefm.core.errors import InconclusiveError, ParityError, UsageError
     from edgefm.data.sources import parse_value_ranges
     from runtime_check.device.targets import DeviceOptions
     from runtime_check.verify.check import run_check
@@ -144,7 +149,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         recompute_reference=recompute_reference, data=data, labels_data=labels_data,
         value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,
-        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross),
+        device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross), confidence=confidence,
     )
     explain = explain or (("",) if repair else ())  # --repair alone: explain (and repair) every failing artifact
     if explain:
@@ -177,6 +182,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
             click.echo("\n--repair: none of the explained artifacts is int8; only int8 models keep layers in float.")
     if not result.passed:
         raise ParityError(result.summary())
+    if result.inconclusive:
+        raise InconclusiveError(result.inconclusive_summary())
 
 
 def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explanation],

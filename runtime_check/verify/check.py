@@ -73,6 +73,7 @@ from runtime_check.verify.compare import (
     primary_output,
 )
 from runtime_check.verify.config import CheckConfig
+from runtime_check.verify.evidence import weak_evidence
 from runtime_check.verify.html_page import write_html
 from runtime_check.verify.reference_cache import Reference, ReferenceKey
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport, describe_inputs
@@ -568,8 +569,13 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
                 f"{root / ref_art.path} has {n_classes} outputs per image: every report, page and labels.txt would "
                 "name the wrong class. Give one name per output (re-create the artifacts with `edgefm train`)."
             )
-    scored = primary if primary in (classification if classification is not None
-                                    else classification_outputs(reference)) else None
+    classes = classification if classification is not None else classification_outputs(reference)
+    scored = primary if primary in classes else None
+    if labels is not None and cfg.labels_data is not None and not classes:
+        shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in reference.items())
+        raise DataError(f"--labels-data {cfg.labels_data}: labels are class ids, but no output of this model is a "
+                        f"classification output (outputs: {shapes}). Drop --labels-data, or export the model with "
+                        "--labels FILE naming the classes of its [N, classes] output.")
     ref_acc = accuracy(reference[scored], labels) if scored is not None and labels is not None else None
     reference_metrics = [
         ref_checksum,
@@ -622,12 +628,12 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             versions.update(_versions(streams[name].runtime))
         results.append(result)
         _keep_detail(details, name, outputs, reference, labels, scored)
-        say(f"{name}: {result.runtime} {'PASS' if result.passed else 'FAIL'} ({result.timings.get('total', 0.0):.1f} s)")
+        say(f"{name}: {result.runtime} {result.verdict} ({result.timings.get('total', 0.0):.1f} s)")
         for dres, douts in devices.results(name, art, streams, failed, lambda s, a=art, t=tol: judge(
                 s, a, reference, labels, t), outputs) if devices is not None else ():
             results.append(dres)
             _keep_detail(details, dres.name, douts, reference, labels)
-            say(f"{dres.name}: {dres.runtime} {'PASS' if dres.passed else 'FAIL'} ({dres.timings.get('total', 0.0):.1f} s)")
+            say(f"{dres.name}: {dres.runtime} {dres.verdict} ({dres.timings.get('total', 0.0):.1f} s)")
         if make_native is None:
             continue
         native = name + NATIVE_SUFFIX
@@ -641,7 +647,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             versions.update(_versions(streams[native].runtime))
         results.append(nres)
         _keep_detail(details, native, noutputs, reference, labels, scored)
-        say(f"{native}: {nres.runtime} {'PASS' if nres.passed else 'FAIL'} ({nres.timings.get('total', 0.0):.1f} s)")
+        say(f"{native}: {nres.runtime} {nres.verdict} ({nres.timings.get('total', 0.0):.1f} s)")
 
     if devices is not None:
         versions.update(devices.versions())
@@ -672,6 +678,7 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
         training=dict(manifest.training),
         artifacts_dir=root,
         devices=devices.describe() if devices is not None else {},
+        weak_evidence=weak_evidence(reference, classes, inputs, results),
     )
     report.path = json_path  # the page names it
     try:
@@ -694,7 +701,7 @@ def artifact_tolerance(manifest: Manifest, root: Path, name: str, art: Artifact,
     model edgefm did not train (``export --saved-model/--keras`` marks its SavedModel "brought")."""
     brought = "brought" in manifest.savedmodel(root)[1].extra
     return tolerance_for(name, art.format, art.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds,
-                         relative=brought)
+                         relative=brought, confidence=cfg.confidence)
 
 
 def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repairs: Mapping[str, Any] | None = None) -> None:

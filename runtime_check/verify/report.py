@@ -172,6 +172,25 @@ class ParityReport:
     explanations: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``verify --repair``: by manifest name, the record ``Repair.to_dict`` makes (``artifacts.NAME.repair``)
     repairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: when the verdict proves little (runtime_check.verify.evidence): synthetic inputs, a one-class reference,
+    #: bounds these rows cannot settle; one ``{"kind", "text", ...}`` each
+    weak_evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def inconclusive(self) -> bool:
+        """Nothing failed, but some bound needs more rows than these to be shown (exit status 3)."""
+        return self.passed and any(a.inconclusive for a in self.artifacts)
+
+    @property
+    def verdict(self) -> str:
+        return "FAIL" if not self.passed else "INCONCLUSIVE" if self.inconclusive else "PASS"
+
+    def inconclusive_summary(self) -> str:
+        """The InconclusiveError message: which bounds of which artifacts, and the rows that would settle them."""
+        parts = [f"{a.name}: {m.name} ({m.detail.rsplit('; ', 1)[-1]})" for a in self.artifacts for m in a.inconclusive]
+        return (f"No artifact failed, but {self.inputs.get('count')} rows cannot show every bound: "
+                + "; ".join(parts) + ". Verify on more rows (--samples, or a larger --data), or loosen the bound "
+                "(--bound NAME.METRIC=VALUE) if it asks for more than the task needs.")
 
     @property
     def passed(self) -> bool:
@@ -225,6 +244,8 @@ class ParityReport:
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
             "passed": self.passed,
+            "verdict": self.verdict,
+            "weak_evidence": self.weak_evidence,
             "reference": {
                 **self.reference,
                 "metrics": {m.name: m.to_dict() for m in self.reference_metrics},
@@ -280,6 +301,7 @@ class ParityReport:
             devices=dict(d.get("devices", {})),
             explanations={n: dict(a["explain"]) for n, a in d["artifacts"].items() if "explain" in a},
             repairs={n: dict(a["repair"]) for n, a in d["artifacts"].items() if "repair" in a},
+            weak_evidence=list(d.get("weak_evidence", [])),
         )
 
     @classmethod

@@ -86,6 +86,8 @@ class Tolerance:
     min_snr_db: float | None = None  # SNR in dB (reported unless bounded)
     #: bounds of one output's metric, ``(("probabilities/max_abs_error", 1e-3), ...)``: ``--atol NAME.OUTPUT``
     per_output: tuple[tuple[str, float | None], ...] = ()
+    #: the confidence of the intervals of the rates (top-1 agreement, accuracy drop): ``verify --confidence``
+    confidence: float = 0.95
 
     def bound(self, metric: str, output: str | None = None) -> float | None:
         """The bound of ``metric`` (a name of ``BOUNDED_METRICS``) for ``output``; ``None``: informational.
@@ -166,6 +168,7 @@ def tolerance_for(
     min_top1: Mapping[str, float] | None = None,
     bounds: Mapping[str, Mapping[str, float | None]] | None = None,
     relative: bool = False,
+    confidence: float | None = None,
 ) -> Tolerance:
     """Default bounds for the variant, with the per-artifact overrides.
 
@@ -187,7 +190,7 @@ def tolerance_for(
         tol = replace(tol, min_top1=min_top1[name])
     if bounds and name in bounds:
         tol = tol.with_bounds(bounds[name])
-    return tol
+    return tol if confidence is None else replace(tol, confidence=confidence)
 
 
 def check_bound(name: str, metric: str, value: float | None) -> None:
