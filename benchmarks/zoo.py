@@ -263,9 +263,14 @@ def _scale_channel(net: Any, keras: Any, factor: float) -> Any:
     return net
 
 
+def input_name(net: Any) -> str:
+    """The name the exported SavedModel gives the input: its InputLayer's (``net.inputs[0].name`` is a tensor's)."""
+    return str(net.layers[0].name)
+
+
 def _wrapped(net: Any, keras: Any, before: Any = None, after: dict[int, Any] | None = None) -> Any:
     """``net`` with serialisable layers before its input or after some outputs; input name and output order kept."""
-    inp = keras.Input(net.inputs[0].shape[1:], name=net.inputs[0].name)
+    inp = keras.Input(net.inputs[0].shape[1:], name=input_name(net))
     outs = net(before(inp) if before is not None else inp)
     if isinstance(outs, dict):
         keys = list(outs)
@@ -368,11 +373,10 @@ def build(spec: ZooModel, *, data_dir: Path | None = None, faults: bool = True, 
         if spec.epochs > 1:
             net.fit(data.x_train, data.y_train, epochs=spec.epochs - 1, batch_size=64, verbose=0)
         net.save(root / "model.keras")
-        input_name = net.inputs[0].name
-        np.savez(root / "calibration.npz", **{input_name: data.x_train[:CALIBRATION_ROWS]})
-        np.savez(root / "test.npz", **{input_name: data.x_test})
+        np.savez(root / "calibration.npz", **{input_name(net): data.x_train[:CALIBRATION_ROWS]})
+        np.savez(root / "test.npz", **{input_name(net): data.x_test})
         out = net.predict(data.x_test, verbose=0)
-        record = {"input": input_name, "rows": len(data.x_test)}
+        record = {"input": input_name(net), "rows": len(data.x_test)}
         if data.labels is not None:
             np.save(root / "labels.npy", data.labels)
             logits = out["class"] if isinstance(out, dict) else out
