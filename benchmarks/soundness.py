@@ -7,8 +7,9 @@ verify`` (the real CLI in a subprocess, ``--json``) judges:
   has classes): expected PASS wherever the accuracy holds (TF's accuracy minus the
   variant's at most ``ACCURACY_HOLDS`` = 1 pt); a variant whose accuracy does not
   hold may pass or fail and is not counted;
-- every planted fault (``zoo.FAULTS``), a faulty file against the GOOD model's
-  SavedModel (``verify --reference --model``): expected FAIL. INCONCLUSIVE is not
+- every planted fault (``zoo.MODELS[...].faults``): the good artifacts directory with one
+  variant's file (and its manifest entry) replaced by the faulty one, the wrong file where
+  the user's would be: expected FAIL. INCONCLUSIVE is not
   caught (exit 3 names the fault as undecided, not as wrong).
 
 Two targets, printed as PASS/FAIL lines: 0 false failures (a good export that holds
@@ -62,6 +63,26 @@ def _failed(row: dict[str, Any]) -> list[str]:
     return [k for k, m in row.get("metrics", {}).items() if not m.get("passed", True) or m.get("inconclusive")]
 
 
+def _faulty_artifacts(root: Path, fault: str, variant: str, tmp: Path) -> Path:
+    """The good artifacts directory (hard links; its cached reference outputs too) with ``variant``'s file and
+    manifest entry replaced by the fault's: the wrong file where the user's would be."""
+    import os
+    import shutil
+
+    target = tmp / f"faulty-{fault}"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(root / "artifacts", target, copy_function=os.link)
+    good = json.loads((target / "manifest.json").read_text())
+    bad = json.loads((root / "faults" / fault / "manifest.json").read_text())
+    entry = bad["artifacts"][variant]
+    (target / entry["path"]).unlink(missing_ok=True)
+    shutil.copy(root / "faults" / fault / entry["path"], target / entry["path"])
+    good["artifacts"][variant] = entry
+    (target / "manifest.json").unlink()
+    (target / "manifest.json").write_text(json.dumps(good, indent=1))
+    return target
+
+
 def model_rows(name: str, python: str, *, data_dir: Path | None = None) -> dict[str, Any]:
     """Every good variant and every fault of one zoo model, judged by ``python``'s edgefm."""
     spec = zoo.MODELS[name]
@@ -69,8 +90,7 @@ def model_rows(name: str, python: str, *, data_dir: Path | None = None) -> dict[
     record = json.loads((root / "record.json").read_text())
     with tempfile.TemporaryDirectory(prefix="edgefm-soundness-") as tmp_dir:
         tmp = Path(tmp_dir)
-        outputs = tmp / "reference.npz"
-        good = _verify(root, python, tmp, "--artifacts", str(root / "artifacts"), "--save-outputs", str(outputs))
+        good = _verify(root, python, tmp, "--artifacts", str(root / "artifacts"))
         rows = []
         for variant, a in good["artifacts"].items():
             m = a.get("metrics", {})
@@ -85,8 +105,9 @@ def model_rows(name: str, python: str, *, data_dir: Path | None = None) -> dict[
             if file is None:
                 faults.append({"fault": fault, "verdict": "NOT EXPORTED", "caught": False, "failed": []})
                 continue
-            rep = _verify(root, python, tmp, "--reference", str(root / "artifacts" / "saved_model"), "--model", file,
-                          "--load-outputs", str(outputs))
+            variant = zoo.FAULT_VARIANT.get(fault, "tflite_float32")
+            rep = _verify(root, python, tmp, "--artifacts", str(_faulty_artifacts(root, fault, variant, tmp)),
+                          "--only", variant)
             a = next(iter(rep["artifacts"].values()))
             v = verdict(a)
             faults.append({"fault": fault, "file": Path(file).name, "verdict": v, "caught": v == "FAIL",

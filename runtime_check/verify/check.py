@@ -626,6 +626,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art),
                                     classification=classification)
             versions.update(_versions(streams[name].runtime))
+            if outputs is not None and art.quantization == "int8":  # question (a): the runtime vs the exact oracle
+                _add_oracle(result, outputs, root / art.path, art, data, cfg, tol)
         results.append(result)
         _keep_detail(details, name, outputs, reference, labels, scored)
         say(f"{name}: {result.runtime} {result.verdict} ({result.timings.get('total', 0.0):.1f} s)")
@@ -702,6 +704,24 @@ def artifact_tolerance(manifest: Manifest, root: Path, name: str, art: Artifact,
     brought = "brought" in manifest.savedmodel(root)[1].extra
     return tolerance_for(name, art.format, art.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds,
                          relative=brought, confidence=cfg.confidence)
+
+
+def _add_oracle(result: ArtifactResult, outputs: Mapping[str, np.ndarray], path: Path, art: Artifact, data: Inputs,
+                cfg: CheckConfig, tol: Tolerance) -> None:
+    """``oracle_steps``: the same file in the exact oracle (``runtime_check.verify.oracle``); a failure to run it
+    is the metric's failure, never the verify's."""
+    from runtime_check.verify.oracle import ORACLE_METRIC, oracle_metric, run_oracle
+
+    t0 = time.perf_counter()
+    try:
+        ran = run_oracle(path, data.batches(cfg.batch_size))
+        if ran is not None:
+            result.metrics.append(oracle_metric(outputs, ran[1], art, tol.bound(ORACLE_METRIC), ran[0]))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded as the metric
+        result.metrics.append(Metric.check(ORACLE_METRIC, "oracle did not run", "ran", "==", detail=_describe_error(e)))
+    result.timings["oracle"] = time.perf_counter() - t0
 
 
 def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repairs: Mapping[str, Any] | None = None) -> None:

@@ -320,9 +320,10 @@ def primary_output(reference: Mapping[str, np.ndarray], classification: Collecti
 def classification_outputs(reference: Mapping[str, np.ndarray]) -> set[str]:
     """Outputs judged by top-1 when the manifest declares none: ``[N, C]`` float outputs named like classes.
 
-    Probabilities beside logits are the same classes again: top-1 once, on the logits.
+    Probabilities beside logits are the same classes again: top-1 once, on the logits. An ``[N, 1]`` output is
+    a score or a regression head, never classes (its argmax is always 0: any labels of 0 would read as 100%).
     """
-    return {k for k, v in reference.items() if k in CLASSIFICATION_NAMES and np.ndim(v) == 2
+    return {k for k, v in reference.items() if k in CLASSIFICATION_NAMES and np.ndim(v) == 2 and np.shape(v)[1] >= 2
             and not is_integer(v) and not (k == PROBABILITIES and LOGITS in reference)}
 
 

@@ -63,6 +63,14 @@ BOUNDED_METRICS: dict[str, BoundedMetric] = {
     "exact_match": BoundedMetric("min_exact", 0.0, 1.0),
     "max_rel_error": BoundedMetric("max_rel", 0.0, math.inf),
     "snr_db": BoundedMetric("min_snr_db", -math.inf, math.inf),
+    "oracle_steps": BoundedMetric("oracle_steps", 0.0, math.inf),
+}
+#: metrics a report shows that hold no bound, and where their bound went (named in the ``--bound`` error)
+REPORTED_ONLY: dict[str, str] = {
+    "top1_raw": "the raw top-1 agreement counts flips on near-ties, so the bound is on the decisive one; set "
+                "it with --bound NAME.top1_agreement=VALUE (or --min-top1 NAME=VALUE).",
+    "accuracy": "the artifact's accuracy is judged by its change from TensorFlow's; set --bound "
+                "NAME.accuracy_drop=VALUE (a fraction: 0.01 is 1 point).",
 }
 #: separates an output's name from a metric's: ``--bound NAME.OUTPUT/METRIC=VALUE`` (compare.OUTPUT_SEP)
 OUTPUT_SEP = "/"
@@ -86,6 +94,8 @@ class Tolerance:
     min_snr_db: float | None = None  # SNR in dB (reported unless bounded)
     #: bounds of one output's metric, ``(("probabilities/max_abs_error", 1e-3), ...)``: ``--atol NAME.OUTPUT``
     per_output: tuple[tuple[str, float | None], ...] = ()
+    #: int8: max difference, in output quantization steps, of the runtime from the exact oracle of the same file
+    oracle_steps: float | None = None
     #: the confidence of the intervals of the rates (top-1 agreement, accuracy drop): ``verify --confidence``
     confidence: float = 0.95
 
@@ -197,6 +207,8 @@ def check_bound(name: str, metric: str, value: float | None) -> None:
     """A ``--bound NAME.METRIC=VALUE`` that names a known metric with a value in its range, else a ConfigError."""
     where = f"{BOUND_OPTION} {name}.{metric}"
     metric = metric.rsplit(OUTPUT_SEP, 1)[-1]  # OUTPUT/metric: the output is checked against the model later
+    if metric in REPORTED_ONLY:
+        raise ConfigError(f"{where}: {metric!r} is reported, never bounded: {REPORTED_ONLY[metric]}")
     if metric not in BOUNDED_METRICS:
         raise ConfigError(
             f"{where}: {metric!r} has no bound to set; metrics with bounds are "
