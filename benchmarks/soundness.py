@@ -83,14 +83,17 @@ def _faulty_artifacts(root: Path, fault: str, variant: str, tmp: Path) -> Path:
     return target
 
 
-def model_rows(name: str, python: str, *, data_dir: Path | None = None) -> dict[str, Any]:
-    """Every good variant and every fault of one zoo model, judged by ``python``'s edgefm."""
+def model_rows(name: str, python: str = sys.executable, *, data_dir: Path | None = None,
+               variants: tuple[str, ...] = (), faults: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every good variant (or ``variants``) and every fault (or ``faults``) of one zoo model, judged by ``python``'s
+    edgefm."""
     spec = zoo.MODELS[name]
     root = zoo.build(spec, data_dir=data_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
     record = json.loads((root / "record.json").read_text())
     with tempfile.TemporaryDirectory(prefix="edgefm-soundness-") as tmp_dir:
         tmp = Path(tmp_dir)
-        good = _verify(root, python, tmp, "--artifacts", str(root / "artifacts"))
+        good = _verify(root, python, tmp, "--artifacts", str(root / "artifacts"),
+                       *(arg for v in variants for arg in ("--only", v)))
         rows = []
         for variant, a in good["artifacts"].items():
             m = a.get("metrics", {})
@@ -102,6 +105,8 @@ def model_rows(name: str, python: str, *, data_dir: Path | None = None) -> dict[
                          "details": {k: v.get("detail") for k, v in m.items() if v.get("detail")}})
         faults = []
         for fault, file in record.get("faults", {}).items():
+            if faults is not None and fault not in faults:
+                continue
             if file is None:
                 faults.append({"fault": fault, "verdict": "NOT EXPORTED", "caught": False, "failed": []})
                 continue

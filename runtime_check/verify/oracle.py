@@ -37,6 +37,18 @@ ORACLE_ROWS = 256
 ORACLE_METRIC = "oracle_steps"
 
 
+def two_questions(a: Any) -> str | None:
+    """``NAME: (a) runtime vs oracle ...; (b) vs TensorFlow ...`` for an ArtifactResult with an oracle metric."""
+    oracle = next((m for m in a.metrics if m.name == ORACLE_METRIC), None)
+    if oracle is None:
+        return None
+    task = [m.describe() for m in a.failures if m.name != ORACLE_METRIC]
+    undecided = [m.name for m in a.inconclusive]
+    b = "NO: " + "; ".join(task) if task else "undecided: " + ", ".join(undecided) if undecided else "yes"
+    return (f"{a.name}: (a) does the runtime execute this file correctly? {'yes' if oracle.passed else 'NO'}: "
+            f"{oracle.describe()}. (b) is the quantized model good enough (against TensorFlow)? {b}.")
+
+
 def run_oracle(path: Path, batches: Any, rows: int = ORACLE_ROWS) -> tuple[str, dict[str, np.ndarray]] | None:
     """The exact oracle's outputs on the first ``rows`` rows of ``batches``, and its name; None: no oracle."""
     from runtime_check.device.ledger import host_path_runtime

@@ -11,6 +11,7 @@ from typing import Any
 from edgefm.core.progress import plural
 from edgefm.core.tables import fit_line, fit_table, pack
 from runtime_check.verify.compare import ArtifactResult, format_value
+from runtime_check.verify.oracle import two_questions
 from runtime_check.verify.report import ParityReport, describe_inputs
 
 #: table columns: (metric name, column header)
@@ -27,6 +28,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_invariance", "batch 1=N"),
     ("probability_sum", "sum p=1"),
     ("binding_max_abs_diff", "=binding"),
+    ("oracle_steps", "=oracle"),
 )
 
 
@@ -96,6 +98,11 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
     failures = report.failures()
     total = report.timings.get("total")
     tail = f" in {total:.1f} s" if total is not None else ""
+    questions = [q for a in report.artifacts if (q := two_questions(a))]
+    if questions:
+        lines += ["", "quantized files, two questions:"]
+        for q in questions:
+            lines += fit_line(f"  {q}", width, indent="      ")
     if report.weak_evidence:
         lines += ["", "weak evidence:"]
         for note in report.weak_evidence:
