@@ -84,8 +84,8 @@ def _faulty_artifacts(root: Path, fault: str, variant: str, tmp: Path) -> Path:
 
 
 def model_rows(name: str, python: str = sys.executable, *, data_dir: Path | None = None,
-               variants: tuple[str, ...] = (), faults: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Every good variant (or ``variants``) and every fault (or ``faults``) of one zoo model, judged by ``python``'s
+               variants: tuple[str, ...] = (), only_faults: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every good variant (or ``variants``) and every fault (or ``only_faults``) of one zoo model, judged by ``python``'s
     edgefm."""
     spec = zoo.MODELS[name]
     root = zoo.build(spec, data_dir=data_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -105,7 +105,7 @@ def model_rows(name: str, python: str = sys.executable, *, data_dir: Path | None
                          "details": {k: v.get("detail") for k, v in m.items() if v.get("detail")}})
         faults = []
         for fault, file in record.get("faults", {}).items():
-            if faults is not None and fault not in faults:
+            if only_faults is not None and fault not in only_faults:
                 continue
             if file is None:
                 faults.append({"fault": fault, "verdict": "NOT EXPORTED", "caught": False, "failed": []})

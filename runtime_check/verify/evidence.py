@@ -9,8 +9,9 @@ report's ``weak_evidence`` list, so no weak PASS is silent:
   way: it shows little about the other classes.
 - ``synthetic``: the inputs are seeded random values (``--data synthetic``, the default
   for a model edgefm did not train): a smoke test, not proof of parity on real inputs.
-- ``rows``: a bound these rows cannot settle (``statistics.INCONCLUSIVE``), with the
-  rows that would.
+- ``rows``: a bound these rows cannot settle: ``statistics.INCONCLUSIVE``, or a pass on
+  the estimate that the interval does not show (``statistics.UNSHOWN``), with the rows
+  that would.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from runtime_check.verify.compare import ArtifactResult
+from runtime_check.verify.statistics import UNSHOWN
 
 #: the reference predicting one class for at least this share of rows is weak evidence
 ONE_CLASS_SHARE = 0.95
@@ -50,12 +52,16 @@ def synthetic(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def unresolved(results: Iterable[ArtifactResult]) -> list[dict[str, Any]]:
+    """Bounds the rows cannot settle: INCONCLUSIVE ones, and passes on an estimate the interval does not show."""
     notes = []
     for a in results:
-        for m in a.inconclusive:
-            needed = m.detail.rsplit("needs ", 1)[-1] if "needs " in m.detail else "more"
+        for m in a.metrics:
+            if not (m.inconclusive or (m.passed and UNSHOWN in m.detail)):
+                continue
+            needed = m.detail.rsplit("needs ", 1)[-1] if "needs " in m.detail else "more rows"
+            how = "INCONCLUSIVE" if m.inconclusive else "passed on its estimate only"
             notes.append({"kind": "rows", "artifact": a.name, "metric": m.name,
-                          "text": f"{a.name}: {m.name} cannot be shown on these rows: INCONCLUSIVE, needs {needed}"})
+                          "text": f"{a.name}: {m.name} is not shown by these rows ({how}); needs {needed}"})
     return notes
 
 

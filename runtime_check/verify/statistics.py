@@ -5,8 +5,13 @@ against a confidence interval of that rate, never against the point estimate alo
 
 - ``PASS``: the whole interval is on the good side of the bound (the rows *show* it);
 - ``FAIL``: the whole interval is on the bad side (the rows show the bound is broken);
-- ``INCONCLUSIVE``: the interval straddles the bound: these rows cannot tell, and
-  ``rows_needed`` says how many rows at the same observed rate would.
+- ``INCONCLUSIVE``: the interval straddles the bound and the estimate itself is on the bad
+  side: these rows cannot blame the export, nor clear it; ``rows_needed`` says how many rows
+  at the same observed rate would decide.
+- an estimate on the good side whose interval still straddles the bound (0 flips in 50
+  rows against a 97% bound) is a PASS that is *not shown*: the metric's detail says
+  ``UNSHOWN`` with the rows needed, and the report lists it as weak evidence, so it is
+  never a silent PASS (``runtime_check.verify.evidence``).
 
 Intervals (two-sided, ``confidence`` default 95%), all from ``scipy.stats`` (a maintained
 library gets k = 0 and k = n right; hand-rolled normal approximations do not):
@@ -29,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+#: in a metric's detail: passed on its estimate, but the interval cannot show the bound (weak evidence)
+UNSHOWN = "not shown on these rows"
 #: the default confidence of every interval (``verify --confidence``)
 DEFAULT_CONFIDENCE = 0.95
 #: rows_needed searches up to this many rows (beyond it: "more than")
@@ -63,8 +70,9 @@ class Judged:
     high: float
     verdict: str
     rows: int
-    rows_needed: int | None = None  # INCONCLUSIVE only: rows at the same rate that would decide
+    rows_needed: int | None = None  # INCONCLUSIVE or unshown: rows at the same rate that would decide
     p_value: float | None = None
+    shown: bool = True  # False: the estimate meets the bound but the interval does not
 
     def interval_text(self, fmt: Callable[[float], str], confidence: float) -> str:
         text = f"{round(100 * confidence)}% interval [{fmt(self.low)}, {fmt(self.high)}] on {self.rows} rows"
@@ -72,6 +80,8 @@ class Judged:
             text += f", McNemar p = {self.p_value:.2g}"
         if self.verdict == INCONCLUSIVE:
             text += f"; INCONCLUSIVE: needs {needed_text(self.rows_needed)} rows"
+        elif not self.shown:
+            text += f"; {UNSHOWN}: needs {needed_text(self.rows_needed)} rows"
         return text
 
 
@@ -102,6 +112,8 @@ def judge_agreement(agree: int, n: int, bound: float, confidence: float = DEFAUL
         rate = value if n else 1.0
         needed = rows_needed(lambda m: _three_way(*clopper_pearson(round(rate * m), m, confidence), bound, True)
                              != INCONCLUSIVE, n)
+        if n and value >= bound:
+            return Judged(value, low, high, PASS, n, needed, shown=False)
     return Judged(value, low, high, verdict, n, needed)
 
 
@@ -125,6 +137,8 @@ def judge_drop(b: int, c: int, n: int, bound: float, confidence: float = DEFAULT
         fb, fc = b / max(n, 1), c / max(n, 1)
         needed = rows_needed(lambda m: _three_way(*drop_interval(round(fb * m), round(fc * m), m, confidence), bound,
                                                   False) != INCONCLUSIVE, n)
+        if n and (b - c) / n <= bound:
+            return Judged((b - c) / n, low, high, PASS, n, needed, mcnemar_p(b, c), shown=False)
     return Judged((b - c) / n if n else 0.0, low, high, verdict, n, needed, mcnemar_p(b, c))
 
 

@@ -25,9 +25,13 @@ def test_agreement_three_answers_and_rows_needed() -> None:
     assert shown.verdict == S.PASS and shown.rows_needed is None
     broken = S.judge_agreement(900, 1000, 0.99)
     assert broken.verdict == S.FAIL and broken.high < 0.99
-    undecided = S.judge_agreement(200, 200, 0.999)  # 200 rows cannot show 99.9%
-    assert undecided.verdict == S.INCONCLUSIVE and undecided.rows_needed == 3688
-    assert S.judge_agreement(undecided.rows_needed, undecided.rows_needed, 0.999).verdict == S.PASS
+    unshown = S.judge_agreement(200, 200, 0.999)  # 200 rows without a flip cannot show 99.9%: a pass, not shown
+    assert unshown.verdict == S.PASS and not unshown.shown and unshown.rows_needed == 3688
+    assert S.UNSHOWN in unshown.interval_text(str, 0.95)
+    assert S.judge_agreement(unshown.rows_needed, unshown.rows_needed, 0.999).shown
+    undecided = S.judge_agreement(199, 200, 0.999)  # one flip in 200: neither shown broken nor shown held
+    assert undecided.verdict == S.INCONCLUSIVE and undecided.rows_needed > 200 and "INCONCLUSIVE: needs ≥" in \
+        undecided.interval_text(str, 0.95)
 
 
 def test_bound_of_one_is_exact() -> None:
@@ -44,9 +48,11 @@ def test_paired_drop_interval_and_mcnemar() -> None:
     # balanced discordance: centred on 0, McNemar p = 1
     k = S.judge_drop(5, 5, 1000, 0.015)
     assert math.isclose(k.low, -k.high) and k.p_value == 1.0 and k.verdict == S.PASS
-    # the same split on 200 rows cannot show a 1.5 pt bound: undecided, with the rows that would decide
+    # the same split on 200 rows cannot show a 1.5 pt bound: a pass on the estimate (0), not shown
     u = S.judge_drop(5, 5, 200, 0.015)
-    assert u.verdict == S.INCONCLUSIVE and u.rows_needed > 200
+    assert u.verdict == S.PASS and not u.shown and u.rows_needed > 200
+    # 8 against 2 on 200 rows: an estimated 3 pt drop the interval cannot confirm: INCONCLUSIVE
+    assert S.judge_drop(8, 2, 200, 0.015).verdict == S.INCONCLUSIVE
     assert S.judge_drop(round(5 / 200 * u.rows_needed), round(5 / 200 * u.rows_needed), u.rows_needed, 0.015).verdict \
         != S.INCONCLUSIVE
 
