@@ -368,6 +368,11 @@ def exact_match(a: np.ndarray, r: np.ndarray) -> float:
 #:   flips (float) or >= 98.7% (int8) and leaves a fault's flips counted.
 TIE_FACTOR = 1.0
 NOISE_QUANTILE = 0.5
+#: ...and never below the output's resolution: a margin smaller than one step of a quantized output's grid, or
+#: than RESOLUTION x the output's peak |value| (float32 rounding through a network), cannot be kept by any file.
+#: Measured: a detection head's two sigmoid scores saturate at 1.0 in TF (margins 1e-8..1e-7); ONNX float32 flipped
+#: 9 of those rows and an int8 file (step 1/256) 156, while the median error of those saturated rows is ~0.
+RESOLUTION = 1e-5
 #: outputs with at most this many values per row (a score, a regression head, a pair): cosine is informational, the
 #: output is judged by SNR and relative error (bounded for every output in every variant)
 FEW_VALUES = 2
@@ -384,6 +389,15 @@ def top1_margin(r: np.ndarray) -> np.ndarray:
         return np.full(len(r64), np.inf)
     top2 = np.partition(r64, -2, axis=1)[:, -2:]
     return top2[:, 1] - top2[:, 0]
+
+
+def resolution(a: np.ndarray, r: np.ndarray) -> float:
+    """The smallest margin an output can keep: its quantization step if it lies on a grid, else RESOLUTION x peak."""
+    from runtime_check.device.ledger import grid_step
+
+    peak = float(np.max(np.abs(np.asarray(r, np.float64)))) if np.size(r) else 0.0
+    step = grid_step(a) if np.size(a) else None
+    return max(RESOLUTION * peak, step or 0.0)
 
 
 def noise_level(a: np.ndarray, r: np.ndarray, quantile: float = NOISE_QUANTILE) -> float:
@@ -405,7 +419,7 @@ def judge_top1(a: np.ndarray, r: np.ndarray, name: str, bound: float | None, con
 
     n = len(r)
     flips = np.argmax(a, axis=1) != np.argmax(r, axis=1)
-    limit = TIE_FACTOR * noise_level(a, r) if tie else 0.0
+    limit = max(TIE_FACTOR * noise_level(a, r), resolution(a, r)) if tie else 0.0
     decisive = flips & (top1_margin(r) > limit)
     agree = n - int(decisive.sum())
     raw_name = name.replace("top1_agreement", "top1_raw")

@@ -85,3 +85,14 @@ def test_accuracy_drop_metric_carries_interval() -> None:
     a[:6] = np.eye(3)[np.array([1, 2, 0, 1, 2, 0])]  # six rows TF gets right, the artifact not
     m = judge_accuracy_drop(a, r, np.array([0, 1, 2] * 100), "accuracy_drop", 0.015, 0.95)
     assert m.value == pytest.approx(0.02) and m.inconclusive and m.passed and "6 rows only TF gets right" in m.detail
+
+
+def test_a_margin_below_the_outputs_step_is_a_tie() -> None:
+    # two saturated sigmoid scores: TF's margin 6e-8, the int8 file (step 1/256) cannot keep it
+    rng = np.random.default_rng(1)
+    r = rng.random((400, 2)).astype(np.float32)
+    r[:50] = [1.0, np.float32(1 - 6e-8)]
+    a = np.round(r * 256) / 256  # the int8 grid, exact on most rows
+    a[:50] = [1.0 - 1 / 256, 1.0]  # flipped within one step
+    raw, decisive = judge_top1(a, r, "top1_agreement", 0.97, 0.95)
+    assert raw.value <= 0.875 and decisive.value == 1.0 and decisive.passed
