@@ -45,6 +45,7 @@ def test_too_few_rows_against_the_export_is_inconclusive_exit_3(resnet: dict) ->
     import json
 
     from benchmarks import zoo
+
     from conftest import run_cli
 
     int8 = next(r for r in resnet["rows"] if r["variant"] == "tflite_int8")
