@@ -105,7 +105,7 @@ def any_model_section(*, quick: bool, data_dir: Path | None) -> dict[str, Any]:
 
 
 def markdown(section: dict[str, Any]) -> str:
-    from runtime_check.verify.compare import format_value
+    from runtime_check.verify.results import format_value
 
     lines = [f"{section['architecture']}, trained {section['epochs']} epoch(s) on {section['train_images']} "
              f"Fashion-MNIST images; verified on {section['test_images']} test images with their labels.", ""]

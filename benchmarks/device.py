@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefm.core.errors import EdgefmError
+from runtime_check.verify.results import artifact_of, row_name
 
 CPU = "cortex-a72"
 TIMEOUT_S = 900.0
@@ -48,14 +49,14 @@ def device_section(artifacts: Path, tmp: Path, *, samples: int | None, data_dir:
     data = json.loads(report.read_text())
     arts = data["artifacts"]
     # the inference section names its native rows NAME@native
-    host_native = {str(r["name"]).removesuffix("@native"): r["latency"].get("1", {}).get("p50_ms")
+    host_native = {artifact_of(str(r["name"])): r["latency"].get("1", {}).get("p50_ms")
                    for r in (inference or {}).get("rows", []) if str(r.get("runtime", "")).startswith("native-")}
     rows = []
-    suffix = f"@aarch64-{CPU}"
+    label = f"aarch64-{CPU}"
     for name, host in arts.items():
-        if "@" in name or name + suffix not in arts:
+        if artifact_of(name) != name or row_name(name, label) not in arts:
             continue
-        dev = arts[name + suffix]
+        dev = arts[row_name(name, label)]
         m = dev["metrics"]
 
         def value(metrics: dict[str, Any], key: str) -> Any:

@@ -59,10 +59,10 @@ def markdown(section: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> None:
     """The child: explain ``NAME`` of ``ROOT`` on ``ROWS`` test images; one JSON line on stdout."""
+    from edgefm.core.hostinfo import peak_rss_mb
     from edgefm.core.manifest import Manifest
+    from edgefm.data.inputs import load_inputs
     from runtime_check.explain.explain import explain
-    from runtime_check.tools.benchmark import peak_rss_mb
-    from runtime_check.verify.check import load_inputs
     from runtime_check.verify.config import CheckConfig
 
     root, name, rows = Path(argv[0]), argv[1], int(argv[2])

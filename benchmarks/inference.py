@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefm.core.errors import EdgefmError
+from runtime_check.verify.results import artifact_of, is_native_row
 
 #: The batch sizes the suite reports: one image, and a batch of 256.
 BATCH_SIZES: tuple[int, ...] = (1, 256)
@@ -179,7 +180,7 @@ def inference_markdown(section: dict[str, Any]) -> str:
 def native_pairs(section: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(binding row, its ``@native`` row) for every artifact whose native row was measured."""
     rows = {r["name"]: r for r in section["rows"] if r.get("status") == "ok"}
-    return [(rows[n.split("@")[0]], r) for n, r in rows.items() if n.endswith("@native") and n.split("@")[0] in rows]
+    return [(rows[artifact_of(n)], r) for n, r in rows.items() if is_native_row(n) and artifact_of(n) in rows]
 
 
 def native_vs_binding_p50(section: dict[str, Any], name: str, batch: int = 1) -> float | None:

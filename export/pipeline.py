@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefm.core.contract import INPUT_NAME, INPUT_SCALING, SERVING_SIGNATURE
 from edgefm.core.errors import EdgefmError, ExportError, Interrupted, ManifestError, ModelFileError
@@ -44,6 +44,9 @@ from export.calibration import fashion_calibration
 from export.config import DATA_CALIBRATION_SAMPLES, FASHION_CALIBRATION_SAMPLES, ExportConfig, ExportFormat
 from export.summary import summary_table
 from export.variants import Exporter, Variant, plan, skipped
+
+if TYPE_CHECKING:
+    from export.bring import BringConfig
 
 #: bytes kept free beyond what the commit writes (file-system metadata, other writers)
 COMMIT_SPACE_MARGIN = 1 << 20
@@ -464,3 +467,33 @@ def run_export(cfg: ExportConfig, progress: Progress | None = None) -> ExportRes
         table=summary_table(manifest, names),
         manifest_path=Manifest.path_in(cfg.artifacts),
     )
+
+
+def bring_and_export(cfg: ExportConfig, brought: BringConfig | None = None,
+                     progress: Progress | None = None) -> ExportResult:
+    """``edgefm export`` as one call: a model brought in first (``--saved-model``/``--keras``), then every variant.
+
+    The bringing holds the artifacts directory's lock (the lock lives on the directory,
+    so it is made first); if it fails or is interrupted, a directory this call created
+    is removed again: nothing half-written stays.
+    """
+    if brought is not None:
+        bring_locked(brought, progress)
+    return run_export(cfg, progress)
+
+
+def bring_locked(cfg: BringConfig, progress: Progress | None = None) -> Manifest:
+    """``export.bring.bring`` under the directory's lock, rolled back (a directory it made removed) on failure."""
+    from export.bring import bring
+
+    progress = progress or NoProgress()
+    progress.start(f"bringing {cfg.source}")
+    created = not cfg.artifacts.exists()
+    try:
+        cfg.artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
+        with artifacts_lock(cfg.artifacts, "edgefm export", notify=progress.note):
+            return bring(cfg)
+    except BaseException:
+        if created:  # nothing half-written: the directory this command made goes again
+            shutil.rmtree(cfg.artifacts, ignore_errors=True)
+        raise

@@ -86,7 +86,7 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
     from edgefm.core.errors import ExportError, UsageError
     from edgefm.data.sources import parse_value_ranges
     from export.config import ExportConfig
-    from export.pipeline import run_export
+    from export.pipeline import bring_and_export
     from export.summary import summary_table
 
     cfg = ExportConfig(
@@ -100,27 +100,15 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
     brought = saved_model or keras_file
     if brought is None and (labels_file or preprocess or force):
         raise UsageError("--labels, --preprocess and --force describe a model brought with --saved-model or --keras.")
+    bring_cfg = None
+    if brought is not None:
+        from edgefm.data.sources import parse_preprocess
+        from export.bring import BringConfig
+
+        bring_cfg = BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None, signature=signature,
+                                labels=labels_file, preprocess=parse_preprocess(preprocess), force=force)
     with progress_for(quiet) as progress:
-        if brought is not None:
-            from edgefm.core.locking import artifacts_lock
-            from edgefm.data.sources import parse_preprocess
-            from export.bring import BringConfig, bring
-
-            progress.start(f"bringing {brought}")
-            created = not artifacts.exists()
-            try:
-                artifacts.mkdir(parents=True, exist_ok=True)  # the lock lives on the directory
-                with artifacts_lock(artifacts, "edgefm export", notify=progress.note):
-                    bring(BringConfig(source=brought, artifacts=artifacts, keras=keras_file is not None,
-                                      signature=signature, labels=labels_file, preprocess=parse_preprocess(preprocess),
-                                      force=force))
-            except BaseException:
-                if created:  # nothing half-written: the directory this command made goes again
-                    import shutil
-
-                    shutil.rmtree(artifacts, ignore_errors=True)
-                raise
-        result = run_export(cfg, progress)
+        result = bring_and_export(cfg, bring_cfg, progress)
     if not quiet and not as_json:
         click.echo(summary_table(result.manifest, result.exported, width=output_width()))
         if result.skipped:

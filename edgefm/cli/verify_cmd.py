@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
 from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE, BoundOverride, parse_name_values
-
-if TYPE_CHECKING:  # pragma: no cover - heavy modules load inside the command
-    from edgefm.core.progress import Progress
-    from runtime_check.explain.explain import Explanation
-    from runtime_check.explain.repair import Repair
-    from runtime_check.verify.config import CheckConfig
-    from runtime_check.verify.report import ParityReport
 
 
 @click.command("verify")
@@ -130,7 +123,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     from edgefm.core.errors import InconclusiveError, ParityError, UsageError
     from edgefm.data.sources import parse_value_ranges
     from runtime_check.device.targets import DeviceOptions
-    from runtime_check.verify.check import run_check
+    from runtime_check.explain.pipeline import run_verify
     from runtime_check.verify.config import CheckConfig
     from runtime_check.verify.report import default_html_path
     from runtime_check.verify.text import render_table
@@ -151,20 +144,11 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,
         device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross), confidence=confidence,
     )
-    explain = explain or (("",) if repair else ())  # --repair alone: explain (and repair) every failing artifact
-    if explain:
-        from runtime_check.explain.explain import explain_names
-
-        explain_names(cfg, explain)  # a mistyped name fails now, not after the whole verify
-    explained, repairs = {}, {}
     with progress_for(quiet) as view:
-        result = run_check(cfg, progress=text_callback(view))
-        if explain:
-            from runtime_check.explain.explain import run_explain
-
-            explained = run_explain(cfg, result, explain, progress=view)
-        if repair:
-            result, repairs = _repair(cfg, result, explained, view)
+        outcome = run_verify(cfg, explain=explain, repairer=_ExportRepairer(cfg.artifacts) if repair else None,
+                             progress=view, on_line=text_callback(view))
+    result, explained, repairs = outcome.report, outcome.explained, outcome.repairs
+    explain = explain or (("",) if repair else ())
     if as_json:
         echo_json(result.to_dict())  # the explanations and repairs are part of it
     elif not quiet:
@@ -186,39 +170,22 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         raise InconclusiveError(result.inconclusive_summary())
 
 
-def _repair(cfg: CheckConfig, result: ParityReport, explained: dict[str, Explanation],
-            progress: Progress) -> tuple[ParityReport, dict[str, Repair]]:
-    """``--repair``: the search per explained int8 artifact, the proposed sets exported, then verify again.
+class _ExportRepairer:
+    """``--repair``'s export side (the CLI wires the stages: ``runtime_check`` never imports ``export``): the
+    keep-float quantizer of the manifest's SavedModel, and each proposal exported as ``NAME_mixed``."""
 
-    The CLI wires the two stages together (``runtime_check`` never imports ``export``): the
-    search gets export's keep-float quantizer, and each proposal is exported as ``NAME_mixed``.
-    """
-    from dataclasses import replace
+    def __init__(self, artifacts: Path) -> None:
+        self.artifacts = artifacts
 
-    from edgefm.cli.console import text_callback
-    from edgefm.core.manifest import Manifest
-    from export.pipeline import export_keep_float, keep_float_quantizer
-    from runtime_check.explain.repair import run_repair
-    from runtime_check.verify.check import add_explanations, run_check
+    def quantizer(self, name: str, fmt: str) -> Any:
+        from export.pipeline import keep_float_quantizer
 
-    progress.start("repair: measuring each layer kept in float")
-    repairs = run_repair(cfg, explained, lambda name, fmt: keep_float_quantizer(cfg.artifacts, fmt, like=name))
-    exported = []
-    arts = Manifest.load(cfg.artifacts).deployable()
-    for name, r in repairs.items():
-        if r.proposal is not None and r.proposal.keep_float:
-            r.exported = export_keep_float(cfg.artifacts, arts[name].format, r.proposal.keep_float, like=name,
-                                           progress=progress)
-            exported.append(r.exported)
-    if exported:  # the report holds the fully quantized and the repaired artifacts side by side
-        only = (*cfg.only, *exported) if cfg.only else ()
-        result = run_check(replace(cfg, only=only), progress=text_callback(progress))
-        verdicts = {a.name: a.passed for a in result.artifacts}
-        for r in repairs.values():
-            r.verified = verdicts.get(r.exported or "")
-    if repairs or exported:
-        add_explanations(result, explained, repairs)
-    return result, repairs
+        return keep_float_quantizer(self.artifacts, fmt, like=name)
+
+    def export_keep_float(self, fmt: str, keep_float: tuple[str, ...], like: str, progress: Any) -> str:
+        from export.pipeline import export_keep_float
+
+        return export_keep_float(self.artifacts, fmt, keep_float, like=like, progress=progress)
 
 
 def _group_bounds(bounds: tuple[tuple[str, str, float | None], ...]) -> dict[str, dict[str, float | None]]:

@@ -46,6 +46,8 @@ DEFAULT_ARTIFACTS = Path("artifacts")
 SAVEDMODEL_DIRNAME = "saved_model"
 MANIFEST_NAME = "manifest.json"
 CHECKPOINT_DIRNAME = "checkpoints"
+#: the training curves ``edgefm train`` writes beside the manifest (the page shows them when the history is missing)
+CURVES_NAME = "training_curves.png"
 
 #: what ``edgefm verify`` writes beside the manifest
 REPORT_NAME = "verify-report.json"

@@ -14,7 +14,9 @@ run records the emulated CPU itself (see ``runtime_check.native``).
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,21 @@ def host_cpu(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
     except OSError:
         parsed = {"model": platform.processor() or "unknown", "features": []}
     return {"machine": machine, **parsed, "int8_kernels": int8_kernel_path(machine, parsed["features"])}
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process's own address space, in MiB.
+
+    On Linux this is ``VmHWM`` from /proc/self/status, not ``ru_maxrss``: Linux
+    carries the parent's peak into a child's ``ru_maxrss`` across fork and exec,
+    so a child started from a process that holds TensorFlow would report
+    TensorFlow's memory (measured: every child showed the parent's 630 MB).
+    Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    import resource
+
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

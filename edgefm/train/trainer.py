@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import CHECKPOINT_DIRNAME, CLASS_NAMES, IMAGE_SHAPE, SAVEDMODEL_KEY, SERVING_SIGNATURE
+from edgefm.core.contract import (
+    CHECKPOINT_DIRNAME,
+    CLASS_NAMES,
+    CURVES_NAME,
+    IMAGE_SHAPE,
+    SAVEDMODEL_KEY,
+    SERVING_SIGNATURE,
+)
 from edgefm.core.errors import ConfigError, ModelFileError, OutputError, TrainingInterrupted
 from edgefm.core.fileio import atomic_output_path, atomic_write_json, ensure_directory
 from edgefm.core.interrupts import interrupts_noted, signals_deferred
@@ -48,7 +55,6 @@ from edgefm.train.cluster import ClusterSpec
 from edgefm.train.config import MODEL_DEFAULTS, LRSchedule, ModelKind, TrainConfig
 from edgefm.train.progress import EpochStats, TrainReporter, TrainResult
 
-CURVES_NAME = "training_curves.png"
 STATE_NAME = "state.json"
 
 

@@ -4,6 +4,6 @@
 ``toolchain`` finds the cross compiler and the emulator; ``libraries`` fetches the
 aarch64 runtime libraries from the PyPI wheels of the installed versions;
 ``sysroot`` builds the ``-L`` prefix whose /proc/cpuinfo matches the emulated CPU;
-``emulated`` and ``ssh`` are the runtimes behind the device rows; ``rows`` is the
-small hook ``verify`` calls; ``ledger`` compares kernel paths.
+``emulated`` and ``ssh`` are the places behind the device rows (``runtime_check.verify.device_rows`` is
+the hook verify calls); ``ledger`` compares kernel paths.
 """

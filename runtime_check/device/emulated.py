@@ -16,20 +16,14 @@ from typing import Any
 
 from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import UsageError
-from runtime_check.device.libraries import DeviceLibrary, cache_root, fetch_library
+from runtime_check.device.libraries import WHEELS, DeviceLibrary, cache_root, fetch_library
 from runtime_check.device.sysroot import CpuDescription, sysroot_for
 from runtime_check.device.targets import CPUS, QemuTarget
 from runtime_check.device.toolchain import Toolchain, find_toolchain
-from runtime_check.native.runtime import (
-    DEFAULT_TIMEOUT_S,
-    NativeLiteRTRuntime,
-    NativeOnnxRuntime,
-    NativeRuntime,
-)
+from runtime_check.native.runtime import DEFAULT_TIMEOUT_S, ChildProcess, NativeRuntime
 
 #: emulation is slow: one runner process may take this long
 EMULATED_TIMEOUT_S = 4 * DEFAULT_TIMEOUT_S
-KINDS = {".tflite": "litert", ".onnx": "onnxruntime"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +40,13 @@ class EmulatedBoard:
     @property
     def launcher(self) -> tuple[str, ...]:
         return (self.toolchain.qemu, "-cpu", self.target.cpu, "-L", str(self.prefix))
+
+    def place(self, kind: str) -> ChildProcess:
+        """Where a runner of ``kind`` runs on this board: under qemu, built with the cross compiler and the
+        board's library of that kind, which the runtime then reports as its versions."""
+        return ChildProcess(launcher=self.launcher, library=self.libraries[kind].path, cc=self.toolchain.cc,
+                            cache=self.cache / "runners", timeout=EMULATED_TIMEOUT_S, spec=self.target.spec,
+                            versions=self.versions())
 
     def describe(self) -> dict[str, Any]:
         """The report's record of this board."""
@@ -81,7 +82,7 @@ def _board(cpu: str, cache: Path | None) -> EmulatedBoard:
     tc = find_toolchain()
     root = Path(cache) if cache is not None else cache_root()
     prefix, desc = sysroot_for(tc, cpu, root)
-    libs = {kind: fetch_library(kind, cache=root / "libs") for kind in KINDS.values()}
+    libs = {kind: fetch_library(kind, cache=root / "libs") for kind in WHEELS}
     return EmulatedBoard(QemuTarget(cpu), tc, prefix, desc, libs, root)
 
 
@@ -90,34 +91,14 @@ def prepare_board(target: QemuTarget, *, cache: Path | None = None) -> EmulatedB
     return _board(target.cpu, None if cache is None else Path(cache))
 
 
-class _Emulated(NativeRuntime):
-    board: EmulatedBoard
-
-    def __init__(self, path: Path, board: EmulatedBoard, *, timeout: float = EMULATED_TIMEOUT_S) -> None:
-        lib = board.libraries[self.kind]
-        # NativeRuntime builds the runner with this compiler and library; build_runner keys its cache by both,
-        # so the aarch64 build never replaces the host's
-        super().__init__(path, timeout=timeout, library=lib.path, cache=board.cache / "runners", cc=board.toolchain.cc,
-                         launcher=board.launcher)
-        self.board = board
-        self.name = f"{type(self).name}@{board.target.spec}"  # type: ignore[misc]
-
-    def versions(self) -> dict[str, str]:
-        return self.board.versions()
-
-
-class EmulatedLiteRTRuntime(_Emulated, NativeLiteRTRuntime):
-    """A .tflite file in the aarch64 LiteRT runner on the emulated board."""
-
-
-class EmulatedOnnxRuntime(_Emulated, NativeOnnxRuntime):
-    """An .onnx file in the aarch64 ONNX Runtime runner on the emulated board."""
-
-
 def emulated_runtime_for(path: Path, board: EmulatedBoard) -> NativeRuntime:
+    """The native runner of ``path``'s format, placed on the emulated board."""
+    from runtime_check.runtimes.registry import FORMAT_OF_SUFFIX, NATIVE, runner_kinds
+
     suffix = Path(path).suffix.lower()
-    if suffix == ".tflite":
-        return EmulatedLiteRTRuntime(path, board)
-    if suffix == ".onnx":
-        return EmulatedOnnxRuntime(path, board)
-    raise UsageError(f"{path}: the device runs .tflite and .onnx files ({TFLITE_FORMAT}, {ONNX_FORMAT}), not {suffix!r}.")
+    kinds = runner_kinds(FORMAT_OF_SUFFIX.get(suffix, ""), NATIVE)
+    if not kinds:
+        raise UsageError(f"{path}: the device runs .tflite and .onnx files ({TFLITE_FORMAT}, {ONNX_FORMAT}), not {suffix!r}.")
+    cls = kinds[0].runtime_class()
+    assert issubclass(cls, NativeRuntime)
+    return cls(path, place=board.place(cls.kind))

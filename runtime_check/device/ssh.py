@@ -49,22 +49,15 @@ from runtime_check.device.targets import SshTarget
 from runtime_check.native.build import CFLAGS, LDLIBS, SOURCES, build_runner, find_library
 from runtime_check.native.runtime import (
     EXIT_CODES,
-    NativeLiteRTRuntime,
-    NativeOnnxRuntime,
     NativeRuntime,
     _fields,
     _runner_message,
-    parse_cpu,
-    parse_info,
-    parse_timing,
 )
-from runtime_check.verify.compare import Metric
 
 CONNECT_TIMEOUT_S = 15
 #: one remote command (a build, one runner call) may take this long
 COMMAND_TIMEOUT_S = 900.0
 GOLDEN_SAMPLES = 16
-KINDS = {".tflite": "litert", ".onnx": "onnxruntime"}
 
 
 class BoardError(RuntimeUnavailableError):
@@ -119,11 +112,16 @@ class SshBoard:
         return Path(self.libraries[kind]["path"])
 
     def runtime_for(self, path: Path, art: Artifact, name: str) -> NativeRuntime:
+        """The native runner of ``path``'s format, placed in artifact ``name``'s directory on the board."""
+        from runtime_check.runtimes.registry import FORMAT_OF_SUFFIX, NATIVE, runner_kinds
+
         suffix = Path(path).suffix.lower()
-        cls = {".tflite": SshLiteRTRuntime, ".onnx": SshOnnxRuntime}.get(suffix)
-        if cls is None:
+        kinds = runner_kinds(FORMAT_OF_SUFFIX.get(suffix, ""), NATIVE)
+        if not kinds:
             raise RuntimeUnavailableError(f"{path}: the SSH board runs .tflite and .onnx files, not {suffix!r}.")
-        return cls(path, self, name)
+        cls = kinds[0].runtime_class()
+        assert issubclass(cls, NativeRuntime)
+        return cls(path, place=SshPlace(self, name))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -238,24 +236,27 @@ def connect_board(target: SshTarget, *, artifacts: Path, data_dir: Path | None, 
     return SshBoard(target, machine, cc, workdir[0].strip() if workdir else directory, Path(artifacts), data_dir, verify_data)
 
 
-class SshRuntime(NativeRuntime):
-    """One artifact on the SSH board, through its bundle; calls copy .npy files up and back."""
+class SshPlace:
+    """The place of one artifact's native runner on the SSH board (``runtime_check.native.runtime.Place``): its
+    bundle's directory there; every call copies its .npy files up and back."""
 
-    def __init__(self, path: Path, board: SshBoard, artifact_name: str) -> None:
-        super().__init__(path, timeout=COMMAND_TIMEOUT_S)
+    def __init__(self, board: SshBoard, artifact_name: str) -> None:
         self.board = board
         self.artifact_name = artifact_name
-        self.name = f"{type(self).name}@{board.target.spec}"  # type: ignore[misc]
+        self.spec = board.target.spec
+        self.timeout = COMMAND_TIMEOUT_S
         self.rdir = f"{board.directory}/{artifact_name}"
-        self.golden: Metric | None = None
+        #: the bundle's golden check on the board, as (result, what it ran): verify makes it a row metric
+        self.golden: tuple[str, str] | None = None
         self._calls = itertools.count()
         self._lib_remote = ""
 
-    def _activate_impl(self) -> None:
+    def load(self, rt: NativeRuntime) -> str:
+        """Copy the bundle, build the runner (or ship the cross-built one), run check.sh and ``runner info``."""
         from runtime_check.native.bundle import write_bundle
 
         b = self.board
-        lib = b.library(self.kind)
+        lib = b.library(rt.kind)
         with tempfile.TemporaryDirectory(prefix="edgefm-ssh-") as tmp:
             stage = Path(tmp) / self.artifact_name
             write_bundle(b.artifacts, Manifest.load(b.artifacts), self.artifact_name, stage, golden_samples=GOLDEN_SAMPLES,
@@ -266,18 +267,18 @@ class SshRuntime(NativeRuntime):
                 if b.machine == "aarch64":
                     from runtime_check.device.toolchain import find_toolchain
 
-                    runner = build_runner(self.kind, lib=lib, cc=find_toolchain().cc)
+                    runner = build_runner(rt.kind, lib=lib, cc=find_toolchain().cc)
                 else:
-                    runner = build_runner(self.kind)
+                    runner = build_runner(rt.kind)
                 shutil.copyfile(runner.executable, stage / "runner")
                 (stage / "runner").chmod(0o755)
             q = shlex.quote
             upload = f".{self.artifact_name}.{uuid.uuid4().hex[:12]}"
             b.scp([str(stage)], b.remote(f"{b.directory}/{upload}"), what=f"copying the bundle of {self.artifact_name}")
         self._lib_remote = f"lib/{lib.name}"
-        info = " ".join(q(a) for a in self._argv("info", []))
+        info = " ".join(q(a) for a in self._argv(rt, "info", []))
         build = "" if b.target.cross else (
-            f"{q(b.cc or 'cc')} {' '.join(CFLAGS)} -o runner {SOURCES[self.kind]} {' '.join(LDLIBS)} >build.log 2>&1; "
+            f"{q(b.cc or 'cc')} {' '.join(CFLAGS)} -o runner {SOURCES[rt.kind]} {' '.join(LDLIBS)} >build.log 2>&1; "
             'rc=$?; if [ $rc != 0 ]; then echo "edgefm-build-failed $rc"; cat build.log >&2; exit 0; fi; ')
         # one login: put the bundle in place, build the runner, the bundle's golden check, then `runner info`
         proc = b.ssh(
@@ -294,17 +295,16 @@ class SshRuntime(NativeRuntime):
                 "here with --cross. No report was written."
             )
         status = next((ln.split()[-1] for ln in lines if ln.startswith("edgefm-check ")), "missing")
-        self.golden = Metric.check(
-            "board_golden_check", "PASS" if status == "0" else f"FAIL (exit status {status})", "PASS", "==",
-            detail=f"the bundle's check.sh on the board ({GOLDEN_SAMPLES} golden images against this machine's binding)"
+        self.golden = (
+            "PASS" if status == "0" else f"FAIL (exit status {status})",
+            f"the bundle's check.sh on the board ({GOLDEN_SAMPLES} golden images against this machine's binding)"
             + ("" if status == "0" else "; its log is check.log in the board's bundle directory"),
         )
         self._raise_for_status(proc, "info")
-        self._raw_in, self._raw_out, self._runtime_version = parse_info(proc.stdout)
-        self.cpu = parse_cpu(proc.stdout)
+        return proc.stdout
 
-    def _argv(self, mode: str, args: list[str]) -> list[str]:
-        return ["./runner", mode, "--lib", self._lib_remote, "--model", Path(self.path).name,
+    def _argv(self, rt: NativeRuntime, mode: str, args: list[str]) -> list[str]:
+        return ["./runner", mode, "--lib", self._lib_remote, "--model", Path(rt.path).name,
                 "--signature", SERVING_SIGNATURE, *args]
 
     def _raise_for_status(self, proc: subprocess.CompletedProcess[Any], mode: str) -> None:
@@ -313,7 +313,7 @@ class SshRuntime(NativeRuntime):
             raise error(f"The runner on the board {failed} ({mode} {self.artifact_name}, exit status {proc.returncode}): "
                         f"{_runner_message(proc.stderr)}")
 
-    def _run(self, feeds: Any, batch_size: int | None, extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    def run(self, rt: NativeRuntime, feeds: Any, flags: list[str]) -> tuple[str, dict[str, np.ndarray]]:
         """One call, one login: the inputs go up as a tar stream on stdin, the outputs come back as one on stdout."""
         call = f"calls/{next(self._calls)}"
         args: list[str] = []
@@ -327,12 +327,9 @@ class SshRuntime(NativeRuntime):
                 buf.seek(0)
                 tar.addfile(info, buf)
                 args += ["--input", f"{name}={call}/input_{i}.npy"]
-        args += ["--output-dir", f"{call}/out"]
-        if batch_size is not None:
-            args += ["--batch-size", str(batch_size)]
-        args += list(extra)
+        args += ["--output-dir", f"{call}/out", *flags]
         q = shlex.quote
-        run = " ".join(q(a) for a in self._argv("run", args))
+        run = " ".join(q(a) for a in self._argv(rt, "run", args))
         proc = self.board.ssh(
             f"cd {q(self.rdir)} && mkdir -p {call}/out && tar -C {call} -xf - && "
             f"{{ {run} >{call}/stdout 2>{call}/stderr; echo $? >{call}/status; }}; tar -C {call} -cf - status stdout stderr out",
@@ -349,32 +346,22 @@ class SshRuntime(NativeRuntime):
         status = int(got.get("status", b"-1").strip() or -1)
         stdout, stderr = got.get("stdout", b"").decode(errors="replace"), got.get("stderr", b"").decode(errors="replace")
         self._raise_for_status(subprocess.CompletedProcess([], status, stdout, stderr), "run")
-        self.last_timing = parse_timing(stdout)
         files = {row[0]: f"out/{Path(row[1]).name}" for row in _fields(stdout, "output")}
-        missing = [s.name for s in self._output_specs if files.get(s.name) not in got]
+        missing = [s for s in rt.raw_output_names() if files.get(s) not in got]
         if missing:
-            raise EdgefmError(f"The runner on the board wrote no output {', '.join(missing)} for {self.path}.")
+            raise EdgefmError(f"The runner on the board wrote no output {', '.join(missing)} for {rt.path}.")
         try:
-            return {s.name: np.load(io.BytesIO(got[files[s.name]]), allow_pickle=False) for s in self._output_specs}
+            return stdout, {s: np.load(io.BytesIO(got[files[s]]), allow_pickle=False) for s in rt.raw_output_names()}
         except (OSError, ValueError) as e:
-            raise EdgefmError(f"The board's output for {self.path} is unreadable ({e}).") from e
+            raise EdgefmError(f"The board's output for {rt.path} is unreadable ({e}).") from e
 
-    def _deactivate_impl(self) -> None:
+    def unload(self, rt: NativeRuntime) -> None:
         try:
             self.board.ssh(f"rm -rf {shlex.quote(self.rdir + '/calls')}", what="cleaning up", timeout=60)
         except BoardError:
             pass  # a board that went away keeps its scratch files
 
-    def versions(self) -> dict[str, str]:
+    def versions(self, rt: NativeRuntime) -> dict[str, str]:
         return self.board.versions()
 
-    def extra_metrics(self) -> list[Metric]:
-        return [self.golden] if self.golden is not None else []
 
-
-class SshLiteRTRuntime(SshRuntime, NativeLiteRTRuntime):
-    """A .tflite file in the LiteRT runner on the SSH board."""
-
-
-class SshOnnxRuntime(SshRuntime, NativeOnnxRuntime):
-    """An .onnx file in the ONNX Runtime runner on the SSH board."""

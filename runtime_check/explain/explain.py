@@ -24,8 +24,8 @@ from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import Artifact, Manifest
 from runtime_check.explain.graphs import LiteRTTap, OnnxTap, Tap, TensorFlowTap, name_key
 from runtime_check.explain.match import Matching, match
-from runtime_check.explain.stats import EXACT_DB, TensorStats
-from runtime_check.verify.compare import json_number
+from runtime_check.explain.stats import TensorStats
+from runtime_check.verify.results import EXACT_DB, json_number
 
 #: lowest SNR (dB) of a healthy tensor, per quantization of the artifact. float32 round-off
 #: leaves > 120 dB on the tiny MLP (one op order against another: 1e-6 relative error is 120 dB);
@@ -311,7 +311,9 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
     ``edgefm.core.progress.Progress`` told each step (freezing TensorFlow's graph takes seconds).
     """
     from edgefm.core.progress import NoProgress
-    from runtime_check.verify.check import NATIVE_SUFFIX, add_explanations, load_inputs
+    from edgefm.data.inputs import load_inputs
+    from runtime_check.verify.check import add_explanations
+    from runtime_check.verify.results import artifact_of
 
     progress = progress or NoProgress()
     wanted = explain_names(cfg, names)
@@ -319,7 +321,7 @@ def run_explain(cfg: Any, report: Any, names: Iterable[str] = (), rows: int = RO
     manifest = Manifest.load(root)
     deployable = manifest.deployable()
     if not wanted:  # every artifact that failed (a native runner's failure explains its file)
-        wanted = list(dict.fromkeys(a.name.removesuffix(NATIVE_SUFFIX) for a in report.artifacts if not a.passed))
+        wanted = list(dict.fromkeys(artifact_of(a.name) for a in report.artifacts if not a.passed))
         wanted = [n for n in wanted if n in deployable]
     if not wanted:
         return {}

@@ -36,7 +36,8 @@ from edgefm.core.contract import ONNX_FORMAT, TFLITE_FORMAT
 from edgefm.core.errors import EdgefmError
 from edgefm.formats.layers import names_layer
 from runtime_check.explain.explain import Explanation, first_rows, heading, paragraph
-from runtime_check.verify.compare import compare_outputs, json_number
+from runtime_check.verify.compare import compare_outputs
+from runtime_check.verify.results import json_number
 from runtime_check.verify.tolerances import Tolerance
 
 #: verify inputs each trial runs on (top-1 agreement needs more than explain's 64)
@@ -223,8 +224,9 @@ def run_repair(cfg: Any, explanations: Mapping[str, Explanation],
     manifest's SavedModel, calibrated as artifact ``name`` was (``export.pipeline.keep_float_quantizer``).
     """
     from edgefm.core.manifest import Manifest
+    from edgefm.data.inputs import load_inputs
     from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
-    from runtime_check.verify.check import artifact_tolerance, load_inputs
+    from runtime_check.verify.check import artifact_tolerance
 
     root = Path(cfg.artifacts)
     manifest = Manifest.load(root)

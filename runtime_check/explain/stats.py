@@ -15,11 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: SNR taken for an exact tensor when measuring drops and drawing the page's bars (about float32's round-off
-#: level, 2**-23 ~ 138 dB). Here, in the module without project imports, so the page (verify/html_page.py) can
-#: read it without importing explain, which imports verify back.
-EXACT_DB = 140.0
-
 
 @dataclass
 class TensorStats:

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -181,8 +181,100 @@ def _logical(spec: TensorSpec) -> TensorSpec:
     return TensorSpec(spec.name, dtype, list(spec.shape))
 
 
+class ChildProcess:
+    """The place of a native runner on this machine: a fresh, environment-less process per call, its files
+    (.npy inputs and outputs) in a temporary directory.
+
+    ``launcher`` is an argv prefix the runner is started under, e.g. ``("qemu-x86_64-static", "-cpu", "Haswell")``
+    to run it on an emulated CPU whose kernels differ from the host's, or qemu-aarch64 with a cross-built runner
+    (``runtime_check.device.emulated``: ``library``, ``cc`` and ``cache`` then name the aarch64 build; build_runner
+    keys its cache by all three, so it never replaces the host's). ``spec`` names the place in the runtime's name
+    (``native-litert@SPEC``); ``versions``, when given, replace what the runtime reports of itself.
+    """
+
+    def __init__(self, *, launcher: tuple[str, ...] = (), library: Path | None = None, cc: str | None = None,
+                 cache: Path | None = None, timeout: float = DEFAULT_TIMEOUT_S, spec: str = "",
+                 versions: Mapping[str, str] | None = None) -> None:
+        self.launcher = tuple(launcher)
+        self.library, self.cc, self.cache, self.timeout, self.spec = library, cc, cache, timeout, spec
+        self.fixed_versions = None if versions is None else dict(versions)
+
+    def load(self, rt: NativeRuntime) -> str:
+        """Build (or find cached) the runner, run ``runner info``; its stdout."""
+        rt.runner = build_runner(rt.kind, lib=self.library, cc=self.cc, cache=self.cache)
+        return run_process([*self.launcher, *rt.runner.command("info", rt.model_arg())],
+                           timeout=self.timeout, what="loading", subject=rt.path).stdout
+
+    def run(self, rt: NativeRuntime, feeds: Mapping[str, np.ndarray], flags: list[str]) -> tuple[str, dict[str, np.ndarray]]:
+        """One runner process on ``feeds``: its stdout and its outputs."""
+        assert rt.runner is not None
+        with tempfile.TemporaryDirectory(prefix="edgefm-native-") as tmp:
+            args: list[str] = []
+            for i, (name, arr) in enumerate(feeds.items()):
+                file = Path(tmp) / f"input_{i}.npy"
+                np.save(file, np.ascontiguousarray(arr))
+                args += ["--input", f"{name}={file}"]
+            out_dir = Path(tmp) / "out"
+            out_dir.mkdir()
+            args += ["--output-dir", str(out_dir)]
+            proc = run_process(
+                [*self.launcher, *rt.runner.command("run", rt.model_arg(), *args, *flags)],
+                timeout=self.timeout,
+                what="running",
+                subject=rt.path,
+            )
+            files = {row[0]: row[1] for row in _fields(proc.stdout, "output")}
+            missing = [s.name for s in rt.raw_output_names() if s not in files]
+            if missing:
+                raise EdgefmError(
+                    f"The native runner wrote no output {', '.join(missing)} for {rt.path}; it printed: "
+                    f"{proc.stdout.strip()[-500:]}"
+                )
+            try:  # the runner writes plain .npy: never unpickle what a file says
+                return proc.stdout, {s: np.load(files[s], allow_pickle=False) for s in rt.raw_output_names()}
+            except (OSError, ValueError) as e:
+                raise EdgefmError(f"The native runner's output for {rt.path} is unreadable ({e}).") from e
+
+    def unload(self, rt: NativeRuntime) -> None:
+        return None
+
+    def versions(self, rt: NativeRuntime) -> dict[str, str]:
+        if self.fixed_versions is not None:
+            return dict(self.fixed_versions)
+        if rt.runner is None:
+            return {}
+        return {
+            **({f"native-{rt.kind}-launcher": " ".join(self.launcher)} if self.launcher else {}),
+            f"native-{rt.kind}": rt.runtime_version,
+            **({f"native-{rt.kind}-cpu": " ".join(map(str, [rt.cpu["machine"], *rt.cpu["features"]]))}  # type: ignore[list-item]
+               if rt.cpu else {}),
+            f"native-{rt.kind}-library": f"{rt.runner.library.path} ({rt.runner.library.version})",
+            "cc": rt.runner.compiler,
+        }
+
+
+class Place(Protocol):
+    """Where a native runner runs and how its process is started (``ChildProcess``; the boards of
+    ``runtime_check.device``). A place never knows the runner kind: the runtime passes itself."""
+
+    spec: str
+    timeout: float
+
+    def load(self, rt: NativeRuntime) -> str: ...
+
+    def run(self, rt: NativeRuntime, feeds: Mapping[str, np.ndarray], flags: list[str]) -> tuple[str, dict[str, np.ndarray]]: ...
+
+    def unload(self, rt: NativeRuntime) -> None: ...
+
+    def versions(self, rt: NativeRuntime) -> dict[str, str]: ...
+
+
 class NativeRuntime(Runtime):
-    """A model run by a C runner in a fresh, environment-less process per call."""
+    """A model run by a C runner of kind ``kind`` (its source and library) at a ``place`` (where its process runs).
+
+    The runner kinds are the subclasses below (data only); the places compose with every kind instead of
+    multiplying them, as Polygraphy's runners take a loader.
+    """
 
     kind: ClassVar[str] = ""
     probe_before_load = True
@@ -197,34 +289,35 @@ class NativeRuntime(Runtime):
         cache: Path | None = None,
         cc: str | None = None,
         launcher: tuple[str, ...] = (),
+        place: Place | None = None,
     ) -> None:
         super().__init__(path, threads=threads)
-        self.timeout = timeout
-        #: argv prefix the runner is started under, e.g. ("qemu-x86_64-static", "-cpu", "Haswell")
-        #: to run it on an emulated CPU whose kernels differ from the host's
-        self.launcher = tuple(launcher)
-        self._library = library
-        self._cache = cache
-        self._cc = cc
+        self.place: Place = place or ChildProcess(launcher=launcher, library=library, cc=cc, cache=cache, timeout=timeout)
+        self.timeout = self.place.timeout
+        if self.place.spec:
+            self.name = f"{type(self).name}@{self.place.spec}"  # type: ignore[misc]
         self.runner: NativeRunner | None = None
         self.last_timing: RunTiming | None = None
         self._raw_in: list[TensorSpec] = []
         self._raw_out: list[TensorSpec] = []
-        self._runtime_version = "unknown"
+        self.runtime_version = "unknown"
         #: the CPU as the runner saw it at load (under an emulator: the emulated one)
         self.cpu: dict[str, object] = {}
 
-    def _activate_impl(self) -> None:
-        self.runner = build_runner(self.kind, lib=self._library, cc=self._cc, cache=self._cache)
-        proc = run_process(
-            [*self.launcher, *self.runner.command("info", self._model_arg())],
-            timeout=self.timeout, what="loading", subject=self.path,
-        )
-        self._raw_in, self._raw_out, self._runtime_version = parse_info(proc.stdout)
-        self.cpu = parse_cpu(proc.stdout)
+    @property
+    def launcher(self) -> tuple[str, ...]:
+        return tuple(getattr(self.place, "launcher", ()))
 
-    def _model_arg(self) -> Path:
+    def _activate_impl(self) -> None:
+        stdout = self.place.load(self)
+        self._raw_in, self._raw_out, self.runtime_version = parse_info(stdout)
+        self.cpu = parse_cpu(stdout)
+
+    def model_arg(self) -> Path:
         return Path(os.path.abspath(self.path))
+
+    def raw_output_names(self) -> list[str]:
+        return [s.name for s in self._output_specs]
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         return [_logical(s) for s in self._raw_in], [_logical(s) for s in self._raw_out]
@@ -260,55 +353,24 @@ class NativeRuntime(Runtime):
         return self.last_timing
 
     def _run(self, feeds: Mapping[str, np.ndarray], batch_size: int | None, extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-        assert self.runner is not None
-        with tempfile.TemporaryDirectory(prefix="edgefm-native-") as tmp:
-            args: list[str] = []
-            for i, (name, arr) in enumerate(feeds.items()):
-                file = Path(tmp) / f"input_{i}.npy"
-                np.save(file, np.ascontiguousarray(arr))
-                args += ["--input", f"{name}={file}"]
-            out_dir = Path(tmp) / "out"
-            out_dir.mkdir()
-            args += ["--output-dir", str(out_dir)]
-            if batch_size is not None:
-                args += ["--batch-size", str(batch_size)]
-            if self.threads:
-                args += ["--threads", str(self.threads)]
-            args += extra
-            proc = run_process(
-                [*self.launcher, *self.runner.command("run", self._model_arg(), *args)],
-                timeout=self.timeout,
-                what="running",
-                subject=self.path,
-            )
-            self.last_timing = parse_timing(proc.stdout)
-            files = {row[0]: row[1] for row in _fields(proc.stdout, "output")}
-            missing = [s.name for s in self._output_specs if s.name not in files]
-            if missing:
-                raise EdgefmError(
-                    f"The native runner wrote no output {', '.join(missing)} for {self.path}; it printed: "
-                    f"{proc.stdout.strip()[-500:]}"
-                )
-            try:  # the runner writes plain .npy: never unpickle what a file says
-                return {s.name: np.load(files[s.name], allow_pickle=False) for s in self._output_specs}
-            except (OSError, ValueError) as e:
-                raise EdgefmError(f"The native runner's output for {self.path} is unreadable ({e}).") from e
+        flags: list[str] = []
+        if batch_size is not None:
+            flags += ["--batch-size", str(batch_size)]
+        if self.threads:
+            flags += ["--threads", str(self.threads)]
+        stdout, outputs = self.place.run(self, feeds, [*flags, *extra])
+        self.last_timing = parse_timing(stdout)
+        return outputs
+
+    def _deactivate_impl(self) -> None:
+        self.place.unload(self)
 
     def _engine_seconds(self) -> float | None:
         """The runner's own time for one batch, without the process start (``timing`` line)."""
         return None if self.last_timing is None else self.last_timing.run_ms / 1e3
 
     def versions(self) -> dict[str, str]:
-        if self.runner is None:
-            return {}
-        return {
-            **({f"native-{self.kind}-launcher": " ".join(self.launcher)} if self.launcher else {}),
-            f"native-{self.kind}": self._runtime_version,
-            **({f"native-{self.kind}-cpu": " ".join(map(str, [self.cpu["machine"], *self.cpu["features"]]))}  # type: ignore[list-item]
-               if self.cpu else {}),
-            f"native-{self.kind}-library": f"{self.runner.library.path} ({self.runner.library.version})",
-            "cc": self.runner.compiler,
-        }
+        return self.place.versions(self)
 
 
 class NativeLiteRTRuntime(NativeRuntime):
@@ -327,19 +389,19 @@ class NativeOnnxRuntime(NativeRuntime):
     kind = "onnxruntime"
 
 
-#: file suffix -> the native runtime for it
-NATIVE_BY_SUFFIX: dict[str, type[NativeRuntime]] = {".tflite": NativeLiteRTRuntime, ".onnx": NativeOnnxRuntime}
+def native_runtime_for(path: Path, *, threads: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                       place: Place | None = None) -> NativeRuntime:
+    """The native runtime for ``path`` (a .tflite or an .onnx file; the format's first native runner kind),
+    at ``place`` (default: a child process on this machine)."""
+    from runtime_check.runtimes.registry import NATIVE, SAVEDMODEL_FORMAT, format_of, runner_kinds
 
-
-def native_runtime_for(path: Path, *, threads: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> Runtime:
-    """The native runtime for ``path``: a .tflite or an .onnx file."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in NATIVE_BY_SUFFIX:
-        return NATIVE_BY_SUFFIX[suffix](path, threads=threads, timeout=timeout)
-    if not path.exists():
-        raise ModelFileError(f"Model {path} does not exist. Pass a .tflite or an .onnx file.")
-    raise UsageError(
-        f"{path}: the native runners run .tflite (LiteRT) and .onnx (ONNX Runtime) files, not "
-        f"{suffix or '(no extension)'!r}."
-    )
+    fmt = format_of(path, what="The native runners run .tflite (LiteRT) and .onnx (ONNX Runtime) files",
+                    missing="Pass a .tflite or an .onnx file.")
+    kinds = runner_kinds(fmt, NATIVE)
+    if fmt == SAVEDMODEL_FORMAT or not kinds:
+        raise UsageError(f"{path}: the native runners run .tflite (LiteRT) and .onnx (ONNX Runtime) files, not "
+                         f"{path.suffix.lower() or '(no extension)'!r}.")
+    cls = kinds[0].runtime_class()
+    assert issubclass(cls, NativeRuntime)
+    return cls(path, threads=threads, timeout=timeout, place=place)

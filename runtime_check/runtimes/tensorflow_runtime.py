@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import LABELS_SIGNATURE, SAVEDMODEL_FORMAT, SERVING_SIGNATURE
+from edgefm.core.contract import SAVEDMODEL_FORMAT, SERVING_SIGNATURE
 from edgefm.core.errors import ModelFileError
 from edgefm.core.manifest import TensorSpec
 from edgefm.formats.savedmodel import require_savedmodel_dir
@@ -70,12 +70,6 @@ class TensorFlowRuntime(Runtime):
         import tensorflow as tf
 
         return {"tensorflow": tf.__version__}
-
-    def labels(self) -> list[str] | None:
-        """Class names from the SavedModel's ``labels`` signature, if it has one."""
-        self._require_active()
-        fn = self._loaded.signatures.get(LABELS_SIGNATURE)
-        return None if fn is None else [b.decode("utf-8") for b in fn()["class_names"].numpy()]
 
     def signatures(self) -> dict[str, Any]:
         self._require_active()

@@ -47,9 +47,12 @@ from edgefm.core.contract import (
 )
 from edgefm.core.errors import ConfigError, EdgefmError, RuntimeUnavailableError
 from edgefm.core.fileio import human_bytes
+from edgefm.core.hostinfo import peak_rss_mb
 from edgefm.core.options import parse_int_list
 from edgefm.core.progress import NoProgress, Progress
 from edgefm.core.tables import fit_line, fit_table
+from runtime_check.runtimes.registry import NATIVE_LABEL
+from runtime_check.verify.results import artifact_of, is_native_row, row_name
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 32, 256)
 DEFAULT_WARMUP = 10
@@ -60,7 +63,6 @@ CHILD_TIMEOUT_S = 900.0
 _RUNTIME_MODULES = {SAVEDMODEL_FORMAT: "tensorflow", TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
 #: ``Target.runtime`` of a model run by its native C runner (process per call).
 NATIVE = "native"
-NATIVE_SUFFIX = "@native"
 
 
 def parse_batch_sizes(text: str, flag: str = "--batch-sizes") -> tuple[int, ...]:
@@ -234,7 +236,7 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
     out += [Target(name, root / a.path, a.format, a.quantization) for name, a in deployable.items()]
     if config.native:
         out += [
-            Target(name + NATIVE_SUFFIX, root / a.path, a.format, a.quantization, NATIVE)
+            Target(row_name(name, NATIVE_LABEL), root / a.path, a.format, a.quantization, NATIVE)
             for name, a in deployable.items()
         ]
     return out, notes
@@ -389,23 +391,6 @@ def latency_stats(batch_size: int, seconds: Sequence[float]) -> LatencyStats:
     )
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process's own address space, in MiB.
-
-    On Linux this is ``VmHWM`` from /proc/self/status, not ``ru_maxrss``: Linux
-    carries the parent's peak into a child's ``ru_maxrss`` across fork and exec,
-    so a child started from a process that holds TensorFlow would report
-    TensorFlow's memory (measured: every child showed the parent's 630 MB).
-    Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
-    """
-    import resource
-
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 def _feeds(images: np.ndarray, runtime: Any, batch: int) -> dict[str, np.ndarray]:
@@ -565,7 +550,7 @@ def native_vs_binding(report: BenchmarkReport) -> list[dict[str, Any]]:
     by_name = {r.name: r for r in report.results if r.error is None}
     out = []
     for r in report.results:
-        binding = by_name.get(r.name[: -len(NATIVE_SUFFIX)]) if r.name.endswith(NATIVE_SUFFIX) else None
+        binding = by_name.get(artifact_of(r.name)) if is_native_row(r.name) else None
         if r.error is not None or binding is None:
             continue
         for s in r.latency:

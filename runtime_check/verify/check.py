@@ -29,20 +29,18 @@ the disagreements with TF).
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgefm.core.contract import CLASS_NAMES, INPUT_NAME, ONNX_FORMAT, TFLITE_FORMAT
+from edgefm.core.contract import CLASS_NAMES, TFLITE_FORMAT
 from edgefm.core.errors import (
     ConfigError,
     DataError,
-    DatasetError,
     EdgefmError,
     ManifestError,
     ModelFileError,
@@ -50,39 +48,43 @@ from edgefm.core.errors import (
     UsageError,
 )
 from edgefm.core.fileio import sha256_tree, tree_bytes
-from edgefm.core.hostinfo import host_cpu
+from edgefm.core.hostinfo import host_cpu, peak_rss_mb
 from edgefm.core.manifest import Artifact, Manifest, TensorSpec, edgefm_version, tool_versions, utc_now
 from edgefm.core.metrics import confusion_matrix
 from edgefm.core.verdicts import user_passed_checks
-from edgefm.data.fashion_mnist import scale_images
-from edgefm.data.sources import InputSource
-from runtime_check.runtimes.base import Runtime
+from edgefm.data.inputs import Inputs, load_inputs
 from runtime_check.runtimes.probe import STRUCTURE_CHECKS, PendingValidation
-from runtime_check.runtimes.registry import runtime_for
+from runtime_check.runtimes.registry import BINDING, FORMAT_OF_SUFFIX, runner_kinds
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 from runtime_check.verify import reference_cache
 from runtime_check.verify.compare import (
     LOGITS,
-    ArtifactResult,
-    Metric,
     accuracy,
     classification_outputs,
-    compare_exact,
-    compare_outputs,
     max_abs_error,
     primary_output,
 )
 from runtime_check.verify.config import CheckConfig
+from runtime_check.verify.device_rows import DeviceRows
 from runtime_check.verify.evidence import weak_evidence
 from runtime_check.verify.html_page import write_html
 from runtime_check.verify.reference_cache import Reference, ReferenceKey
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport, describe_inputs
+from runtime_check.verify.results import ArtifactResult, Metric
+from runtime_check.verify.rows import (
+    Judging,
+    Row,
+    describe_error,
+    judge_row,
+    open_row,
+    plan_rows,
+    row_report_line,
+    runtime_versions,
+)
+from runtime_check.verify.streams import Stream, run_runtime, stream_through
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
 ProgressFn = Callable[[str], None]
-NativeFactory = Callable[[Path], Runtime]
-#: the result name of an artifact run by its native C runner
-NATIVE_SUFFIX = "@native"
 #: distributions whose versions go into the report
 VERSIONED = ("numpy", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "onnxruntime", "onnx", "tf2onnx")
 
@@ -117,177 +119,15 @@ def select_artifacts(manifest: Manifest, cfg: CheckConfig) -> dict[str, Artifact
     return deployable
 
 
-def native_factory() -> NativeFactory:
-    """``runtime_check.native.runtime.native_runtime_for``, imported only when ``--native`` asks."""
+def require_native() -> None:
+    """``--native``: the native runners (``runtime_check.native``) must be importable."""
     try:
-        from runtime_check.native.runtime import native_runtime_for
+        import runtime_check.native.runtime  # noqa: F401
     except ImportError as e:
         raise RuntimeUnavailableError(
             f"native runners not available: {e}. The C runners live in runtime_check/native; run "
             "without --native to check the Python bindings only."
         ) from e
-    return native_runtime_for
-
-
-# -- inputs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyInputs:
-    """The verify inputs, read from the dataset file batch by batch whenever they are fed.
-
-    Streaming: no runtime, and no part of verify, holds all N images at once; each
-    pass (``batches``) reads the split's image file again (a 60,000-image pass
-    decompresses 26 MB in ~0.15 s) and scales one batch at a time, so verify's
-    memory grows with the batch size, not with the number of inputs. What is
-    kept whole is small: the labels and every runtime's ``[N, classes]`` outputs.
-    """
-
-    split: str
-    data_dir: Path
-    count: int
-    labels: np.ndarray
-    info: dict[str, Any]
-    #: the first ``invariance_samples`` rows of each input (the batch-1 runs), kept: at most a few dozen
-    head: dict[str, np.ndarray]
-    input_name: str = INPUT_NAME
-
-    def __len__(self) -> int:
-        return self.count
-
-    def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-        """float32 [0, 1] batches of the ``count`` images in order (``uint8 / 255``, as ``Split.scaled``)."""
-        from edgefm.data import fashion_mnist as ds
-
-        # verified by load_inputs' pass already: the later passes read the same file unchecked
-        for batch in ds.stream_images(self.split, self.data_dir, batch_size=batch_size, count=self.count, verify=False):
-            yield {self.input_name: scale_images(batch)}
-
-    def images_at(self, indices: Iterable[int]) -> dict[int, np.ndarray]:
-        """The dataset's uint8 pixels of a few images (those the page shows), in one more pass."""
-        from edgefm.data import fashion_mnist as ds
-
-        wanted, out, start = sorted(set(indices)), {}, 0
-        if not wanted:
-            return out
-        for batch in ds.stream_images(self.split, self.data_dir, batch_size=1000, count=wanted[-1] + 1, verify=False):
-            out.update({i: np.array(batch[i - start]) for i in wanted if start <= i < start + len(batch)})
-            start += len(batch)
-        return out
-
-
-@dataclass(frozen=True)
-class SourceInputs:
-    """Verify inputs of any model (``--data``): an ``edgefm.data.sources.InputSource`` with VerifyInputs' face."""
-
-    source: InputSource
-    info: dict[str, Any]
-    head: dict[str, np.ndarray]
-
-    @property
-    def count(self) -> int:
-        return self.source.count
-
-    @property
-    def labels(self) -> np.ndarray | None:
-        return self.source.labels
-
-    def __len__(self) -> int:
-        return self.source.count
-
-    def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-        return self.source.batches(batch_size)
-
-    def images_at(self, indices: Iterable[int]) -> dict[int, np.ndarray]:
-        return {}  # the page shows Fashion-MNIST images only
-
-
-Inputs = VerifyInputs | SourceInputs
-
-
-def load_inputs(cfg: CheckConfig, manifest: Manifest | None = None) -> Inputs:
-    """``--data`` as the model's inputs, or (no ``--data``, edgefm's own model) the Fashion-MNIST split."""
-    if cfg.data is None and (manifest is None or manifest.takes_fashion_images()):
-        return load_fashion_inputs(cfg)
-    assert manifest is not None
-    from edgefm.data.sources import open_data
-
-    inputs = manifest.savedmodel()[1].inputs
-    classes = next(iter(manifest.class_names().values()), [])
-    source = open_data(cfg.data or "synthetic", inputs, samples=cfg.samples, seed=cfg.seed,
-                       value_ranges=cfg.value_ranges, preprocessing=manifest.image_preprocessing(),
-                       labels_file=cfg.labels_data,
-                       class_names=classes)
-    n_inv = min(cfg.invariance_samples, source.count)
-    head = source.head(n_inv)
-    info = {
-        **source.info,
-        "batch_size": cfg.batch_size,
-        "invariance_samples": n_inv,
-        "invariance_sha256": _digest(head),
-    }
-    if source.labels is not None and classes:
-        bad = np.flatnonzero((source.labels < 0) | (source.labels >= len(classes)))
-        if len(bad):
-            raise DataError(f"The labels of {cfg.data} hold class id {int(source.labels[bad[0]])} (row {int(bad[0])}), "
-                            f"outside the model's {len(classes)} classes.")
-    return SourceInputs(source, info, head)
-
-
-def _digest(arrays: Mapping[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
-    return digest.hexdigest()
-
-
-def load_fashion_inputs(cfg: CheckConfig) -> VerifyInputs:
-    """The verify inputs (streamed; see ``VerifyInputs``), their labels, and a record of exactly which ones.
-
-    One pass over the image file here checks it (structure; the official sha256 unless
-    ``--no-verify``) and hashes the float32 images the runtimes will see, batch by batch.
-    """
-    from edgefm.data import fashion_mnist as ds
-
-    data_dir = ds.locate(cfg.data_dir)
-    labels = ds.load_labels(cfg.split, data_dir, verify=cfg.verify_data)
-    n = len(labels) if cfg.samples is None else cfg.samples
-    if n > len(labels):
-        raise ConfigError(f"--samples {n}: the {cfg.split} split has only {len(labels)} images; pass at most {len(labels)}.")
-    if n == 0:
-        raise ConfigError(f"The {cfg.split} split in {data_dir} is empty; there is nothing to verify on.")
-    n_inv = min(cfg.invariance_samples, int(n))
-    digest, head, seen = hashlib.sha256(), [], 0
-    # count=None: the whole file is read (for its sha256), the images past n only counted
-    for batch in ds.stream_images(cfg.split, data_dir, batch_size=cfg.batch_size, verify=cfg.verify_data):
-        use = scale_images(batch[: max(0, n - seen)])
-        digest.update(use.tobytes())  # the same digest as of all n float32 images at once
-        if seen < n_inv:
-            head.append(use[: n_inv - seen])
-        seen += len(batch)
-    if seen != len(labels):
-        raise DatasetError(
-            f"{data_dir}: the {cfg.split} split holds {seen} images but {len(labels)} labels; the files belong to "
-            "different releases. Re-install or re-fetch the dataset."
-        )
-    head_images = np.concatenate(head)
-    info = {
-        "source": "fashion-mnist",
-        "split": cfg.split,
-        "data_dir": str(data_dir),
-        "checksums_verified": cfg.verify_data,
-        "count": int(n),
-        "first_index": 0,
-        "dtype": "float32",
-        "shape": [int(n), *map(int, head_images.shape[1:])],
-        "scaling": "uint8 / 255",
-        "sha256": digest.hexdigest(),
-        "labels_sha256": hashlib.sha256(np.ascontiguousarray(labels[:n]).tobytes()).hexdigest(),
-        "batch_size": cfg.batch_size,
-        "invariance_samples": n_inv,
-        "invariance_sha256": hashlib.sha256(head_images.tobytes()).hexdigest(),
-    }
-    return VerifyInputs(cfg.split, data_dir, int(n), np.asarray(labels[:n]), info, {INPUT_NAME: head_images})
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -309,129 +149,6 @@ def checksum_metric(root: Path, art: Artifact, *, sha: str | None = None) -> Met
         f"manifest: {art.sha256[:12]}…, {art.bytes} bytes)"
     )
     return Metric.check("checksum", found, expected, "==", detail=detail)
-
-
-@dataclass
-class Stream:
-    """One runtime fed the input stream: its outputs gathered batch by batch, its timings, or what stopped it."""
-
-    name: str
-    runtime: Runtime
-    timings: dict[str, float] = field(default_factory=dict)
-    error: BaseException | None = None
-    _parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    _b1: dict[str, list[np.ndarray]] = field(default_factory=dict)
-
-    @property
-    def outputs(self) -> dict[str, np.ndarray]:
-        return _concatenated(self._parts)
-
-    @property
-    def batch1(self) -> dict[str, np.ndarray]:
-        return _concatenated(self._b1)
-
-    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str) -> None:
-        if self.error is not None:
-            return
-        t0 = time.perf_counter()
-        try:
-            out = self.runtime.infer(batch)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - one broken runtime must not stop the others
-            self.error = e
-            return
-        finally:
-            self.timings[timing] = self.timings.get(timing, 0.0) + time.perf_counter() - t0
-        for k, v in out.items():
-            into.setdefault(k, []).append(v)
-
-
-def stream_through(streams: list[Stream], data: Inputs, batch_size: int) -> None:
-    """Activate every runtime, feed each batch of one pass over the inputs to all of them, then the batch-1 runs.
-
-    A runtime that fails to load or to run keeps its error and gets nothing more;
-    the others go on. Every runtime is deactivated at the end.
-    """
-    for s in streams:
-        t0 = time.perf_counter()
-        try:
-            s.runtime.activate()
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - recorded per runtime
-            s.error = e
-        s.timings["load"] = time.perf_counter() - t0
-    try:
-        for batch in data.batches(batch_size):
-            for s in streams:
-                s._feed(batch, s._parts, "infer")
-        for i in range(len(next(iter(data.head.values())))):
-            for s in streams:
-                s._feed({k: v[i : i + 1] for k, v in data.head.items()}, s._b1, "batch1")
-    finally:
-        for s in streams:
-            s.runtime.deactivate()
-    for s in streams:
-        s.timings["total"] = sum(s.timings.get(k, 0.0) for k in ("load", "infer", "batch1"))
-
-
-def run_runtime(runtime: Runtime, data: Inputs, batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
-    """One runtime through the whole stream: its outputs, batch-1 outputs and timings; its error is raised."""
-    stream = Stream(runtime.name, runtime)
-    stream_through([stream], data, batch_size)
-    if stream.error is not None:
-        raise stream.error
-    timings = dict(stream.timings)
-    timings.pop("total", None)
-    return stream.outputs, stream.batch1, timings
-
-
-def _concatenated(chunks: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-batch outputs joined along the batch."""
-    if not chunks:
-        raise UsageError("no inputs to run (0 rows).")
-    return {k: np.concatenate(v) for k, v in chunks.items()}
-
-
-def _describe_error(e: BaseException) -> str:
-    return str(e) if isinstance(e, EdgefmError) else f"{type(e).__name__}: {e}"
-
-
-def judge(
-    stream: Stream,
-    art: Artifact,
-    reference: Mapping[str, np.ndarray],
-    labels: np.ndarray | None,
-    tol: Tolerance,
-    *,
-    checksum: Metric | None = None,
-    binding: Mapping[str, np.ndarray] | None = None,
-    classification: Iterable[str] | None = None,
-) -> tuple[ArtifactResult, dict[str, np.ndarray] | None]:
-    """One streamed runtime's outputs against the reference; its error becomes the result's ``error``.
-
-    With ``binding`` (the Python binding's outputs of the same file), the exact
-    match of the two runs is checked as well. Returns the outputs for reuse.
-    """
-    result = ArtifactResult(stream.name, stream.runtime.name, art.path, art.format, art.quantization)
-    if checksum is not None:
-        result.metrics.append(checksum)
-    result.timings.update(stream.timings)
-    outputs = None
-    try:
-        if stream.error is not None:
-            raise stream.error
-        outputs = stream.outputs
-        result.metrics.extend(compare_outputs(outputs, reference, labels, tol, batch1=stream.batch1,
-                                              classification=None if classification is None else set(classification)))
-        if binding is not None:
-            result.metrics.append(compare_exact(outputs, binding))
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # noqa: BLE001 - one broken artifact must not hide the others' results
-        result.error = _describe_error(e)
-    return result, outputs
 
 
 def check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None = None) -> ParityReport:
@@ -489,7 +206,7 @@ def one_shot_manifest(reference: Path, models: Iterable[Path]) -> Manifest:
                                           extra={"brought": "one-shot"})}
     for model in models:
         model = Path(model).resolve()
-        fmt = {".tflite": TFLITE_FORMAT, ".onnx": ONNX_FORMAT}.get(model.suffix.lower())
+        fmt = FORMAT_OF_SUFFIX.get(model.suffix.lower())
         if fmt is None or not model.is_file():
             raise UsageError(f"--model {model}: not a .tflite or .onnx file.")
         try:
@@ -512,18 +229,85 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     dataset or reference SavedModel, unknown names, ``--native`` without native
     runners). Every parity failure is recorded in the returned report instead.
     """
-    t_start = time.perf_counter()
-    say = progress or (lambda _msg: None)
-    root = Path(cfg.artifacts)
+    run = Run(manifest, cfg, say=progress or (lambda _msg: None))
     selected = select_artifacts(manifest, cfg)
-    tolerances = {n: artifact_tolerance(manifest, root, n, a, cfg) for n, a in selected.items()}
-    make_native = native_factory() if cfg.native else None
-    devices = None  # --device: extra runtimes per artifact (runtime_check.device), rows NAME@BOARD
-    if cfg.devices:
-        from runtime_check.device.rows import DeviceRows
+    tolerances = {n: artifact_tolerance(manifest, run.root, n, a, cfg) for n, a in selected.items()}
+    if cfg.native:
+        require_native()
+    devices = _prepare_devices(cfg)
+    json_path = _report_path(cfg, run.root, manifest.savedmodel(run.root)[1], selected)
+    probe = _start_probe(run, selected)
+    data = run.timed("load_inputs", load_inputs, cfg, manifest)
+    run.say(f"inputs: {describe_inputs(data.info)}")
+    ref = _reference(run, data)
+    probe.wait()
+    run.timings["probe"] = time.perf_counter() - run.t_probe  # the wall time until every file was probed
+    rows = plan_rows(selected, run.root, native=cfg.native, devices=devices)
+    judged = _run_rows(run, rows, data, Judging(ref.outputs, data.labels, tolerances, ref.classification, devices),
+                       scored=ref.scored)
+    report = _report(run, ref, data, judged, devices)
+    _write(run, report, json_path)
+    return report
 
-        devices = DeviceRows.prepare(cfg)
-    ref_name, ref_art = manifest.savedmodel(root)
+
+@dataclass
+class Run:
+    """One verify's surroundings: the manifest, the options, the progress line and the timings."""
+
+    manifest: Manifest
+    cfg: CheckConfig
+    say: ProgressFn
+    timings: dict[str, float] = field(default_factory=dict)
+    t_start: float = field(default_factory=time.perf_counter)
+    t_probe: float = 0.0
+
+    @property
+    def root(self) -> Path:
+        return Path(self.cfg.artifacts)
+
+    def timed(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[step] = time.perf_counter() - t0
+
+
+@dataclass
+class ReferenceRun:
+    """The reference's outputs and everything the report says of it."""
+
+    name: str
+    art: Artifact
+    outputs: dict[str, np.ndarray]
+    timings: dict[str, float]
+    cache: dict[str, Any]
+    versions: dict[str, str]
+    metrics: list[Metric]
+    classification: set[str] | None
+    scored: str | None
+    accuracy: float | None
+
+
+@dataclass
+class Judged:
+    """Every row's result, in the report's order, and what the page keeps of each."""
+
+    results: list[ArtifactResult] = field(default_factory=list)
+    details: dict[str, ArtifactDetail] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def _prepare_devices(cfg: CheckConfig) -> DeviceRows | None:
+    """``--device``: every board readied once (rows ``NAME@BOARD``); None without ``--device``."""
+    if not cfg.devices:
+        return None
+    return DeviceRows.prepare(cfg)
+
+
+def _report_path(cfg: CheckConfig, root: Path, ref_art: Artifact, selected: Mapping[str, Artifact]) -> Path:
+    """Where the JSON report goes; neither it nor the page may overwrite each other or an input."""
     json_path = Path(cfg.report or root / REPORT_NAME)
     if cfg.html is not None and cfg.html.resolve() == json_path.resolve():
         raise ConfigError(
@@ -531,36 +315,66 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
             "another path (or --no-html)."
         )
     _outputs_are_not_inputs(root, ref_art, selected, {"--report": json_path, "--html": cfg.html})
-    timings: dict[str, float] = {}
+    return json_path
 
-    # One probe process for every file the runtimes will load (their activate() then hits its cache). It runs
-    # while the inputs and the reference are prepared; no runtime here loads a file before probe.wait().
-    t_probe = time.perf_counter()
-    # The structure checks remember the files that passed them (edgefm.core.verdicts): a warm verify of
-    # unchanged files then never imports onnx for its checker (0.5 s, most of it ml_dtypes).
+
+def _start_probe(run: Run, selected: Mapping[str, Artifact]) -> PendingValidation:
+    """One probe process for every file the runtimes will load (their activate() then hits its cache).
+
+    It runs while the inputs and the reference are prepared; no runtime here loads a
+    file before probe.wait(). The structure checks remember the files that passed them
+    (edgefm.core.verdicts): a warm verify of unchanged files then never imports onnx for
+    its checker (0.5 s, most of it ml_dtypes).
+    """
+    run.t_probe, root = time.perf_counter(), run.root
     probe = PendingValidation((root / a.path for a in selected.values() if (root / a.path).suffix.lower() in STRUCTURE_CHECKS),
                               passed=user_passed_checks())
     _import_runtimes(selected.values())
+    return probe
 
-    t0 = time.perf_counter()
-    data = load_inputs(cfg, manifest)
-    labels, inputs = data.labels, data.info
-    timings["load_inputs"] = time.perf_counter() - t0
-    say(f"inputs: {describe_inputs(inputs)}")
 
-    # The reference: computed once, or reused from the cache beside the manifest.
+def _reference(run: Run, data: Inputs) -> ReferenceRun:
+    """The reference: computed once, or reused from the cache beside the manifest; its accuracy and checks."""
     t0 = time.perf_counter()
+    root, manifest = run.root, run.manifest
+    ref_name, ref_art = manifest.savedmodel(root)
     ref_path = root / ref_art.path
     ref_sha = sha256_tree(ref_path) if ref_path.exists() else None
     ref_checksum = checksum_metric(root, ref_art, sha=ref_sha)
-    say(f"reference: {ref_art.path} (TensorFlow, or its cached outputs) on {inputs['count']} images…")
-    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, cfg)
-    reference, ref_b1, ref_timings = ref.outputs, ref.batch1, ref.timings
-    timings["reference"] = time.perf_counter() - t0
-    class_names = manifest.class_names()
+    run.say(f"reference: {ref_art.path} (TensorFlow, or its cached outputs) on {data.info['count']} images…")
+    ref, ref_cache, ref_versions = reference_outputs(root, ref_path, ref_sha, data, run.cfg)
+    reference, ref_b1 = ref.outputs, ref.batch1
+    run.timings["reference"] = time.perf_counter() - t0
     classification = _classification_outputs(manifest, reference)
     primary = primary_output(reference, classification or ())
-    for out_name, names in class_names.items():
+    _class_names_fit(manifest, root, ref_art, reference)
+    classes = classification if classification is not None else classification_outputs(reference)
+    scored = primary if primary in classes else None
+    labels = data.labels
+    if labels is not None and run.cfg.labels_data is not None and not classes:
+        shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in reference.items())
+        raise DataError(f"--labels-data {run.cfg.labels_data}: labels are class ids, but no output of this model is a "
+                        f"classification output (outputs: {shapes}). Drop --labels-data, or export the model with "
+                        "--labels FILE naming the classes of its [N, classes] output.")
+    ref_acc = accuracy(reference[scored], labels) if scored is not None and labels is not None else None
+    metrics = [
+        ref_checksum,
+        Metric.check("batch_invariance", max(max_abs_error(ref_b1[k], reference[k][: len(ref_b1[k])]) for k in ref_b1),
+                     None, "info"),
+    ]
+    how = "in TensorFlow" if ref_cache["status"] == "computed" else f"reused from {ref_cache['path']}"
+    acc_text = f", accuracy {100 * ref_acc:.2f}%" if ref_acc is not None else ""
+    run.say(f"reference: {ref_art.path} {how}{acc_text} ({run.timings['reference']:.1f} s)")
+    if ref_cache.get("note"):
+        run.say(f"reference cache: {ref_cache['note']}")
+    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **ref_versions}
+    return ReferenceRun(ref_name, ref_art, reference, ref.timings, ref_cache, versions, metrics, classification,
+                        scored, ref_acc)
+
+
+def _class_names_fit(manifest: Manifest, root: Path, ref_art: Artifact, reference: Mapping[str, np.ndarray]) -> None:
+    """Every classification output's class names are as many as its scores per image."""
+    for out_name, names in manifest.class_names().items():
         got = reference.get(out_name)
         n_classes = None if got is None or np.ndim(got) != 2 else int(np.shape(got)[1])
         if n_classes is not None and len(names) != n_classes:
@@ -569,133 +383,93 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
                 f"{root / ref_art.path} has {n_classes} outputs per image: every report, page and labels.txt would "
                 "name the wrong class. Give one name per output (re-create the artifacts with `edgefm train`)."
             )
-    classes = classification if classification is not None else classification_outputs(reference)
-    scored = primary if primary in classes else None
-    if labels is not None and cfg.labels_data is not None and not classes:
-        shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in reference.items())
-        raise DataError(f"--labels-data {cfg.labels_data}: labels are class ids, but no output of this model is a "
-                        f"classification output (outputs: {shapes}). Drop --labels-data, or export the model with "
-                        "--labels FILE naming the classes of its [N, classes] output.")
-    ref_acc = accuracy(reference[scored], labels) if scored is not None and labels is not None else None
-    reference_metrics = [
-        ref_checksum,
-        Metric.check("batch_invariance", max(max_abs_error(ref_b1[k], reference[k][: len(ref_b1[k])]) for k in ref_b1),
-                     None, "info"),
-    ]
-    how = "in TensorFlow" if ref_cache["status"] == "computed" else f"reused from {ref_cache['path']}"
-    acc_text = f", accuracy {100 * ref_acc:.2f}%" if ref_acc is not None else ""
-    say(f"reference: {ref_art.path} {how}{acc_text} ({timings['reference']:.1f} s)")
-    if ref_cache.get("note"):
-        say(f"reference cache: {ref_cache['note']}")
-    versions = {**tool_versions(*VERSIONED), "edgefm": edgefm_version(), **ref_versions}
 
-    probe.wait()
-    timings["probe"] = time.perf_counter() - t_probe  # the wall time until every file was probed
 
-    # Every runtime, one pass over the inputs (each batch goes through all of them).
-    results: list[ArtifactResult] = []
-    details: dict[str, ArtifactDetail] = {}
-    sizes: dict[str, int] = {}
-    streams: dict[str, Stream] = {}
-    failed: dict[str, ArtifactResult] = {}
-    for name, art in selected.items():
-        path = root / art.path
-        if (size := _size(path)) is not None:
-            sizes[name] = size
+def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: str | None) -> Judged:
+    """Every row, one pass over the inputs (each batch goes through all of them), then each judged in turn."""
+    judged = Judged()
+    opened: dict[str, Stream | ArtifactResult] = {}
+    ledger: dict[str, list[Stream]] = {}  # the device ledger's other host kernel path per artifact (never a row)
+    for row in rows:
+        if row.is_binding and (size := _size(row.path)) is not None:
+            judged.sizes[row.artifact] = size
         try:
-            streams[name] = Stream(name, runtime_for(path))
+            opened[row.name] = open_row(row, ctx.devices)
         except EdgefmError as e:
-            failed[name] = ArtifactResult(name, art.format, art.path, art.format, art.quantization, [], str(e))
-        if devices is not None:
-            devices.add_streams(name, art, path, streams, failed, Stream)
-        if make_native is not None:
-            try:
-                streams[name + NATIVE_SUFFIX] = Stream(name + NATIVE_SUFFIX, make_native(path))
-            except EdgefmError as e:
-                failed[name + NATIVE_SUFFIX] = ArtifactResult(name + NATIVE_SUFFIX, "native", art.path, art.format,
-                                                              art.quantization, [], str(e))
+            opened[row.name] = row.unrun(e)
+        if row.is_binding and ctx.devices is not None:
+            ledger[row.artifact] = ctx.devices.ledger_streams(row.artifact, row.path)
+    streams = [s for s in opened.values() if isinstance(s, Stream)] + [s for ls in ledger.values() for s in ls]
     t0 = time.perf_counter()
-    stream_through(list(streams.values()), data, cfg.batch_size)
-    timings["run"] = time.perf_counter() - t0
-    for name, art in selected.items():
-        tol = tolerances[name]
-        if name in failed:
-            result, outputs = failed[name], None
-            result.metrics.insert(0, checksum_metric(root, art))
-        else:
-            result, outputs = judge(streams[name], art, reference, labels, tol, checksum=checksum_metric(root, art),
-                                    classification=classification)
-            versions.update(_versions(streams[name].runtime))
-            if outputs is not None and art.quantization == "int8":  # question (a): the runtime vs the exact oracle
-                _add_oracle(result, outputs, root / art.path, art, data, cfg, tol)
-        results.append(result)
-        _keep_detail(details, name, outputs, reference, labels, scored)
-        say(f"{name}: {result.runtime} {result.verdict} ({result.timings.get('total', 0.0):.1f} s)")
-        for dres, douts in devices.results(name, art, streams, failed, lambda s, a=art, t=tol: judge(
-                s, a, reference, labels, t), outputs) if devices is not None else ():
-            results.append(dres)
-            _keep_detail(details, dres.name, douts, reference, labels)
-            say(f"{dres.name}: {dres.runtime} {dres.verdict} ({dres.timings.get('total', 0.0):.1f} s)")
-        if make_native is None:
-            continue
-        native = name + NATIVE_SUFFIX
-        if native in failed:
-            nres, noutputs = failed[native], None
-        else:
-            nres, noutputs = judge(streams[native], art, reference, labels, tol, binding=outputs,
-                                   classification=classification)
-            if outputs is None and nres.error is None:
-                nres.metrics.append(Metric.check("binding_max_abs_diff", "binding did not run", "same", "=="))
-            versions.update(_versions(streams[native].runtime))
-        results.append(nres)
-        _keep_detail(details, native, noutputs, reference, labels, scored)
-        say(f"{native}: {nres.runtime} {nres.verdict} ({nres.timings.get('total', 0.0):.1f} s)")
+    stream_through(streams, data, run.cfg.batch_size)
+    run.timings["run"] = time.perf_counter() - t0
+    for row in rows:
+        checksum = checksum_metric(run.root, row.art) if row.is_binding else None
+        result, outputs = judge_row(row, opened[row.name], ctx, checksum=checksum)
+        if row.is_binding and row.board is None and outputs is not None and row.art.quantization == "int8":
+            # question (a): the runtime against the exact oracle of the same file (runtime_check.verify.oracle)
+            _add_oracle(result, outputs, row.path, row.art, data, run.cfg, ctx.tolerances[row.artifact])
+        if row.board is None and not isinstance(opened[row.name], ArtifactResult):
+            judged.versions.update(runtime_versions(opened[row.name]))
+        if row.is_binding and ctx.devices is not None:
+            ctx.devices.record_ledger(row.artifact, row.art, ledger.get(row.artifact, []), outputs)
+        judged.results.append(result)
+        _keep_detail(judged.details, row.name, outputs, ctx.reference, ctx.labels, scored)
+        run.say(row_report_line(result))
+    return judged
 
-    if devices is not None:
-        versions.update(devices.versions())
-    shown = sorted({int(i) for d in details.values() for i in d.shown})
-    report = ParityReport(
-        artifacts=results,
+
+def _report(run: Run, ref: ReferenceRun, data: Inputs, judged: Judged, devices: DeviceRows | None) -> ParityReport:
+    """The report of this verify, from the reference and the judged rows."""
+    root, scored, labels = run.root, ref.scored, data.labels
+    versions = {**ref.versions, **judged.versions, **(devices.versions() if devices is not None else {})}
+    class_names = run.manifest.class_names()
+    shown = sorted({int(i) for d in judged.details.values() for i in d.shown})
+    return ParityReport(
+        artifacts=judged.results,
         reference={
-            "name": ref_name,
-            "path": ref_art.path,
+            "name": ref.name,
+            "path": ref.art.path,
             "runtime": TensorFlowRuntime.name,
-            "sha256": ref_art.sha256,
-            "bytes": _size(root / ref_art.path),
-            "accuracy": ref_acc,
-            "timings": {k: round(v, 4) for k, v in ref_timings.items()},
-            "cache": ref_cache,
+            "sha256": ref.art.sha256,
+            "bytes": _size(root / ref.art.path),
+            "accuracy": ref.accuracy,
+            "timings": {k: round(v, 4) for k, v in ref.timings.items()},
+            "cache": ref.cache,
         },
-        inputs=inputs,
+        inputs=data.info,
         versions=versions,
-        timings=timings,
-        reference_metrics=reference_metrics,
+        timings=run.timings,
+        reference_metrics=ref.metrics,
         host=host_cpu(),
-        details=details,
-        sizes=sizes,
-        reference_confusion=None if ref_acc is None or scored is None else confusion_matrix(
-            labels, np.argmax(reference[scored], axis=1), reference[scored].shape[1]),
+        details=judged.details,
+        sizes=judged.sizes,
+        reference_confusion=None if ref.accuracy is None or scored is None else confusion_matrix(
+            labels, np.argmax(ref.outputs[scored], axis=1), ref.outputs[scored].shape[1]),
         class_names=list(class_names.get(scored or "", [])) or (list(CLASS_NAMES) if scored == LOGITS else []),
         images=data.images_at(shown),  # the dataset's uint8 pixels
-        training=dict(manifest.training),
+        training=dict(run.manifest.training),
         artifacts_dir=root,
         devices=devices.describe() if devices is not None else {},
-        weak_evidence=weak_evidence(reference, classes, inputs, results),
+        weak_evidence=weak_evidence(ref.outputs, ref.classification if ref.classification is not None
+                                    else classification_outputs(ref.outputs), data.info, judged.results),
     )
+
+
+def _write(run: Run, report: ParityReport, json_path: Path) -> None:
+    """The page (if asked), then the JSON report: written even if the page could not be."""
     report.path = json_path  # the page names it
+    cfg, timings = run.cfg, run.timings
     try:
         if cfg.html is not None:
             t0 = time.perf_counter()
             write_html(report, cfg.html)
             timings["html"] = time.perf_counter() - t0
-            say(f"html: {cfg.html} ({timings['html']:.1f} s)")
-    finally:  # the JSON report is written even if the page could not be
-        from runtime_check.tools.benchmark import peak_rss_mb
-
-        timings["total"] = time.perf_counter() - t_start
+            run.say(f"html: {cfg.html} ({timings['html']:.1f} s)")
+    finally:
+        timings["total"] = time.perf_counter() - run.t_start
         report.resources["peak_rss_mb"] = round(peak_rss_mb(), 1)
         report.write(json_path)
-    return report
 
 
 def artifact_tolerance(manifest: Manifest, root: Path, name: str, art: Artifact, cfg: CheckConfig) -> Tolerance:
@@ -720,7 +494,7 @@ def _add_oracle(result: ArtifactResult, outputs: Mapping[str, np.ndarray], path:
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 - recorded as the metric
-        result.metrics.append(Metric.check(ORACLE_METRIC, "oracle did not run", "ran", "==", detail=_describe_error(e)))
+        result.metrics.append(Metric.check(ORACLE_METRIC, "oracle did not run", "ran", "==", detail=describe_error(e)))
     result.timings["oracle"] = time.perf_counter() - t0
 
 
@@ -822,15 +596,12 @@ def reference_outputs(
     return ref, record, tf_runtime.versions()
 
 
-#: artifact format -> the Python module its runtime imports in activate()
-RUNTIME_MODULES = {TFLITE_FORMAT: "ai_edge_litert.interpreter", ONNX_FORMAT: "onnxruntime"}
-
-
 def _import_runtimes(artifacts: Iterable[Artifact]) -> None:
     """Import the runtimes' Python modules now, while the probe child runs (they load no model file)."""
     import importlib
 
-    for module in dict.fromkeys(RUNTIME_MODULES[a.format] for a in artifacts if a.format in RUNTIME_MODULES):
+    modules = (k.preload for a in artifacts for k in runner_kinds(a.format, BINDING) if k.preload)
+    for module in dict.fromkeys(modules):
         try:
             importlib.import_module(module)
         except ImportError:
@@ -866,11 +637,3 @@ def _size(path: Path) -> int | None:
         return tree_bytes(path) if path.exists() else None
     except OSError:
         return None
-
-
-def _versions(runtime: Runtime) -> dict[str, str]:
-    """A runtime's library versions; a runtime that cannot tell is not an error."""
-    try:
-        return dict(runtime.versions())
-    except Exception:  # noqa: BLE001 - versions are informational
-        return {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime_check.verify.compare import ArtifactResult
+from runtime_check.verify.results import ArtifactResult
 from runtime_check.verify.statistics import UNSHOWN
 
 #: the reference predicting one class for at least this share of rows is weak evidence

@@ -38,24 +38,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgefm.core.contract import CURVES_NAME
 from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
 from edgefm.formats.layers import name_key
-from runtime_check.explain.stats import EXACT_DB
-from runtime_check.verify.compare import OUTPUT_SEP, ArtifactResult, Metric, format_value
 from runtime_check.verify.oracle import two_questions
 from runtime_check.verify.report import ArtifactDetail, ParityReport, describe_inputs
+from runtime_check.verify.results import (
+    EXACT_DB,
+    OUTPUT_SEP,
+    ArtifactResult,
+    Metric,
+    artifact_of,
+    format_value,
+    is_native_row,
+)
 from runtime_check.verify.text import COLUMNS
-
-#: the name suffix of a native runner's row (runtime_check.verify.check names them ``NAME@native``)
-NATIVE_SUFFIX = "@native"
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: the curves train writes beside the manifest (edgefm.train.trainer.CURVES_NAME), used when the history is missing
-CURVES_NAME = "training_curves.png"
 #: pixel upscale of the 28x28 test images
 IMAGE_ZOOM = 3
 DPI = 100
@@ -699,7 +702,7 @@ def _artifact_section(report: ParityReport, a: ArtifactResult) -> str:
         f'<h3>{esc(a.name)} <span class="badge {res.lower()}">{res}</span> '
         f'<span class="muted">{esc(a.runtime)} · <code>{esc(a.path)}</code></span></h3>'
     )
-    explained = a.name.removesuffix(NATIVE_SUFFIX)
+    explained = artifact_of(a.name)
     if explained in report.explanations:
         head += f'<p class="muted"><a href="#x-{esc(explained)}">Layer by layer: where {esc(explained)} parts from TF</a></p>'
     detail = report.details.get(a.name)
@@ -725,7 +728,7 @@ def _artifact_section(report: ParityReport, a: ArtifactResult) -> str:
 def _identical_binding(report: ParityReport, a: ArtifactResult) -> str | None:
     """The binding run whose card a native run would repeat: same file, outputs bit-identical (checked, passed)."""
     same = next((m for m in a.metrics if m.name == "binding_max_abs_diff"), None)
-    name = a.name.removesuffix(NATIVE_SUFFIX)
+    name = artifact_of(a.name)
     if (same is None or not same.passed or same.value != 0 or name == a.name or name not in report.details
             or a.name not in report.details):
         return None
@@ -841,7 +844,7 @@ def _disagreements(report: ParityReport, a: ArtifactResult, d: ArtifactDetail) -
     esc = html.escape
     name = a.name
     # the caption's label: short (the card names the artifact), so a 112 px caption never breaks a word
-    label = "native" if name.endswith(NATIVE_SUFFIX) else (a.format or "this")
+    label = "native" if is_native_row(name) else (a.format or "this")
     count = report.inputs.get("count")
     of = f" of {count:,}" if isinstance(count, int) else ""
     if d.disagreements == 0:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgefm.core.manifest import Artifact
-from runtime_check.verify.compare import Metric
+from runtime_check.verify.results import Metric
 
 #: rows the oracle runs on (the start of the verify inputs)
 ORACLE_ROWS = 256

@@ -31,7 +31,7 @@ from edgefm.core.errors import ManifestError
 from edgefm.core.fileio import atomic_write_json
 from edgefm.core.metrics import confusion_matrix
 from edgefm.core.progress import plural
-from runtime_check.verify.compare import ArtifactResult, Metric
+from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.tolerances import loosen_hint
 
 #: 2: adds host, class_names, training and artifacts_dir, so a report renders again from its JSON alone

@@ -10,9 +10,9 @@ from typing import Any
 
 from edgefm.core.progress import plural
 from edgefm.core.tables import fit_line, fit_table, pack
-from runtime_check.verify.compare import ArtifactResult, format_value
 from runtime_check.verify.oracle import two_questions
 from runtime_check.verify.report import ParityReport, describe_inputs
+from runtime_check.verify.results import ArtifactResult, format_value
 
 #: table columns: (metric name, column header)
 COLUMNS: tuple[tuple[str, str], ...] = (

@@ -68,6 +68,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from edgefm.core.errors import ConfigError, UsageError
+from runtime_check.verify.results import artifact_of
 
 
 @dataclass(frozen=True)
@@ -262,4 +263,4 @@ def loosen_hint(artifact: str, metric: str) -> str | None:
     """The option that would move ``metric``'s bound for ``artifact`` (``name@native`` shares ``name``'s)."""
     if metric.rsplit(OUTPUT_SEP, 1)[-1] not in BOUNDED_METRICS:
         return None
-    return f"{BOUND_OPTION} {artifact.split('@', 1)[0]}.{metric}=VALUE"
+    return f"{BOUND_OPTION} {artifact_of(artifact)}.{metric}=VALUE"

@@ -19,10 +19,10 @@ import pytest
 from explain_helpers import scale_onnx_initializer, scale_onnx_weight_of, scale_tflite_tensor
 
 from edgefm.core.manifest import Manifest
+from edgefm.data.inputs import load_inputs
 from export.config import ExportConfig
 from runtime_check.explain.explain import explain, explain_artifact, format_explanation
 from runtime_check.explain.graphs import LiteRTTap, TensorFlowTap, name_key
-from runtime_check.verify.check import load_inputs
 from runtime_check.verify.config import CheckConfig
 
 from conftest import redescribe, run_cli

@@ -9,6 +9,7 @@ import pytest
 
 from edgefm.core.errors import UsageError
 from runtime_check.verify import compare as C
+from runtime_check.verify import results as R
 from runtime_check.verify.report import ParityReport
 from runtime_check.verify.text import render_table
 from runtime_check.verify.tolerances import FLOAT16, FLOAT32, INT8, Tolerance, default_tolerance, tolerance_for
@@ -59,26 +60,26 @@ def test_probability_sum_error() -> None:
 
 
 def test_metric_check_ops_and_nan() -> None:
-    assert C.Metric.check("m", 1e-5, 1e-4, "<=").passed
-    assert not C.Metric.check("m", 2e-4, 1e-4, "<=").passed
-    assert C.Metric.check("t", 0.99, 0.97, ">=").passed
-    assert not C.Metric.check("t", 0.96, 0.97, ">=").passed
-    assert not C.Metric.check("m", math.nan, 1.0, "<=").passed
-    assert not C.Metric.check("m", math.nan, 0.0, ">=").passed
-    info = C.Metric.check("m", 99.0, None, "<=")
+    assert R.Metric.check("m", 1e-5, 1e-4, "<=").passed
+    assert not R.Metric.check("m", 2e-4, 1e-4, "<=").passed
+    assert R.Metric.check("t", 0.99, 0.97, ">=").passed
+    assert not R.Metric.check("t", 0.96, 0.97, ">=").passed
+    assert not R.Metric.check("m", math.nan, 1.0, "<=").passed
+    assert not R.Metric.check("m", math.nan, 0.0, ">=").passed
+    info = R.Metric.check("m", 99.0, None, "<=")
     assert info.passed and info.informational and info.op == "info"
     with pytest.raises(ValueError, match="unknown comparison"):
-        C.Metric.check("m", 1, 1, "<")
+        R.Metric.check("m", 1, 1, "<")
 
 
 def test_metric_describe_and_json() -> None:
-    m = C.Metric.check("top1_agreement", 0.9, 0.97, ">=")
+    m = R.Metric.check("top1_agreement", 0.9, 0.97, ">=")
     assert m.describe() == "top1_agreement = 90.00% (bound >= 97.00%)"
-    assert C.Metric.check("max_abs_error", 0.0123, 1e-4, "<=").describe() == "max_abs_error = 0.0123 (bound <= 0.0001)"
-    assert C.Metric.check("accuracy_drop", 0.02, 0.015, "<=").describe() == "accuracy_drop = 2.00 pt (bound <= 1.50 pt)"
-    changed = C.Metric.check("checksum", "sha256 aa / 3 bytes", "sha256 bb / 3 bytes", "==", detail="m.onnx changed")
+    assert R.Metric.check("max_abs_error", 0.0123, 1e-4, "<=").describe() == "max_abs_error = 0.0123 (bound <= 0.0001)"
+    assert R.Metric.check("accuracy_drop", 0.02, 0.015, "<=").describe() == "accuracy_drop = 2.00 pt (bound <= 1.50 pt)"
+    changed = R.Metric.check("checksum", "sha256 aa / 3 bytes", "sha256 bb / 3 bytes", "==", detail="m.onnx changed")
     assert not changed.passed and changed.describe() == "checksum: m.onnx changed"
-    assert C.Metric.check("max_abs_error", math.nan, 1e-4, "<=").to_dict() == {
+    assert R.Metric.check("max_abs_error", math.nan, 1e-4, "<=").to_dict() == {
         "value": "nan", "bound": 1e-4, "op": "<=", "passed": False,
     }
 
@@ -152,9 +153,9 @@ def test_compare_exact() -> None:
 
 
 def test_artifact_result_and_report() -> None:
-    ok = C.ArtifactResult("tflite_float32", "litert", metrics=[C.Metric.check("max_abs_error", 1e-6, 1e-4, "<=")])
-    bad = C.ArtifactResult("onnx", "onnxruntime", metrics=[C.Metric.check("top1_agreement", 0.5, 1.0, ">=")])
-    broken = C.ArtifactResult("tflite_int8", "litert", error="LiteRT could not load x.tflite")
+    ok = R.ArtifactResult("tflite_float32", "litert", metrics=[R.Metric.check("max_abs_error", 1e-6, 1e-4, "<=")])
+    bad = R.ArtifactResult("onnx", "onnxruntime", metrics=[R.Metric.check("top1_agreement", 0.5, 1.0, ">=")])
+    broken = R.ArtifactResult("tflite_int8", "litert", error="LiteRT could not load x.tflite")
     report = ParityReport([ok, bad, broken], {"path": "saved_model", "accuracy": 0.5}, {"count": 2, "split": "test"}, {})
     assert ok.passed and not bad.passed and not broken.passed and not report.passed
     assert report.failures() == [

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime_check.verify.compare import ArtifactResult, Metric
 from runtime_check.verify.evidence import one_class, synthetic, weak_evidence
 from runtime_check.verify.html_page import render_html
 from runtime_check.verify.report import ParityReport
+from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.statistics import UNSHOWN
 from runtime_check.verify.text import render_table
 

@@ -24,10 +24,10 @@ from edgefm.core.contract import CLASS_NAMES
 from edgefm.core.manifest import Manifest
 from export.config import ExportConfig
 from runtime_check.verify.check import check
-from runtime_check.verify.compare import ArtifactResult, Metric
 from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.html_page import CURVES_NAME, render_html
 from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, ParityReport
+from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.text import render_table
 
 from conftest import redescribe, run_cli
@@ -224,8 +224,8 @@ def test_chromium_explain_section_decodes_and_fits(verified: tuple[ParityReport,
     nothing wider than an 800 px window."""
     import copy
 
+    from edgefm.data.inputs import load_inputs
     from runtime_check.explain.explain import explain
-    from runtime_check.verify.check import load_inputs
 
     report, _ = verified
     root = report.artifacts_dir
