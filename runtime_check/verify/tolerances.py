@@ -54,9 +54,10 @@ int8        24.3 (MNv2 ONNX)   0.15         0.9982      95.2 / 98.7% zeroed chan
 Hence: SNR is bounded for every output of every variant (float32 60, float16 35, dynamic
 15, int8 10 dB: an ``[N, 1]`` head scaled x1.5 + 0.2 is at 1.9 dB); int8 cosine 0.995
 (0.999 failed every good MobileNetV2 int8 file at accuracy drop 0.6 pt, and a zeroed
-channel stays below 0.995 on every model); decisive top-1 100% for the float variants
-(held exactly: no good file had a decisive flip) and 97% for int8 (judged by its
-interval); the int8 runtime within 16 quantization steps of the exact oracle of the same
+channel stays below 0.995 on every model); decisive top-1 100% for float32 (held exactly: a decisive flip is never float32
+rounding), 99.9% float16, 98% dynamic and 97% int8, each judged by its interval (edgefm's
+own CNN float16 had 1 decisive flip in 2,000 rows, its MLP dynamic 2 in 10,000: an exact
+100% failed them); the int8 runtime within 16 quantization steps of the exact oracle of the same
 file (good files: 1-8 steps, ``runtime_check.verify.oracle``). Accuracy-drop bounds are
 unchanged and judged by their paired interval (``runtime_check.verify.statistics``).
 """
@@ -158,11 +159,11 @@ FLOAT32 = Tolerance(
     max_accuracy_drop=0.001, batch_invariance=1e-5, probability_sum=1e-5, min_snr_db=60.0,
 )
 FLOAT16 = Tolerance(
-    max_abs=3e-2, mean_abs=5e-3, min_cosine=0.9999, min_top1=1.0,
+    max_abs=3e-2, mean_abs=5e-3, min_cosine=0.9999, min_top1=0.999,
     max_accuracy_drop=0.005, batch_invariance=1e-3, probability_sum=1e-4, min_exact=0.999, min_snr_db=35.0,
 )
 DYNAMIC = Tolerance(
-    max_abs=0.5, mean_abs=5e-2, min_cosine=0.999, min_top1=1.0,
+    max_abs=0.5, mean_abs=5e-2, min_cosine=0.999, min_top1=0.98,
     max_accuracy_drop=0.015, batch_invariance=1e-2, probability_sum=1e-4, min_exact=0.98, min_snr_db=15.0,
 )
 INT8 = Tolerance(
