@@ -27,7 +27,10 @@ In order, on this machine:
    and their largest weight difference (``benchmarks.distributed``);
 9. a real architecture (``keras.applications.MobileNetV2``, ``weights=None``) at 32x32
    and 64x64: brought with ``export --keras``, export and verify seconds, sizes and
-   parity per variant (``benchmarks.any_model``).
+   parity per variant (``benchmarks.any_model``);
+10. soundness: the zoo of real models (``benchmarks.zoo``), every good export and every
+   planted fault through verify, with its two PASS/FAIL targets (``benchmarks.soundness``;
+   skipped with ``--skip-any-model``, one model with ``--quick``).
 
 Writes ``OUT/bench.md`` and ``OUT/bench.json`` atomically and prints the Markdown
 (or the JSON with ``--json``); progress goes to stderr. A run without ``--quick`` also
@@ -58,7 +61,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import any_model, device, explain_speed, inference, verify_speed
+from benchmarks import any_model, device, explain_speed, inference, soundness, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -357,6 +360,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("device", "On the device: emulated Arm64 rows beside the host rows", device.markdown),
     ("explain", "verify --explain: seconds and peak memory by input count", explain_speed.markdown),
     ("any_model", "A real architecture: MobileNetV2 at two input sizes", any_model.markdown),
+    ("soundness", "Soundness of the verdict: good exports pass, planted faults fail (benchmarks.zoo)",
+     soundness.markdown),
 )
 
 
@@ -458,6 +463,9 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
     else:
         say("any model: MobileNetV2 brought from Keras, exported and verified")
         _stage(result, "any_model", lambda: any_model.any_model_section(quick=quick, data_dir=data_dir))
+        say("soundness: the zoo's good exports and planted faults through verify")
+        _stage(result, "soundness", lambda: soundness.soundness_section(["resnet"] if quick else None,
+                                                                        data_dir=data_dir))
     if skip_train_speed:
         result["training"] = {"skipped": "--skip-train-speed"}
     else:

@@ -112,6 +112,8 @@ from edgefm.cli.options import (
                    "to keep in float that make it pass, export that variant (NAME_mixed, as `export --keep-float`) "
                    "and verify it beside the fully quantized one.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status (and the error on failure).")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="Confidence of the intervals top-1 agreement and the accuracy change are judged by (0 < C < 1).")
 def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int, only: tuple[str, ...], atol: tuple[str, ...],
                min_top1: tuple[str, ...], bounds: tuple[tuple[str, str, float | None], ...], report: Path | None, html: Path | None, no_html: bool, as_json: bool,
                native: bool, micro: bool, npu: str | None, devices: tuple[str, ...], device_any_cpu: bool, known_hosts: Path | None,
@@ -120,7 +122,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
                labels_data: Path | None, value_ranges: tuple[str, ...], seed: int, data_dir: Path | None,
                no_verify: bool, runtimes: tuple[Any, ...], runtime_range: Any, bisect: bool, junit: Path | None, summary: Path | None,
                baseline: Path | None, max_regression: dict[str, float] | None, max_size: tuple[tuple[str, float], ...],
-               max_latency: tuple[tuple[str, float], ...], explain: tuple[str, ...], repair: bool, quiet: bool) -> None:
+               max_latency: tuple[tuple[str, float], ...], explain: tuple[str, ...], repair: bool, quiet: bool,
+               confidence: float) -> None:
     """Check every exported model against TensorFlow in its own runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -137,7 +140,10 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     TensorFlow's outputs are kept in ARTIFACTS/reference-outputs.npz and reused
     (without importing TensorFlow) while the SavedModel, the inputs and the
     TensorFlow version are the same; --recompute-reference runs it again.
-    Exit status 0 when every check passes, 1 otherwise.
+    Rates (top-1 agreement, accuracy change) are judged by their confidence interval
+    (docs/verdict.md). Exit status 0 when every check passes, 1 when one fails, 3 when
+    nothing failed but the rows cannot show some bound (INCONCLUSIVE: the rows needed
+    are named).
 
     \b
     Examples:
@@ -162,7 +168,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
     """
     from edgefm.cli.console import echo_json, output_width, progress_for, text_callback
     from edgefm.core.contract import REPORT_NAME
-    from edgefm.core.errors import ParityError, UsageError
+    from edgefm.core.errors import InconclusiveError, ParityError, UsageError
     from edgefm.data.sources import parse_value_ranges
     from runtime_check.device.targets import DeviceOptions
     from runtime_check.explain.pipeline import run_verify
@@ -200,6 +206,7 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         value_ranges=parse_value_ranges(value_ranges), seed=seed, save_outputs=save_outputs,
         load_outputs=load_outputs, reference=reference, models=models, devices=devices,
         device_options=DeviceOptions(device_any_cpu, known_hosts, ssh_identity, cross), runtimes=runtimes,
+        confidence=confidence,
     )
     with progress_for(quiet) as view:
         outcome = run_verify(cfg, explain=explain, repairer=_ExportRepairer(cfg.artifacts) if repair else None,
@@ -241,6 +248,8 @@ def verify_cmd(artifacts: Path, split: str, samples: int | None, batch_size: int
         raise ParityError(result.summary())
     if diff is not None and not diff.passed:
         raise ParityError(diff.summary())
+    if result.inconclusive:
+        raise InconclusiveError(result.inconclusive_summary())
 
 
 class _ExportRepairer:

@@ -50,6 +50,16 @@ class ParityError(EdgefmError):
     """An exported model does not match the TensorFlow reference."""
 
 
+class InconclusiveError(EdgefmError):
+    """Verify found no failure, but its rows cannot show some bound either way (exit status 3).
+
+    Not 1: the export is not blamed; not 0: nothing was shown. 3 is unused by edgefm and click
+    (0 pass, 1 failure, 2 usage, 70 bug, 75 cluster, 130 interrupted, 141 closed pipe); docs/verdict.md.
+    """
+
+    exit_code = 3
+
+
 class RuntimeUnavailableError(EdgefmError):
     """A runtime (library, compiler, shared object) is not installed."""
 

@@ -41,6 +41,7 @@ import numpy as np
 from edgefm.core.contract import CLASS_NAMES, TFLITE_FORMAT
 from edgefm.core.errors import (
     ConfigError,
+    DataError,
     EdgefmError,
     ManifestError,
     ModelFileError,
@@ -67,11 +68,21 @@ from runtime_check.verify.compare import (
 )
 from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.device_rows import DeviceRows
+from runtime_check.verify.evidence import weak_evidence
 from runtime_check.verify.html_page import write_html
 from runtime_check.verify.reference_cache import Reference, ReferenceKey
 from runtime_check.verify.report import REPORT_NAME, ArtifactDetail, ParityReport, describe_inputs
 from runtime_check.verify.results import ArtifactResult, Metric
-from runtime_check.verify.rows import Judging, Row, judge_row, open_row, plan_rows, row_report_line, runtime_versions
+from runtime_check.verify.rows import (
+    Judging,
+    Row,
+    describe_error,
+    judge_row,
+    open_row,
+    plan_rows,
+    row_report_line,
+    runtime_versions,
+)
 from runtime_check.verify.streams import Stream, run_runtime, stream_through
 from runtime_check.verify.tolerances import Tolerance, tolerance_for
 
@@ -429,9 +440,14 @@ def _reference(run: Run, data: Inputs) -> ReferenceRun:
     classification = _classification_outputs(manifest, reference)
     primary = primary_output(reference, classification or ())
     _class_names_fit(manifest, root, ref_art, reference)
-    scored = primary if primary in (classification if classification is not None
-                                    else classification_outputs(reference)) else None
+    classes = classification if classification is not None else classification_outputs(reference)
+    scored = primary if primary in classes else None
     labels = data.labels
+    if labels is not None and run.cfg.labels_data is not None and not classes:
+        shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in reference.items())
+        raise DataError(f"--labels-data {run.cfg.labels_data}: labels are class ids, but no output of this model is a "
+                        f"classification output (outputs: {shapes}). Drop --labels-data, or export the model with "
+                        "--labels FILE naming the classes of its [N, classes] output.")
     ref_acc = accuracy(reference[scored], labels) if scored is not None and labels is not None else None
     metrics = [
         ref_checksum,
@@ -495,6 +511,9 @@ def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: 
             head = head if head is not None else next(iter(data.batches(AUDIT_ROWS)))
             judged.micro[row.name] = micro_extras(stream.runtime, row.path, head, len(data),
                                                   stream.timings.get("infer"))
+        if row.is_binding and row.board is None and outputs is not None and row.art.quantization == "int8":
+            # question (a): the runtime against the exact oracle of the same file (runtime_check.verify.oracle)
+            _add_oracle(result, outputs, row.path, row.art, data, run.cfg, ctx.tolerances[row.artifact])
         if row.board is None and not isinstance(opened[row.name], ArtifactResult):
             judged.versions.update(runtime_versions(opened[row.name]))
         if row.is_binding and ctx.devices is not None:
@@ -540,6 +559,8 @@ def _report(run: Run, ref: ReferenceRun, data: Inputs, judged: Judged, devices: 
         artifacts_dir=root,
         devices={**(devices.describe() if devices is not None else {}),
                  **({"runtimes": pinned.describe()} if pinned is not None else {})},
+        weak_evidence=weak_evidence(ref.outputs, ref.classification if ref.classification is not None
+                                    else classification_outputs(ref.outputs), data.info, judged.results),
     )
 
 
@@ -564,7 +585,25 @@ def artifact_tolerance(manifest: Manifest, root: Path, name: str, art: Artifact,
     model edgefm did not train (``export --saved-model/--keras`` marks its SavedModel "brought")."""
     brought = "brought" in manifest.savedmodel(root)[1].extra
     return tolerance_for(name, art.format, art.quantization, atol=cfg.atol, min_top1=cfg.min_top1, bounds=cfg.bounds,
-                         relative=brought)
+                         relative=brought, confidence=cfg.confidence)
+
+
+def _add_oracle(result: ArtifactResult, outputs: Mapping[str, np.ndarray], path: Path, art: Artifact, data: Inputs,
+                cfg: CheckConfig, tol: Tolerance) -> None:
+    """``oracle_steps``: the same file in the exact oracle (``runtime_check.verify.oracle``); a failure to run it
+    is the metric's failure, never the verify's."""
+    from runtime_check.verify.oracle import ORACLE_METRIC, oracle_metric, run_oracle
+
+    t0 = time.perf_counter()
+    try:
+        ran = run_oracle(path, data.batches(cfg.batch_size))
+        if ran is not None:
+            result.metrics.append(oracle_metric(outputs, ran[1], art, tol.bound(ORACLE_METRIC), ran[0]))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded as the metric
+        result.metrics.append(Metric.check(ORACLE_METRIC, "oracle did not run", "ran", "==", detail=describe_error(e)))
+    result.timings["oracle"] = time.perf_counter() - t0
 
 
 def add_explanations(report: ParityReport, explanations: Mapping[str, Any], repairs: Mapping[str, Any] | None = None) -> None:

@@ -62,6 +62,8 @@ class CheckConfig:
     #: ``--runtime PKG==VERSION``: released runtime versions the artifacts also run in (rows NAME@PKG-VERSION;
     #: ``runtime_check.versions``; strings are parsed)
     runtimes: tuple[Any, ...] = ()
+    #: the confidence of the intervals verify judges rates by (``--confidence``; runtime_check.verify.statistics)
+    confidence: float = 0.95
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -80,6 +82,9 @@ class CheckConfig:
         for name, per_metric in self.bounds.items():
             for metric, v in per_metric.items():
                 check_bound(name, metric, v)
+        if not (isinstance(self.confidence, (int, float)) and 0 < self.confidence < 1):
+            raise ConfigError(f"--confidence {self.confidence}: a confidence level is a number strictly between 0 "
+                              "and 1 (e.g. 0.95 for 95% intervals on top-1 agreement and the accuracy change).")
         set_(self, "only", tuple(self.only))
         if self.save_outputs is not None and self.load_outputs is not None:
             raise ConfigError("--save-outputs and --load-outputs exclude each other: save once, load later.")

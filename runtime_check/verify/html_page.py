@@ -43,6 +43,7 @@ from edgefm.core.errors import OutputError
 from edgefm.core.fileio import atomic_write_text
 from edgefm.core.progress import plural
 from edgefm.formats.layers import name_key
+from runtime_check.verify.oracle import two_questions
 from runtime_check.verify.report import ArtifactDetail, ParityReport, describe_inputs
 from runtime_check.verify.results import (
     EXACT_DB,
@@ -163,7 +164,7 @@ def render_html(report: ParityReport) -> str:
 def _render_html(report: ParityReport) -> str:
     """The whole page as one string (see the module docstring for what it holds)."""
     esc = html.escape
-    status = "PASSED" if report.passed else "FAILED"
+    status = {"PASS": "PASSED", "FAIL": "FAILED"}.get(report.verdict, report.verdict)
     ref = report.reference
     inputs = report.inputs
     parts = [
@@ -185,6 +186,7 @@ def _render_html(report: ParityReport) -> str:
         "<h2>Checks</h2>",
         _checks_table(report),
         _failures(report),
+        _verdict_notes(report),
         _explain_section(report),
         '<h2>Size and latency</h2><div class="charts">',
         _img(_png(_size_latency_figure(report)), "sizes and latencies"),
@@ -266,7 +268,7 @@ def _checks_table(report: ParityReport) -> str:
     ]
     for a in report.artifacts:
         by = {m.name: m for m in a.metrics}
-        res = "PASS" if a.passed else "FAIL"
+        res = a.verdict
         cells = "".join(_metric_cell(by.get(k), a.error is not None, a.quantization) for k, _ in cols)
         rows.append(
             f'<tr data-artifact="{esc(a.name)}" data-result="{res}"><th scope="row">'
@@ -284,6 +286,14 @@ def _checks_table(report: ParityReport) -> str:
         '<p class="muted">Each cell: the measured value, and under it the bound it is held to; "not judged" cells '
         "are reported only (hover for why). Accuracy drop = reference accuracy − artifact accuracy.</p>"
     )
+
+
+def _verdict_notes(report: ParityReport) -> str:
+    """The two questions of each int8 file, the undecided bounds and every weak-evidence note (docs/verdict.md)."""
+    esc = html.escape
+    items = [f"<li>{esc(q)}</li>" for a in report.artifacts if (q := two_questions(a))]
+    items += [f'<li class="weak">weak evidence: {esc(n["text"])}</li>' for n in report.weak_evidence]
+    return f'<ul class="verdict-notes" id="verdict-notes">{"".join(items)}</ul>' if items else ""
 
 
 def _failures(report: ParityReport) -> str:
@@ -699,7 +709,7 @@ def _cut(text: str) -> str:
 
 def _artifact_section(report: ParityReport, a: ArtifactResult) -> str:
     esc = html.escape
-    res = "PASS" if a.passed else "FAIL"
+    res = a.verdict
     head = (
         f'<section class="artifact{"" if a.passed else " failed"}" id="a-{esc(a.name)}" data-artifact="{esc(a.name)}">'
         f'<h3>{esc(a.name)} <span class="badge {res.lower()}">{res}</span> '

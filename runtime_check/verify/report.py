@@ -177,6 +177,25 @@ class ParityReport:
     micro: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``verify --npu CONFIG``: by artifact name, Vela's fit report (``NpuFit.to_dict``; an estimate, never parity)
     npu: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: when the verdict proves little (runtime_check.verify.evidence): synthetic inputs, a one-class reference,
+    #: bounds these rows cannot settle; one ``{"kind", "text", ...}`` each
+    weak_evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def inconclusive(self) -> bool:
+        """Nothing failed, but some bound needs more rows than these to be shown (exit status 3)."""
+        return self.passed and any(a.inconclusive for a in self.artifacts)
+
+    @property
+    def verdict(self) -> str:
+        return "FAIL" if not self.passed else "INCONCLUSIVE" if self.inconclusive else "PASS"
+
+    def inconclusive_summary(self) -> str:
+        """The InconclusiveError message: which bounds of which artifacts, and the rows that would settle them."""
+        parts = [f"{a.name}: {m.name} ({m.detail.rsplit('; ', 1)[-1]})" for a in self.artifacts for m in a.inconclusive]
+        return (f"No artifact failed, but {self.inputs.get('count')} rows cannot show every bound: "
+                + "; ".join(parts) + ". Verify on more rows (--samples, or a larger --data), or loosen the bound "
+                "(--bound NAME.METRIC=VALUE) if it asks for more than the task needs.")
 
     @property
     def passed(self) -> bool:
@@ -230,6 +249,8 @@ class ParityReport:
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
             "passed": self.passed,
+            "verdict": self.verdict,
+            "weak_evidence": self.weak_evidence,
             "reference": {
                 **self.reference,
                 "metrics": {m.name: m.to_dict() for m in self.reference_metrics},
@@ -289,6 +310,7 @@ class ParityReport:
             npu=dict(d.get("npu", {})),
             explanations={n: dict(a["explain"]) for n, a in d["artifacts"].items() if "explain" in a},
             repairs={n: dict(a["repair"]) for n, a in d["artifacts"].items() if "repair" in a},
+            weak_evidence=list(d.get("weak_evidence", [])),
         )
 
     @classmethod

@@ -43,6 +43,13 @@ class Metric:
     op: str = INFO
     passed: bool = True
     detail: str = ""
+    #: the rows cannot tell whether the bound holds (``statistics.INCONCLUSIVE``): not a failure, not a pass
+    inconclusive: bool = False
+
+    @classmethod
+    def judged(cls, name: str, value: float, bound: float, op: str, verdict: str, detail: str) -> Metric:
+        """A rate judged by its confidence interval (``runtime_check.verify.statistics``): PASS, FAIL or INCONCLUSIVE."""
+        return cls(name, value, bound, op, verdict != "FAIL", detail, verdict == "INCONCLUSIVE")
 
     @classmethod
     def check(cls, name: str, value: float | int | str, bound: float | int | str | None, op: str, detail: str = "") -> Metric:
@@ -76,7 +83,7 @@ class Metric:
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> Metric:
         """The metric ``to_dict`` wrote (NaN/Inf come back from their strings)."""
         return cls(name, _from_json_number(d.get("value")), _from_json_number(d.get("bound")), str(d.get("op", INFO)),
-                   bool(d.get("passed", True)), str(d.get("detail", "")))
+                   bool(d.get("passed", True)), str(d.get("detail", "")), bool(d.get("inconclusive", False)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +92,7 @@ class Metric:
             "op": self.op,
             "passed": self.passed,
             **({"detail": self.detail} if self.detail else {}),
+            **({"inconclusive": True} if self.inconclusive else {}),
         }
 
 
@@ -108,6 +116,16 @@ class ArtifactResult:
     @property
     def failures(self) -> list[Metric]:
         return [m for m in self.metrics if not m.passed]
+
+    @property
+    def inconclusive(self) -> list[Metric]:
+        """Bounds these rows cannot settle either way (the verdict is INCONCLUSIVE unless something failed)."""
+        return [m for m in self.metrics if m.inconclusive]
+
+    @property
+    def verdict(self) -> str:
+        """``PASS``, ``FAIL`` or ``INCONCLUSIVE`` (passed, but some bound needs more rows to be shown)."""
+        return "FAIL" if not self.passed else "INCONCLUSIVE" if self.inconclusive else "PASS"
 
     def metric(self, name: str) -> Metric:
         for m in self.metrics:
@@ -135,6 +153,7 @@ class ArtifactResult:
             "format": self.format,
             "quantization": self.quantization,
             "passed": self.passed,
+            "verdict": self.verdict,
             "error": self.error,
             "metrics": {m.name: m.to_dict() for m in self.metrics},
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -144,7 +163,7 @@ class ArtifactResult:
 # -- formatting -----------------------------------------------------------------------------
 
 #: metrics shown as percentages in tables and messages
-PERCENT_METRICS = frozenset({"top1_agreement", "accuracy", "exact_match"})
+PERCENT_METRICS = frozenset({"top1_agreement", "top1_raw", "accuracy", "exact_match"})
 #: metrics that are differences of percentages, shown in percentage points
 POINT_METRICS = frozenset({"accuracy_drop"})
 

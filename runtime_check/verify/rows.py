@@ -199,5 +199,5 @@ def runtime_versions(stream: Stream | ArtifactResult) -> dict[str, str]:
 
 
 def row_report_line(result: ArtifactResult) -> str:
-    return f"{result.name}: {result.runtime} {'PASS' if result.passed else 'FAIL'} ({result.timings.get('total', 0.0):.1f} s)"
+    return f"{result.name}: {result.runtime} {result.verdict} ({result.timings.get('total', 0.0):.1f} s)"
 

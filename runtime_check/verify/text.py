@@ -10,6 +10,7 @@ from typing import Any
 
 from edgefm.core.progress import plural
 from edgefm.core.tables import fit_line, fit_table, pack
+from runtime_check.verify.oracle import two_questions
 from runtime_check.verify.report import ParityReport, describe_inputs
 from runtime_check.verify.results import ArtifactResult, format_value
 
@@ -20,12 +21,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("max_abs_error", "max|d|"),
     ("mean_abs_error", "mean|d|"),
     ("cosine", "cosine"),
+    ("top1_raw", "top-1 raw"),
     ("top1_agreement", "top-1"),
     ("accuracy", "accuracy"),
     ("accuracy_drop", "acc drop"),
     ("batch_invariance", "batch 1=N"),
     ("probability_sum", "sum p=1"),
     ("binding_max_abs_diff", "=binding"),
+    ("oracle_steps", "=oracle"),
 )
 
 
@@ -46,7 +49,7 @@ def table_rows(report: ParityReport) -> tuple[list[str], list[list[str]]]:
     header = ["artifact", "runtime", "result", *[h for _, h in present]]
     rows = []
     for a in report.artifacts:
-        cells = [a.name, a.runtime, "PASS" if a.passed else "FAIL"]
+        cells = [a.name, a.runtime, a.verdict]
         for key, _ in present:
             cells.append(_cell(a, key))
         rows.append(cells)
@@ -110,12 +113,26 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
     failures = report.failures()
     total = report.timings.get("total")
     tail = f" in {total:.1f} s" if total is not None else ""
+    questions = [q for a in report.artifacts if (q := two_questions(a))]
+    if questions:
+        lines += ["", "quantized files, two questions:"]
+        for q in questions:
+            lines += fit_line(f"  {q}", width, indent="      ")
+    if report.weak_evidence:
+        lines += ["", "weak evidence:"]
+        for note in report.weak_evidence:
+            lines += fit_line(f"  {note['text']}", width, indent="      ")
     if failures:
         lines += ["", f"FAILED{tail}:"]
         for f in failures:
             lines += fit_line(f"  {f}", width, indent="      ")
+    elif report.inconclusive:
+        lines += ["", *fit_line(f"INCONCLUSIVE{tail}: nothing failed, but these rows cannot show every bound "
+                                "(see weak evidence).", width)]
     else:
-        lines += ["", *fit_line(f"PASSED: all {plural(len(report.artifacts), 'artifact')} match TensorFlow{tail}.", width)]
+        weak = " (weak evidence: see above)" if report.weak_evidence else ""
+        lines += ["", *fit_line(f"PASSED: all {plural(len(report.artifacts), 'artifact')} match TensorFlow{tail}{weak}.",
+                                width)]
     if report.path:
         lines += fit_line(f"report: {report.path}", width)
     if report.html_path:

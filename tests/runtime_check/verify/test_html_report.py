@@ -141,7 +141,9 @@ def test_chromium_dom_has_table_images_and_disagreements(verified: tuple[ParityR
     assert rows == {n: ("FAIL" if n == MUTANT else "PASS") for n in VARIANTS}
     mutant_row = re.search(rf'<tr data-artifact="{MUTANT}".*?</tr>', dom, re.S).group(0)
     top1 = report.result(MUTANT).metric("top1_agreement")
-    assert f'<td class="fail">{100 * top1.value:.2f}%<span class="b">≥ 100.00%</span></td>' in mutant_row
+    # the cell's title holds the metric's detail (raw vs decisive agreement, the interval)
+    assert re.search(rf'<td class="fail"(?: title="[^"]*")?>{100 * top1.value:.2f}%<span class="b">≥ 100.00%</span></td>',
+                     mutant_row), mutant_row
     good_row = re.search(r'<tr data-artifact="onnx_float32".*?</tr>', dom, re.S).group(0)
     assert 'class="fail"' not in good_row and "≤ 0.0001" in good_row
     assert f"{MUTANT}: top1_agreement = " in dom  # the failures list
