@@ -215,7 +215,9 @@ def _columns(artifacts: Sequence[ArtifactResult]) -> list[tuple[str, str]]:
     names = {k for k, _ in HTML_COLUMNS}
     # other outputs' metrics (OUTPUT/metric) and the reported-only ones get no column (the table must fit):
     # every value is in the JSON, a failed one in the failure list under the table
-    quiet = lambda m: OUTPUT_SEP in m.name or m.name in ("max_rel_error", "snr_db")  # noqa: E731
+    # (a metric judged nowhere: ``requires``, ``top1_raw``, ``io_names``, which later releases added)
+    judged = {m.name for a in artifacts for m in a.metrics if not m.informational}
+    quiet = lambda m: OUTPUT_SEP in m.name or m.name in ("max_rel_error", "snr_db") or m.name not in judged  # noqa: E731
     extra = dict.fromkeys(m.name for a in artifacts for m in a.metrics if m.name not in names and not quiet(m))
     return known + [(k, k) for k in extra]
 
