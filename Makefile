@@ -79,9 +79,14 @@ demo: dataset compiler
 	@echo "or call it by its path:"
 	@echo "    $(BIN)/edgefm --help"
 
+# The suite runs on every core, at most 4 (pytest-xdist; each worker imports TensorFlow, ~1 GB): a test file
+# stays on one worker (--dist loadfile), so its module fixtures are made once, and the tiny model and its
+# exports are made once for all workers (tests/conftest.py: made_once). `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= auto
+
 test: dataset compiler browser emulator device
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 bench: dataset compiler
 	$(BIN)/python -m benchmarks.run --out bench-results

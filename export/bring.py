@@ -20,7 +20,10 @@ Loading a SavedModel or a Keras file runs its code: only bring models you trust.
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,9 +82,12 @@ def import_model(cfg: BringConfig) -> Manifest:
         raise ConfigError(f"--artifacts {root} is the model's own directory (or inside it); pass another --artifacts.")
     root.mkdir(parents=True, exist_ok=True)
     with atomic_directory(target) as staging:
-        _stage_savedmodel(source, staging, cfg)
+        own_scaling = _stage_savedmodel(source, staging, cfg)
         inputs, outputs = _signature_specs(staging, source)
-        preprocessing = _preprocessing(inputs, cfg.preprocess)  # option errors before anything is replaced
+        given = dict(cfg.preprocess)
+        if own_scaling and "scale" not in given:  # the model's first layer scales 0-255 pixels itself
+            given["scale"] = 1.0
+        preprocessing = _preprocessing(inputs, given)  # option errors before anything is replaced
         classes = _classes(outputs, labels, cfg.labels)
         new_sha = sha256_tree(staging)
         existing = _existing(root)
@@ -98,7 +104,7 @@ def import_model(cfg: BringConfig) -> Manifest:
         root, target, format=SAVEDMODEL_FORMAT, quantization="none", inputs=inputs, outputs=outputs,
         created=utc_now(), tools=tool_versions("tensorflow-cpu", "tensorflow", "keras"),
         extra={"source": str(source.resolve()), "signature": cfg.signature, "brought": "keras" if cfg.keras else "savedmodel",
-               **cfg.extra},
+               **({"scales_own_pixels": own_scaling} if own_scaling else {}), **cfg.extra},
     )
     manifest = Manifest(
         model=source.stem if cfg.keras else source.resolve().name,
@@ -128,6 +134,57 @@ def bring(cfg: BringConfig) -> Manifest:
         return same.manifest
 
 
+@contextmanager
+def undone_on_failure(root: Path) -> Iterator[None]:
+    """Bring and export as one step: if anything inside fails, ``root`` is left exactly as it was.
+
+    ``export --saved-model/--keras`` first brings the model (``ARTIFACTS/saved_model`` and a
+    manifest), then converts it; a conversion that fails must not leave the brought model
+    behind (a later, corrected command would then meet "another model" and need --force).
+    A directory the step made goes whole; in one that existed, the SavedModel is kept as
+    hard links beside it (no copy of its bytes) and put back with the manifest's old text.
+    """
+    root = Path(root)
+    if not root.exists():
+        try:
+            yield
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return
+    manifest = Manifest.path_in(root)
+    old_manifest = manifest.read_bytes() if manifest.is_file() else None
+    saved = root / SAVEDMODEL_DIRNAME
+    backup = None
+    if saved.is_dir():
+        import tempfile
+
+        backup = Path(tempfile.mkdtemp(prefix=f".{SAVEDMODEL_DIRNAME}.", suffix=".undo", dir=root)) / SAVEDMODEL_DIRNAME
+        try:
+            shutil.copytree(saved, backup, copy_function=os.link)
+        except OSError:  # a file system without hard links: a copy
+            shutil.rmtree(backup, ignore_errors=True)
+            shutil.copytree(saved, backup)
+    try:
+        yield
+    except BaseException:
+        from edgefm.core.fileio import atomic_write_bytes
+
+        if backup is not None:
+            shutil.rmtree(saved, ignore_errors=True)
+            os.replace(backup, saved)
+        elif saved.exists():
+            shutil.rmtree(saved, ignore_errors=True)
+        if old_manifest is not None:
+            atomic_write_bytes(manifest, old_manifest)
+        else:
+            manifest.unlink(missing_ok=True)
+        raise
+    finally:
+        if backup is not None:
+            shutil.rmtree(backup.parent, ignore_errors=True)
+
+
 def _existing(root: Path) -> Manifest | None:
     if not Manifest.path_in(root).is_file():
         return None
@@ -137,10 +194,51 @@ def _existing(root: Path) -> Manifest | None:
         return None  # an unreadable manifest describes nothing worth keeping
 
 
-def _stage_savedmodel(source: Path, staging: Path, cfg: BringConfig) -> None:
+def preprocessing_notes(manifest: Manifest, given: dict[str, Any]) -> list[str]:
+    """What ``bring`` assumed about each image input's pixels, and how to change it (printed by ``export``)."""
+    saved = manifest.artifacts.get(SAVEDMODEL_KEY)
+    layer = saved.extra.get("scales_own_pixels") if saved is not None else None
+    notes = []
+    for name, record in manifest.preprocessing.items():
+        prep = Preprocessing(**record) if isinstance(record, dict) else record
+        if "scale" in given or not prep.dtype.startswith("float"):
+            continue  # the user said, or integer pixels go in as they are
+        if layer:
+            notes.append(f"image input {name!r}: the model scales its own pixels (its layer {layer!r} takes the input), "
+                         "so image files go in as 0-255 values (scale=1). If it expects [0, 1], pass "
+                         "--preprocess scale=1/255.")
+        else:
+            notes.append(f"image input {name!r}: assumed pixels scaled by {prep.scale:.6g} ({prep.describe()}). If the "
+                         "model takes 0-255 values, pass --preprocess scale=1 (and mean=/std= if it normalizes).")
+    return notes
+
+
+def _own_pixel_scaling(model: Any) -> str | None:
+    """The name of a ``Rescaling``/``Normalization`` layer fed straight by a model input, else None.
+
+    keras.applications' EfficientNet, MobileNetV3 and ConvNeXt (``include_preprocessing``)
+    start so: they take 0-255 pixels, and scaling them by 1/255 first gives wrong classes.
+    """
+    import keras
+
+    inputs = list(getattr(model, "inputs", None) or [])
+    for layer in model.layers:
+        if not isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
+            continue
+        try:
+            fed = layer.input
+        except (AttributeError, ValueError):  # a layer used twice has no single input
+            continue
+        if any(fed is t for t in inputs):
+            return str(layer.name)
+    return None
+
+
+def _stage_savedmodel(source: Path, staging: Path, cfg: BringConfig) -> str | None:
+    """Write the SavedModel to convert into ``staging``; returns ``_own_pixel_scaling`` of a Keras model."""
     if not cfg.keras and cfg.signature == SERVING_SIGNATURE:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        return
+        return None
     with quiet_native_output():
         tf = import_tensorflow()
         try:
@@ -149,11 +247,16 @@ def _stage_savedmodel(source: Path, staging: Path, cfg: BringConfig) -> None:
 
                 model = keras.saving.load_model(str(source), compile=False)
                 model.export(str(staging), format="tf_saved_model", verbose=False)
-            else:
-                loaded = tf.saved_model.load(str(source))
-                tf.saved_model.save(loaded, str(staging), signatures={SERVING_SIGNATURE: loaded.signatures[cfg.signature]})
+                return _own_pixel_scaling(model)
+            loaded = tf.saved_model.load(str(source))
+            tf.saved_model.save(loaded, str(staging), signatures={SERVING_SIGNATURE: loaded.signatures[cfg.signature]})
+            return None
         except Exception as e:  # Keras and TF raise many types for a model they cannot load or save
+            from edgefm.core.usermodules import missing_class_advice
+
             what = "Keras could not load or export" if cfg.keras else "TensorFlow could not re-save"
+            if (advice := missing_class_advice(str(e))) is not None:
+                raise ModelFileError(f"{what} {source}: {advice}.") from e
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             raise ModelFileError(f"{what} {source} ({type(e).__name__}: {first[:300]}).") from e
 

@@ -172,7 +172,22 @@ def converter_reason(e: BaseException, log: str = "") -> str:
     # ("failed while converting: 'main'...", with a URL) can come before it in the captured log
     found.sort(key=lambda m: not (" op " in m or m.startswith("TF Select ops:")))
     reason = "; ".join(found) if found else _first_line(e)
-    return reason[:ERROR_QUOTE_CHARS]
+    return _without_temp_paths(reason)[:ERROR_QUOTE_CHARS]
+
+
+def _without_temp_paths(text: str) -> str:
+    """A converter quotes the temporary directory it worked in (``/tmp/tmpab12cd/...``): gone once it fails."""
+    import re
+    import tempfile
+
+    return re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^\s'\",;:)]+", "<temporary file>", text)
+
+
+#: converter words -> what they mean for the user's model, said once in a --keep-going summary
+KNOWN_CAUSES = {
+    "TensorListReserve": "a dynamic sequence length (TFLite needs the length fixed, or Select TF ops)",
+    "TF Select ops:": "TensorFlow ops without a TFLite builtin (Select TF ops)",
+}
 
 
 @contextlib.contextmanager
@@ -330,6 +345,32 @@ class Failed:
     name: str
     message: str
 
+    @property
+    def cause(self) -> str:
+        """The converter's words alone (no variant name): equal for variants that failed alike."""
+        return self.message.split("): ", 1)[-1].strip().rstrip(".")
+
+
+def failure_summary(failures: list[Failed], written: list[str]) -> str:
+    """One line per cause, not the converter's text once per variant (--keep-going).
+
+    ``TFLite: 4 variants (tflite_float32, ...) failed on a dynamic sequence length (...): 'tf.TensorListReserve'
+    op requires ...; written: onnx_float32, onnx_int8.``
+    """
+    groups: dict[str, list[str]] = {}
+    for f in failures:
+        groups.setdefault(f.cause, []).append(f.name)
+    parts = []
+    for cause, names in groups.items():
+        formats = sorted({n.split("_", 1)[0] for n in names})
+        what = "/".join({"tflite": "TFLite", "onnx": "ONNX"}.get(f, f) for f in formats)
+        meaning = next((m for key, m in KNOWN_CAUSES.items() if key in cause), "")
+        count = f"{len(names)} variants" if len(names) > 1 else "1 variant"
+        quote = cause.split("; ", 1)[0] if meaning else cause  # a known cause needs its first words only
+        parts.append(f"{what}: {count} ({', '.join(names)}) failed on {meaning + ': ' if meaning else ''}{quote}")
+    tail = f"; written: {', '.join(written)}" if written else ""
+    return ". ".join(parts) + tail + "."
+
 
 def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None = None,
                 failures: list[Failed] | None = None) -> list[Converted]:
@@ -358,14 +399,16 @@ def convert_all(manifest: Manifest, cfg: ExportConfig, progress: Progress | None
         except ExportError as e:
             if not cfg.keep_going or failures is None:
                 raise
-            failures.append(Failed(v.name, str(e).split(" Nothing was written")[0]))
-            progress.note(f"failed {v.name}: {e}")
+            failed = Failed(v.name, str(e).split(" Nothing was written")[0])
+            same = next((f.name for f in failures if f.cause == failed.cause), None)
+            failures.append(failed)
+            progress.note(f"failed {v.name}: " + (f"as {same} did" if same else failed.message))
             continue
         progress.note(f"exported {v.name}: {human_bytes(c.artifact.bytes)} in {c.artifact.extra['seconds']:.1f} s")
         converted.append(c)
     progress.finish()
     if failures is not None and not converted:
-        raise ExportError("No variant converted: " + " ".join(f"{f.name}: {f.message}" for f in failures))
+        raise ExportError("No variant converted. " + failure_summary(failures, []))
     return converted
 
 
@@ -477,9 +520,16 @@ def bring_and_export(cfg: ExportConfig, brought: BringConfig | None = None,
     so it is made first); if it fails or is interrupted, a directory this call created
     is removed again: nothing half-written stays.
     """
-    if brought is not None:
-        bring_locked(brought, progress)
-    return run_export(cfg, progress)
+    if brought is None:
+        return run_export(cfg, progress)
+    from export.bring import preprocessing_notes, undone_on_failure
+
+    # a model brought and then not converted leaves ARTIFACTS as it was (no half-done step to --force past)
+    with undone_on_failure(brought.artifacts):
+        manifest = bring_locked(brought, progress)
+        for note in preprocessing_notes(manifest, brought.preprocess):
+            (progress or NoProgress()).note(f"note: {note}")
+        return run_export(cfg, progress)
 
 
 def bring_locked(cfg: BringConfig, progress: Progress | None = None) -> Manifest:

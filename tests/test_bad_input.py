@@ -1,10 +1,11 @@
 """Every command survives bad input: a specific one-paragraph message, a non-zero exit, no crash.
 
-Each case runs the real ``edgefm`` entry point in a subprocess and asserts the
-exit status (2 for usage errors, never 70 -- the "unexpected ... this is a bug"
-status), that the message names the file or option, and that nothing crashed:
-no "Traceback", no "Fatal Python error", no segfault or abort (a negative
-return code is a death by signal).
+Each case runs the real ``edgefm`` command group (in this process, ``invoke_cli``;
+corrupt model files through the entry point in a subprocess, ``run_cli``, where a
+crash would show) and asserts the exit status (2 for usage errors, never 70 -- the
+"unexpected ... this is a bug" status), that the message names the file or option,
+and that nothing crashed: no "Traceback", no "Fatal Python error", no segfault or
+abort (a negative return code is a death by signal).
 
 Corrupt model files (empty, truncated, random bytes, the other format's bytes)
 go through predict, inspect and benchmark as ``--model``, and through verify
@@ -33,9 +34,8 @@ import numpy as np
 import pytest
 
 from edgefm.core.manifest import Artifact, Manifest
-from export.config import ExportConfig
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli, run_cli
 
 CRASH_MARKERS = ("Traceback", "Fatal Python error", "Segmentation fault", "Aborted", "core dumped")
 BUG_EXIT = 70  # EdgefmGroup.invoke's "unexpected X ... this is a bug"
@@ -71,14 +71,10 @@ def data_dir(tiny_data_session: tuple[Path, dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny_artifacts (copied) with a float32 .tflite and .onnx exported by the real exporter."""
-    from export.pipeline import export
-
+def exported(exported_float32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_artifacts with a float32 .tflite and .onnx exported by the real exporter (the run's, copied)."""
     root = tmp_path_factory.mktemp("bad_input") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    cfg = ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir, verify_data=False)
-    export(Manifest.load(root), cfg)
+    shutil.copytree(exported_float32, root)
     return root
 
 
@@ -269,7 +265,7 @@ def test_savedmodel_missing_or_empty(savedmodel_variant: Callable[[str], Path], 
                                      kind: str, command: str) -> None:
     root = savedmodel_variant(kind)
     sm = root / "saved_model"
-    proc = run_cli(*_savedmodel_command(command, root, image, data_dir))
+    proc = invoke_cli(*_savedmodel_command(command, root, image, data_dir))
     # export looks for saved_model.pb itself; the runtimes first check that the path exists
     needle = "does not exist" if kind == "missing" and command != "export" else "no saved_model.pb"
     message = assert_fails_cleanly(proc, 1, str(sm), needle)
@@ -281,7 +277,7 @@ def test_savedmodel_without_serving_signature(savedmodel_variant: Callable[[str]
                                               command: str) -> None:
     root = savedmodel_variant("no-signature")
     sm = root / "saved_model"
-    proc = run_cli(*_savedmodel_command(command, root, image, data_dir))
+    proc = invoke_cli(*_savedmodel_command(command, root, image, data_dir))
     assert_fails_cleanly(proc, 1, str(sm), "no 'serving_default' signature (found: other)", "edgefm train")
 
 
@@ -315,14 +311,14 @@ def test_bad_manifest(exported: Path, image: Path, data_dir: Path, tmp_path: Pat
         "predict": ["predict", str(image)],
         "benchmark": ["benchmark", "--runs", "1"],
     }[command]
-    proc = run_cli(*args, "--artifacts", str(root))
+    proc = invoke_cli(*args, "--artifacts", str(root))
     message = assert_fails_cleanly(proc, 1, needle, "edgefm train")
     assert str(root) in message
     assert manifest.exists() == (content is not None)  # nothing rewrote or deleted it
 
 
 def test_missing_artifacts_directory(tmp_path: Path) -> None:
-    proc = run_cli("verify", "--artifacts", str(tmp_path / "nowhere"))
+    proc = invoke_cli("verify", "--artifacts", str(tmp_path / "nowhere"))
     assert_fails_cleanly(proc, 1, f"Artifacts directory {tmp_path / 'nowhere'} does not exist", "edgefm train")
 
 
@@ -352,7 +348,7 @@ def test_bad_image(exported: Path, image: Path, tmp_path: Path, case: str) -> No
         path.write_bytes(image.read_bytes()[:60])
     elif make is not None:
         make(path)
-    proc = run_cli("predict", str(path), "--model", str(exported / "model.onnx"))
+    proc = invoke_cli("predict", str(path), "--model", str(exported / "model.onnx"))
     message = assert_fails_cleanly(proc, 1, str(path), needle)
     assert "model.onnx" not in message  # the image is blamed, not the model
 
@@ -360,7 +356,7 @@ def test_bad_image(exported: Path, image: Path, tmp_path: Path, case: str) -> No
 def test_one_bad_image_among_good_ones_names_only_it(exported: Path, image: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.png"
     bad.write_text("text")
-    proc = run_cli("predict", str(image), str(bad), "--model", str(exported / "model.onnx"))
+    proc = invoke_cli("predict", str(image), str(bad), "--model", str(exported / "model.onnx"))
     message = assert_fails_cleanly(proc, 1, str(bad))
     assert str(image) not in message
 
@@ -403,7 +399,7 @@ def test_option_out_of_range_is_a_usage_error(exported: Path, tmp_path: Path, ca
     args, needle = OPTION_CASES[case]
     before = snapshot(exported)
     extra = ["--artifacts", str(exported)] if args[0] in ("train", "export", "verify", "benchmark", "predict") else []
-    proc = run_cli(*args, *extra)
+    proc = invoke_cli(*args, *extra)
     assert_fails_cleanly(proc, 2, needle)
     assert snapshot(exported) == before
 
@@ -454,7 +450,7 @@ def test_bad_dataset(dataset_variant: Callable[[str], Path], exported: Path, tmp
     }[command]
     if command == "data-verify" and case == "truncated-idx":  # `data verify` compares checksums before parsing
         needle = f"Checksum mismatch for {d / 't10k-images-idx3-ubyte.gz'}"
-    proc = run_cli(*args)
+    proc = invoke_cli(*args)
     message = assert_fails_cleanly(proc, 1, needle)
     assert "edgefm data fetch" in message or "--no-verify" in message or "re-fetch" in message
     if command == "train":
@@ -544,7 +540,7 @@ def test_unwritable_output_path(exported: Path, data_dir: Path, tmp_path: Path, 
         "verify-report": ["verify", "--artifacts", str(exported), "--data-dir", str(data_dir), "--no-verify",
                           "--samples", "8", "--report", str(target)],
     }[command]
-    proc = run_cli(*args)
+    proc = invoke_cli(*args)
     assert_fails_cleanly(proc, 1, f"Cannot write {target}", "writable directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
@@ -623,6 +619,6 @@ def test_resume_from_a_truncated_checkpoint_through_the_cli(one_epoch_run: Path,
     root = tmp_path / "run"
     shutil.copytree(one_epoch_run, root)
     _break_checkpoint(root, "truncated-data")
-    proc = run_cli("train", "--epochs", "2", "--hidden-units", "8", "--data-dir", str(data_dir), "--no-verify",
-                   "--artifacts", str(root), "--resume", "-q")
+    proc = invoke_cli("train", "--epochs", "2", "--hidden-units", "8", "--data-dir", str(data_dir), "--no-verify",
+                      "--artifacts", str(root), "--resume", "-q")
     assert_fails_cleanly(proc, 1, "--resume: the checkpoint", str(root / "checkpoints"), "train without --resume")

@@ -26,7 +26,9 @@ from conftest import REPO
 BINDING_ROWS = ["savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8"]
 
 
-def run_suite(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+# 1800 s: under pytest-xdist the --quick run shares the cores with another worker (measured: past 900 s at
+# load 11-15 on 2 shared cores; 460 s serially at load 3-12).
+def run_suite(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.run", *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL,
@@ -53,6 +55,7 @@ def result(quick: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, An
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str], Path], result: dict[str, Any]) -> None:
     proc, out = quick
     md = (out / "bench.md").read_text(encoding="utf-8")
@@ -77,6 +80,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
     for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "device",
                 "explain", "targets"):
@@ -86,6 +90,7 @@ def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> N
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_device_rows_beside_the_host_rows(result: dict[str, Any]) -> None:
     """`make test` installs the cross packages (`make device`), so the emulated board runs here."""
     dev = result["device"]
@@ -99,6 +104,7 @@ def test_device_rows_beside_the_host_rows(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_end_to_end(result: dict[str, Any]) -> None:
     e2e = result["end_to_end"]
     stages = e2e["stage_seconds"]
@@ -107,6 +113,7 @@ def test_end_to_end(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None:
     t = result["training"]
     med = t["median_epoch_seconds"]
@@ -130,6 +137,7 @@ def test_training_ratios_are_the_medians_divided(result: dict[str, Any]) -> None
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_two_workers_are_held_to_one_process_after_one_epoch(result: dict[str, Any]) -> None:
     """The PASS/FAIL line bounds one epoch (rounding only); the longer run's difference is reported beside it."""
     d = result["distributed"]
@@ -139,6 +147,7 @@ def test_two_workers_are_held_to_one_process_after_one_epoch(result: dict[str, A
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
     inf = result["inference"]
     rows = {r["name"]: r for r in inf["rows"]}
@@ -169,6 +178,7 @@ def test_inference_rows_and_speedups(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_verify_section_cold_warm_probe_and_growth(result: dict[str, Any]) -> None:
     v = result["verify"]
     wc = v["warm_vs_cold"]
@@ -192,6 +202,7 @@ def test_verify_section_cold_warm_probe_and_growth(result: dict[str, Any]) -> No
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_size_is_relative_to_float32_tflite(result: dict[str, Any]) -> None:
     size = result["size"]
     rows = {r["name"]: r for r in size["rows"]}
@@ -203,6 +214,7 @@ def test_size_is_relative_to_float32_tflite(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_accuracy_and_its_change_vs_tf(result: dict[str, Any]) -> None:
     acc = result["accuracy"]
     rows = {r["name"]: r for r in acc["rows"]}
@@ -215,6 +227,7 @@ def test_accuracy_and_its_change_vs_tf(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_explain_section_reduces_tensors_batch_by_batch(result: dict[str, Any]) -> None:
     e = result["explain"]
     assert [r["rows"] for r in e["rows"]] == [1_000, 10_000]
@@ -224,6 +237,7 @@ def test_explain_section_reduces_tensors_batch_by_batch(result: dict[str, Any]) 
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
 def test_targets_are_computed_from_the_figures(result: dict[str, Any]) -> None:
     t = {x["name"]: x for x in result["targets"]}
     assert len(t) == len(TARGETS)

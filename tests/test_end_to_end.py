@@ -16,7 +16,7 @@ from edgefm.core.manifest import Manifest
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _ok(res) -> None:

@@ -1,7 +1,7 @@
 """Hardening 2: no data lost, nothing read or written outside its place, every fault a clean exit.
 
-Each case drives the real ``edgefm`` entry point in a subprocess (``run_cli``), as a
-hostile or unlucky user would, and checks the exit status, the one-paragraph
+Each case drives the real ``edgefm`` command group (``invoke_cli``, in this process; a subprocess,
+``run_cli``, where signals, memory peaks or the process's own stdout are checked), as a hostile or unlucky user would, and checks the exit status, the one-paragraph
 message and what is left on disk. The shared directory is the bad-input suite's
 kind: the session's tiny SavedModel exported by the real exporter.
 """
@@ -15,15 +15,15 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_bad_input import assert_fails_cleanly, snapshot
 
 from edgefm.core.manifest import Manifest
-from export.config import ExportConfig
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +32,9 @@ def data_dir(tiny_data_session: tuple[Path, dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export.pipeline import export
-
+def exported(exported_float32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hardening") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none", data_dir=data_dir,
-                                             verify_data=False))
+    shutil.copytree(exported_float32, root)
     return root
 
 
@@ -48,9 +44,10 @@ def _copy(src: Path, tmp_path: Path, name: str = "artifacts") -> Path:
     return dst
 
 
-def _verify(root: Path, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
-                   "--no-html", *extra, env=env)
+def _verify(root: Path, data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+            cli: Callable[..., subprocess.CompletedProcess[str]] = invoke_cli) -> subprocess.CompletedProcess[str]:
+    return cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                      "--no-html", *extra, env=env)
 
 
 # -- data lost: --bundle ----------------------------------------------------------------------------
@@ -64,8 +61,8 @@ def test_bundle_refuses_a_directory_it_would_wipe(exported: Path, data_dir: Path
     (foreign / "keep.txt").write_text("mine\n")
     dest = {"artifacts": root, "parent": tmp_path, "foreign": foreign}[where]
     before = snapshot(tmp_path)
-    proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "tflite",
-                   "--quantize", "none", "--bundle", str(dest), "-q")
+    proc = invoke_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "tflite",
+                      "--quantize", "none", "--bundle", str(dest), "-q")
     needle = "is not empty and is not an edgefm bundle" if where == "foreign" else "holds the artifacts directory"
     assert_fails_cleanly(proc, 2, f"--bundle {dest}", needle)
     after = snapshot(tmp_path)
@@ -80,8 +77,8 @@ def test_bundle_replaces_an_earlier_bundle(exported: Path, data_dir: Path, tmp_p
     dest = tmp_path / "bundle"
     args = ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "tflite",
             "--quantize", "none", "--bundle", str(dest), "-q"]
-    assert run_cli(*args).returncode == 0
-    assert run_cli(*args).returncode == 0, "an existing bundle is replaced"
+    assert invoke_cli(*args).returncode == 0
+    assert invoke_cli(*args).returncode == 0, "an existing bundle is replaced"
     assert json.loads((dest / "manifest.json").read_text())["bundle_schema_version"]
 
 
@@ -109,8 +106,8 @@ def test_a_held_lock_makes_a_writer_wait_then_fail_clearly(exported: Path, data_
     root = _copy(exported, tmp_path)
     before = snapshot(root)
     with artifacts_lock(root, "the test"):
-        proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format",
-                       "tflite", "--quantize", "none", env={"EDGEFM_LOCK_TIMEOUT": "1"})
+        proc = invoke_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format",
+                          "tflite", "--quantize", "none", env={"EDGEFM_LOCK_TIMEOUT": "1"})
         assert "waiting for another edgefm command" in proc.stderr
         assert_fails_cleanly(proc, 1, f"{root} is locked by another edgefm command", "waited 1 s")
         vproc = _verify(root, data_dir, env={"EDGEFM_LOCK_TIMEOUT": "1"})
@@ -160,8 +157,8 @@ def test_a_full_disk_is_found_before_the_commit(tiny_artifacts: Path, data_dir: 
     free = shutil.disk_usage(small_disk).free
     filler.write_bytes(b"\0" * max(0, free - (200 << 10)))  # leave 200 KiB: less than the export and its margin
     before = snapshot(root)
-    proc = run_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "all",
-                   "--quantize", "none", "-q")
+    proc = invoke_cli("export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--format", "all",
+                      "--quantize", "none", "-q")
     assert_fails_cleanly(proc, 1, "Not enough free space in", "Nothing was written")
     assert snapshot(root) == before
     assert not [p for p in root.rglob(".*") if ".tmp" in p.name]
@@ -192,7 +189,7 @@ def test_report_to_dev_null_and_dev_stdout_writes_the_stream(exported: Path, dat
     assert proc.returncode == 0, proc.stderr
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == null_before.st_rdev and after.st_ino == null_before.st_ino
-    proc = _verify(exported, data_dir, "--report", "/dev/stdout", "-q")
+    proc = _verify(exported, data_dir, "--report", "/dev/stdout", "-q", cli=run_cli)  # the process's own stdout
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["passed"] is True  # the report went to the stream
     assert os.path.islink("/dev/stdout")
@@ -215,8 +212,8 @@ def test_report_over_an_input_of_the_run_is_refused(exported: Path, data_dir: Pa
     root = _copy(exported, tmp_path)
     before = snapshot(root)
     for flag in ("--report", "--html"):
-        proc = run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
-                       flag, str(root / target))
+        proc = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                          flag, str(root / target))
         assert_fails_cleanly(proc, 2, f"{flag} {root / target} is", "an input of this verify")
     assert snapshot(root) == before
 
@@ -235,7 +232,7 @@ def test_manifest_paths_stay_inside_the_directory(exported: Path, data_dir: Path
     for command in (["verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify"],
                     ["export", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--quantize", "none"],
                     ["benchmark", "--artifacts", str(root), "--runs", "1", "--warmup", "0", "--batch-sizes", "1"]):
-        proc = run_cli(*command)
+        proc = invoke_cli(*command)
         message = assert_fails_cleanly(proc, 1, "points outside the artifacts directory", repr(path))
         assert "passwd" not in proc.stdout and "root:x:" not in message
 
@@ -247,14 +244,14 @@ def test_the_page_never_embeds_a_curves_file_that_is_not_a_png_inside(exported: 
     secret = tmp_path / "id_rsa"
     secret.write_bytes(b"\x89PNG\r\n\x1a\n-----BEGIN OPENSSH PRIVATE KEY----- a secret")
     (root / "training_curves.png").symlink_to(secret)
-    proc = run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8")
+    proc = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8")
     assert proc.returncode == 0, proc.stderr
     page = (root / "verify-report.html").read_text()
     assert base64.b64encode(secret.read_bytes()).decode() not in page and "PRIVATE KEY" not in page
     (root / "training_curves.png").unlink()
     (root / "training_curves.png").write_bytes(b"GIF89a not a png at all")
-    assert run_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
-                   ).returncode == 0
+    assert invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(data_dir), "--no-verify", "--samples", "8",
+                      ).returncode == 0
     assert base64.b64encode(b"GIF89a not a png at all").decode() not in (root / "verify-report.html").read_text()
 
 
@@ -317,7 +314,7 @@ def test_a_gzip_bomb_behind_a_valid_header_is_refused_in_bounded_memory(data_dir
     shutil.copytree(data_dir, huge)
     big_header = bytes([0, 0, 8, 3]) + (10**6).to_bytes(4, "big") + (280).to_bytes(4, "big") + (280).to_bytes(4, "big")
     _gz_bomb(huge / "t10k-images-idx3-ubyte.gz", big_header, 1 << 20)
-    proc = run_cli("train", "--data-dir", str(huge), "--no-verify", "--artifacts", str(tmp_path / "a"), "--epochs", "1")
+    proc = invoke_cli("train", "--data-dir", str(huge), "--no-verify", "--artifacts", str(tmp_path / "a"), "--epochs", "1")
     assert_fails_cleanly(proc, 1, "declares 78,400,000,016 bytes of IDX data", "more than any Fashion-MNIST file")
 
 
@@ -338,7 +335,7 @@ def test_a_huge_png_is_predicted_in_bounded_memory(exported: Path, tmp_path: Pat
     assert rss < 1024, f"peak RSS {rss:.0f} MiB for a 9400x9400 image"
     too_big = tmp_path / "too-big.png"
     Image.new("L", (12000, 9000), 255).save(too_big, optimize=True)
-    proc = run_cli("predict", str(too_big), "--model", str(exported / "model.onnx"))
+    proc = invoke_cli("predict", str(too_big), "--model", str(exported / "model.onnx"))
     assert_fails_cleanly(proc, 1, "has more than the 89,478,485 pixels edgefm decodes", "108000000 pixels")
 
 
@@ -358,8 +355,8 @@ def test_a_palette_png_with_a_transparent_white_background_is_inverted(exported:
     a, b = load_image(plain), load_image(tmp_path / "sneaker-p.png")
     assert b.inverted and b.background == 1.0
     assert float(np.abs(a.pixels - b.pixels).max()) < 0.15  # 16 palette colours, otherwise the same picture
-    proc = run_cli("predict", str(tmp_path / "sneaker-p.png"), str(plain), "--model", str(exported / "model.onnx"),
-                   "--json")
+    proc = invoke_cli("predict", str(tmp_path / "sneaker-p.png"), str(plain), "--model", str(exported / "model.onnx"),
+                      "--json")
     assert proc.returncode == 0, proc.stderr
     assert all(json.loads(line)["inverted"] for line in proc.stdout.splitlines())
 
@@ -391,8 +388,8 @@ def test_fetch_stops_a_server_that_sends_without_end(tmp_path: Path) -> None:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         dest = tmp_path / "cache"
-        proc = run_cli("data", "fetch", "--dest", str(dest), "--mirror", f"http://127.0.0.1:{httpd.server_address[1]}/",
-                       "--retries", "1")
+        proc = invoke_cli("data", "fetch", "--dest", str(dest), "--mirror", f"http://127.0.0.1:{httpd.server_address[1]}/",
+                          "--retries", "1")
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -442,9 +439,9 @@ def test_a_model_that_fails_while_running_is_the_models_fault(exported: Path, tm
     model = tmp_path / "fixed.onnx"
     _fixed_batch_onnx(model)
     img = _item_png(tmp_path / "a.png")
-    one = run_cli("predict", str(img), "--model", str(model))
+    one = invoke_cli("predict", str(img), "--model", str(model))
     assert one.returncode == 0, one.stderr  # batch 1 runs
-    proc = run_cli("predict", str(img), str(img), "--model", str(model))
+    proc = invoke_cli("predict", str(img), str(img), "--model", str(model))
     assert_fails_cleanly(proc, 1, "onnxruntime failed while running", str(model), "Reshape")
 
 
@@ -476,7 +473,7 @@ def test_a_savedmodel_that_raises_is_exit_1_in_predict_and_verify(exported: Path
     manifest.save(root)
 
     img = _item_png(tmp_path / "a.png")
-    proc = run_cli("predict", str(img), "--model", str(root / "saved_model"))
+    proc = invoke_cli("predict", str(img), "--model", str(root / "saved_model"))
     assert_fails_cleanly(proc, 1, "tensorflow failed while running", "this model refuses every input")
     proc = _verify(root, data_dir)
     assert_fails_cleanly(proc, 1, "tensorflow failed while running", str(root / "saved_model"))
@@ -497,10 +494,14 @@ def _child_of(pid: int, marker: str) -> int | None:
 
 def test_sigterm_ends_benchmark_cleanly_with_no_orphan(exported: Path, tmp_path: Path) -> None:
     import signal
-    import tempfile
 
-    before = set(Path(tempfile.gettempdir()).glob("edgefm-bench-*"))
-    proc = _popen_cli("benchmark", "--artifacts", str(exported), "--runs", "100000", "--warmup", "0", "--batch-sizes", "1")
+    # Its own TMPDIR: the benchmark suite's run (tests/test_benchmarks_suite.py) makes edgefm-bench-* directories
+    # in the shared one, and under pytest-xdist it runs at the same time on another worker.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    before = set(tmp.glob("edgefm-bench-*"))
+    proc = _popen_cli("benchmark", "--artifacts", str(exported), "--runs", "100000", "--warmup", "0", "--batch-sizes", "1",
+                      env={"TMPDIR": str(tmp)})
     try:
         deadline = time.monotonic() + 120
         child = None
@@ -519,7 +520,7 @@ def test_sigterm_ends_benchmark_cleanly_with_no_orphan(exported: Path, tmp_path:
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
-    assert set(Path(tempfile.gettempdir()).glob("edgefm-bench-*")) <= before
+    assert set(tmp.glob("edgefm-bench-*")) <= before
 
 
 @pytest.mark.parametrize("command", ["verify", "inspect", "predict"])
@@ -593,13 +594,13 @@ tf.saved_model.save(m, {str(tmp_path / "sm")!r}, signatures={{"serving_default":
     script.write_text(code)
     subprocess.run([sys.executable, str(script)], check=True, capture_output=True, timeout=300)
     marker.unlink(missing_ok=True)  # saving ran the initializer once
-    proc = run_cli("inspect", str(tmp_path / "sm"), "--json")
+    proc = invoke_cli("inspect", str(tmp_path / "sm"), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["signatures"]["serving_default"]["inputs"]["images"]["shape"] == [None, 28, 28]
     assert not marker.exists(), "inspect ran the SavedModel's code"
     # loading it (what verify/predict/export must do, and say in --help) does run it
-    proc = run_cli("predict", "--help")
+    proc = invoke_cli("predict", "--help")
     assert "loading runs its code" in " ".join(proc.stdout.split())
 
 
@@ -638,10 +639,10 @@ def test_onnx_external_data_is_found_beside_the_model_and_confined_to_it(tmp_pat
     secret.write_bytes((model.parent / "ext.weights").read_bytes())
     (model.parent / "ext.weights").unlink()
     (model.parent / "ext.weights").symlink_to(secret)
-    proc = run_cli("inspect", str(model))
+    proc = invoke_cli("inspect", str(model))
     assert_fails_cleanly(proc, 1, "in external data at 'ext.weights', outside the model's directory")
     (model.parent / "ext.weights").unlink()
-    proc = run_cli("inspect", str(model))
+    proc = invoke_cli("inspect", str(model))
     assert_fails_cleanly(proc, 1, "'ext.weights', which is missing beside the model")
 
 
@@ -653,7 +654,7 @@ def test_onnx_external_data_is_found_beside_the_model_and_confined_to_it(tmp_pat
     (["--hidden-units", "100000000"], "--hidden-units 100000000 is more than 65,536"),
 ])
 def test_train_option_upper_bounds(data_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
-    proc = run_cli("train", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(tmp_path / "run"), "-q", *args)
+    proc = invoke_cli("train", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(tmp_path / "run"), "-q", *args)
     assert_fails_cleanly(proc, 2, message)
     assert not (tmp_path / "run" / "manifest.json").exists()
 
@@ -662,8 +663,8 @@ def test_a_full_disk_during_train_names_what_could_not_be_written(data_dir: Path
     root = small_disk / "run"
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * max(0, shutil.disk_usage(small_disk).free - (24 << 10)))
-    proc = run_cli("train", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(root), "--epochs", "1",
-                   "--hidden-units", "8", "-q")
+    proc = invoke_cli("train", "--data-dir", str(data_dir), "--no-verify", "--artifacts", str(root), "--epochs", "1",
+                      "--hidden-units", "8", "-q")
     assert_fails_cleanly(proc, 1, "Cannot write", "No space left on device")
     assert not (root / "manifest.json").exists()
 
@@ -674,7 +675,7 @@ def test_a_new_run_drops_the_previous_runs_checkpoints(data_dir: Path, tmp_path:
     root = tmp_path / "run"
     common = ["--data-dir", str(data_dir), "--no-verify", "--artifacts", str(root), "--hidden-units", "8",
               "--batch-size", "32", "-q"]
-    assert run_cli("train", "--epochs", "2", *common).returncode == 0
+    assert invoke_cli("train", "--epochs", "2", *common).returncode == 0
     (root / "manifest.json").unlink()  # an unfinished run: checkpoints, no manifest
     assert (root / "checkpoints").is_dir()
     proc = _popen_cli("train", "--epochs", "100000", "--seed", "1", *common)
@@ -688,7 +689,7 @@ def test_a_new_run_drops_the_previous_runs_checkpoints(data_dir: Path, tmp_path:
     finally:
         if proc.poll() is None:
             proc.kill()
-    resumed = run_cli("train", "--resume", "--epochs", "1", "--seed", "1", *common)
+    resumed = invoke_cli("train", "--resume", "--epochs", "1", "--seed", "1", *common)
     # either the new run's own first checkpoint, or none: never the old 2-epoch run under new options
     if resumed.returncode == 2:
         assert "--resume: no checkpoint" in resumed.stderr

@@ -42,7 +42,7 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 README = REPO / "README.md"
 #: the pages whose shell blocks run: the README first, then docs/ (adding-a-runner.md and the rest)

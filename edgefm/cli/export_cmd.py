@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE
+from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, IMPORT, NO_VERIFY, VALUE_RANGE
 from export.config import DEFAULT_OPSET, ExportFormat, Quantization
 
 
 @click.command("export")
 @ARTIFACTS
+@IMPORT
 @click.option("--saved-model", "saved_model", type=click.Path(path_type=Path, file_okay=False), default=None,
               metavar="DIR", help="Export a TF2 SavedModel edgefm did not train: copied into ARTIFACTS/saved_model with "
                                   "a manifest recording its signature, then converted like edgefm's own.")
@@ -131,6 +132,8 @@ def export_cmd(artifacts: Path, saved_model: Path | None, keras_file: Path | Non
             "failed": {f.name: f.message for f in result.failed},
         })
     if result.failed:
+        from export.pipeline import failure_summary
+
         raise ExportError(
             f"{len(result.failed)} variant{'s' if len(result.failed) > 1 else ''} did not convert (--keep-going wrote the "
-            f"others): " + " ".join(f"{f.name}: {f.message.rstrip('.')}." for f in result.failed))
+            f"others). " + failure_summary(result.failed, result.exported))

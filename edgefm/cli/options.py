@@ -92,3 +92,19 @@ class IntList(click.ParamType):
             return value
         flag = f"--{param.name.replace('_', '-')}" if param is not None and param.name else "value"
         return parse_int_list(value, flag)
+
+
+def _import_modules(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``--import MODULE``: import the user's modules (custom Keras layers register themselves) before any load."""
+    from edgefm.core.usermodules import import_user_modules
+
+    import_user_modules(names)
+    return names
+
+
+IMPORT = click.option(
+    "--import", "imports", multiple=True, metavar="MODULE", expose_value=False, callback=_import_modules,
+    help="Import this Python module first (repeatable), e.g. the one defining a .keras file's custom layers "
+         "(found in the current directory or on PYTHONPATH). Importing runs its code.",
+)
+

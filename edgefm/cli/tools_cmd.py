@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA_DIR, IntList
+from edgefm.cli.options import ARTIFACTS, DATA_DIR, IMPORT, IntList
 
 
 @click.command("predict")
@@ -15,6 +15,7 @@ from edgefm.cli.options import ARTIFACTS, DATA_DIR, IntList
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="SavedModel directory, .tflite or .onnx (default: the artifacts' float32 .tflite).")
 @ARTIFACTS
+@IMPORT
 @click.option("--top-k", type=int, default=1, show_default=True, help="How many classes to show per image.")
 @click.option("--invert/--no-invert", default=None,
               help="Force inverting the image (or not). Default: invert when the background is light.")
@@ -46,7 +47,7 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
     from runtime_check.tools.predict import PredictConfig, predict
 
     if inputs:
-        _predict_arrays(images, model, inputs, save_outputs, as_json)
+        _predict_arrays(images, model, artifacts, inputs, save_outputs, as_json)
         return
     if save_outputs is not None:
         from edgefm.core.errors import UsageError
@@ -69,14 +70,15 @@ def predict_cmd(images: tuple[Path, ...], model: Path | None, artifacts: Path, t
             click.echo(f"  {c.name:12s} {c.probability:7.1%}")
 
 
-def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[str, ...], save_outputs: Path | None,
-                    as_json: bool) -> None:
+def _predict_arrays(images: tuple[Path, ...], model: Path | None, artifacts: Path, inputs: tuple[str, ...],
+                    save_outputs: Path | None, as_json: bool) -> None:
     from edgefm.core.errors import UsageError
     from edgefm.core.fileio import atomic_write_bytes
-    from runtime_check.tools.predict import run_arrays
+    from runtime_check.tools.predict import resolve_model, run_arrays
 
-    if images or model is None:
-        raise UsageError("--input runs one model on arrays: pass --model FILE and no IMAGE arguments.")
+    if images:
+        raise UsageError("--input runs one model on arrays: pass no IMAGE arguments with it.")
+    model, _ = resolve_model(model, artifacts)  # no --model: the artifacts' float32 .tflite, as for images
     named = {}
     for item in inputs:
         name, eq, path = item.partition("=")
@@ -116,10 +118,13 @@ def _predict_arrays(images: tuple[Path, ...], model: Path | None, inputs: tuple[
 @click.option("--native", is_flag=True,
               help="Also time each .tflite/.onnx in its native C runner: a warm loop of C API calls inside the "
                    "runner (its own clock, no process start), shown beside the Python binding's p50/p99.")
+@click.option("--data", default=None, metavar="FILE",
+              help="Time on these inputs (.npz with one array per input, or .npy for one input), repeated to each "
+                   "batch size: for a model whose dynamic dimensions synthetic inputs cannot size.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (the table or JSON is still printed).")
 def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, ...], threads: int | None, warmup: int,
-                  runs: int, data_dir: Path | None, native: bool, as_json: bool, quiet: bool) -> None:
+                  runs: int, data_dir: Path | None, native: bool, data: str | None, as_json: bool, quiet: bool) -> None:
     """Latency (mean, p50/p90/p99), throughput, load time, size and peak memory per runtime.
 
     The SavedModel this command uses is loaded by TensorFlow, and loading runs its code: only use
@@ -137,7 +142,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
     from runtime_check.tools.benchmark import BenchmarkConfig, benchmark, format_table
 
     config = BenchmarkConfig(artifacts=artifacts, model=model, batch_sizes=batch_sizes, threads=threads,
-                             warmup=warmup, runs=runs, data_dir=data_dir, native=native)
+                             warmup=warmup, runs=runs, data_dir=data_dir, native=native, data=data)
     with progress_for(quiet) as progress:
         report = benchmark(config, progress)
     if as_json:
@@ -150,6 +155,7 @@ def benchmark_cmd(artifacts: Path, model: Path | None, batch_sizes: tuple[int, .
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@IMPORT
 def inspect_cmd(path: Path, as_json: bool) -> None:
     """Format, size, sha256, inputs/outputs, operators and embedded metadata of an artifact.
 

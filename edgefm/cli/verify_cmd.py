@@ -7,11 +7,21 @@ from typing import Any
 
 import click
 
-from edgefm.cli.options import ARTIFACTS, DATA, DATA_DIR, NO_VERIFY, VALUE_RANGE, BoundOverride, parse_name_values
+from edgefm.cli.options import (
+    ARTIFACTS,
+    DATA,
+    DATA_DIR,
+    IMPORT,
+    NO_VERIFY,
+    VALUE_RANGE,
+    BoundOverride,
+    parse_name_values,
+)
 
 
 @click.command("verify")
 @ARTIFACTS
+@IMPORT
 @click.option("--split", default="test", show_default=True, metavar="test|train",
               help="The Fashion-MNIST split to verify on: the held-out test split (10,000 images) or the train "
                    "split (60,000; e.g. to see how verify's cost grows with the inputs).")

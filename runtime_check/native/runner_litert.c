@@ -264,6 +264,10 @@ static int litert_open(const char *lib, const char *model, int threads, ModelInf
             found = true;
         }
     }
+    /* A file without SignatureDefs (TFLiteConverter.from_concrete_functions without a trackable object)
+     * still has one signature here: LiteRT makes a placeholder over the subgraph's inputs and outputs,
+     * named by tensor, as the Python binding's get_input_details() names them. */
+    if (!found && n_sigs == 1) found = true;
     if (!found)
         return set_err(err, errlen, RC_MODEL, "%s has no signature '%s'", model, g_signature);
     LiteRtSignature sig;
@@ -319,6 +323,22 @@ static int resize_inputs(const Tensor *inputs, char *err, size_t errlen) {
     return RC_OK;
 }
 
+/* Every output buffer is filled with this byte before a run. LiteRT 2.3's CompiledModel never writes
+ * an output that an operator made dynamic (kTfLiteDynamic) during preparation: the run returns ok and
+ * the caller's buffer keeps what it held (zeros, once), and the next run fails with "allocation_type !=
+ * kTfLiteCustom" (measured on x86 and on the emulated Arm board; upstream PR #8667). A float output
+ * whose every byte is still 0xA5 (-2.9e-16 each) was not written: an error, never numbers. */
+#define UNWRITTEN 0xA5
+static bool g_unwritten;
+
+static bool unwritten_output(const Tensor *o) {
+    if ((o->dtype != DT_F32 && o->dtype != DT_F16) || o->nbytes < 4) return false; /* an integer may be 0xA5 */
+    const unsigned char *b = (const unsigned char *)o->data;
+    for (size_t k = 0; k < o->nbytes; k++)
+        if (b[k] != UNWRITTEN) return false;
+    return true;
+}
+
 static LiteRtRankedTensorType ranked_type(DType dtype, int rank, const int64_t *dims) {
     LiteRtRankedTensorType rt;
     memset(&rt, 0, sizeof rt);
@@ -362,13 +382,25 @@ static int litert_run(const Tensor *inputs, Tensor *outputs, char *err, size_t e
             rc = set_err(err, errlen, RC_RUN, "out of memory for output '%s'", g_info->outputs[i].name);
             break;
         }
+        memset(o->data, UNWRITTEN, o->nbytes); /* see unwritten_output() */
         LiteRtRankedTensorType rt = ranked_type(o->dtype, o->rank, o->dims);
         s = L.CreateTensorBufferFromHostMemory(&rt, o->data, o->nbytes, NULL, &out_bufs[i]);
         if (s != 0) rc = set_err(err, errlen, RC_RUN, "cannot wrap output '%s' in a LiteRT buffer: %s (%d)", g_info->outputs[i].name,
                                  status_name(s), s);
     }
     if (!rc && (s = L.RunCompiledModel(g_compiled, g_sig, (size_t)n_in, in_bufs, (size_t)n_out, out_bufs)) != 0)
-        rc = set_err(err, errlen, RC_RUN, "LiteRT failed to run the model: %s (%d)", status_name(s), s);
+        rc = set_err(err, errlen, RC_RUN, "LiteRT failed to run the model: %s (%d)%s", status_name(s), s,
+                     g_unwritten ? " (an output of the previous run was never written: see the error before)" : "");
+    for (int i = 0; i < n_out && !rc; i++)
+        if (unwritten_output(&outputs[i])) {
+            g_unwritten = true;
+            rc = set_err(err, errlen, RC_RUN,
+                         "LiteRT's C API did not write output '%s': its shape is computed at run time (e.g. a RESHAPE "
+                         "whose shape comes from the batch: Keras Reshape/Flatten last), and LiteRT 2.3's CompiledModel "
+                         "keeps such a tensor in its own memory (upstream LiteRT PR #8667, unmerged). The Python "
+                         "binding (Interpreter) reads it; export with a fixed batch size to run it here",
+                         g_info->outputs[i].name);
+        }
     for (int i = 0; i < MAX_TENSORS; i++) {
         if (in_bufs[i]) L.DestroyTensorBuffer(in_bufs[i]);
         if (out_bufs[i]) L.DestroyTensorBuffer(out_bufs[i]);

@@ -345,7 +345,7 @@ class ChildProcess:
             args += ["--output-dir", str(out_dir)]
             stdout = server.request([*args, *flags])
             files = {row[0]: row[1] for row in _fields(stdout, "output")}
-            missing = [s.name for s in rt.raw_output_names() if s not in files]
+            missing = [s for s in rt.raw_output_names() if s not in files]
             if missing:
                 raise EdgefmError(
                     f"The native runner wrote no output {', '.join(missing)} for {rt.path}; it printed: "
@@ -440,7 +440,7 @@ class NativeRuntime(Runtime):
         return Path(os.path.abspath(self.path))
 
     def raw_output_names(self) -> list[str]:
-        return [s.name for s in self._output_specs]
+        return [s.name for s in self._raw_out]  # the file's own names (Runtime.expecting renames _output_specs)
 
     def _io_specs_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         return [_logical(s) for s in self._raw_in], [_logical(s) for s in self._raw_out]
@@ -458,8 +458,8 @@ class NativeRuntime(Runtime):
         self._require_active()
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}.")
-        checked = self._check_feeds(feeds)
-        return {k: np.asarray(v) for k, v in self._run(checked, batch_size=batch_size).items()}
+        checked = self._own_feeds(self._check_feeds(feeds))
+        return self._named_outputs(self._run(checked, batch_size=batch_size))
 
     def time_calls(self, feeds: Mapping[str, np.ndarray], *, warmup: int, runs: int) -> RunTiming:
         """Time ``runs`` calls on ``feeds`` after ``warmup`` untimed ones, in one runner process (``--runs``).
@@ -471,7 +471,7 @@ class NativeRuntime(Runtime):
         self._require_active()
         if warmup < 0 or runs < 1:
             raise UsageError(f"time_calls needs warmup >= 0 and runs >= 1, got {warmup} and {runs}.")
-        self._run(self._check_feeds(feeds), batch_size=None, extra=("--warmup", str(warmup), "--runs", str(runs)))
+        self._run(self._own_feeds(self._check_feeds(feeds)), batch_size=None, extra=("--warmup", str(warmup), "--runs", str(runs)))
         assert self.last_timing is not None
         return self.last_timing
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,6 +50,12 @@ class Runtime(abc.ABC):
         self.last_engine_seconds: float | None = None
         self._input_specs: list[TensorSpec] = []
         self._output_specs: list[TensorSpec] = []
+        #: the reference's I/O this runtime's tensors are matched to (``expecting``), and the match made
+        self._expected: tuple[list[TensorSpec], list[TensorSpec]] | None = None
+        self._alias_in: dict[str, str] = {}  # reference name -> the file's name
+        self._alias_out: dict[str, str] = {}  # the file's name -> reference name
+        #: how the file's tensors were matched to the reference's ("" when every name matched): said in reports
+        self.io_match = ""
 
     # -- public API ---------------------------------------------------------------
     def activate(self) -> Runtime:
@@ -64,8 +71,37 @@ class Runtime(abc.ABC):
         self._activate_impl()
         self.load_seconds = time.perf_counter() - t0
         self._input_specs, self._output_specs = self._io_specs_impl()
+        if self._expected is not None:
+            self._match_expected()
         self.active = True
         return self
+
+    def expecting(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Runtime:
+        """Address this file's tensors by the reference's names once loaded (``match_tensors``); returns self.
+
+        A file without names of its own (a ``.tflite`` without a SignatureDef names its
+        tensors ``serving_default_x:0``, ``Identity``, ``Identity_1``...) is fed and read
+        under the reference's names; ``io_match`` says how each was paired.
+        """
+        self._expected = (list(inputs), list(outputs))
+        return self
+
+    def _match_expected(self) -> None:
+        assert self._expected is not None
+        notes = []
+        for side, own, ref in (("inputs", self._input_specs, self._expected[0]),
+                               ("outputs", self._output_specs, self._expected[1])):
+            pairs, how = match_tensors(own, ref)
+            if how:
+                notes.append(f"{side} {how}: " + ", ".join(f"{o} -> {r}" for o, r in pairs.items() if o != r))
+            renamed = [replace(s, name=pairs.get(s.name, s.name)) for s in own]
+            if side == "inputs":
+                self._alias_in = {r: o for o, r in pairs.items()}
+                self._input_specs = renamed
+            else:
+                self._alias_out = dict(pairs)
+                self._output_specs = renamed
+        self.io_match = "; ".join(notes)
 
     def deactivate(self) -> None:
         if self.active:
@@ -91,7 +127,7 @@ class Runtime(abc.ABC):
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run on named inputs; returns named float32 outputs. Inputs checked here, once."""
         self._require_active()
-        checked = self._check_feeds(feeds)
+        checked = self._own_feeds(self._check_feeds(feeds))
         t0 = time.perf_counter()
         try:
             outputs = self._infer_impl(checked)
@@ -111,7 +147,7 @@ class Runtime(abc.ABC):
             ) from e
         self.last_inference_seconds = time.perf_counter() - t0
         self.last_engine_seconds = self._engine_seconds()
-        return {k: np.asarray(v) for k, v in outputs.items()}
+        return self._named_outputs(outputs)
 
     def infer_batched(self, feeds: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
         """``infer`` over the leading dimension in chunks of ``batch_size``, concatenated."""
@@ -143,6 +179,14 @@ class Runtime(abc.ABC):
         """What the engine measured of the last call itself (no Python, no process start); None by default."""
         return None
 
+    def _own_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Checked feeds under the file's own input names (``expecting``): what the ``_impl`` hooks take."""
+        return {self._alias_in.get(k, k): v for k, v in feeds.items()}
+
+    def _named_outputs(self, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The ``_impl`` hooks' outputs under the names callers asked for (``expecting``)."""
+        return {self._alias_out.get(k, k): np.asarray(v) for k, v in outputs.items()}
+
     # -- checks ------------------------------------------------------------------
     def _require_active(self) -> None:
         if not self.active:
@@ -168,6 +212,32 @@ class Runtime(abc.ABC):
                 )
             out[name] = np.ascontiguousarray(arr)
         return out
+
+
+def match_tensors(own: list[TensorSpec], ref: list[TensorSpec]) -> tuple[dict[str, str], str]:
+    """Pair a file's tensors with the reference's: by name, else by position and shape.
+
+    Returns ``{own name: reference name}`` and how the pairing was made ("" when every
+    name matched, "matched by position and shape" otherwise). A tensor of the file that
+    fits none keeps its own name (the caller's name checks then say what differs).
+    """
+    ref_names = {r.name for r in ref}
+    if {o.name for o in own} == ref_names:
+        return {o.name: o.name for o in own}, ""
+    pairs = {o.name: o.name for o in own if o.name in ref_names}
+    free = [r for r in ref if r.name not in pairs.values()]
+    for o in own:
+        if o.name in pairs:
+            continue
+        fit = next((r for r in free if _shapes_fit(o.shape, r.shape)), None)  # the first in order whose shape fits
+        if fit is not None:
+            pairs[o.name] = fit.name
+            free.remove(fit)
+    return pairs, "matched by position and shape (the file names them differently)"
+
+
+def _shapes_fit(a: list[int | None], b: list[int | None]) -> bool:
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
 def runtime_message(e: BaseException, limit: int = 500) -> str:

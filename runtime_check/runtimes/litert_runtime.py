@@ -34,16 +34,34 @@ class LiteRTRuntime(Runtime):
                 except RuntimeError:  # a dynamic spatial size fails at its stored 1s: allocated in infer (probe.py)
                     if not any(-1 in list(d["shape_signature"])[1:] for d in self._interp.get_input_details()):
                         raise
-            sigs = self._interp.get_signature_list()
-            key = self.signature_key if self.signature_key in sigs else next(iter(sigs))
-            runner = self._interp.get_signature_runner(key)
-            self._in = runner.get_input_details()
-            self._out = runner.get_output_details()
+            self._in, self._out = self._io_details()
             self._raw_in = {k: TensorSpec.from_litert(k, d) for k, d in self._in.items()}
             self._raw_out = {k: TensorSpec.from_litert(k, d) for k, d in self._out.items()}
-        except (ValueError, RuntimeError, StopIteration) as e:
-            raise ModelFileError(f"LiteRT could not load {self.path}: {e}") from e
+        except (ValueError, RuntimeError) as e:
+            raise ModelFileError(f"LiteRT could not load {self.path}: {e or type(e).__name__}") from e
         self._batch: tuple[tuple[int, ...], ...] | None = None
+
+    def _io_details(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Inputs and outputs by name: the serving signature's (else the first one's), or the tensors'.
+
+        A file without SignatureDefs (``TFLiteConverter.from_concrete_functions([cf])``
+        without a trackable object, and many published files) is addressed by its
+        tensors: named as stored (``serving_default_x:0``, ``Identity``, ``Identity_1``),
+        in subgraph order. ``Runtime.expecting`` matches those names to a reference's.
+        """
+        sigs = self._interp.get_signature_list()
+        if sigs:
+            key = self.signature_key if self.signature_key in sigs else next(iter(sigs))
+            runner = self._interp.get_signature_runner(key)
+            return runner.get_input_details(), runner.get_output_details()
+
+        def by_name(details: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            named: dict[str, dict[str, Any]] = {}
+            for d in details:  # a name the file repeats (or leaves empty) gets its tensor index
+                named[d["name"] if d["name"] and d["name"] not in named else f"{d['name'] or 'tensor'}#{d['index']}"] = d
+            return named
+
+        return by_name(self._interp.get_input_details()), by_name(self._interp.get_output_details())
 
     def _interpreter_options(self, litert: Any) -> dict[str, Any]:
         """More keyword arguments of ``Interpreter`` (a subclass picks other kernels: runtime_check.device.ledger)."""

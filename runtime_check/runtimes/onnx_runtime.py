@@ -44,7 +44,7 @@ class OnnxRuntime(Runtime):
         return [spec(a) for a in self._session.get_inputs()], [spec(a) for a in self._session.get_outputs()]
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        names = [s.name for s in self._output_specs]
+        names = [o.name for o in self._session.get_outputs()]  # the file's own names (Runtime.expecting)
         return dict(zip(names, self._session.run(names, feeds)))
 
     def versions(self) -> dict[str, str]:

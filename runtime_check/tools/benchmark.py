@@ -90,6 +90,7 @@ class BenchmarkConfig:
     data_dir: Path | None = None
     baseline: bool = True
     native: bool = False  # also each .tflite/.onnx in its native C runner
+    data: str | None = None  # --data FILE: real inputs (.npz/.npy) for a model synthetic inputs cannot size
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -228,6 +229,12 @@ def targets(config: BenchmarkConfig) -> tuple[list[Target], list[str]]:
         if not any(t.path.resolve() == model.resolve() for t in out):
             fmt = SAVEDMODEL_FORMAT if model.is_dir() else model.suffix.lower().lstrip(".")
             out.append(Target(model.name, model, fmt, _embedded_quantization(model)))
+        if config.native:  # --model F --native: the file in its C runner too (it was silently dropped)
+            if model.is_dir():
+                notes.append(f"--native: {model} is a SavedModel; the native runners take .tflite and .onnx files.")
+            else:
+                out.append(Target(row_name(model.name, NATIVE_LABEL), model, model.suffix.lower().lstrip("."),
+                                  _embedded_quantization(model), NATIVE))
         return out, notes
     assert manifest is not None
     deployable = manifest.deployable()
@@ -302,6 +309,7 @@ def benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> Benc
             spec = {
                 "path": str(t.path),
                 "native": t.runtime == NATIVE,
+                "data": None if config.data is None else str(Path(config.data).resolve()),
                 "inputs": str(inputs_path),
                 "batch_sizes": list(config.batch_sizes),
                 "threads": config.threads,
@@ -393,13 +401,18 @@ def latency_stats(batch_size: int, seconds: Sequence[float]) -> LatencyStats:
 
 
 
-def _feeds(images: np.ndarray, runtime: Any, batch: int) -> dict[str, np.ndarray]:
+def _feeds(images: np.ndarray, runtime: Any, batch: int, data: str | None = None) -> dict[str, np.ndarray]:
     """Fashion-MNIST images for a model that takes one 28x28 image per row; else seeded synthetic inputs
-    of the model's own names, dtypes and shapes (``edgefm.data.sources``): any model can be timed."""
+    of the model's own names, dtypes and shapes (``edgefm.data.sources``): any model can be timed.
+    With ``data`` (``--data FILE``) its first rows, repeated to ``batch`` rows if it has fewer."""
     from edgefm.core.errors import ModelFileError
     from edgefm.data.sources import open_data
     from runtime_check.tools.predict import model_feeds
 
+    if data is not None:
+        source = open_data(data, runtime.input_specs)
+        head = source.head(min(batch, source.count))
+        return {k: np.ascontiguousarray(np.take(v, np.arange(batch) % len(v), axis=0)) for k, v in head.items()}
     try:
         return model_feeds(images, runtime)
     except ModelFileError:
@@ -417,6 +430,7 @@ def measure(
     warmup: int,
     runs: int,
     native: bool = False,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """Load ``path`` in its runtime and time ``infer`` per batch size. Meant for a fresh process.
 
@@ -443,7 +457,7 @@ def measure(
     native_load_ms: float | None = None
     with runtime:
         for bs in batch_sizes:
-            feeds = _feeds(np.ascontiguousarray(inputs[:bs]), runtime, bs)
+            feeds = _feeds(np.ascontiguousarray(inputs[:bs]), runtime, bs, data)
             if native:
                 timing = runtime.time_calls(feeds, warmup=warmup, runs=runs)  # type: ignore[attr-defined]
                 stats = latency_stats(bs, [ms / 1e3 for ms in timing.latencies_ms])
@@ -490,6 +504,7 @@ def _child_main(spec_path: str) -> int:
             warmup=spec["warmup"],
             runs=spec["runs"],
             native=bool(spec.get("native", False)),
+            data=spec.get("data"),
         )
     except EdgefmError as e:
         atomic_write_json(out, {"error": str(e), "unavailable": isinstance(e, RuntimeUnavailableError)})

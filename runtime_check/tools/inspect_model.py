@@ -118,14 +118,18 @@ def _savedmodel_report(path: Path) -> ModelReport:
 
     require_savedmodel_dir(path)
     signatures = read_signatures(path)
-    if SERVING_SIGNATURE not in signatures:
-        raise ModelFileError(
-            f"SavedModel {path} has no {SERVING_SIGNATURE!r} signature (found: {', '.join(signatures) or 'none'}). "
-            "Re-create it with `edgefm train`."
-        )
+    if not signatures:
+        raise ModelFileError(f"SavedModel {path} has no signatures: nothing in it can be served or converted. Save it "
+                             "with `tf.saved_model.save(module, DIR, signatures={...})` or Keras's `model.export(DIR)`.")
+    # Without serving_default every signature is listed (format_report) and the I/O shown is none: edgefm
+    # converts the one `export --saved-model DIR --signature NAME` names.
+    serving = signatures.get(SERVING_SIGNATURE, {"inputs": {}, "outputs": {}})
+    note = {} if SERVING_SIGNATURE in signatures else {
+        "serving": f"no {SERVING_SIGNATURE!r} signature; export one of the signatures below with "
+                   f"`edgefm export --saved-model {path} --signature NAME`"}
 
     def specs(side: str) -> list[TensorSpec]:
-        return [TensorSpec(n, str(t["dtype"]), list(t["shape"] or [])) for n, t in signatures[SERVING_SIGNATURE][side].items()]
+        return [TensorSpec(n, str(t["dtype"]), list(t["shape"] or [])) for n, t in serving[side].items()]
 
     from importlib import metadata
 
@@ -145,7 +149,7 @@ def _savedmodel_report(path: Path) -> ModelReport:
         inputs=specs("inputs"),
         outputs=specs("outputs"),
         signatures=signatures,
-        details={**versions, "read_from": "saved_model.pb (the model was not loaded or run)"},
+        details={**note, **versions, "read_from": "saved_model.pb (the model was not loaded or run)"},
     )
 
 
@@ -167,9 +171,9 @@ def format_report(report: ModelReport) -> str:
         f"size:     {human_bytes(report.bytes)} ({report.bytes:,} bytes)",
         f"sha256:   {report.sha256}",
         *([f"quantization: {report.quantization} (read from its operators and tensors)"] if report.quantization else []),
-        "inputs:",
+        "inputs:" + ("" if report.inputs else " - (see signatures)"),
         *(f"  {spec_text(s)}" for s in report.inputs),
-        "outputs:",
+        "outputs:" + ("" if report.outputs else " - (see signatures)"),
         *(f"  {spec_text(s)}" for s in report.outputs),
     ]
     if report.operators:

@@ -232,7 +232,8 @@ def _check(manifest: Manifest, cfg: CheckConfig, *, progress: ProgressFn | None 
     probe.wait()
     run.timings["probe"] = time.perf_counter() - run.t_probe  # the wall time until every file was probed
     rows = plan_rows(selected, run.root, native=cfg.native, devices=devices)
-    judged = _run_rows(run, rows, data, Judging(ref.outputs, data.labels, tolerances, ref.classification, devices),
+    judged = _run_rows(run, rows, data, Judging(ref.outputs, data.labels, tolerances, ref.classification, devices,
+                                                          io=(ref.art.inputs, ref.art.outputs)),
                        scored=ref.scored)
     report = _report(run, ref, data, judged, devices)
     _write(run, report, json_path)
@@ -379,6 +380,8 @@ def _run_rows(run: Run, rows: list[Row], data: Inputs, ctx: Judging, *, scored: 
             judged.sizes[row.artifact] = size
         try:
             opened[row.name] = open_row(row, ctx.devices)
+            if ctx.io is not None:  # a file without the reference's tensor names (runtime_check.runtimes.base)
+                opened[row.name].runtime.expecting(*ctx.io)  # type: ignore[union-attr]
         except EdgefmError as e:
             opened[row.name] = row.unrun(e)
         if row.is_binding and ctx.devices is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefm.core.errors import EdgefmError
-from edgefm.core.manifest import Artifact
+from edgefm.core.manifest import Artifact, TensorSpec
 from runtime_check.runtimes.registry import BINDING, NATIVE, NATIVE_LABEL, RunnerKind, format_of, runner_kinds
 from runtime_check.verify.compare import compare_exact, compare_outputs
 from runtime_check.verify.device_rows import Board, DeviceRows
@@ -98,6 +98,8 @@ class Judging:
     devices: DeviceRows | None = None
     #: row name -> its outputs (None: it did not run), for the rows that must equal it
     outputs: dict[str, dict[str, np.ndarray] | None] = field(default_factory=dict)
+    #: the reference's inputs and outputs: every row's tensors are matched to them (``Runtime.expecting``)
+    io: tuple[list[TensorSpec], list[TensorSpec]] | None = None
 
 
 def judge_row(row: Row, opened: Stream | ArtifactResult, ctx: Judging, *,
@@ -154,6 +156,8 @@ def judge(
                                               classification=classification))
         if binding is not None:
             result.metrics.append(compare_exact(outputs, binding))
+        if stream.runtime.io_match:  # a file without the reference's tensor names (a .tflite without SignatureDefs)
+            result.metrics.append(Metric.check("io_names", "matched", None, "info", detail=stream.runtime.io_match))
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 - one broken artifact must not hide the others' results

@@ -89,6 +89,8 @@ def render_table(report: ParityReport, width: int | None = None) -> str:
         groups.setdefault(bounds or ("- (did not run)",), []).append(a.name)
     for bounds, names in groups.items():
         lines += pack(f"  {', '.join(names)}:", [f"{b}," for b in bounds[:-1]] + [bounds[-1]], width, "      ")
+    for a in report.artifacts:  # a file without the reference's tensor names (runtime_check.runtimes.base.match_tensors)
+        lines += [ln for m in a.metrics if m.name == "io_names" for ln in fit_line(f"  {a.name}: {m.detail}", width, indent="      ")]
     for m in report.reference_metrics:
         if not m.passed:
             lines += fit_line(f"reference check failed: {m.describe()}", width, indent="  ")

@@ -9,7 +9,7 @@ import pytest
 
 from edgefm.core.manifest import Manifest
 
-from conftest import run_cli
+from conftest import invoke_cli, run_cli
 from export_helpers import bucketize_model, copy_artifacts, snapshot, write_manifest_with_model
 
 # Lines TensorFlow, the MLIR converter and ONNX Runtime's quantizer print when not silenced.
@@ -48,8 +48,8 @@ def test_export_prints_the_table_and_nothing_from_the_converters(
 
 def test_export_table_fits_columns(artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]]) -> None:
     """$COLUMNS (or the terminal's width) reaches the table: at 60 columns one block per variant, nothing cut."""
-    res = run_cli("export", "--artifacts", str(artifacts), "--quantize", "none", *_data_args(tiny_data_session),
-                  env={"COLUMNS": "60"})
+    res = invoke_cli("export", "--artifacts", str(artifacts), "--quantize", "none", *_data_args(tiny_data_session),
+                     env={"COLUMNS": "60"})
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[-1] == f"-> {artifacts / 'manifest.json'}"  # a path is printed whole, to be copied (the terminal wraps it)
@@ -83,7 +83,7 @@ def test_quiet_prints_nothing(artifacts: Path, tiny_data_session: tuple[Path, di
 )
 def test_bad_options_exit_2_without_touching_the_directory(artifacts: Path, args: list[str], message: str) -> None:
     before = snapshot(artifacts)
-    res = run_cli("export", "--artifacts", str(artifacts), *args)
+    res = invoke_cli("export", "--artifacts", str(artifacts), *args)
     assert res.returncode == 2, res.stdout + res.stderr
     assert message in " ".join(res.stderr.split())
     assert "Traceback" not in res.stderr
@@ -91,7 +91,7 @@ def test_bad_options_exit_2_without_touching_the_directory(artifacts: Path, args
 
 
 def test_missing_artifacts_directory_exits_1(tmp_path: Path) -> None:
-    res = run_cli("export", "--artifacts", str(tmp_path / "nowhere"))
+    res = invoke_cli("export", "--artifacts", str(tmp_path / "nowhere"))
     assert res.returncode == 1
     assert "nowhere does not exist. Run `edgefm train --artifacts" in " ".join(res.stderr.split())
     assert "Traceback" not in res.stderr
@@ -104,8 +104,8 @@ def test_converter_failure_exits_1_and_keeps_the_previous_manifest(
     root.mkdir()
     write_manifest_with_model(root, bucketize_model())
     before = snapshot(root)
-    res = run_cli("export", "--artifacts", str(root), "--format", "onnx", "--quantize", "none",
-                  *_data_args(tiny_data_session))
+    res = invoke_cli("export", "--artifacts", str(root), "--format", "onnx", "--quantize", "none",
+                     *_data_args(tiny_data_session))
     assert res.returncode == 1, res.stdout + res.stderr
     stderr = res.stderr.strip().splitlines()[-1]  # the progress lines come first, the error paragraph last
     assert stderr.startswith("error: ONNX export of onnx_float32 failed (ValidationError): No Op registered for Bucketize")

@@ -12,7 +12,7 @@ import pytest
 
 from edgefm.core.manifest import Manifest
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 
@@ -23,8 +23,8 @@ def int8_export(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, s
     """`edgefm export --json` of the float32 and int8 TFLite models: its stdout parsed."""
     root = tmp_path_factory.mktemp("json") / "artifacts"
     shutil.copytree(tiny_artifacts, root)
-    res = run_cli("export", "--artifacts", str(root), "--format", "tflite", "--quantize", "int8",
-                  "--data-dir", str(tiny_data_session[0]), "--no-verify", "--calibration-samples", "32", "--json")
+    res = invoke_cli("export", "--artifacts", str(root), "--format", "tflite", "--quantize", "int8",
+                     "--data-dir", str(tiny_data_session[0]), "--no-verify", "--calibration-samples", "32", "--json")
     assert res.returncode == 0, res.stderr
     return root, json.loads(res.stdout)
 
@@ -39,7 +39,7 @@ def test_export_json_lists_what_it_wrote(int8_export: tuple[Path, dict]) -> None
 
 
 def test_export_json_error_is_json(tmp_path: Path) -> None:
-    res = run_cli("export", "--artifacts", str(tmp_path / "nowhere"), "--json")
+    res = invoke_cli("export", "--artifacts", str(tmp_path / "nowhere"), "--json")
     assert res.returncode == 1
     err = json.loads(res.stdout)
     assert err["exit_code"] == 1 and "does not exist" in err["error"]
@@ -47,8 +47,8 @@ def test_export_json_error_is_json(tmp_path: Path) -> None:
 
 def test_benchmark_model_reads_the_embedded_quantization(int8_export: tuple[Path, dict]) -> None:
     root, _ = int8_export
-    res = run_cli("benchmark", "--artifacts", str(root), "--model", str(root / "model_int8.tflite"),
-                  "--batch-sizes", "1", "--warmup", "1", "--runs", "2", "--json")
+    res = invoke_cli("benchmark", "--artifacts", str(root), "--model", str(root / "model_int8.tflite"),
+                     "--batch-sizes", "1", "--warmup", "1", "--runs", "2", "--json")
     assert res.returncode == 0, res.stderr
     rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
     assert rows["model_int8.tflite"]["quantization"] == "int8"  # from the file's metadata; it was "unknown"
@@ -61,13 +61,13 @@ def test_benchmark_model_reads_the_embedded_quantization(int8_export: tuple[Path
 
 def test_data_verify_and_info_json(tiny_data: tuple[Path, dict[str, str]]) -> None:
     d, _ = tiny_data
-    res = run_cli("data", "verify", "--data-dir", str(d), "--json")
+    res = invoke_cli("data", "verify", "--data-dir", str(d), "--json")
     assert res.returncode == 1  # synthetic files: checksums differ from the release
     data = json.loads(res.stdout)  # one document: the per-file results, not an error object after them
     assert data["directory"] == str(d) and data["ok"] is False and len(data["files"]) == 4
     assert all(f["ok"] is False and "Checksum mismatch" in f["detail"] for f in data["files"])
     assert res.stderr.strip().startswith("error: ")
-    res = run_cli("data", "verify", "--data-dir", str(d / "missing"), "--json")
+    res = invoke_cli("data", "verify", "--data-dir", str(d / "missing"), "--json")
     assert res.returncode == 1 and "does not exist" in json.loads(res.stdout)["error"]
 
 
@@ -87,7 +87,7 @@ def test_data_fetch_json_from_a_local_server(tmp_path: Path, real_data: Path, ti
     """`data fetch --json` from 127.0.0.1 serving the real files; synthetic files fail as a JSON error."""
     server, url = _serve(real_data)
     try:
-        res = run_cli("data", "fetch", "--dest", str(tmp_path / "dl"), "--mirror", url, "--retries", "1", "--json")
+        res = invoke_cli("data", "fetch", "--dest", str(tmp_path / "dl"), "--mirror", url, "--retries", "1", "--json")
     finally:
         server.shutdown()
     assert res.returncode == 0, res.stderr
@@ -95,7 +95,7 @@ def test_data_fetch_json_from_a_local_server(tmp_path: Path, real_data: Path, ti
     assert data["directory"] == str(tmp_path / "dl") and data["verified"] is True and len(data["files"]) == 4
     server, url = _serve(tiny_data[0])
     try:
-        res = run_cli("data", "fetch", "--dest", str(tmp_path / "bad"), "--mirror", url, "--retries", "1", "--json")
+        res = invoke_cli("data", "fetch", "--dest", str(tmp_path / "bad"), "--mirror", url, "--retries", "1", "--json")
     finally:
         server.shutdown()
     assert res.returncode == 1, res.stderr

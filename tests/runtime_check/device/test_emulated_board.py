@@ -23,7 +23,7 @@ from runtime_check.device.targets import DEFAULT_CPU, DeviceOptions, QemuTarget,
 from runtime_check.verify.check import run_check
 from runtime_check.verify.config import CheckConfig
 
-from conftest import run_cli
+from conftest import invoke_cli, run_cli
 
 ROWS = ("tflite_int8", "onnx_int8")
 
@@ -104,8 +104,8 @@ def test_a_planted_device_fault_fails_verify_naming_the_row(
 ) -> None:
     """qemu 7.2 -cpu max (i8mm/SVE kernels) gives wrong int8 LiteRT results without any error: verify exits 1."""
     report = tmp_path / "max.json"
-    proc = run_cli("verify", "--artifacts", str(device_artifacts), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                   "--device", "qemu-aarch64:max", "--device-any-cpu", "--report", str(report), "--no-html")
+    proc = invoke_cli("verify", "--artifacts", str(device_artifacts), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                      "--device", "qemu-aarch64:max", "--device-any-cpu", "--report", str(report), "--no-html")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "tflite_int8@aarch64-max" in proc.stderr, proc.stderr
     data = json.loads(report.read_text())
@@ -129,6 +129,7 @@ def test_without_the_cross_packages_the_device_rows_say_what_to_install(
 ) -> None:
     """EDGEFM_AARCH64_CC names a compiler that is not there: the host rows still run and pass."""
     report = tmp_path / "missing.json"
+    # a fresh process: this one may have built (and keeps) the cross runners already
     proc = run_cli("verify", "--artifacts", str(device_artifacts), "--data-dir", str(tiny_data_session[0]), "--no-verify",
                    "--device", "qemu-aarch64:cortex-a53", "--report", str(report), "--no-html",
                    env={"EDGEFM_AARCH64_CC": "no-such-aarch64-gcc"})

@@ -22,7 +22,7 @@ from runtime_check.device.targets import DeviceOptions
 from runtime_check.verify.check import run_check
 from runtime_check.verify.config import CheckConfig
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,9 @@ def _cfg(root: Path, data: Path, server: Sshd, board: Path, **kw: object) -> Che
 
 
 def _verify_cli(root: Path, data: Path, server: Sshd, board: Path, report: Path, known_hosts: Path | None = None):
-    return run_cli("verify", "--artifacts", str(root), "--data-dir", str(data), "--no-verify", "--no-html",
-                   "--report", str(report), "--device", server.spec(board), "--ssh-identity", str(server.identity),
-                   "--known-hosts", str(known_hosts or server.known_hosts))
+    return invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(data), "--no-verify", "--no-html",
+                      "--report", str(report), "--device", server.spec(board), "--ssh-identity", str(server.identity),
+                      "--known-hosts", str(known_hosts or server.known_hosts))
 
 
 def test_the_ssh_board_end_to_end(device_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],

@@ -25,7 +25,7 @@ from runtime_check.explain.explain import explain, explain_artifact, format_expl
 from runtime_check.explain.graphs import LiteRTTap, TensorFlowTap, name_key
 from runtime_check.verify.config import CheckConfig
 
-from conftest import redescribe, run_cli
+from conftest import invoke_cli, redescribe, run_cli
 
 # How LiteRT names the FULLY_CONNECTED weights (measured): w1, stored [hidden, 784] as FULLY_CONNECTED takes it,
 # keeps its read op's name, "MatMul/ReadVariableOp" [8, 784]; w2 ([8, 10]) is transposed by the converter into a
@@ -128,8 +128,8 @@ def test_cli_explains_failing_artifacts_in_table_and_report(exported: Path, tiny
     root = _planted(exported, tmp_path)
     scale_onnx_weight_of(root / "model.onnx", "/MatMul")
     redescribe(root, "onnx_float32")
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                  "--no-html", "--explain")
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                     "--no-html", "--explain")
     assert res.returncode == 1, res.stdout + res.stderr
     assert "Traceback" not in res.stderr
     assert "first divergent: MatMul:0 (as StatefulPartitionedCall/StatefulPartitionedCall/MatMul:0" in res.stdout, res.stdout
@@ -205,8 +205,8 @@ def test_cli_page_marks_the_planted_layer_first_divergent(exported: Path, tiny_d
     root = _planted(exported, tmp_path)
     scale_tflite_tensor(root / "model_float32.tflite", W1_TFLITE)  # the first layer: Relu:0 parts from TF
     redescribe(root, "tflite_float32")
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                  "--only", "tflite_float32", "--explain", "--json")
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                     "--only", "tflite_float32", "--explain", "--json")
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
     printed = json.loads(res.stdout)
     assert printed["artifacts"]["tflite_float32"]["explain"] == json.loads(

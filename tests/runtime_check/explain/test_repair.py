@@ -22,7 +22,7 @@ from edgefm.core.manifest import Manifest
 from runtime_check.explain.repair import propose
 from runtime_check.verify.tolerances import INT8
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 FC2, FC3_TFLITE = "functional_1/fc2_1", "output_0"  # TFLite names the last layer by the signature output it writes
 
@@ -42,15 +42,15 @@ def outlier_mlp(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     (work / "in.npz").symlink_to(work / "test.npz")
     (work / "labels.npy").symlink_to(work / "test_labels.npy")
     (work / "calib.npz").symlink_to(work / "calibration.npz")
-    res = run_cli("export", "--keras", str(work / "outlier.keras"), "--artifacts", str(work / "art"), "--data",
-                  str(work / "calib.npz"), "--format", "all", "--quantize", "int8", "-q")
+    res = invoke_cli("export", "--keras", str(work / "outlier.keras"), "--artifacts", str(work / "art"), "--data",
+                     str(work / "calib.npz"), "--format", "all", "--quantize", "int8", "-q")
     assert res.returncode == 0, res.stderr
     return work
 
 
 def _verify(work: Path, *args: str):
-    return run_cli("verify", "--artifacts", str(work / "art"), "--data", str(work / "in.npz"), "--labels-data",
-                   str(work / "labels.npy"), "--no-html", *args)
+    return invoke_cli("verify", "--artifacts", str(work / "art"), "--data", str(work / "in.npz"), "--labels-data",
+                      str(work / "labels.npy"), "--no-html", *args)
 
 
 def test_repair_keeps_the_outlier_layers_float_and_the_repaired_variants_pass(outlier_mlp: Path) -> None:
@@ -111,18 +111,18 @@ def test_keep_float_by_hand_writes_the_mixed_variant(outlier_mlp: Path, tmp_path
 
     art = tmp_path / "art"
     shutil.copytree(outlier_mlp / "art", art)
-    res = run_cli("export", "--artifacts", str(art), "--data", str(outlier_mlp / "calib.npz"), "--format", "tflite",
-                  "--quantize", "int8", "--keep-float", f"{FC2},{FC3_TFLITE}", "-q")
+    res = invoke_cli("export", "--artifacts", str(art), "--data", str(outlier_mlp / "calib.npz"), "--format", "tflite",
+                     "--quantize", "int8", "--keep-float", f"{FC2},{FC3_TFLITE}", "-q")
     assert res.returncode == 0, res.stderr
-    res = run_cli("verify", "--artifacts", str(art), "--data", str(outlier_mlp / "in.npz"), "--only",
-                  "tflite_int8_mixed", "--no-html", "-q")
+    res = invoke_cli("verify", "--artifacts", str(art), "--data", str(outlier_mlp / "in.npz"), "--only",
+                     "tflite_int8_mixed", "--no-html", "-q")
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_unknown_keep_float_layer_names_the_layers_and_writes_nothing(outlier_mlp: Path) -> None:
     before = (outlier_mlp / "art" / "manifest.json").read_bytes()
-    res = run_cli("export", "--artifacts", str(outlier_mlp / "art"), "--data", str(outlier_mlp / "calib.npz"),
-                  "--format", "tflite", "--quantize", "int8", "--keep-float", "no_such_layer", "-q")
+    res = invoke_cli("export", "--artifacts", str(outlier_mlp / "art"), "--data", str(outlier_mlp / "calib.npz"),
+                     "--format", "tflite", "--quantize", "int8", "--keep-float", "no_such_layer", "-q")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--keep-float no_such_layer" in res.stderr and FC2 in res.stderr, res.stderr
     assert (outlier_mlp / "art" / "manifest.json").read_bytes() == before
@@ -130,7 +130,7 @@ def test_unknown_keep_float_layer_names_the_layers_and_writes_nothing(outlier_ml
 
 def test_keep_float_needs_an_int8_variant_and_float_io(outlier_mlp: Path) -> None:
     for extra, says in ((("--quantize", "float16"), "--quantize int8"), (("--quantize", "int8", "--int8-io"), "--int8-io")):
-        res = run_cli("export", "--artifacts", str(outlier_mlp / "art"), "--keep-float", FC2, *extra, "-q")
+        res = invoke_cli("export", "--artifacts", str(outlier_mlp / "art"), "--keep-float", FC2, *extra, "-q")
         assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from edgefm.core.errors import ConfigError, EdgefmError, ManifestError
 from edgefm.core.manifest import Manifest
-from export.config import ExportConfig
 from runtime_check.tools.benchmark import (
     BenchmarkConfig,
     BenchmarkReport,
@@ -25,17 +24,14 @@ from runtime_check.tools.benchmark import (
     parse_batch_sizes,
 )
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with its float32 .tflite and .onnx (no calibration needed)."""
-    from export.pipeline import export
-
+def exported(exported_float32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with its float32 .tflite and .onnx (no calibration needed; the run's export, copied)."""
     root = tmp_path_factory.mktemp("bench") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    export(Manifest.load(root), ExportConfig(artifacts=root, format="all", quantize="none"))
+    shutil.copytree(exported_float32, root)
     return root
 
 
@@ -86,8 +82,8 @@ def test_table_and_json(report: BenchmarkReport) -> None:
 
 def test_cli_table_fits_columns(exported: Path, tmp_path: Path) -> None:
     """$COLUMNS reaches `edgefm benchmark`'s tables: at 60 columns a block per model and per batch size."""
-    res = run_cli("benchmark", "--artifacts", str(exported), "--batch-sizes", "1", "--warmup", "0", "--runs", "1",
-                  "--data-dir", str(tmp_path), "--quiet", env={"COLUMNS": "60"})
+    res = invoke_cli("benchmark", "--artifacts", str(exported), "--batch-sizes", "1", "--warmup", "0", "--runs", "1",
+                     "--data-dir", str(tmp_path), "--quiet", env={"COLUMNS": "60"})
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert max(map(len, lines)) <= 60, res.stdout
@@ -142,7 +138,7 @@ def test_a_corrupt_model_is_a_failure_with_its_reason(tmp_path: Path) -> None:
 
 
 def test_cli_model_with_baseline_json(exported: Path, tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = invoke_cli(
         "benchmark", "--artifacts", str(exported), "--model", str(exported / "model.onnx"),
         "--batch-sizes", "2", "--runs", "2", "--warmup", "0", "--data-dir", str(tmp_path), "--json",
     )
@@ -164,14 +160,14 @@ def test_cli_model_with_baseline_json(exported: Path, tmp_path: Path) -> None:
     ],
 )
 def test_cli_bad_values_exit_2(args: list[str], message: str) -> None:
-    proc = run_cli("benchmark", *args)
+    proc = invoke_cli("benchmark", *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_corrupt_model_exits_1_after_the_table(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\xff" * 64)
-    proc = run_cli("benchmark", "--artifacts", str(tmp_path / "none"), "--model", str(bad), "--runs", "1")
+    proc = invoke_cli("benchmark", "--artifacts", str(tmp_path / "none"), "--model", str(bad), "--runs", "1")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "FAILED bad.onnx" in proc.stdout and "could not be benchmarked" in proc.stderr
 

@@ -16,7 +16,7 @@ from edgefm.core.manifest import Manifest
 from export.config import ExportConfig
 from runtime_check.tools.inspect_model import format_report, inspect_model
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +101,12 @@ def test_bad_files(tmp_path: Path) -> None:
 
 
 def test_cli_json_and_text(exported: Path) -> None:
-    proc = run_cli("inspect", str(exported / "model_float32.tflite"), "--json")
+    proc = invoke_cli("inspect", str(exported / "model_float32.tflite"), "--json")
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert d["format"] == "tflite" and d["inputs"][0]["shape"] == [None, 28, 28]
     assert d["operators"]["FULLY_CONNECTED"] == 2 and d["metadata"]["labels"] == list(CLASS_NAMES)
-    proc = run_cli("inspect", str(exported / "model.onnx"))
+    proc = invoke_cli("inspect", str(exported / "model.onnx"))
     assert proc.returncode == 0, proc.stderr
     assert "format:   onnx (runtime: onnxruntime)" in proc.stdout and "MatMul" in proc.stdout
     assert "images           float32  [N, 28, 28]" in proc.stdout and "labels: T-shirt/top, Trouser" in proc.stdout
@@ -125,6 +125,6 @@ def test_cli_json_and_text(exported: Path) -> None:
 def test_cli_bad_files(tmp_path: Path, name: str, content: bytes | None, code: int, message: str) -> None:
     if content is not None:
         (tmp_path / name).write_bytes(content)
-    proc = run_cli("inspect", str(tmp_path / name))
+    proc = invoke_cli("inspect", str(tmp_path / name))
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr and re.search(message, " ".join(proc.stderr.split())), proc.stderr

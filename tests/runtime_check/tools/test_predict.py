@@ -19,7 +19,7 @@ from export.config import ExportConfig
 from runtime_check.runtimes.tensorflow_runtime import TensorFlowRuntime
 from runtime_check.tools.predict import PredictConfig, predict, softmax, top_k
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_bad_inputs_raise_clear_errors(exported: Path, images: list[Path], tmp_p
 
 
 def test_cli_json_lines_batch_many_images(exported: Path, images: list[Path]) -> None:
-    proc = run_cli("predict", *map(str, images), "--artifacts", str(exported), "--top-k", "3", "--json")
+    proc = invoke_cli("predict", *map(str, images), "--artifacts", str(exported), "--top-k", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["image"] for r in rows] == list(map(str, images))
@@ -144,7 +144,7 @@ def test_cli_json_lines_batch_many_images(exported: Path, images: list[Path]) ->
 
 
 def test_cli_text_output_onnx_and_no_invert(exported: Path, images: list[Path]) -> None:
-    proc = run_cli("predict", str(images[0]), "--model", str(exported / "model.onnx"), "--no-invert")
+    proc = invoke_cli("predict", str(images[0]), "--model", str(exported / "model.onnx"), "--no-invert")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"model: {exported / 'model.onnx'} (onnxruntime; class names from manifest)")
@@ -174,18 +174,18 @@ def test_cli_bad_files_exit_non_zero_without_traceback(exported: Path, images: l
     if content is not None:
         target.write_bytes(content(exported))
     args = [str(target)] if name.endswith(".png") else [str(images[1]), "--model", str(target)]
-    proc = run_cli("predict", *args, "--artifacts", str(exported))
+    proc = invoke_cli("predict", *args, "--artifacts", str(exported))
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert re.search(message, " ".join(proc.stderr.split())), proc.stderr
 
 
 def test_cli_without_export_and_bad_options(tiny_artifacts: Path, images: list[Path], tmp_path: Path) -> None:
-    proc = run_cli("predict", str(images[0]), "--artifacts", str(tiny_artifacts))
+    proc = invoke_cli("predict", str(images[0]), "--artifacts", str(tiny_artifacts))
     assert proc.returncode == 1 and "edgefm export" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("predict", str(images[0]), "--artifacts", str(tmp_path / "none"))
+    proc = invoke_cli("predict", str(images[0]), "--artifacts", str(tmp_path / "none"))
     assert proc.returncode == 1 and "edgefm train" in proc.stderr
-    proc = run_cli("predict", str(images[0]), "--top-k", "0")
+    proc = invoke_cli("predict", str(images[0]), "--top-k", "0")
     assert proc.returncode == 2 and "--top-k must be a positive integer" in proc.stderr
-    proc = run_cli("predict")
+    proc = invoke_cli("predict")
     assert proc.returncode == 2 and "Give at least one IMAGE file" in proc.stderr and "--input NAME=FILE.npy" in proc.stderr

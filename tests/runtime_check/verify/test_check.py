@@ -24,7 +24,7 @@ from runtime_check.verify.config import CheckConfig
 from runtime_check.verify.report import REPORT_NAME
 from runtime_check.verify.text import render_table
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
 
@@ -37,12 +37,11 @@ def _export_all(root: Path, data_dir: Path, **kw: object) -> Manifest:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny_artifacts (copied) exported to every variant."""
+def exported(exported_all: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_artifacts exported to every variant (the run's export, copied)."""
     root = tmp_path_factory.mktemp("verify") / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    manifest = _export_all(root, tiny_data_session[0])
-    assert set(VARIANTS) <= set(manifest.deployable())
+    shutil.copytree(exported_all, root)
+    assert set(VARIANTS) <= set(Manifest.load(root).deployable())
     return root
 
 
@@ -107,7 +106,7 @@ def _no_traceback(res: object) -> None:
 
 def test_cli_good_artifacts_pass_and_write_report(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root = _copy(exported, tmp_path)
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify")
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify")
     assert res.returncode == 0, res.stderr
     _no_traceback(res)
     lines = res.stdout.splitlines()
@@ -140,8 +139,8 @@ def test_cli_mutants_fail_naming_artifact_and_metric(
     shutil.copyfile(other_seed_tflite, root / "model_float32.tflite")
     _redescribe(root, "tflite_float32")
     report_path = tmp_path / "out" / "parity.json"
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                  "--report", str(report_path))
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                     "--report", str(report_path))
     assert res.returncode == 1, res.stdout + res.stderr
     _no_traceback(res)
     lines = res.stdout.splitlines()
@@ -167,7 +166,7 @@ def test_cli_mutants_fail_naming_artifact_and_metric(
 
 
 def test_cli_only_unknown_is_usage_error(exported: Path) -> None:
-    res = run_cli("verify", "--artifacts", str(exported), "--only", "tflite_float32", "--only", "tflite_fp8")
+    res = invoke_cli("verify", "--artifacts", str(exported), "--only", "tflite_float32", "--only", "tflite_fp8")
     assert res.returncode == 2
     _no_traceback(res)
     assert "--only: unknown artifact name 'tflite_fp8'" in res.stderr
@@ -175,17 +174,17 @@ def test_cli_only_unknown_is_usage_error(exported: Path) -> None:
 
 
 def test_cli_bad_name_value_is_usage_error(exported: Path) -> None:
-    res = run_cli("verify", "--artifacts", str(exported), "--atol", "tflite_float16")
+    res = invoke_cli("verify", "--artifacts", str(exported), "--atol", "tflite_float16")
     assert res.returncode == 2 and "--atol: expected NAME=VALUE" in res.stderr
     _no_traceback(res)
-    res = run_cli("verify", "--artifacts", str(exported), "--min-top1", "tflite_int8=1.5")
+    res = invoke_cli("verify", "--artifacts", str(exported), "--min-top1", "tflite_int8=1.5")
     assert res.returncode == 2 and "a fraction between 0 and 1" in res.stderr
 
 
 def test_cli_json_only_and_samples(exported: Path, tiny_data_session: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root = _copy(exported, tmp_path)
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                  "--only", "tflite_int8,onnx_float32", "--samples", "50", "--batch-size", "16", "--json")
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                     "--only", "tflite_int8,onnx_float32", "--samples", "50", "--batch-size", "16", "--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)  # stdout is the JSON report and nothing else
     assert list(report["artifacts"]) == ["tflite_int8", "onnx_float32"]
@@ -365,7 +364,7 @@ def test_cli_bound_syntax_and_meaning_errors(exported: Path) -> None:
         (["--bound", "onnx_int8.checksum=1"], "'checksum' has no bound to set"),
         (["--bound", "onnx_fp8.cosine=0.9"], "--bound: unknown artifact name 'onnx_fp8'"),
     ):
-        res = run_cli("verify", "--artifacts", str(exported), *args)
+        res = invoke_cli("verify", "--artifacts", str(exported), *args)
         assert res.returncode == 2, (args, res.stderr)
         assert message in " ".join(res.stderr.split()), (args, res.stderr)
         _no_traceback(res)
@@ -375,9 +374,9 @@ def test_cli_bound_loosens_a_failing_check(exported: Path, tiny_data_session: tu
     root = _copy(exported, tmp_path)
     common = ["verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
               "--only", "tflite_float16", "--samples", "20", "--no-html"]
-    strict = run_cli(*common, "--bound", "tflite_float16.max_abs_error=0")
+    strict = invoke_cli(*common, "--bound", "tflite_float16.max_abs_error=0")
     assert strict.returncode == 1 and "--bound tflite_float16.max_abs_error=VALUE" in " ".join(strict.stderr.split())
-    loose = run_cli(*common, "--bound", "tflite_float16.max_abs_error=0", "--bound", "tflite_float16.max_abs_error=info")
+    loose = invoke_cli(*common, "--bound", "tflite_float16.max_abs_error=0", "--bound", "tflite_float16.max_abs_error=info")
     assert loose.returncode == 0, loose.stderr  # the last one given wins
 
 
@@ -414,8 +413,8 @@ def test_cli_table_fits_the_terminal_width(exported: Path, tiny_data_session: tu
     from runtime_check.verify.report import ParityReport
 
     root = _copy(exported, tmp_path)
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                  "--no-html", env={"COLUMNS": "80"})
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                     "--no-html", env={"COLUMNS": "80"})
     assert res.returncode == 0, res.stderr
     assert _line_lengths(res.stdout) <= 80, res.stdout
     for name in VARIANTS:
@@ -443,12 +442,12 @@ def test_cli_table_fits_the_terminal_width(exported: Path, tiny_data_session: tu
 
 
 def test_cli_json_errors_are_json_on_stdout(exported: Path) -> None:
-    res = run_cli("verify", "--artifacts", str(exported), "--only", "tflite_fp8", "--json")
+    res = invoke_cli("verify", "--artifacts", str(exported), "--only", "tflite_fp8", "--json")
     assert res.returncode == 2
     err = json.loads(res.stdout)
     assert err["exit_code"] == 2 and "--only: unknown artifact name 'tflite_fp8'" in err["error"]
     assert res.stderr.strip().splitlines()[-1].startswith("error: --only: unknown artifact name")
-    res = run_cli("verify", "--artifacts", str(exported), "--samples", "zero", "--json")  # click's own usage error
+    res = invoke_cli("verify", "--artifacts", str(exported), "--samples", "zero", "--json")  # click's own usage error
     assert res.returncode == 2 and json.loads(res.stdout)["exit_code"] == 2
     assert "'zero' is not a valid integer" in json.loads(res.stdout)["error"]
 
@@ -475,8 +474,8 @@ def test_reference_with_a_misnamed_input_is_a_bad_file_exit_1(exported: Path, ti
     root = _copy(exported, tmp_path)
     shutil.rmtree(root / "saved_model")
     _savedmodel_with_input(root / "saved_model", "pixels")
-    res = run_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
-                  "--only", "onnx_float32", "--json")
+    res = invoke_cli("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
+                     "--only", "onnx_float32", "--json")
     assert res.returncode == 1, res.stderr
     _no_traceback(res)
     msg = json.loads(res.stdout)["error"]
@@ -638,7 +637,7 @@ def test_split_train_streams_and_hashes_like_the_whole_array(exported: Path, cfg
     assert reloaded["inputs"]["split"] == "train"
     with pytest.raises(ConfigError, match=r"--split 'val': use one of train, test"):
         cfg_for(root, split="val")
-    res = run_cli("verify", "--artifacts", str(root), "--split", "val")
+    res = invoke_cli("verify", "--artifacts", str(root), "--split", "val")
     assert res.returncode == 2 and "--split 'val'" in res.stderr
     _no_traceback(res)
     assert 0 < reloaded["resources"]["peak_rss_mb"] == report.resources["peak_rss_mb"]

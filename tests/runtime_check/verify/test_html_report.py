@@ -30,7 +30,7 @@ from runtime_check.verify.report import SHOWN_DISAGREEMENTS, ArtifactDetail, Par
 from runtime_check.verify.results import ArtifactResult, Metric
 from runtime_check.verify.text import render_table
 
-from conftest import redescribe, run_cli
+from conftest import invoke_cli, redescribe
 
 VARIANTS = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx_float32", "onnx_int8")
 MUTANT = "tflite_float32"
@@ -86,7 +86,7 @@ def _body_attrs(dom: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]],
+def verified(exported_all: Path, tiny_data_session: tuple[Path, dict[str, str]],
              tmp_path_factory: pytest.TempPathFactory) -> tuple[ParityReport, Path]:
     """Every variant exported, float32 .tflite swapped for another seed's, verified with the page written."""
     from edgefm.train.model import MLP, write_savedmodel
@@ -95,9 +95,7 @@ def verified(tiny_artifacts: Path, tiny_data_session: tuple[Path, dict[str, str]
     data = tiny_data_session[0]
     base = tmp_path_factory.mktemp("html")
     root = base / "artifacts"
-    shutil.copytree(tiny_artifacts, root)
-    export(Manifest.load(root), ExportConfig(artifacts=root, data_dir=data, verify_data=False,
-                                             calibration_samples=128))
+    shutil.copytree(exported_all, root)  # every variant, calibrated on 128 images
     other = base / "seed1"
     manifest = Manifest(model="mlp", labels=list(CLASS_NAMES))
     manifest.artifacts["savedmodel"] = write_savedmodel(MLP(hidden_units=8, seed=1), other)
@@ -305,15 +303,15 @@ def test_cli_writes_the_page_beside_the_report_unless_told(verified: tuple[Parit
     shutil.copytree(report.artifacts_dir, root)
     common = ("verify", "--artifacts", str(root), "--data-dir", str(tiny_data_session[0]), "--no-verify",
               "--only", "onnx_float32", "--samples", "20")
-    res = run_cli(*common)
+    res = invoke_cli(*common)
     assert res.returncode == 0, res.stderr
     assert (root / "verify-report.html").is_file() and f"html: {root / 'verify-report.html'}" in res.stdout
     (root / "verify-report.html").unlink()
-    res = run_cli(*common, "--no-html", "--report", str(tmp_path / "r.json"))
+    res = invoke_cli(*common, "--no-html", "--report", str(tmp_path / "r.json"))
     assert res.returncode == 0, res.stderr
     assert not (root / "verify-report.html").exists() and not (tmp_path / "r.html").exists()
     assert "html:" not in res.stdout
-    res = run_cli(*common, "--no-html", "--html", str(tmp_path / "x.html"))
+    res = invoke_cli(*common, "--no-html", "--html", str(tmp_path / "x.html"))
     assert res.returncode == 2 and "--html and --no-html contradict each other" in res.stderr
     assert "Traceback" not in res.stderr
 
