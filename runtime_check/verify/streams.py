@@ -10,7 +10,7 @@ and runs what it was fed in ``finish``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,12 +74,13 @@ class Stream:
     def total(self) -> None:
         self.timings["total"] = sum(self.timings.get(k, 0.0) for k in TIMED)
 
-    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str) -> None:
+    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str,
+              call: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]] | None = None) -> None:
         if self.error is not None:
             return
         t0 = time.perf_counter()
         try:
-            out = self.runtime.infer(batch)
+            out = (call or self.runtime.infer)(batch)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one broken runtime must not stop the others
@@ -106,20 +107,9 @@ class NativeStream(Stream):
     def flush(self) -> None:
         if self.error is not None or not self.pending:
             return
-        t0 = time.perf_counter()
-        try:
-            joined = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
-            out = self.runtime.infer_batched(joined, 1)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - one broken runtime must not stop the others
-            self.error = e
-            return
-        finally:
-            self.timings["batch1"] = self.timings.get("batch1", 0.0) + time.perf_counter() - t0
-            self.pending = []
-        for k, v in out.items():
-            self.b1.setdefault(k, []).append(v)
+        joined = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
+        self.pending = []
+        self._feed(joined, self.b1, "batch1", lambda b: self.runtime.infer_batched(b, 1))
 
 
 def stream_through(streams: list[Stream], data: Inputs, batch_size: int) -> None:
