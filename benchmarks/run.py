@@ -31,6 +31,9 @@ In order, on this machine:
 10. soundness: the zoo of real models (``benchmarks.zoo``), every good export and every
    planted fault through verify, with its two PASS/FAIL targets (``benchmarks.soundness``;
    skipped with ``--skip-any-model``, one model with ``--quick``).
+11. speed on a real network (MobileNetV2 at 96x96): native rows vs their bindings, verify vs
+   the runtimes' own work, explain vs verify, export of every variant vs single ones
+   (``benchmarks.real_model_speed``).
 
 Writes ``OUT/bench.md`` and ``OUT/bench.json`` atomically and prints the Markdown
 (or the JSON with ``--json``); progress goes to stderr. A run without ``--quick`` also
@@ -61,7 +64,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import any_model, device, explain_speed, inference, soundness, verify_speed
+from benchmarks import any_model, device, explain_speed, inference, real_model_speed, soundness, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -362,6 +365,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("any_model", "A real architecture: MobileNetV2 at two input sizes", any_model.markdown),
     ("soundness", "Soundness of the verdict: good exports pass, planted faults fail (benchmarks.zoo)",
      soundness.markdown),
+    ("real_model_speed", "Speed on a real network: native rows, verify, explain and export beside the runtimes' work",
+     real_model_speed.markdown),
 )
 
 
@@ -459,13 +464,15 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
                 artifacts, Path(tmp), samples=500 if quick else None, data_dir=data_dir, inference=result.get("inference"),
                 only=("tflite_int8", "onnx_int8") if quick else ()))
     if skip_any_model:
-        result["any_model"] = {"skipped": "--skip-any-model"}
+        result["any_model"] = result["real_model_speed"] = {"skipped": "--skip-any-model"}
     else:
         say("any model: MobileNetV2 brought from Keras, exported and verified")
         _stage(result, "any_model", lambda: any_model.any_model_section(quick=quick, data_dir=data_dir))
         say("soundness: the zoo's good exports and planted faults through verify")
         _stage(result, "soundness", lambda: soundness.soundness_section(["resnet"] if quick else None,
                                                                         data_dir=data_dir))
+        say("real-model speed: MobileNetV2 at 96x96, native rows, verify, explain and export side by side")
+        _stage(result, "real_model_speed", lambda: real_model_speed.real_model_speed_section(quick=quick))
     if skip_train_speed:
         result["training"] = {"skipped": "--skip-train-speed"}
     else:
@@ -478,7 +485,9 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
     failed = [r["name"] for r in inf.get("rows", []) if r["status"] == "failed"]
     if failed:  # a model that its (available) runtime could not run is a crash of that stage
         result["crashed"].append("inference (" + ", ".join(failed) + ")")
-    result["targets"] = check_targets(result)
+    result["targets"] = check_targets(result) + [  # the real-model section keeps its own targets
+        {**t, "op": "<=", "goal": None, "goal_met": None, "unit": "×"}
+        for t in (result.get("real_model_speed") or {}).get("targets", [])]
     result["total_seconds"] = time.perf_counter() - t_start
     result = json_safe(result)
     out.mkdir(parents=True, exist_ok=True)
@@ -496,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-train-speed", action="store_true", help="leave out graph vs eager vs Keras fit, and one process vs --workers 2")
     p.add_argument("--skip-distributed", action="store_true", help="leave out one process vs --workers 2")
     p.add_argument("--skip-any-model", action="store_true",
-                   help="leave out the MobileNetV2 rows (minutes: Keras fits and exports a real architecture)")
+                   help="leave out the MobileNetV2 rows and the real-model speed section (minutes: Keras fits and "
+                        "exports a real architecture)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
     p.add_argument("--data-dir", type=Path, default=None, help="directory with the four Fashion-MNIST IDX files")
     p.add_argument("--measured", type=Path, default=None, metavar="FILE",

@@ -504,7 +504,10 @@ static void usage(FILE *out, const Backend *be) {
             "  run    --input NAME=FILE... --output-dir DIR: write every output as DIR/NAME.npy\n"
             "  check  --input NAME=FILE... --expect NAME=FILE...: compare outputs with expected\n"
             "         ones; exit 0 if every float32 max abs difference is <= its tolerance and\n"
-            "         every other dtype matches exactly, else 9\n"
+            "         every other dtype matches exactly, else 9\n"            "  serve  load the model once, print info and a `ready` line, then read requests from\n"
+            "         stdin, one a line: the options of a run, separated by tabs; answer each with\n"
+            "         what run prints and a `done<TAB>STATUS` line (STATUS: run's exit status).\n"
+            "         An empty line or end of input ends it\n"
             "\n"
             "options:\n"
             "  --lib PATH          the runtime library (default: $%s)\n"
@@ -562,8 +565,8 @@ static int parse_args(int argc, char **argv, const Backend *be, Args *a) {
         return -1;
     }
     a->mode = argv[1];
-    if (strcmp(a->mode, "info") && strcmp(a->mode, "run") && strcmp(a->mode, "check"))
-        return fail(RC_USAGE, "unknown mode '%s' (use info, run or check; --help for help)", a->mode);
+    if (strcmp(a->mode, "info") && strcmp(a->mode, "run") && strcmp(a->mode, "check") && strcmp(a->mode, "serve"))
+        return fail(RC_USAGE, "unknown mode '%s' (use info, run, check or serve; --help for help)", a->mode);
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
         bool has_val = i + 1 < argc;
@@ -634,7 +637,8 @@ static int parse_args(int argc, char **argv, const Backend *be, Args *a) {
         return fail(RC_USAGE, "no runtime library given: pass --lib /path/to/%s or set %s (%s)", be->lib_name, be->lib_env, be->install);
     if (strcmp(a->mode, "run") == 0 && !a->output_dir) return fail(RC_USAGE, "run needs --output-dir DIR");
     if (strcmp(a->mode, "check") == 0 && a->n_expects == 0) return fail(RC_USAGE, "check needs at least one --expect NAME=FILE");
-    if (strcmp(a->mode, "info") != 0 && a->n_inputs == 0) return fail(RC_USAGE, "%s needs --input NAME=FILE", a->mode);
+    if (strcmp(a->mode, "info") != 0 && strcmp(a->mode, "serve") != 0 && a->n_inputs == 0)
+        return fail(RC_USAGE, "%s needs --input NAME=FILE", a->mode);
     return RC_OK;
 }
 
@@ -955,6 +959,131 @@ static int run_batches(const Backend *be, const Args *a, const ModelInfo *mi, Te
     return RC_OK;
 }
 
+/* One run (or check) of the loaded model as `a` says: inputs read, batches run, outputs written, the
+ * timing and output lines printed. Used once by run/check and once per request by serve. */
+static int run_request(const Backend *be, const Args *a, const ModelInfo *mi, double open_ms) {
+    char err[ERR_LEN] = {0};
+    Tensor feeds[MAX_TENSORS], outs[MAX_TENSORS];
+    memset(feeds, 0, sizeof feeds);
+    memset(outs, 0, sizeof outs);
+    int rc = prepare_inputs(a, mi, feeds);
+    double run_ms = 0, min_ms = 0;
+    int n_batches = 0;
+    Latencies lat = {NULL, 0, 0};
+    set_crash_context("while running the model %s", a->model);
+    if (!rc) rc = run_batches(be, a, mi, feeds, outs, &run_ms, &min_ms, &n_batches, &lat);
+    if (!rc) {
+        printf("timing\topen_ms=%.3f\trun_ms=%.3f\tmin_run_ms=%.3f\tbatches=%d\truns=%d\twarmup=%d", open_ms, run_ms, min_ms,
+               n_batches, a->repeat, a->warmup);
+        double *sorted = a->timed && lat.n ? malloc(lat.n * sizeof *sorted) : NULL;
+        if (sorted) { /* p50/p99 of the timed calls on the timing line; every call, in order, on the next */
+            memcpy(sorted, lat.ms, lat.n * sizeof *sorted);
+            qsort(sorted, lat.n, sizeof *sorted, cmp_double);
+            printf("\tcalls=%zu\tp50_ms=%.6f\tp90_ms=%.6f\tp99_ms=%.6f", lat.n, quantile_sorted(sorted, lat.n, 0.50),
+                   quantile_sorted(sorted, lat.n, 0.90), quantile_sorted(sorted, lat.n, 0.99));
+            for (size_t i = 0; i < lat.n; i++) printf(i ? "\t%.6f" : "\nlatencies\t%.6f", lat.ms[i]);
+            free(sorted);
+        }
+        printf("\n");
+    }
+    free(lat.ms);
+    bool all_ok = true;
+    for (int i = 0; !rc && i < mi->n_outputs; i++) {
+        const TensorInfo *ti = &mi->outputs[i];
+        rc = finish_output(ti, &outs[i], a->raw);
+        if (rc) break;
+        char dims[128];
+        format_dims(dims, sizeof dims, outs[i].rank, outs[i].dims);
+        if (a->output_dir) {
+            char path[4096];
+            output_path(path, sizeof path, a->output_dir, ti->name);
+            rc = npy_write(path, &outs[i], err, sizeof err);
+            if (rc) {
+                rc = fail(rc, "output '%s': %s", ti->name, err);
+                break;
+            }
+            printf("output\t%s\t%s\t%s\t%s\n", ti->name, path, dtype_name(outs[i].dtype), dims);
+        }
+    }
+    if (!rc && strcmp(a->mode, "check") == 0) {
+        for (int j = 0; !rc && j < a->n_expects; j++) {
+            int idx = -1;
+            for (int i = 0; i < mi->n_outputs; i++)
+                if (strcmp(mi->outputs[i].name, a->expects[j].name) == 0) idx = i;
+            if (idx < 0) {
+                rc = fail(RC_SHAPE, "--expect %s: the model has no output named '%s'", a->expects[j].name, a->expects[j].name);
+                break;
+            }
+            Tensor want;
+            rc = npy_read(a->expects[j].path, &want, err, sizeof err);
+            if (rc) {
+                rc = fail(rc, "expected output '%s': %s", a->expects[j].name, err);
+                break;
+            }
+            all_ok &= compare_output(a->expects[j].name, &outs[idx], &want, a->expects[j].has_atol ? a->expects[j].atol : a->atol);
+            free(want.data);
+        }
+        if (!rc) {
+            printf("%s\n", all_ok ? "check: PASS" : "check: FAIL");
+            if (!all_ok) rc = fail(RC_MISMATCH, "outputs of %s differ from the expected ones beyond the tolerance", a->model);
+        }
+    }
+    for (int i = 0; i < MAX_TENSORS; i++) {
+        free(feeds[i].data);
+        free(outs[i].data);
+    }
+    return rc;
+}
+
+/* Free what parse_args allocated (the NAME of every NAME=FILE). */
+static void free_args(Args *a) {
+    for (int i = 0; i < a->n_inputs; i++) free((char *)a->inputs[i].name);
+    for (int i = 0; i < a->n_expects; i++) free((char *)a->expects[i].name);
+}
+
+/* serve: the model stays loaded while requests come on stdin, one a line (run's options, tab-separated);
+ * each is answered by run's output lines and `done<TAB>STATUS`. A caller running many batches pays the
+ * model load (ONNX Runtime's graph optimisation: seconds for a real network) once, not per batch. */
+static int serve(const Backend *be, const Args *a, const ModelInfo *mi, double open_ms) {
+    printf("ready\n");
+    fflush(stdout);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, stdin)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0) break;
+        char *argv[6 + 4 * MAX_TENSORS + 32];
+        int argc = 0;
+        argv[argc++] = (char *)g_prog;
+        argv[argc++] = "run";
+        argv[argc++] = "--lib";
+        argv[argc++] = (char *)a->lib;
+        argv[argc++] = "--model";
+        argv[argc++] = (char *)a->model;
+        int rc = RC_OK;
+        for (char *tok = line, *tab; tok && !rc; tok = tab ? tab + 1 : NULL) {
+            tab = strchr(tok, '\t');
+            if (tab) *tab = '\0';
+            if (argc >= (int)(sizeof argv / sizeof argv[0])) rc = fail(RC_USAGE, "too many options in one request");
+            else argv[argc++] = tok;
+        }
+        Args r;
+        if (!rc) rc = parse_args(argc, argv, be, &r);
+        if (rc == -1) rc = RC_USAGE;
+        if (!rc) {
+            set_crash_context("while running the model %s", a->model);
+            rc = run_request(be, &r, mi, open_ms);
+            free_args(&r);
+        }
+        fflush(stderr);
+        printf("done\t%d\n", rc);
+        fflush(stdout);
+    }
+    free(line);
+    return RC_OK;
+}
+
 static int runner_main(int argc, char **argv, const Backend *be) {
     const char *slash = strrchr(argv[0], '/');
     g_prog = slash ? slash + 1 : argv[0];
@@ -983,75 +1112,13 @@ static int runner_main(int argc, char **argv, const Backend *be) {
         be->close();
         return RC_OK;
     }
-    Tensor feeds[MAX_TENSORS], outs[MAX_TENSORS];
-    memset(feeds, 0, sizeof feeds);
-    memset(outs, 0, sizeof outs);
-    rc = prepare_inputs(&a, &mi, feeds);
-    double run_ms = 0, min_ms = 0;
-    int n_batches = 0;
-    Latencies lat = {NULL, 0, 0};
-    set_crash_context("while running the model %s", a.model);
-    if (!rc) rc = run_batches(be, &a, &mi, feeds, outs, &run_ms, &min_ms, &n_batches, &lat);
-    if (!rc) {
-        printf("timing\topen_ms=%.3f\trun_ms=%.3f\tmin_run_ms=%.3f\tbatches=%d\truns=%d\twarmup=%d", open_ms, run_ms, min_ms,
-               n_batches, a.repeat, a.warmup);
-        double *sorted = a.timed && lat.n ? malloc(lat.n * sizeof *sorted) : NULL;
-        if (sorted) { /* p50/p99 of the timed calls on the timing line; every call, in order, on the next */
-            memcpy(sorted, lat.ms, lat.n * sizeof *sorted);
-            qsort(sorted, lat.n, sizeof *sorted, cmp_double);
-            printf("\tcalls=%zu\tp50_ms=%.6f\tp90_ms=%.6f\tp99_ms=%.6f", lat.n, quantile_sorted(sorted, lat.n, 0.50),
-                   quantile_sorted(sorted, lat.n, 0.90), quantile_sorted(sorted, lat.n, 0.99));
-            for (size_t i = 0; i < lat.n; i++) printf(i ? "\t%.6f" : "\nlatencies\t%.6f", lat.ms[i]);
-            free(sorted);
-        }
-        printf("\n");
+    if (strcmp(a.mode, "serve") == 0) {
+        print_info(&mi, be);
+        rc = serve(be, &a, &mi, open_ms);
+        be->close();
+        return rc;
     }
-    free(lat.ms);
-    bool all_ok = true;
-    for (int i = 0; !rc && i < mi.n_outputs; i++) {
-        const TensorInfo *ti = &mi.outputs[i];
-        rc = finish_output(ti, &outs[i], a.raw);
-        if (rc) break;
-        char dims[128];
-        format_dims(dims, sizeof dims, outs[i].rank, outs[i].dims);
-        if (a.output_dir) {
-            char path[4096];
-            output_path(path, sizeof path, a.output_dir, ti->name);
-            rc = npy_write(path, &outs[i], err, sizeof err);
-            if (rc) {
-                rc = fail(rc, "output '%s': %s", ti->name, err);
-                break;
-            }
-            printf("output\t%s\t%s\t%s\t%s\n", ti->name, path, dtype_name(outs[i].dtype), dims);
-        }
-    }
-    if (!rc && strcmp(a.mode, "check") == 0) {
-        for (int j = 0; !rc && j < a.n_expects; j++) {
-            int idx = -1;
-            for (int i = 0; i < mi.n_outputs; i++)
-                if (strcmp(mi.outputs[i].name, a.expects[j].name) == 0) idx = i;
-            if (idx < 0) {
-                rc = fail(RC_SHAPE, "--expect %s: the model has no output named '%s'", a.expects[j].name, a.expects[j].name);
-                break;
-            }
-            Tensor want;
-            rc = npy_read(a.expects[j].path, &want, err, sizeof err);
-            if (rc) {
-                rc = fail(rc, "expected output '%s': %s", a.expects[j].name, err);
-                break;
-            }
-            all_ok &= compare_output(a.expects[j].name, &outs[idx], &want, a.expects[j].has_atol ? a.expects[j].atol : a.atol);
-            free(want.data);
-        }
-        if (!rc) {
-            printf("%s\n", all_ok ? "check: PASS" : "check: FAIL");
-            if (!all_ok) rc = fail(RC_MISMATCH, "outputs of %s differ from the expected ones beyond the tolerance", a.model);
-        }
-    }
-    for (int i = 0; i < MAX_TENSORS; i++) {
-        free(feeds[i].data);
-        free(outs[i].data);
-    }
+    rc = run_request(be, &a, &mi, open_ms);
     be->close();
     fflush(stdout);
     return rc;

@@ -2,9 +2,11 @@
 
 ``NativeLiteRTRuntime`` runs a .tflite file and ``NativeOnnxRuntime`` an .onnx
 file in the C runners of this package (built by :mod:`runtime_check.native.build`).
-Every call is a separate process started with an *empty* environment, so what
-runs is the C runtime library alone: no Python, no LD_LIBRARY_PATH. Tensors travel
-as .npy files in a temporary directory. ``time_calls`` times a warm loop of calls
+A loaded runtime is one runner process started with an *empty* environment, so what
+runs is the C runtime library alone: no Python, no LD_LIBRARY_PATH. It loads the model
+once and runs every call as a request on its stdin (``serve``; a process per call cost
+a model load per batch, 10-15x the binding's time on a real network under ONNX
+Runtime's graph optimisation). Tensors travel as .npy files in a temporary directory. ``time_calls`` times a warm loop of calls
 inside one runner process instead (``--warmup W --runs N``), which is what the C
 API costs per call without the process start.
 
@@ -102,31 +104,144 @@ def run_process(cmd: list[str], *, timeout: float, what: str, subject: Path) -> 
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as e:
-        raise ModelFileError(
-            f"The native runner did not finish {what} {subject} within {timeout:g} s and was stopped. The "
-            "runtime may hang on this file: re-export it with `edgefm export`, or allow more time (timeout=)."
-        ) from e
+        raise _timed_out(what, subject, timeout) from e
     except OSError as e:
         raise RuntimeUnavailableError(
             f"Cannot start the native runner {cmd[0]} ({e}). Delete the cache directory that holds it to rebuild."
         ) from e
-    if proc.returncode < 0:
+    raise_for_status(proc.returncode, proc.stderr, what=what, subject=subject)
+    return proc
+
+
+def raise_for_status(returncode: int, stderr: str, *, what: str, subject: Path) -> None:
+    """A runner's death by a signal or its error exit status as an EdgefmError; nothing for status 0."""
+    if returncode < 0:
         try:
-            sig = signal.Signals(-proc.returncode).name
+            sig = signal.Signals(-returncode).name
         except ValueError:
-            sig = f"signal {-proc.returncode}"
+            sig = f"signal {-returncode}"
         raise ModelFileError(
             f"The native runtime crashed {what} {subject} (killed by {sig}): the file is corrupt or truncated, "
             f"or the runtime cannot handle it. Re-export it with `edgefm export`. Runtime said: "
-            f"{_runner_message(proc.stderr)}"
+            f"{_runner_message(stderr)}"
         )
-    if proc.returncode != 0:
-        error, failed = EXIT_CODES.get(proc.returncode, (EdgefmError, "failed"))
+    if returncode != 0:
+        error, failed = EXIT_CODES.get(returncode, (EdgefmError, "failed"))
         raise error(
-            f"The native runner {failed} ({what} {subject}, exit status {proc.returncode}): "
-            f"{_runner_message(proc.stderr)}"
+            f"The native runner {failed} ({what} {subject}, exit status {returncode}): "
+            f"{_runner_message(stderr)}"
         )
-    return proc
+
+
+def _timed_out(what: str, subject: Path, timeout: float) -> ModelFileError:
+    return ModelFileError(
+        f"The native runner did not finish {what} {subject} within {timeout:g} s and was stopped. The "
+        "runtime may hang on this file: re-export it with `edgefm export`, or allow more time (timeout=)."
+    )
+
+
+class Server:
+    """One runner process in ``serve`` mode: the model loaded once, then one request per call.
+
+    A request is run's options on one line (tab-separated); the answer is run's stdout and a
+    ``done<TAB>STATUS`` line. The process has the empty environment of every runner call; its
+    stderr goes to a temporary file (never a pipe that could fill up). A timeout kills it; a
+    death by a signal or an error status becomes the EdgefmError a one-shot run would raise.
+    The child reads its requests from a pipe, so it also ends by itself when this process is
+    gone (end of input), and ``close`` ends it when the runtime is deactivated.
+    """
+
+    def __init__(self, cmd: list[str], *, timeout: float, subject: Path) -> None:
+        self.timeout, self.subject = timeout, subject
+        self.err = tempfile.TemporaryFile(prefix="edgefm-native-err-")
+        self.buffer = b""
+        try:
+            self.proc = subprocess.Popen(cmd, env={}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
+        except OSError as e:
+            self.err.close()
+            raise RuntimeUnavailableError(
+                f"Cannot start the native runner {cmd[0]} ({e}). Delete the cache directory that holds it to rebuild."
+            ) from e
+
+    def _stderr_since(self, offset: int) -> str:
+        self.err.flush()
+        self.err.seek(offset)
+        text = self.err.read().decode(errors="replace")
+        self.err.seek(0, os.SEEK_END)
+        return text
+
+    def _read_until(self, ends: tuple[bytes, ...], what: str, offset: int) -> tuple[str, bytes]:
+        """stdout up to a line starting with one of ``ends``: (the text before it, that line)."""
+        import selectors
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                start = 0
+                while (nl := self.buffer.find(b"\n", start)) >= 0:
+                    line = self.buffer[start:nl]
+                    if line.startswith(ends):
+                        text, self.buffer = self.buffer[:start], self.buffer[nl + 1:]
+                        return text.decode(errors="replace"), line
+                    start = nl + 1
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.kill()
+                    raise _timed_out(what, self.subject, self.timeout)
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:  # the runner is gone: its status says why
+                    status = self.proc.wait()
+                    raise_for_status(status or 1, self._stderr_since(offset), what=what, subject=self.subject)
+                self.buffer += chunk
+
+    def ready(self) -> str:
+        """The ``info`` text the runner prints once the model is loaded."""
+        try:
+            return self._read_until((b"ready",), "loading", 0)[0]
+        except BaseException:
+            self.kill()
+            raise
+
+    def request(self, args: list[str]) -> str:
+        """One run on the loaded model: its stdout (timing, output lines)."""
+        assert self.proc.stdin is not None
+        offset = self.err.seek(0, os.SEEK_END)
+        try:
+            self.proc.stdin.write(("\t".join(args) + "\n").encode())
+            self.proc.stdin.flush()
+            text, done = self._read_until((b"done\t",), "running", offset)
+        except BrokenPipeError:  # the runner died between requests: its status says why
+            status = self.proc.wait()
+            raise_for_status(status or 1, self._stderr_since(offset), what="running", subject=self.subject)
+            raise
+        except BaseException:  # a timeout, a crash, Ctrl-C or SIGTERM: the child must not outlive the call
+            self.kill()
+            raise
+        raise_for_status(int(done.split(b"\t")[1]), self._stderr_since(offset), what="running", subject=self.subject)
+        return text
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        """End of input ends the runner; one that does not go within seconds is killed."""
+        try:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            self.kill()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.err.close()
 
 
 def _fields(stdout: str, tag: str) -> list[list[str]]:
@@ -182,8 +297,9 @@ def _logical(spec: TensorSpec) -> TensorSpec:
 
 
 class ChildProcess:
-    """The place of a native runner on this machine: a fresh, environment-less process per call, its files
-    (.npy inputs and outputs) in a temporary directory.
+    """The place of a native runner on this machine: one environment-less runner process per loaded runtime
+    (``serve``: the model loaded once, every call a request), its files (.npy inputs and outputs) in a
+    temporary directory.
 
     ``launcher`` is an argv prefix the runner is started under, e.g. ``("qemu-x86_64-static", "-cpu", "Haswell")``
     to run it on an emulated CPU whose kernels differ from the host's, or qemu-aarch64 with a cross-built runner
@@ -198,16 +314,26 @@ class ChildProcess:
         self.launcher = tuple(launcher)
         self.library, self.cc, self.cache, self.timeout, self.spec = library, cc, cache, timeout, spec
         self.fixed_versions = None if versions is None else dict(versions)
+        self.servers: dict[int, Server] = {}  # id(runtime) -> its runner process, from load to unload
 
     def load(self, rt: NativeRuntime) -> str:
-        """Build (or find cached) the runner, run ``runner info``; its stdout."""
+        """Build (or find cached) the runner and start it in ``serve`` mode (the model loaded once for every
+        call until ``unload``); what it printed of the model (``info``'s lines)."""
         rt.runner = build_runner(rt.kind, lib=self.library, cc=self.cc, cache=self.cache)
-        return run_process([*self.launcher, *rt.runner.command("info", rt.model_arg())],
-                           timeout=self.timeout, what="loading", subject=rt.path).stdout
+        self.unload(rt)
+        threads = ["--threads", str(rt.threads)] if rt.threads else []
+        server = Server([*self.launcher, *rt.runner.command("serve", rt.model_arg(), *threads)],
+                        timeout=self.timeout, subject=rt.path)
+        info = server.ready()
+        self.servers[id(rt)] = server
+        return info
 
     def run(self, rt: NativeRuntime, feeds: Mapping[str, np.ndarray], flags: list[str]) -> tuple[str, dict[str, np.ndarray]]:
-        """One runner process on ``feeds``: its stdout and its outputs."""
+        """One request to the runtime's runner process on ``feeds``: its stdout and its outputs."""
         assert rt.runner is not None
+        server = self.servers.get(id(rt))
+        if server is None:
+            raise EdgefmError(f"The native runner for {rt.path} is not running: activate the runtime first.")
         with tempfile.TemporaryDirectory(prefix="edgefm-native-") as tmp:
             args: list[str] = []
             for i, (name, arr) in enumerate(feeds.items()):
@@ -217,26 +343,23 @@ class ChildProcess:
             out_dir = Path(tmp) / "out"
             out_dir.mkdir()
             args += ["--output-dir", str(out_dir)]
-            proc = run_process(
-                [*self.launcher, *rt.runner.command("run", rt.model_arg(), *args, *flags)],
-                timeout=self.timeout,
-                what="running",
-                subject=rt.path,
-            )
-            files = {row[0]: row[1] for row in _fields(proc.stdout, "output")}
+            stdout = server.request([*args, *flags])
+            files = {row[0]: row[1] for row in _fields(stdout, "output")}
             missing = [s for s in rt.raw_output_names() if s not in files]
             if missing:
                 raise EdgefmError(
                     f"The native runner wrote no output {', '.join(missing)} for {rt.path}; it printed: "
-                    f"{proc.stdout.strip()[-500:]}"
+                    f"{stdout.strip()[-500:]}"
                 )
             try:  # the runner writes plain .npy: never unpickle what a file says
-                return proc.stdout, {s: np.load(files[s], allow_pickle=False) for s in rt.raw_output_names()}
+                return stdout, {s: np.load(files[s], allow_pickle=False) for s in rt.raw_output_names()}
             except (OSError, ValueError) as e:
                 raise EdgefmError(f"The native runner's output for {rt.path} is unreadable ({e}).") from e
 
     def unload(self, rt: NativeRuntime) -> None:
-        return None
+        server = self.servers.pop(id(rt), None)
+        if server is not None:
+            server.close()
 
     def versions(self, rt: NativeRuntime) -> dict[str, str]:
         if self.fixed_versions is not None:

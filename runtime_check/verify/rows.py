@@ -33,7 +33,7 @@ from runtime_check.runtimes.registry import (
 from runtime_check.verify.compare import compare_exact, compare_outputs
 from runtime_check.verify.device_rows import Board, DeviceRows
 from runtime_check.verify.results import ArtifactResult, Metric, row_name
-from runtime_check.verify.streams import Stream
+from runtime_check.verify.streams import NativeStream, Stream
 from runtime_check.verify.tolerances import Tolerance
 
 
@@ -103,7 +103,7 @@ def open_row(row: Row, devices: DeviceRows | None) -> Stream:
         return devices.open(row.board, row.name, row.art, row.path, row.artifact)
     if format_of(row.path) != row.runner.format:
         raise EdgefmError(f"{row.path}: not a {row.runner.format} file, which {row.runner.name} runs.")
-    return Stream(row.name, row.runner.make(row.path))
+    return (NativeStream if row.equals else Stream)(row.name, row.runner.make(row.path))
 
 
 @dataclass

@@ -10,7 +10,7 @@ and runs what it was fed in ``finish``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +60,9 @@ class Stream:
         """One image of the batch-1 runs."""
         self._feed(batch, self.b1, "batch1")
 
+    def flush(self) -> None:
+        """After the pass: run what was held back (nothing here)."""
+
     def end(self) -> None:
         """After the pass: the runtime deactivated, the total time summed."""
         self.runtime.deactivate()
@@ -71,12 +74,13 @@ class Stream:
     def total(self) -> None:
         self.timings["total"] = sum(self.timings.get(k, 0.0) for k in TIMED)
 
-    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str) -> None:
+    def _feed(self, batch: Mapping[str, np.ndarray], into: dict[str, list[np.ndarray]], timing: str,
+              call: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]] | None = None) -> None:
         if self.error is not None:
             return
         t0 = time.perf_counter()
         try:
-            out = self.runtime.infer(batch)
+            out = (call or self.runtime.infer)(batch)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one broken runtime must not stop the others
@@ -86,6 +90,26 @@ class Stream:
             self.timings[timing] = self.timings.get(timing, 0.0) + time.perf_counter() - t0
         for k, v in out.items():
             into.setdefault(k, []).append(v)
+
+
+@dataclass
+class NativeStream(Stream):
+    """A native row's stream: its batch-1 images run in one call after the pass (``infer_batched`` with
+    batch size 1: the runner's own loop of batch-1 calls of the C API, as a device row's), not a
+    request each, whose .npy traffic costs more than a small network's batch-1 run."""
+
+    pending: list[Mapping[str, np.ndarray]] = field(default_factory=list)
+
+    def feed_one(self, batch: Mapping[str, np.ndarray]) -> None:
+        if self.error is None:
+            self.pending.append(batch)
+
+    def flush(self) -> None:
+        if self.error is not None or not self.pending:
+            return
+        joined = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
+        self.pending = []
+        self._feed(joined, self.b1, "batch1", lambda b: self.runtime.infer_batched(b, 1))
 
 
 def stream_through(streams: list[Stream], data: Inputs, batch_size: int) -> None:
@@ -103,6 +127,8 @@ def stream_through(streams: list[Stream], data: Inputs, batch_size: int) -> None
         for i in range(len(next(iter(data.head.values())))):
             for s in streams:
                 s.feed_one({k: v[i : i + 1] for k, v in data.head.items()})
+        for s in streams:
+            s.flush()
     finally:
         for s in streams:
             s.end()

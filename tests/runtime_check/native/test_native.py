@@ -26,6 +26,7 @@ from runtime_check.native.bundle import write_bundle
 from runtime_check.native.runtime import (
     NativeLiteRTRuntime,
     NativeOnnxRuntime,
+    Server,
     native_runtime_for,
     run_process,
 )
@@ -340,6 +341,80 @@ def test_runtime_crash_is_reported_with_the_signal_name(bad_files: Path, runners
     cmd = runners["litert"].command("info", bad_files / "crash.tflite")
     with pytest.raises(ModelFileError, match=r"crashed loading .*crash\.tflite \(killed by SIGBUS\).*corrupt or truncated"):
         run_process(cmd, timeout=60, what="loading", subject=bad_files / "crash.tflite")
+
+
+@pytest.mark.parametrize("file", ["float32.onnx", "int8io.tflite"])
+def test_one_runner_process_serves_every_call_until_deactivated(models: Path, cache: Path, file: str) -> None:
+    """The model is loaded once per runtime: every call goes to the same process, which ends at deactivate."""
+    x = _images(40)
+    native = _native(models / file, cache)
+    with native, runtime_for(models / file) as binding:
+        server = native.place.servers[id(native)]  # type: ignore[attr-defined]
+        pid = server.proc.pid
+        parts = [native.infer({"images": x[i : i + 8]}) for i in range(0, 40, 8)]
+        ones = native.infer_batched({"images": x[:5]}, 1)
+        assert native.place.servers[id(native)].proc.pid == pid  # type: ignore[attr-defined]
+        expected = binding.infer({"images": x})
+    assert server.proc.poll() is not None, "the runner outlived its runtime"
+    for name, want in expected.items():
+        assert np.abs(np.concatenate([p[name] for p in parts]) - want).max() == 0.0, name
+        assert np.array_equal(ones[name], want[:5]), name
+
+
+def test_runner_dying_between_calls_is_an_error_naming_the_signal(models: Path, cache: Path) -> None:
+    native = _native(models / "float32.onnx", cache)
+    with native:
+        native.infer({"images": _images(2)})
+        server = native.place.servers[id(native)]  # type: ignore[attr-defined]
+        os.kill(server.proc.pid, signal.SIGSEGV)
+        server.proc.wait()
+        with pytest.raises(ModelFileError, match=r"crashed running .*float32\.onnx \(killed by SIGSEGV\)"):
+            native.infer({"images": _images(2)})
+
+
+def test_a_runner_error_keeps_the_process_serving(models: Path, cache: Path) -> None:
+    """An input that does not fit is the runner's exit status 6 as UsageError; the next call still runs."""
+    with _native(models / "float32.onnx", cache) as native:
+        with pytest.raises(UsageError, match="does not fit the model"):  # past infer's own check of the feeds
+            native.place.run(native, {"images": np.zeros((2, 5), np.float32)}, [])
+        assert native.infer({"images": _images(3)})["logits"].shape == (3, 10)
+
+
+def test_sigterm_of_the_parent_ends_the_runner(models: Path, cache: Path) -> None:
+    """The runner reads its requests from the parent: when the parent dies, end of input ends the runner."""
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from runtime_check.native.runtime import NativeOnnxRuntime\n"
+            f"rt = NativeOnnxRuntime(Path({str(models / 'float32.onnx')!r}), cache=Path({str(cache)!r})).activate()\n"
+            "print(rt.place.servers[id(rt)].proc.pid, flush=True); time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[3])
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+
+        def alive() -> bool:
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has ended
+            except FileNotFoundError:
+                return False
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and alive():
+            time.sleep(0.1)
+        assert not alive(), "the runner outlived its parent"
+    finally:
+        parent.kill()
+
+
+def test_hanging_server_is_stopped_by_the_timeout(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    server = Server(["/bin/sleep", "30"], timeout=0.5, subject=Path("m.onnx"))
+    with pytest.raises(ModelFileError, match=r"did not finish loading m\.onnx within 0\.5 s"):
+        server.ready()
+    assert server.proc.poll() is not None and time.perf_counter() - t0 < 10
 
 
 def test_hanging_runner_is_stopped_by_the_timeout() -> None:
