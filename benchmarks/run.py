@@ -455,7 +455,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
             _stage(result, "accuracy", lambda: inference.accuracy_section(artifacts / "verify-report.json"))
             say("verify: cold vs warm, the probe, 1k/10k/60k inputs")
             _stage(result, "verify", lambda: verify_speed.verify_section(
-                artifacts, Path(tmp), reps=effort.verify_reps, data_dir=data_dir))
+                artifacts, Path(tmp), reps=effort.verify_reps, data_dir=data_dir, extra_versions=not quick))
             say("explain: verify --explain tflite_int8 on 1,000 and 10,000 inputs")
             _stage(result, "explain", lambda: explain_speed.explain_section(artifacts, data_dir=data_dir))
             say("device: verify --device qemu-aarch64:cortex-a72")

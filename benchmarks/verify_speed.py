@@ -158,14 +158,17 @@ def extra_runtimes(artifacts: Path, work: Path, *, data_dir: Path | None) -> dic
     return out
 
 
-def verify_section(artifacts: Path, work: Path, *, reps: int, data_dir: Path | None) -> dict[str, Any]:
+def verify_section(artifacts: Path, work: Path, *, reps: int, data_dir: Path | None,
+                   extra_versions: bool = True) -> dict[str, Any]:
+    """``extra_versions=False`` (``--quick``, the suite's own test): no older-runtime row, whose uncached half
+    installs two runtimes from PyPI (~35 s; tests/runtime_check/versions runs that path)."""
     reports = work / "verify-runs"
     reports.mkdir(parents=True, exist_ok=True)
     return {
         "warm_vs_cold": warm_vs_cold(artifacts, reports, reps=reps, data_dir=data_dir),
         "probe": probe_speed(artifacts, reps=max(reps, 3)),
         "growth": growth(artifacts, reports, data_dir=data_dir),
-        "extra_runtimes": extra_runtimes(artifacts, reports, data_dir=data_dir),
+        "extra_runtimes": extra_runtimes(artifacts, reports, data_dir=data_dir) if extra_versions else None,
     }
 
 
