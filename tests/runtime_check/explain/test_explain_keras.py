@@ -35,6 +35,9 @@ def cnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from export.pipeline import run_export
 
     work = tmp_path_factory.mktemp("keras_cnn")
+    # Keras numbers its models per process (functional, functional_1, ...) and SCOPE names the first: a worker
+    # that built other Keras models before this one (pytest-xdist, in-process CLI tests) must start afresh
+    keras.backend.clear_session()
     img = keras.Input((16, 16, 3), name="pic")
     x = keras.layers.Conv2D(6, 3, activation="relu", name="conv_a")(img)
     x = keras.layers.BatchNormalization(name="bn")(x)
