@@ -20,6 +20,8 @@ In order, on this machine:
    (``benchmarks.verify_speed``);
 6. device: ``edgefm verify --device qemu-aarch64:cortex-a72``, the device rows' parity and
    emulated latency beside the host rows (``benchmarks.device``);
+   Then ``edgefm verify --micro`` of the int8 and float32 .tflite files: TFLite Micro rows on
+   this host, the exact arena and its search, host latency beside LiteRT's (``benchmarks.micro``);
 7. training: per-epoch median of edgefm graph mode vs ``--eager`` vs Keras
    ``model.fit``, the MLP's GFLOP/s beside the same matmuls alone, and the CNN per seed
    beside the baseline CNN (``benchmarks.train_speed``);
@@ -64,7 +66,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the TF log level (ruff's E402 allows imports after an os.environ change).
-from benchmarks import any_model, device, explain_speed, inference, real_model_speed, soundness, verify_speed
+from benchmarks import any_model, device, explain_speed, inference, micro, real_model_speed, soundness, verify_speed
 from edgefm.core.errors import EdgefmError
 from edgefm.core.manifest import utc_now
 
@@ -361,6 +363,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("accuracy", "Accuracy on the test split", inference.accuracy_markdown),
     ("verify", "Verify: cold vs warm, the load probe, cost growth", verify_speed.markdown),
     ("device", "On the device: emulated Arm64 rows beside the host rows", device.markdown),
+    ("micro", "Microcontrollers: TensorFlow Lite Micro rows on this host, the exact arena", micro.markdown),
     ("explain", "verify --explain: seconds and peak memory by input count", explain_speed.markdown),
     ("any_model", "A real architecture: MobileNetV2 at two input sizes", any_model.markdown),
     ("soundness", "Soundness of the verdict: good exports pass, planted faults fail (benchmarks.zoo)",
@@ -445,7 +448,7 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
         artifacts = Path(tmp) / "artifacts"
         e2e = _stage(result, "end_to_end", lambda: end_to_end(artifacts, data_dir))
         if e2e is None:
-            for key in ("inference", "size", "accuracy", "verify", "explain", "device"):
+            for key in ("inference", "size", "accuracy", "verify", "explain", "device", "micro"):
                 result[key] = {"skipped": "the end-to-end run produced no artifacts"}
         else:
             say("inference: each runtime in a fresh process")
@@ -463,6 +466,9 @@ def run(out: Path, *, quick: bool = False, skip_train_speed: bool = False, skip_
             _stage(result, "device", lambda: device.device_section(
                 artifacts, Path(tmp), samples=500 if quick else None, data_dir=data_dir, inference=result.get("inference"),
                 only=("tflite_int8", "onnx_int8") if quick else ()))
+            say("micro: verify --micro (TFLite Micro on this host, the exact arena)")
+            _stage(result, "micro", lambda: micro.micro_section(artifacts, Path(tmp), samples=500 if quick else 1000,
+                                                                data_dir=data_dir))
     if skip_any_model:
         result["any_model"] = result["real_model_speed"] = {"skipped": "--skip-any-model"}
     else:

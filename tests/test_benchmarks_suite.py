@@ -83,7 +83,7 @@ def test_files_and_printed_markdown(quick: tuple[subprocess.CompletedProcess[str
 @pytest.mark.slow  # the suite's --quick run: minutes
 def test_every_section_is_there_and_nothing_crashed(result: dict[str, Any]) -> None:
     for key in ("machine", "options", "end_to_end", "training", "inference", "size", "accuracy", "verify", "device",
-                "explain", "targets"):
+                "micro", "explain", "targets"):
         assert key in result and "error" not in result[key], key
     assert result["crashed"] == [] and result["options"]["quick"] is True
     assert positive(result["total_seconds"])
@@ -101,6 +101,21 @@ def test_device_rows_beside_the_host_rows(result: dict[str, Any]) -> None:
         assert r["passed"] and r["host_passed"] and r["error"] is None, r
         assert 0.97 <= r["device_top1"] <= 1 and positive(r["device_p50_ms"]) and r["device_p99_ms"] >= r["device_p50_ms"]
     assert any(r["emulated_vs_host"] for r in dev["rows"])  # beside the host's native p50
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # the suite's --quick run: minutes
+def test_micro_rows_with_their_arena(result: dict[str, Any]) -> None:
+    """`make test` installs tflite-micro (`make micro`): the int8 and float32 files run in TFLM on this host."""
+    micro = result["micro"]
+    assert "skipped" not in micro, micro
+    assert micro["exit"] == 0 and micro["samples"] == 500
+    assert sorted(r["name"] for r in micro["rows"]) == ["tflite_float32@tflm", "tflite_int8@tflm"]
+    for r in micro["rows"]:
+        assert r["passed"] and r["arena"]["bytes"] > 0 and r["arena"]["bytes"] % 16 == 0, r
+        assert r["arena"]["attempts"] > 1 and positive(r["arena"]["seconds"]) and positive(r["tflm_seconds_per_row"])
+    int8 = next(r for r in micro["rows"] if r["name"] == "tflite_int8@tflm")
+    assert 0.9 <= int8["identical_to_reference_kernels"] <= 1  # TFLM rounds twice: a few values one step apart
 
 
 @pytest.mark.integration
