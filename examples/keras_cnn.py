@@ -1,4 +1,4 @@
-"""A model edgefm did not train, for the README's "Your own model": a Keras CNN on 32x32 RGB images.
+"""A model edgefm did not train, for docs/guides/your-model.md: a Keras CNN on 32x32 RGB images.
 
 Trained (2 epochs, ~1 minute on 2 cores) on Fashion-MNIST padded to 32x32 and repeated to three
 channels, so it runs here without a download. It writes, in the current directory:

@@ -1,4 +1,4 @@
-"""An int8 failure to explain and repair, for the README's "When verify fails": a Keras MLP with an outlier channel.
+"""An int8 failure to explain and repair, for docs/guides/when-verify-fails.md: a Keras MLP with an outlier channel.
 
 A 784-32-32-10 MLP trained for 2 epochs on 10,000 Fashion-MNIST images (seconds), then given an
 outlier channel, as trained networks sometimes grow on their own: hidden unit j of ``fc2`` scaled

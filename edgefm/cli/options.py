@@ -26,7 +26,7 @@ DATA_DIR = click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Directory with the four Fashion-MNIST IDX files (default: $EDGEFMDATA_DIR, Debian's package, the cache).",
+    help="Directory with the four Fashion-MNIST IDX files (default: $EDGEFM_DATA_DIR, Debian's package, the cache).",
 )
 NO_VERIFY = click.option(
     "--no-verify", "no_verify", is_flag=True, help="Accept data whose checksums differ from the official release."
