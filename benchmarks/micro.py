@@ -44,11 +44,10 @@ def micro_section(artifacts: Path, tmp: Path, *, samples: int | None, data_dir: 
     if not report.exists():
         raise RuntimeError(f"verify --micro wrote no report (exit {proc.returncode}): {proc.stderr[-2000:]}")
     data = json.loads(report.read_text(encoding="utf-8"))
-    arts = data["artifacts"]
+    arts, count = data["artifacts"], int(data["inputs"]["count"])
     rows = []
     for name, extras in ((n, a["micro"]) for n, a in arts.items() if a.get("micro")):  # artifacts.NAME@tflm.micro
         binding = arts.get(artifact_of(name), {})
-        count = int(data["inputs"]["count"])
         litert = binding.get("timings", {}).get("infer")
         audit = extras.get("rounding_audit") or {}
         rows.append({
@@ -59,7 +58,7 @@ def micro_section(artifacts: Path, tmp: Path, *, samples: int | None, data_dir: 
             "litert_seconds_per_row": litert / count if litert else None,
             "identical_to_reference_kernels": _identical_share(audit),
         })
-    return {"tflite_micro": version, "samples": int(data["inputs"]["count"]), "seconds": seconds,
+    return {"tflite_micro": version, "samples": count, "seconds": seconds,
             "exit": proc.returncode, "rows": rows}
 
 
